@@ -1,0 +1,277 @@
+//! [`Registry`]: the one place that hands out managers, one per user.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use crate::config::RegistryConfig;
+use crate::connection::{ConnectionHandle, ConnectionId};
+use crate::error::Error;
+use crate::event::AgentEvent;
+use crate::identity::{UserContext, UserKey};
+use crate::manager::UserManager;
+use crate::mode::Mode;
+use crate::observer::{CloseReason, ManagerId, Observation, Observer, RemoveReason};
+use crate::transport::Sink;
+use crate::view::RegistryView;
+
+/// Numbers registry instances, so connection ids are unique across registries in one process.
+/// Never displayed, so it never reaches a trace.
+static REGISTRY_INSTANCES: AtomicU64 = AtomicU64::new(0);
+
+/// What a registry and its managers share: configuration, the observer and the counters.
+pub(crate) struct Core {
+    pub(crate) config: RegistryConfig,
+    pub(crate) observer: Option<Arc<dyn Observer>>,
+    pub(crate) total_connections: AtomicUsize,
+    instance: u64,
+    next_connection: AtomicU64,
+}
+
+impl Core {
+    pub(crate) fn mint_connection(&self) -> ConnectionId {
+        ConnectionId {
+            registry: self.instance,
+            n: self.next_connection.fetch_add(1, Ordering::Relaxed) + 1,
+        }
+    }
+}
+
+pub(crate) struct RegistryInner {
+    core: Arc<Core>,
+    map: Mutex<Managers>,
+}
+
+#[derive(Default)]
+struct Managers {
+    by_key: BTreeMap<UserKey, UserManager>,
+    next_manager: u64,
+    shutting_down: bool,
+}
+
+/// The registry of per-user managers: the only way to obtain one.
+///
+/// - [`Registry::get_or_create`] is atomic: every caller asking for one user, under any
+///   interleaving, gets the same live manager, and it is the one the registry holds.
+/// - Limits on managers and connections are checked and applied under one lock; hitting one is a
+///   typed [`Error`] that changes nothing.
+/// - A manager whose last connection closed is reaped after [`RegistryConfig::idle_ttl`]
+///   (`tokio::time`, so virtual under a simulator) unless a connection arrives first; a reaped
+///   manager is never handed out again.
+///
+/// Lock order is registry, then manager; a manager never takes the registry lock while holding
+/// its own. The registry spawns tasks, so it must be used inside a tokio runtime.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), wsreg::Error> {
+/// use wsreg::{channel_sink, AgentEvent, Registry, UserContext};
+///
+/// let registry = Registry::default();
+/// let alice = UserContext::new("alice")?.with_thread_id("t1")?;
+/// let (sink, mut inbox) = channel_sink(16);
+/// let conn = registry.connect(&alice, sink)?;
+///
+/// registry.emit(alice.key(), AgentEvent::AgentStarted { run_id: "r1".into() })?;
+/// let msg = inbox.recv().await.unwrap();
+/// assert_eq!(msg.to().as_str(), "alice");
+///
+/// // Out of lifecycle order: refused at the sender.
+/// assert!(registry.emit(alice.key(), AgentEvent::AgentStarted { run_id: "r1".into() }).is_err());
+/// conn.close()?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Registry {
+    inner: Arc<RegistryInner>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new(RegistryConfig::default())
+    }
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registry")
+            .field("config", &self.inner.core.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Registry {
+    /// A registry with no observer.
+    pub fn new(config: RegistryConfig) -> Self {
+        Self::build(config, None)
+    }
+
+    /// A registry that reports every state change to `observer`.
+    pub fn with_observer(config: RegistryConfig, observer: Arc<dyn Observer>) -> Self {
+        Self::build(config, Some(observer))
+    }
+
+    fn build(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
+        let core = Core {
+            config,
+            observer,
+            total_connections: AtomicUsize::new(0),
+            instance: REGISTRY_INSTANCES.fetch_add(1, Ordering::Relaxed),
+            next_connection: AtomicU64::new(0),
+        };
+        Self {
+            inner: Arc::new(RegistryInner {
+                core: Arc::new(core),
+                map: Mutex::new(Managers::default()),
+            }),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RegistryConfig {
+        &self.inner.core.config
+    }
+
+    /// The user's manager, created if it has none. A new manager with no connection is reaped
+    /// after the idle TTL like any other.
+    pub fn get_or_create(&self, ctx: &UserContext) -> Result<UserManager, Error> {
+        let mut map = self.inner.lock();
+        self.inner.get_or_create_locked(&mut map, ctx.key())
+    }
+
+    /// The user's manager, if the registry holds one.
+    pub fn get(&self, key: &UserKey) -> Option<UserManager> {
+        self.inner.lock().by_key.get(key).cloned()
+    }
+
+    /// Opens a connection for the user: finds or creates its manager and adds the connection,
+    /// atomically (a reaper cannot slip in between).
+    pub fn connect(&self, ctx: &UserContext, sink: impl Sink) -> Result<ConnectionHandle, Error> {
+        let mut map = self.inner.lock();
+        let manager = self.inner.get_or_create_locked(&mut map, ctx.key())?;
+        // A manager created here for a refused connection is reaped by the timer its creation
+        // started, like any idle manager.
+        let id = manager.add_connection(sink)?;
+        Ok(ConnectionHandle { manager, id })
+    }
+
+    /// Emits an agent event to a user (see [`UserManager::emit`]).
+    pub fn emit(&self, key: &UserKey, event: AgentEvent) -> Result<u64, Error> {
+        self.existing(key)?.emit(event)
+    }
+
+    /// Sends a text message to a user (see [`UserManager::send_text`]).
+    pub fn send_text(&self, key: &UserKey, text: &str) -> Result<u64, Error> {
+        self.existing(key)?.send_text(text)
+    }
+
+    /// Sets one user's mode (see [`UserManager::set_mode`]).
+    pub fn set_mode(&self, key: &UserKey, mode: Mode) -> Result<(), Error> {
+        self.existing(key)?.set_mode(mode)
+    }
+
+    fn existing(&self, key: &UserKey) -> Result<UserManager, Error> {
+        self.get(key).ok_or_else(|| Error::UnknownUser {
+            user: key.to_string(),
+        })
+    }
+
+    /// A read-only picture of every manager, in key order.
+    pub fn inspect(&self) -> RegistryView {
+        let map = self.inner.lock();
+        let managers: Vec<_> = map
+            .by_key
+            .values()
+            .map(|m| m.inner().view(&m.inner().lock()))
+            .collect();
+        RegistryView {
+            connections: managers.iter().map(|m| m.connections.len()).sum(),
+            managers,
+        }
+    }
+
+    /// Closes every connection, drops every held message (reported), removes every manager and
+    /// refuses new ones from now on.
+    pub fn shutdown(&self) {
+        let mut map = self.inner.lock();
+        map.shutting_down = true;
+        for (key, manager) in std::mem::take(&mut map.by_key) {
+            let inner = manager.inner();
+            let mut st = inner.lock();
+            inner.close_locked(&mut st, CloseReason::Shutdown);
+            inner.report(Observation::ManagerRemoved {
+                user: &key,
+                manager: inner.id(),
+                reason: RemoveReason::Shutdown,
+            });
+        }
+    }
+}
+
+impl RegistryInner {
+    fn lock(&self) -> MutexGuard<'_, Managers> {
+        self.map.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn report(&self, observation: Observation<'_>) {
+        if let Some(observer) = &self.core.observer {
+            observer.observe(&observation);
+        }
+    }
+
+    fn get_or_create_locked(
+        self: &Arc<Self>,
+        map: &mut Managers,
+        key: &UserKey,
+    ) -> Result<UserManager, Error> {
+        if map.shutting_down {
+            return Err(Error::ShuttingDown);
+        }
+        if let Some(existing) = map.by_key.get(key) {
+            return Ok(existing.clone());
+        }
+        let max = self.core.config.max_managers;
+        if map.by_key.len() >= max {
+            return Err(Error::ManagerLimit { max });
+        }
+        map.next_manager += 1;
+        let id = ManagerId(map.next_manager);
+        let manager = UserManager::new(
+            id,
+            key.clone(),
+            Arc::clone(&self.core),
+            Arc::downgrade(self),
+        );
+        map.by_key.insert(key.clone(), manager.clone());
+        self.report(Observation::ManagerCreated {
+            user: key,
+            manager: id,
+        });
+        manager.inner().schedule_reap(Some(0));
+        Ok(manager)
+    }
+
+    /// Removes the manager if it is still the registered one and still idle since `epoch`.
+    pub(crate) fn reap_if_idle(&self, key: &UserKey, id: ManagerId, epoch: u64) {
+        let mut map = self.lock();
+        let Some(manager) = map.by_key.get(key) else {
+            return;
+        };
+        let inner = manager.inner();
+        if inner.id() != id {
+            return;
+        }
+        {
+            let mut st = inner.lock();
+            if st.idle_epoch != epoch || st.closed {
+                return;
+            }
+            inner.close_locked(&mut st, CloseReason::Closed);
+            self.report(Observation::ManagerRemoved {
+                user: inner.key(),
+                manager: id,
+                reason: RemoveReason::Idle,
+            });
+        }
+        map.by_key.remove(key);
+    }
+}

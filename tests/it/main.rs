@@ -1,0 +1,6 @@
+//! Core tests on real tokio: the isolation guarantees of the modelled system, asserted.
+
+mod delivery;
+mod isolation;
+mod limits;
+mod support;

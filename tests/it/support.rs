@@ -1,0 +1,92 @@
+//! A recording observer and small builders shared by the test modules.
+
+use std::sync::{Arc, Mutex};
+
+use wsreg::{AgentEvent, Observation, Observer};
+
+/// Records every observation as one line, in order.
+#[derive(Default)]
+pub struct Recorder {
+    lines: Mutex<Vec<String>>,
+}
+
+impl Observer for Recorder {
+    fn observe(&self, o: &Observation<'_>) {
+        let line = match o {
+            Observation::Dropped {
+                user, seq, reason, ..
+            } => format!("dropped {user} #{seq} {reason}"),
+            Observation::ManagerCreated { user, manager } => format!("created {user} {manager}"),
+            Observation::ManagerRemoved { user, manager, .. } => {
+                format!("removed {user} {manager}")
+            }
+            other => format!("{other:?}"),
+        };
+        self.lines.lock().unwrap().push(line);
+    }
+}
+
+impl Recorder {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    pub fn matching(&self, prefix: &str) -> Vec<String> {
+        let lines = self.lines.lock().unwrap();
+        lines
+            .iter()
+            .filter(|l| l.starts_with(prefix))
+            .cloned()
+            .collect()
+    }
+}
+
+pub fn started(run: &str) -> AgentEvent {
+    AgentEvent::AgentStarted { run_id: run.into() }
+}
+
+pub fn thinking(run: &str) -> AgentEvent {
+    AgentEvent::AgentThinking {
+        run_id: run.into(),
+        reasoning: "hmm".into(),
+    }
+}
+
+pub fn executing(run: &str, tool: &str) -> AgentEvent {
+    AgentEvent::ToolExecuting {
+        run_id: run.into(),
+        tool_name: tool.into(),
+        parameters: "{}".into(),
+    }
+}
+
+pub fn tool_done(run: &str, tool: &str) -> AgentEvent {
+    AgentEvent::ToolCompleted {
+        run_id: run.into(),
+        tool_name: tool.into(),
+        results: "[]".into(),
+        duration_ms: 3,
+        success: true,
+    }
+}
+
+pub fn completed(run: &str) -> AgentEvent {
+    AgentEvent::AgentCompleted {
+        run_id: run.into(),
+        status: "ok".into(),
+        final_response: "done".into(),
+    }
+}
+
+/// A full lifecycle with one nested tool.
+pub fn full_run(run: &str) -> Vec<AgentEvent> {
+    vec![
+        started(run),
+        thinking(run),
+        executing(run, "search"),
+        executing(run, "fetch"),
+        tool_done(run, "fetch"),
+        tool_done(run, "search"),
+        completed(run),
+    ]
+}
