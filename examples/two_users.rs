@@ -4,7 +4,7 @@
 use wsreg::{channel_sink, AgentEvent, Payload, Registry, UserContext};
 
 #[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let registry = Registry::default();
     let mut inboxes = Vec::new();
     for user in ["alice", "bob"] {

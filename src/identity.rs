@@ -189,6 +189,11 @@ impl UserKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The user id as a shared string (a reference-count increment, no copy).
+    pub fn to_shared(&self) -> Arc<str> {
+        Arc::clone(&self.0)
+    }
 }
 
 impl fmt::Debug for UserKey {

@@ -99,6 +99,11 @@ impl UserManager {
         self.inner.lock().mode
     }
 
+    /// How many live connections the user has.
+    pub fn connection_count(&self) -> usize {
+        self.inner.lock().conns.len()
+    }
+
     /// Whether the manager was reaped or shut down (it then refuses every call).
     pub fn is_closed(&self) -> bool {
         self.inner.lock().closed
@@ -402,6 +407,9 @@ impl ManagerInner {
             live: st.conns.len(),
         });
         let leftovers: Vec<Envelope> = unsent.into_iter().chain(slot.queue).collect();
+        for env in &leftovers {
+            self.requeued(conn, env.seq());
+        }
         if st.conns.is_empty() {
             st.idle_epoch += 1;
             if reason == CloseReason::Shutdown {
@@ -420,14 +428,24 @@ impl ManagerInner {
             }
         } else {
             for env in leftovers {
-                self.drop_msg(Some(conn), env.seq(), DropReason::ConnectionClosed);
+                self.drop_msg(None, env.seq(), DropReason::ConnectionClosed);
             }
         }
         None
     }
 
+    fn requeued(&self, conn: ConnectionId, seq: u64) {
+        self.report(Observation::Requeued {
+            user: &self.key,
+            manager: self.id,
+            conn,
+            seq,
+        });
+    }
+
     /// A message whose send was cut short because its connection closed meanwhile.
     fn settle_orphan(&self, st: &mut State, conn: ConnectionId, env: Envelope) {
+        self.requeued(conn, env.seq());
         if st.conns.is_empty() && !st.closed {
             self.buffer_front(st, vec![env]);
         } else {
@@ -436,7 +454,7 @@ impl ManagerInner {
             } else {
                 DropReason::ConnectionClosed
             };
-            self.drop_msg(Some(conn), env.seq(), reason);
+            self.drop_msg(None, env.seq(), reason);
         }
     }
 

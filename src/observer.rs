@@ -146,6 +146,18 @@ pub enum Observation<'a> {
         /// Whether it came from the recovery queue.
         replay: bool,
     },
+    /// A message queued for a connection that closed before sending it was taken back; what
+    /// happens to it next (recovery queue, another connection, or a drop) follows.
+    Requeued {
+        /// The user.
+        user: &'a UserKey,
+        /// The manager.
+        manager: ManagerId,
+        /// The closed connection.
+        conn: crate::ConnectionId,
+        /// The message.
+        seq: u64,
+    },
     /// A message was kept in the recovery queue.
     Buffered {
         /// The user.

@@ -27,6 +27,12 @@ pub trait Sink: Send + 'static {
     fn send(&mut self, envelope: Envelope) -> SendFuture<'_>;
 }
 
+impl<S: Sink + ?Sized> Sink for Box<S> {
+    fn send(&mut self, envelope: Envelope) -> SendFuture<'_> {
+        (**self).send(envelope)
+    }
+}
+
 /// A [`Sink`] over a bounded tokio channel.
 ///
 /// ```

@@ -1,1 +1,40 @@
-//! sim
+//! wsreg-sim: a seeded deterministic simulator for wsreg, built on madsim.
+//!
+//! One seed drives many concurrent simulated users against the core (or any [`Backend`]),
+//! faults included; every core observation and client action is a step, and the invariants of
+//! DESIGN section 3 are checked after every step.
+//!
+//! Data flow: [`Seed`] → [`SimConfig::for_seed`] (swarm) → [`workload::generate`] ([`Plan`]) →
+//! [`run_plan`] (a fresh thread, a madsim runtime, a [`world`]) → [`RunReport`] with an
+//! [`Outcome`].
+//!
+//! Modules, one concept each: `seed`, `config`, `plan`, [`workload`], `backend` (the seam),
+//! [`zoo`] (planted bugs), `client` (simulated users), [`world`] (phases), `recorder`
+//! (observer → steps), `trace`, [`invariant`], `coverage`, `outcome`, `runtime` (the only
+//! madsim-specific code), [`campaign`] (many seeds), `report` (what is printed), [`cli`].
+
+pub mod backend;
+pub mod campaign;
+pub mod cli;
+mod client;
+pub mod config;
+pub mod coverage;
+pub mod invariant;
+pub mod outcome;
+pub mod plan;
+pub mod recorder;
+pub mod report;
+pub mod runtime;
+pub mod seed;
+pub mod trace;
+pub mod workload;
+pub mod world;
+pub mod zoo;
+
+pub use backend::{Backend, CoreBackend};
+pub use config::SimConfig;
+pub use outcome::Outcome;
+pub use plan::Plan;
+pub use runtime::run_plan;
+pub use seed::Seed;
+pub use world::RunReport;

@@ -1,0 +1,145 @@
+//! The seam the harness drives: [`Backend`], a registry of per-user managers. The real core
+//! implements it ([`CoreBackend`]); so do the planted bugs of the zoo, and so can a team's own
+//! WebSocket layer, to be fuzzed by the same harness.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use wsreg::{
+    AgentEvent, ConnectionHandle, Error, Mode, Observer, Registry, RegistryConfig, RegistryView,
+    Sink, UserContext, UserKey,
+};
+
+/// A connection as the backend reports it.
+#[derive(Clone, Debug)]
+pub struct Connected<H> {
+    /// The registry key the backend filed the user under.
+    pub key: UserKey,
+    /// The manager it handed out (its displayed number).
+    pub manager: u64,
+    /// The connection (its displayed number).
+    pub conn: u64,
+    /// What [`Backend::close`] needs.
+    pub handle: H,
+}
+
+/// A cheap look at one user's manager, taken before each client action.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Probe {
+    /// The manager the registry holds for the user (displayed number).
+    pub manager: u64,
+    /// Its mode.
+    pub mode: Mode,
+    /// Its live connections.
+    pub connections: usize,
+}
+
+/// A registry of per-user managers, as the harness drives it. Implementations must report every
+/// state change to the observer given to [`Backend::build`]; that stream is what the
+/// invariants are checked against, beside what the simulated clients actually receive.
+pub trait Backend: Send + Sync + 'static {
+    /// What a connection handle is.
+    type Handle: Send + Sync + 'static;
+
+    /// A fresh backend with these limits, reporting to `observer`.
+    fn build(config: RegistryConfig, observer: Arc<dyn Observer>) -> Self
+    where
+        Self: Sized;
+
+    /// Opens a connection for the user, sending its messages to `sink`.
+    fn connect(
+        &self,
+        ctx: &UserContext,
+        sink: Box<dyn Sink>,
+    ) -> impl Future<Output = Result<Connected<Self::Handle>, Error>> + Send;
+
+    /// Closes one connection.
+    fn close(&self, handle: &Self::Handle) -> impl Future<Output = Result<(), Error>> + Send;
+
+    /// Emits an agent event to the user; returns its sequence number.
+    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<u64, Error>;
+
+    /// Sends the user a text message; returns its sequence number.
+    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<u64, Error>;
+
+    /// Sets the user's mode.
+    fn set_mode(&self, ctx: &UserContext, mode: Mode) -> Result<(), Error>;
+
+    /// The user's manager, if the registry holds one.
+    fn probe(&self, ctx: &UserContext) -> Option<Probe>;
+
+    /// Everything the registry holds.
+    fn inspect(&self) -> RegistryView;
+}
+
+/// The real core.
+#[derive(Debug)]
+pub struct CoreBackend {
+    registry: Registry,
+}
+
+impl CoreBackend {
+    /// Wraps an existing registry.
+    pub fn new(registry: Registry) -> Self {
+        Self { registry }
+    }
+}
+
+/// The displayed numbers of a real core connection.
+pub fn connected(handle: ConnectionHandle) -> Connected<ConnectionHandle> {
+    Connected {
+        key: handle.user().clone(),
+        manager: handle.manager().id().get(),
+        conn: handle.id().get(),
+        handle,
+    }
+}
+
+/// A probe of a real core registry.
+pub fn probe_registry(registry: &Registry, key: &UserKey) -> Option<Probe> {
+    registry.get(key).map(|m| Probe {
+        manager: m.id().get(),
+        mode: m.mode(),
+        connections: m.connection_count(),
+    })
+}
+
+impl Backend for CoreBackend {
+    type Handle = ConnectionHandle;
+
+    fn build(config: RegistryConfig, observer: Arc<dyn Observer>) -> Self {
+        Self::new(Registry::with_observer(config, observer))
+    }
+
+    async fn connect(
+        &self,
+        ctx: &UserContext,
+        sink: Box<dyn Sink>,
+    ) -> Result<Connected<ConnectionHandle>, Error> {
+        self.registry.connect(ctx, sink).map(connected)
+    }
+
+    async fn close(&self, handle: &ConnectionHandle) -> Result<(), Error> {
+        handle.close()
+    }
+
+    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<u64, Error> {
+        self.registry.emit(ctx.key(), event)
+    }
+
+    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<u64, Error> {
+        self.registry.send_text(ctx.key(), text)
+    }
+
+    fn set_mode(&self, ctx: &UserContext, mode: Mode) -> Result<(), Error> {
+        self.registry.set_mode(ctx.key(), mode)
+    }
+
+    fn probe(&self, ctx: &UserContext) -> Option<Probe> {
+        probe_registry(&self.registry, ctx.key())
+    }
+
+    fn inspect(&self) -> RegistryView {
+        self.registry.inspect()
+    }
+}

@@ -1,0 +1,316 @@
+//! Campaigns: many seeds, each derived into a config and a plan and run on a fresh thread, in
+//! parallel; failures grouped by invariant; coverage summed; optional determinism checks.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+
+use crate::backend::CoreBackend;
+use crate::config::SimConfig;
+use crate::coverage::Coverage;
+use crate::outcome::Outcome;
+use crate::plan::Plan;
+use crate::recorder::Keep;
+use crate::runtime::{run_plan, RuntimeError};
+use crate::seed::{Seed, SeedRange};
+use crate::trace::Step;
+use crate::workload::generate;
+use crate::world::RunReport;
+use crate::zoo::{Bug, CheckThenAct, ThreadRouted};
+
+/// Runs a plan against the real core, or against a planted bug.
+pub fn run_backend(
+    bug: Option<Bug>,
+    plan: Arc<Plan>,
+    runtime_seed: Seed,
+    keep: Keep,
+) -> Result<RunReport, RuntimeError> {
+    match bug {
+        None => run_plan::<CoreBackend>(plan, runtime_seed.0, keep),
+        Some(Bug::B3) => run_plan::<CheckThenAct>(plan, runtime_seed.0, keep),
+        Some(Bug::B16) => run_plan::<ThreadRouted>(plan, runtime_seed.0, keep),
+    }
+}
+
+/// The plan and runtime seed one seed stands for under `base`.
+pub fn derive(base: &SimConfig, seed: Seed) -> (SimConfig, Plan, Seed) {
+    let config = base.for_seed(seed);
+    let plan = generate(&config, seed);
+    (config, plan, seed.child("runtime"))
+}
+
+/// Where two runs of one seed first differ.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Divergence {
+    /// The first differing step number.
+    pub step: u64,
+    /// That step in the first run (or `(none)`).
+    pub first: String,
+    /// That step in the second run (or `(none)`).
+    pub second: String,
+}
+
+/// Runs a seed twice, each on a fresh thread, and compares the trace hashes; on a mismatch,
+/// runs both again keeping every step and names the first step that differs.
+pub fn check_determinism(
+    bug: Option<Bug>,
+    plan: &Arc<Plan>,
+    runtime_seed: Seed,
+    first: &RunReport,
+) -> Result<Option<Divergence>, RuntimeError> {
+    let second = run_backend(bug, Arc::clone(plan), runtime_seed, Keep::Tail(1))?;
+    if second.hash == first.hash && second.steps == first.steps {
+        return Ok(None);
+    }
+    let a = run_backend(bug, Arc::clone(plan), runtime_seed, Keep::All)?;
+    let b = run_backend(bug, Arc::clone(plan), runtime_seed, Keep::All)?;
+    Ok(Some(first_difference(&a.trace, &b.trace)))
+}
+
+/// The first step where two traces differ.
+pub fn first_difference(a: &[Step], b: &[Step]) -> Divergence {
+    let show = |s: Option<&Step>| s.map_or("(none)".to_owned(), |s| s.to_string());
+    let i = a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    Divergence {
+        step: i as u64 + 1,
+        first: show(a.get(i)),
+        second: show(b.get(i)),
+    }
+}
+
+/// What a campaign runs.
+#[derive(Clone, Debug)]
+pub struct CampaignOptions {
+    /// The seed range.
+    pub seeds: SeedRange,
+    /// This machine's shard: `(index, count)`.
+    pub shard: (u64, u64),
+    /// Parallel workers.
+    pub jobs: usize,
+    /// Stop starting new seeds after this much wall time.
+    pub time_budget: Option<Duration>,
+    /// The base config (each seed derives its own from it).
+    pub config: SimConfig,
+    /// A planted bug to run instead of the real core.
+    pub bug: Option<Bug>,
+    /// Run every seed twice and compare.
+    pub check_determinism: bool,
+}
+
+/// One seed's result.
+#[derive(Clone, Debug, Serialize)]
+pub struct SeedResult {
+    /// The seed.
+    pub seed: Seed,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Steps.
+    pub steps: u64,
+    /// Virtual microseconds.
+    pub virtual_us: u64,
+    /// Trace hash.
+    pub hash: u64,
+    /// Set when the seed did not replay identically.
+    pub divergence: Option<Divergence>,
+    #[serde(skip)]
+    coverage: Coverage,
+}
+
+/// A failure kind and where it was first seen.
+#[derive(Clone, Debug, Serialize)]
+pub struct FailureGroup {
+    /// Seeds that failed this way.
+    pub count: u64,
+    /// The lowest such seed.
+    pub first_seed: Seed,
+    /// Its message.
+    pub message: String,
+}
+
+/// A campaign's summary.
+#[derive(Clone, Debug, Serialize)]
+pub struct CampaignSummary {
+    /// What ran (`core` or a bug id).
+    pub target: String,
+    /// The seed range asked for.
+    pub range: String,
+    /// The shard, `i/n`.
+    pub shard: String,
+    /// Seeds run.
+    pub seeds_run: u64,
+    /// Whether the time budget cut the campaign short.
+    pub stopped_by_budget: bool,
+    /// Wall seconds.
+    pub wall_s: f64,
+    /// Seeds per wall second.
+    pub seeds_per_s: f64,
+    /// Steps, all seeds.
+    pub steps: u64,
+    /// Steps per wall second.
+    pub steps_per_s: f64,
+    /// Simulated seconds, all seeds.
+    pub virtual_s: f64,
+    /// Simulated seconds per wall second.
+    pub acceleration: f64,
+    /// Failures by kind (`I2 one-manager-per-user`, `STUCK`, `NONDETERMINISM`...).
+    pub failures: BTreeMap<String, FailureGroup>,
+    /// Coverage points summed over all seeds.
+    pub coverage: BTreeMap<&'static str, u64>,
+    /// The failing seeds, in order.
+    pub failing: Vec<SeedResult>,
+}
+
+impl CampaignSummary {
+    /// Whether every seed passed and replayed.
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+/// Progress callback: seeds done, seeds planned, failures so far.
+pub type Progress<'a> = &'a (dyn Fn(u64, u64, u64) + Sync);
+
+/// Runs a campaign.
+pub fn run_campaign(
+    opts: &CampaignOptions,
+    progress: Progress<'_>,
+) -> Result<CampaignSummary, RuntimeError> {
+    let seeds: Vec<Seed> = opts.seeds.shard(opts.shard.0, opts.shard.1).collect();
+    let total = seeds.len() as u64;
+    let next = AtomicU64::new(0);
+    let failures = AtomicU64::new(0);
+    let out_of_time = AtomicBool::new(false);
+    let results: Mutex<Vec<SeedResult>> = Mutex::new(Vec::new());
+    let error: Mutex<Option<RuntimeError>> = Mutex::new(None);
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..opts.jobs.max(1) {
+            scope.spawn(|| loop {
+                if opts.time_budget.is_some_and(|b| started.elapsed() >= b) {
+                    out_of_time.store(true, Ordering::Relaxed);
+                    return;
+                }
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(&seed) = seeds.get(i as usize) else {
+                    return;
+                };
+                match run_seed(opts, seed) {
+                    Ok(r) => {
+                        if !r.outcome.passed() || r.divergence.is_some() {
+                            failures.fetch_add(1, Ordering::Relaxed);
+                        }
+                        let mut all = results.lock().expect("results");
+                        all.push(r);
+                        let done = all.len() as u64;
+                        drop(all);
+                        progress(done, total, failures.load(Ordering::Relaxed));
+                    }
+                    Err(e) => {
+                        *error.lock().expect("error") = Some(e);
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    if let Some(e) = error.into_inner().expect("error") {
+        return Err(e);
+    }
+    let mut results = results.into_inner().expect("results");
+    results.sort_by_key(|r| r.seed);
+    Ok(summarise(
+        opts,
+        results,
+        started.elapsed(),
+        out_of_time.load(Ordering::Relaxed),
+    ))
+}
+
+fn run_seed(opts: &CampaignOptions, seed: Seed) -> Result<SeedResult, RuntimeError> {
+    let (_, plan, runtime_seed) = derive(&opts.config, seed);
+    let plan = Arc::new(plan);
+    let report = run_backend(opts.bug, Arc::clone(&plan), runtime_seed, Keep::Tail(1))?;
+    let divergence = if opts.check_determinism {
+        check_determinism(opts.bug, &plan, runtime_seed, &report)?
+    } else {
+        None
+    };
+    Ok(SeedResult {
+        seed,
+        outcome: report.outcome,
+        steps: report.steps,
+        virtual_us: report.virtual_us,
+        hash: report.hash,
+        divergence,
+        coverage: report.coverage,
+    })
+}
+
+fn summarise(
+    opts: &CampaignOptions,
+    results: Vec<SeedResult>,
+    wall: Duration,
+    stopped_by_budget: bool,
+) -> CampaignSummary {
+    let wall_s = wall.as_secs_f64().max(1e-9);
+    let steps: u64 = results.iter().map(|r| r.steps).sum();
+    let virtual_s = results.iter().map(|r| r.virtual_us).sum::<u64>() as f64 / 1e6;
+    let mut coverage = Coverage::default();
+    let mut failures: BTreeMap<String, FailureGroup> = BTreeMap::new();
+    let mut failing = Vec::new();
+    for r in &results {
+        coverage.merge(&r.coverage);
+        let mut kinds = Vec::new();
+        if !r.outcome.passed() {
+            let message = match &r.outcome {
+                Outcome::Violation(v) => v.message.clone(),
+                Outcome::Stuck { blocked } => blocked.join("; "),
+                Outcome::Panic { message } => message.clone(),
+                Outcome::Pass => String::new(),
+            };
+            kinds.push((r.outcome.label(), message));
+        }
+        if let Some(d) = &r.divergence {
+            kinds.push((
+                "NONDETERMINISM".to_owned(),
+                format!("first differs at step {}", d.step),
+            ));
+        }
+        for (label, message) in kinds {
+            failures
+                .entry(label)
+                .and_modify(|g| g.count += 1)
+                .or_insert(FailureGroup {
+                    count: 1,
+                    first_seed: r.seed,
+                    message,
+                });
+        }
+        if !r.outcome.passed() || r.divergence.is_some() {
+            failing.push(r.clone());
+        }
+    }
+    for (point, _) in crate::coverage::POINTS {
+        coverage.hits.entry(point).or_insert(0);
+    }
+    let n = results.len() as u64;
+    CampaignSummary {
+        target: opts.bug.map_or("core".to_owned(), |b| b.to_string()),
+        range: format!("{}..{}", Seed(opts.seeds.start), Seed(opts.seeds.end)),
+        shard: format!("{}/{}", opts.shard.0, opts.shard.1),
+        seeds_run: n,
+        stopped_by_budget,
+        wall_s,
+        seeds_per_s: n as f64 / wall_s,
+        steps,
+        steps_per_s: steps as f64 / wall_s,
+        virtual_s,
+        acceleration: virtual_s / wall_s,
+        failures,
+        coverage: coverage.hits,
+        failing,
+    }
+}

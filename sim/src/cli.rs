@@ -1,0 +1,320 @@
+//! The command line: `run`, `fuzz`, `plan`. Parses flags, calls the library, prints, and maps
+//! outcomes to the fixed exit codes of [`crate::outcome`].
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use crate::campaign::{check_determinism, derive, run_backend, run_campaign, CampaignOptions};
+use crate::config::SimConfig;
+use crate::outcome::{EXIT_NONDETERMINISM, EXIT_PASS, EXIT_USAGE, EXIT_VIOLATION};
+use crate::plan::Plan;
+use crate::recorder::Keep;
+use crate::report;
+use crate::seed::{Seed, SeedRange};
+use crate::zoo::Bug;
+
+/// wsreg-sim: seeded deterministic simulation of wsreg's per-user WebSocket managers.
+///
+/// Exit codes: 0 pass, 1 invariant violation (or a panic in the system under test), 2 usage or
+/// input error, 3 stuck (liveness), 4 nondeterminism.
+#[derive(Debug, Parser)]
+#[command(name = "wsreg-sim", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run one seed (or a plan file) and print its verdict, summary and trace.
+    Run(RunArgs),
+    /// Run a campaign over a range of seeds, in parallel.
+    Fuzz(FuzzArgs),
+    /// Print the plan a seed generates, as a JSON plan file to edit and `run --plan`.
+    Plan(PlanArgs),
+}
+
+/// What to run against, and the base config.
+#[derive(Debug, Args, Clone)]
+struct Target {
+    /// Run a planted bug from the zoo instead of the real core (B3, B16).
+    #[arg(long)]
+    bug: Option<Bug>,
+    /// Simulated users per seed [default: 50].
+    #[arg(long)]
+    users: Option<usize>,
+    /// Client operations per seed [default: 400].
+    #[arg(long)]
+    ops: Option<usize>,
+    /// Use the base config for every seed instead of a per-seed swarm variation.
+    #[arg(long)]
+    no_swarm: bool,
+}
+
+impl Target {
+    fn config(&self) -> Result<SimConfig> {
+        let mut c = SimConfig::default();
+        if let Some(u) = self.users {
+            c.users = u;
+        }
+        if let Some(o) = self.ops {
+            c.ops = o;
+        }
+        c.swarm = !self.no_swarm;
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// The flags that reproduce this target, for replay lines.
+    fn flags(&self) -> String {
+        let mut f = String::new();
+        if let Some(b) = self.bug {
+            f.push_str(&format!(" --bug {b}"));
+        }
+        if let Some(u) = self.users {
+            f.push_str(&format!(" --users {u}"));
+        }
+        if let Some(o) = self.ops {
+            f.push_str(&format!(" --ops {o}"));
+        }
+        if self.no_swarm {
+            f.push_str(" --no-swarm");
+        }
+        f
+    }
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// The seed (decimal or 0x hex). With --plan, the runtime seed [default: 0].
+    #[arg(long)]
+    seed: Option<Seed>,
+    /// Run this JSON plan file instead of a generated plan.
+    #[arg(long)]
+    plan: Option<PathBuf>,
+    #[command(flatten)]
+    target: Target,
+    /// Run twice, on fresh threads, and compare the traces.
+    #[arg(long)]
+    check_determinism: bool,
+    /// Print every step, not just the last ones.
+    #[arg(long)]
+    full_trace: bool,
+    /// Also write the report as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct FuzzArgs {
+    /// Seeds to run, `A..B` (half-open) or one seed; decimal or 0x hex.
+    #[arg(long, default_value = "0..300")]
+    seeds: SeedRange,
+    /// Parallel workers [default: the number of cores].
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Stop starting new seeds after this long, e.g. `60s` or `10m`.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    time_budget: Option<Duration>,
+    /// Run only shard `i` of `n` (every n-th seed from the i-th), e.g. `0/4`.
+    #[arg(long, default_value = "0/1", value_parser = parse_shard)]
+    shard: (u64, u64),
+    #[command(flatten)]
+    target: Target,
+    /// Run every seed twice and compare the traces.
+    #[arg(long)]
+    check_determinism: bool,
+    /// Write the summary as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct PlanArgs {
+    /// The seed.
+    #[arg(long)]
+    seed: Seed,
+    #[command(flatten)]
+    target: Target,
+}
+
+fn parse_shard(s: &str) -> Result<(u64, u64), String> {
+    let err = || format!("{s:?} is not a shard: write i/n with i < n, e.g. 0/4");
+    let (i, n) = s.split_once('/').ok_or_else(err)?;
+    let (i, n): (u64, u64) = (i.parse().map_err(|_| err())?, n.parse().map_err(|_| err())?);
+    if n == 0 || i >= n {
+        return Err(err());
+    }
+    Ok((i, n))
+}
+
+/// Parses the arguments, runs, prints, and returns the exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(a) => run(a),
+        Command::Fuzz(a) => fuzz(a),
+        Command::Plan(a) => plan(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            EXIT_USAGE
+        }
+    }
+}
+
+fn run(a: RunArgs) -> Result<i32> {
+    let base = a.target.config()?;
+    let (plan, runtime_seed, replay) = match &a.plan {
+        Some(path) => {
+            let plan = Plan::load(path)?;
+            let seed = a.seed.unwrap_or(Seed(0));
+            println!("PLAN={} SEED={seed}", path.display());
+            let replay = format!(
+                "cargo sim run --plan {} --seed {seed}{}",
+                path.display(),
+                a.target
+                    .bug
+                    .map_or(String::new(), |b| format!(" --bug {b}"))
+            );
+            (plan, seed, replay)
+        }
+        None => {
+            let Some(seed) = a.seed else {
+                bail!("give --seed N (or --plan FILE)");
+            };
+            let (config, plan, runtime_seed) = derive(&base, seed);
+            println!("SEED={seed}");
+            println!(
+                "config {}: {}",
+                config.hash_hex(),
+                serde_json::to_string(&config)?
+            );
+            let replay = format!("cargo sim run --seed {seed}{}", a.target.flags());
+            (plan, runtime_seed, replay)
+        }
+    };
+    println!(
+        "target: {}; plan: {} users, {} ops; runtime seed {runtime_seed}",
+        a.target
+            .bug
+            .map_or("core".to_owned(), |b| format!("{b} ({})", b.story())),
+        plan.users.len(),
+        plan.ops.len()
+    );
+    let plan = Arc::new(plan);
+    let report = run_backend(a.target.bug, Arc::clone(&plan), runtime_seed, Keep::All)?;
+    println!("{}", report::verdict(&report));
+    println!("{}", report::summary(&report));
+    let mut code = report.outcome.exit_code();
+    if a.check_determinism {
+        match check_determinism(a.target.bug, &plan, runtime_seed, &report)? {
+            None => println!(
+                "determinism: replayed identically (hash {:#018x})",
+                report.hash
+            ),
+            Some(d) => {
+                println!(
+                    "determinism: NONDETERMINISM, first differing step {}:\n  run 1: {}\n  run 2: {}",
+                    d.step, d.first, d.second
+                );
+                code = EXIT_NONDETERMINISM;
+            }
+        }
+    }
+    if !report.outcome.passed() || a.full_trace {
+        print!("{}", report::trace_excerpt(&report, a.full_trace));
+    }
+    if let Some(path) = &a.json {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    println!("replay: {replay}");
+    Ok(code)
+}
+
+fn fuzz(a: FuzzArgs) -> Result<i32> {
+    let config = a.target.config()?;
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    if jobs == 0 || jobs > 256 {
+        bail!("--jobs must be 1 to 256");
+    }
+    println!("SEED={}..{}", Seed(a.seeds.start), Seed(a.seeds.end));
+    println!(
+        "config {} (each seed derives its own{}): {}",
+        config.hash_hex(),
+        if config.swarm { " by swarm" } else { "" },
+        serde_json::to_string(&config)?
+    );
+    let opts = CampaignOptions {
+        seeds: a.seeds,
+        shard: a.shard,
+        jobs,
+        time_budget: a.time_budget,
+        config,
+        bug: a.target.bug,
+        check_determinism: a.check_determinism,
+    };
+    let total = a.seeds.shard(a.shard.0, a.shard.1).count() as u64;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} seeds  {per_sec}  eta {eta}  {msg}",
+            )
+            .expect("template"),
+        );
+        bar
+    });
+    let step = (total / 10).max(1);
+    let progress = |done: u64, total: u64, failures: u64| match &bar {
+        Some(bar) => {
+            bar.set_position(done);
+            bar.set_message(format!("{failures} failing"));
+        }
+        None if done % step == 0 || done == total => {
+            eprintln!("progress: {done}/{total} seeds, {failures} failing");
+        }
+        None => {}
+    };
+    let summary = run_campaign(&opts, &progress)?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    print!("{}", report::campaign(&summary));
+    for g in summary.failures.values() {
+        println!(
+            "replay: cargo sim run --seed {}{}",
+            g.first_seed,
+            a.target.flags()
+        );
+    }
+    if let Some(path) = &a.json {
+        std::fs::write(path, serde_json::to_string_pretty(&summary)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(if summary.passed() {
+        EXIT_PASS
+    } else if summary.failures.contains_key("NONDETERMINISM") {
+        EXIT_NONDETERMINISM
+    } else {
+        summary.failing.first().map_or(EXIT_VIOLATION, |r| {
+            r.outcome.exit_code().max(EXIT_VIOLATION)
+        })
+    })
+}
+
+fn plan(a: PlanArgs) -> Result<i32> {
+    let (_, plan, _) = derive(&a.target.config()?, a.seed);
+    print!("{}", plan.to_json());
+    Ok(EXIT_PASS)
+}

@@ -1,0 +1,281 @@
+//! Simulated clients: one task per user playing its ops, one reader task per open tab, one task
+//! per agent run, and the server's deferred cleanup of crashed tabs.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use wsreg::{channel_sink, AgentEvent, ChannelSink, Envelope, SendFuture, Sink};
+
+use crate::backend::Backend;
+use crate::plan::{Op, OpKind};
+use crate::recorder::tag;
+use crate::trace::What;
+use crate::world::World;
+
+/// Capacity of a simulated socket's buffer.
+const SOCKET_BUFFER: usize = 4;
+/// How long a slow reader takes per message.
+const SLOW_READ: Duration = Duration::from_millis(5);
+/// How long the server takes to notice a crashed tab.
+const CRASH_DETECT: Duration = Duration::from_millis(20);
+
+/// An open tab, as its user holds it.
+pub(crate) struct Tab<H> {
+    handle: H,
+    conn: u64,
+    crash: oneshot::Sender<()>,
+}
+
+/// The socket end the core writes to: a channel, with buggify's extra yield before each send.
+struct SimSink {
+    inner: ChannelSink,
+    buggify: bool,
+}
+
+impl Sink for SimSink {
+    fn send(&mut self, envelope: Envelope) -> SendFuture<'_> {
+        Box::pin(async move {
+            if self.buggify && madsim::buggify::buggify() {
+                tokio::task::yield_now().await;
+            }
+            self.inner.send(envelope).await
+        })
+    }
+}
+
+/// Plays one user's ops at their virtual times.
+pub(crate) async fn user_task<B: Backend>(world: Arc<World<B>>, u: usize, ops: Vec<Op>) {
+    let mut runs = 0u32;
+    let mut texts = 0u32;
+    for op in ops {
+        let at = world.start + Duration::from_millis(op.at_ms);
+        let now = tokio::time::Instant::now();
+        if at > now {
+            tokio::time::sleep(at - now).await;
+        }
+        if world.recorder.failed() {
+            return;
+        }
+        world.probe(u);
+        world.maybe_yield().await;
+        match op.kind {
+            OpKind::Connect { slow } => open_tab(Arc::clone(&world), u, slow).await,
+            OpKind::Burst { n } => {
+                for _ in 0..n {
+                    let task = tokio::spawn(open_tab(Arc::clone(&world), u, false));
+                    world.track(task);
+                }
+            }
+            OpKind::Close { tab } => close_tab(&world, u, tab).await,
+            OpKind::Crash { tab } => crash_tab(&world, u, tab),
+            OpKind::Reconnect { tab } => {
+                close_tab(&world, u, tab).await;
+                open_tab(Arc::clone(&world), u, false).await;
+            }
+            OpKind::Send => {
+                texts += 1;
+                let text = format!("{}/m{texts}", world.users[u].name);
+                let msg = tag(&wsreg::Payload::Text { text: text.clone() });
+                world.step(u, None, What::Send { msg });
+                if let Err(e) = world.backend.send_text(&world.users[u].ctx, &text) {
+                    world.refused(u, "send", &e);
+                }
+            }
+            OpKind::Run {
+                tools,
+                thinking,
+                step_ms,
+            } => {
+                runs += 1;
+                let run_id = format!("{}/r{runs}", world.users[u].name);
+                let events = lifecycle(&run_id, tools, thinking);
+                let task = tokio::spawn(agent(Arc::clone(&world), u, events, step_ms));
+                world.track(task);
+            }
+            OpKind::Mode { mode } => {
+                world.step(u, None, What::SetMode(mode));
+                if let Err(e) = world.backend.set_mode(&world.users[u].ctx, mode) {
+                    world.refused(u, "mode", &e);
+                }
+            }
+        }
+    }
+}
+
+/// The events of one agent run: started, thoughts, nested tool calls, completed.
+pub(crate) fn lifecycle(run_id: &str, tools: u8, thinking: u8) -> Vec<AgentEvent> {
+    let run = || run_id.to_owned();
+    let mut events = vec![AgentEvent::AgentStarted { run_id: run() }];
+    for i in 0..thinking {
+        events.push(AgentEvent::AgentThinking {
+            run_id: run(),
+            reasoning: format!("step {i}"),
+        });
+    }
+    for t in 0..tools {
+        events.push(AgentEvent::ToolExecuting {
+            run_id: run(),
+            tool_name: format!("tool{t}"),
+            parameters: format!("{{\"n\":{t}}}"),
+        });
+    }
+    for t in (0..tools).rev() {
+        events.push(AgentEvent::ToolCompleted {
+            run_id: run(),
+            tool_name: format!("tool{t}"),
+            results: "[]".into(),
+            duration_ms: u64::from(t) + 1,
+            success: true,
+        });
+    }
+    events.push(AgentEvent::AgentCompleted {
+        run_id: run(),
+        status: "ok".into(),
+        final_response: "done".into(),
+    });
+    events
+}
+
+/// An agent emitting one run's events, `step_ms` apart. A refusal (the user is gone) ends it.
+async fn agent<B: Backend>(world: Arc<World<B>>, u: usize, events: Vec<AgentEvent>, step_ms: u64) {
+    for event in events {
+        if world.recorder.failed() {
+            return;
+        }
+        world.maybe_yield().await;
+        let msg = tag(&wsreg::Payload::Agent(event.clone()));
+        world.step(u, None, What::Emit { msg });
+        if let Err(e) = world.backend.emit(&world.users[u].ctx, event) {
+            world.refused(u, "emit", &e);
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(step_ms)).await;
+    }
+}
+
+/// Opens a tab: starts its reader, connects, and files the tab under the user.
+pub(crate) async fn open_tab<B: Backend>(world: Arc<World<B>>, u: usize, slow: bool) {
+    world.step(u, None, What::Connect { slow });
+    let (sink, inbox) = channel_sink(SOCKET_BUFFER);
+    let (id_tx, id_rx) = oneshot::channel();
+    let (crash_tx, crash_rx) = oneshot::channel();
+    let reader = tokio::spawn(read_tab(
+        Arc::clone(&world),
+        u,
+        inbox,
+        id_rx,
+        crash_rx,
+        slow,
+    ));
+    world.track_reader(reader);
+    world.maybe_yield().await;
+    let sink = SimSink {
+        inner: sink,
+        buggify: world.plan.buggify,
+    };
+    match world
+        .backend
+        .connect(&world.users[u].ctx, Box::new(sink))
+        .await
+    {
+        Ok(c) => {
+            world.record(
+                u,
+                Some(c.conn),
+                Some(c.manager),
+                What::Connected {
+                    key: c.key.to_shared(),
+                },
+            );
+            let _ = id_tx.send(c.conn);
+            world.tabs[u].lock().expect("tabs").push(Tab {
+                handle: c.handle,
+                conn: c.conn,
+                crash: crash_tx,
+            });
+        }
+        Err(e) => world.refused(u, "connect", &e),
+    }
+}
+
+fn take_tab<B: Backend>(world: &World<B>, u: usize, tab: usize) -> Option<Tab<B::Handle>> {
+    let mut tabs = world.tabs[u].lock().expect("tabs");
+    if tabs.is_empty() {
+        return None;
+    }
+    let i = tab % tabs.len();
+    Some(tabs.remove(i))
+}
+
+/// Closes a tab cleanly; its reader reads on until the server closes the socket.
+pub(crate) async fn close_tab<B: Backend>(world: &World<B>, u: usize, tab: usize) {
+    if let Some(t) = take_tab(world, u, tab) {
+        close_handle(world, u, t).await;
+    }
+}
+
+pub(crate) async fn close_handle<B: Backend>(world: &World<B>, u: usize, t: Tab<B::Handle>) {
+    world.record(u, Some(t.conn), None, What::Close);
+    world.maybe_yield().await;
+    if let Err(e) = world.backend.close(&t.handle).await {
+        world.refused(u, "close", &e);
+    }
+}
+
+/// Crashes a tab: its reader drops the socket at once; the server cleans up a little later.
+fn crash_tab<B: Backend>(world: &Arc<World<B>>, u: usize, tab: usize) {
+    let Some(t) = take_tab(world, u, tab) else {
+        return;
+    };
+    world.record(u, Some(t.conn), None, What::Crash);
+    let _ = t.crash.send(());
+    let world2 = Arc::clone(world);
+    let cleanup = tokio::spawn(async move {
+        tokio::time::sleep(CRASH_DETECT).await;
+        world2.maybe_yield().await;
+        world2.record(u, Some(t.conn), None, What::Cleanup);
+        if let Err(e) = world2.backend.close(&t.handle).await {
+            world2.refused(u, "cleanup", &e);
+        }
+    });
+    world.track(cleanup);
+}
+
+/// Reads one tab until the server closes it, or until the tab crashes (then whatever sat unread
+/// in its buffer is recorded as lost with it).
+async fn read_tab<B: Backend>(
+    world: Arc<World<B>>,
+    u: usize,
+    mut inbox: mpsc::Receiver<Envelope>,
+    id: oneshot::Receiver<u64>,
+    crash: oneshot::Receiver<()>,
+    slow: bool,
+) {
+    let Ok(conn) = id.await else { return };
+    let mut crash = Some(crash);
+    loop {
+        let next = match crash.as_mut() {
+            Some(signal) => tokio::select! {
+                m = inbox.recv() => m,
+                r = signal => {
+                    if r.is_ok() {
+                        inbox.close();
+                        while let Ok(env) = inbox.try_recv() {
+                            world.received(u, conn, &env, true);
+                        }
+                        return;
+                    }
+                    crash = None;
+                    continue;
+                }
+            },
+            None => inbox.recv().await,
+        };
+        let Some(env) = next else { return };
+        world.received(u, conn, &env, false);
+        if slow && !world.healed() {
+            tokio::time::sleep(SLOW_READ).await;
+        }
+    }
+}

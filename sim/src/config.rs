@@ -1,0 +1,252 @@
+//! [`SimConfig`]: every knob of a simulated run, with defaults in one place, and the swarm that
+//! derives one config per seed.
+
+use std::hash::{Hash, Hasher};
+use std::time::Duration;
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use wsreg::RegistryConfig;
+
+use crate::seed::Seed;
+
+/// Relative weights of the client operations in a generated plan. Zero switches one off.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpWeights {
+    /// Open a connection (a tab).
+    pub connect: u32,
+    /// Close a tab cleanly.
+    pub close: u32,
+    /// Drop a tab without closing it (a crashed client).
+    pub crash: u32,
+    /// Send a text message to the user.
+    pub send: u32,
+    /// Start an agent run (the five events, with tool calls).
+    pub run: u32,
+    /// Change the user's mode.
+    pub mode: u32,
+    /// Open several connections at once.
+    pub burst: u32,
+    /// Close a tab and reconnect in the same millisecond (cleanup racing a reconnect).
+    pub reconnect: u32,
+}
+
+impl Default for OpWeights {
+    fn default() -> Self {
+        Self {
+            connect: 6,
+            close: 3,
+            crash: 2,
+            send: 4,
+            run: 5,
+            mode: 1,
+            burst: 1,
+            reconnect: 2,
+        }
+    }
+}
+
+/// Fault switches.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Faults {
+    /// Some tabs read slowly, so their outbound queues fill.
+    pub slow_consumers: bool,
+    /// madsim's buggify: extra yields at the harness's await points around every core call.
+    pub buggify: bool,
+    /// Client actions start late by a random few milliseconds (reordering them across users).
+    pub jitter: bool,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Self {
+            slow_consumers: true,
+            buggify: true,
+            jitter: true,
+        }
+    }
+}
+
+/// The registry limits the simulated core runs with (small, so limits are reached).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// `max_managers`.
+    pub max_managers: usize,
+    /// `max_connections`.
+    pub max_connections: usize,
+    /// `max_connections_per_user`.
+    pub max_connections_per_user: usize,
+    /// `outbound_capacity`.
+    pub outbound_capacity: usize,
+    /// `recovery_capacity`.
+    pub recovery_capacity: usize,
+    /// `idle_ttl`, in milliseconds.
+    pub idle_ttl_ms: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_managers: 10_000,
+            max_connections: 40_000,
+            max_connections_per_user: 4,
+            outbound_capacity: 8,
+            recovery_capacity: 32,
+            idle_ttl_ms: 300,
+        }
+    }
+}
+
+impl Limits {
+    /// The core's configuration.
+    pub fn registry_config(&self) -> RegistryConfig {
+        RegistryConfig {
+            max_managers: self.max_managers,
+            max_connections: self.max_connections,
+            max_connections_per_user: self.max_connections_per_user,
+            outbound_capacity: self.outbound_capacity,
+            recovery_capacity: self.recovery_capacity,
+            idle_ttl: Duration::from_millis(self.idle_ttl_ms),
+        }
+    }
+}
+
+/// Everything a run is generated from besides the seed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimConfig {
+    /// Simulated users.
+    pub users: usize,
+    /// Client operations in the plan, across all users.
+    pub ops: usize,
+    /// Operations start within this many virtual milliseconds.
+    pub horizon_ms: u64,
+    /// Operation mix.
+    pub weights: OpWeights,
+    /// Faults.
+    pub faults: Faults,
+    /// Core limits.
+    pub limits: Limits,
+    /// Virtual milliseconds the liveness phase may take to drain before the run is `STUCK`.
+    pub liveness_bound_ms: u64,
+    /// Whether each seed switches some op and fault kinds off and skews the weights (swarm
+    /// testing), so that different seeds stress different corners.
+    pub swarm: bool,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        Self {
+            users: 50,
+            ops: 400,
+            horizon_ms: 2_000,
+            weights: OpWeights::default(),
+            faults: Faults::default(),
+            limits: Limits::default(),
+            liveness_bound_ms: 10_000,
+            swarm: true,
+        }
+    }
+}
+
+impl SimConfig {
+    /// The config one seed runs with: `self` itself, or with swarm on, a per-seed variation in
+    /// which each op kind (but `connect` and `run`) and each fault is off with probability 1/4
+    /// and every weight is scaled by 1 to 4.
+    pub fn for_seed(&self, seed: Seed) -> SimConfig {
+        let mut c = self.clone();
+        c.swarm = false;
+        if !self.swarm {
+            return c;
+        }
+        let mut rng = seed.rng("config");
+        let mut skew = |w: &mut u32, may_drop: bool| {
+            if may_drop && rng.gen_ratio(1, 4) {
+                *w = 0;
+            } else {
+                *w *= rng.gen_range(1..=4);
+            }
+        };
+        let w = &mut c.weights;
+        skew(&mut w.connect, false);
+        skew(&mut w.run, false);
+        for weight in [
+            &mut w.close,
+            &mut w.crash,
+            &mut w.send,
+            &mut w.mode,
+            &mut w.burst,
+            &mut w.reconnect,
+        ] {
+            skew(weight, true);
+        }
+        let f = &mut c.faults;
+        for fault in [&mut f.slow_consumers, &mut f.buggify, &mut f.jitter] {
+            *fault = *fault && !rng.gen_ratio(1, 4);
+        }
+        c
+    }
+
+    /// A short stable hash of the config, printed beside the seed.
+    pub fn hash_hex(&self) -> String {
+        let mut h = fnv::FnvHasher::default();
+        self.hash(&mut h);
+        format!("{:08x}", h.finish() as u32)
+    }
+
+    /// Checks that the config can run at all.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let problem = if self.users == 0 {
+            Some("users must be at least 1")
+        } else if self.users > 1_000_000 {
+            Some("users must be at most 1,000,000")
+        } else if self.horizon_ms == 0 {
+            Some("horizon_ms must be at least 1")
+        } else if self.weights.connect == 0 && self.ops > 0 {
+            Some("weights.connect must not be 0")
+        } else if self.limits.max_connections_per_user == 0 || self.limits.max_managers == 0 {
+            Some("limits must allow at least one manager and one connection per user")
+        } else if self.limits.outbound_capacity == 0 {
+            Some("limits.outbound_capacity must be at least 1")
+        } else {
+            None
+        };
+        match problem {
+            Some(p) => Err(ConfigError(p.to_owned())),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A config that cannot run.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("impossible config: {0}")]
+pub struct ConfigError(pub String);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn swarm_is_a_function_of_the_seed() {
+        let base = SimConfig::default();
+        assert_eq!(base.for_seed(Seed(3)), base.for_seed(Seed(3)));
+        let distinct: std::collections::BTreeSet<String> =
+            (0..20).map(|s| base.for_seed(Seed(s)).hash_hex()).collect();
+        assert!(distinct.len() > 10);
+        assert!((0..20).all(|s| base.for_seed(Seed(s)).weights.connect > 0));
+    }
+
+    #[test]
+    fn impossible_configs_are_refused() {
+        let c = SimConfig {
+            users: 0,
+            ..Default::default()
+        };
+        assert!(c.validate().is_err());
+        assert!(SimConfig::default().validate().is_ok());
+    }
+}

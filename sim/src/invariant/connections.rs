@@ -1,0 +1,96 @@
+//! I5 indexes agree and I6 limits hold: the connection bookkeeping.
+
+use super::{fail, Checked, Checker, ConnModel, Invariant, Key};
+
+impl Checker {
+    pub(super) fn conn_added(&mut self, key: &Key, mgr: u64, conn: u64, live: usize) -> Checked {
+        if self.conns.contains_key(&conn) {
+            return fail(
+                Invariant::I5,
+                format!("connection id c{conn} was handed out twice"),
+            );
+        }
+        match self.live_mgr.get(key) {
+            Some(&m) if m == mgr => {}
+            other => {
+                return fail(
+                    Invariant::I2,
+                    format!(
+                        "c{conn} of {key} was added to manager m{mgr}, which the registry does not hold (it holds {other:?})"
+                    ),
+                )
+            }
+        }
+        let count = self.live_by_key.entry(key.clone()).or_insert(0);
+        *count += 1;
+        let count = *count;
+        self.live_total += 1;
+        self.conns.insert(
+            conn,
+            ConnModel {
+                key: key.clone(),
+                open: true,
+                owner: None,
+            },
+        );
+        if count > self.limits.max_connections_per_user {
+            return fail(
+                Invariant::I6,
+                format!(
+                    "{key} holds {count} connections, over its limit of {}",
+                    self.limits.max_connections_per_user
+                ),
+            );
+        }
+        if self.live_total > self.limits.max_connections {
+            return fail(
+                Invariant::I6,
+                format!(
+                    "{} connections are open, over the limit of {}",
+                    self.live_total, self.limits.max_connections
+                ),
+            );
+        }
+        if count != live {
+            return fail(
+                Invariant::I5,
+                format!("{key} reports {live} live connections after adding c{conn}; the history says {count}"),
+            );
+        }
+        Ok(())
+    }
+
+    pub(super) fn conn_removed(&mut self, key: &Key, conn: u64, live: usize) -> Checked {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return fail(
+                Invariant::I5,
+                format!("unknown connection c{conn} was removed"),
+            );
+        };
+        if !c.open {
+            return fail(Invariant::I5, format!("c{conn} was removed twice"));
+        }
+        if &c.key != key {
+            return fail(
+                Invariant::I5,
+                format!(
+                    "{key}'s cleanup removed c{conn}, which belongs to {}",
+                    c.key
+                ),
+            );
+        }
+        c.open = false;
+        self.live_total -= 1;
+        let count = self.live_by_key.entry(key.clone()).or_insert(1);
+        *count -= 1;
+        if *count != live {
+            return fail(
+                Invariant::I5,
+                format!(
+                    "{key} reports {live} live connections after removing c{conn}; the history says {count}"
+                ),
+            );
+        }
+        Ok(())
+    }
+}

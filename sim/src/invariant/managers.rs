@@ -1,0 +1,129 @@
+//! I2 one manager per user, I3 keys injective and stable, I9 nothing handed out after removal.
+
+use wsreg::Mode;
+
+use super::{fail, Checked, Checker, Invariant, Key};
+
+impl Checker {
+    pub(super) fn manager_created(&mut self, key: &Key, mgr: u64) -> Checked {
+        if let Some(live) = self.live_mgr.get(key) {
+            return fail(
+                Invariant::I2,
+                format!(
+                    "key {key} got a second live manager m{mgr} while m{live} is still registered"
+                ),
+            );
+        }
+        if self.live_mgr.len() >= self.limits.max_managers {
+            return fail(
+                Invariant::I6,
+                format!(
+                    "manager m{mgr} for {key} is one more than the limit of {}",
+                    self.limits.max_managers
+                ),
+            );
+        }
+        self.live_mgr.insert(key.clone(), mgr);
+        self.mode_of_key.insert(key.clone(), Mode::Unified);
+        Ok(())
+    }
+
+    pub(super) fn manager_removed(&mut self, key: &Key, mgr: u64) -> Checked {
+        match self.live_mgr.get(key) {
+            Some(&live) if live == mgr => {}
+            other => {
+                return fail(
+                    Invariant::I5,
+                    format!("manager m{mgr} of {key} was removed, but the registry held {other:?}"),
+                )
+            }
+        }
+        let live = self.live_by_key.get(key).copied().unwrap_or(0);
+        if live > 0 {
+            return fail(
+                Invariant::I5,
+                format!(
+                    "manager m{mgr} of {key} was removed with {live} connection(s) still on it"
+                ),
+            );
+        }
+        let mine = (key.clone(), 0)..=(key.clone(), u64::MAX);
+        if let Some((_, seq)) = self.unrouted.range(mine.clone()).next() {
+            return fail(
+                Invariant::I8,
+                format!("manager m{mgr} of {key} was removed before routing its message #{seq}"),
+            );
+        }
+        if let Some((_, seq)) = self.held.range(mine.clone()).next() {
+            return fail(
+                Invariant::I8,
+                format!("manager m{mgr} of {key} was removed still holding #{seq}, with no drop recorded"),
+            );
+        }
+        // A new manager of this key numbers its messages from 1 again.
+        let numbered: Vec<_> = self
+            .accepted
+            .range(mine)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in numbered {
+            self.accepted.remove(&id);
+        }
+        self.live_mgr.remove(key);
+        self.mode_of_key.remove(key);
+        self.removed_mgr.insert((key.clone(), mgr));
+        Ok(())
+    }
+
+    /// A client learned which key, manager and connection it got.
+    pub(super) fn connected(&mut self, user: &Key, key: &Key, mgr: u64, conn: u64) -> Checked {
+        if let Some(other) = self.user_of_key.get(key) {
+            if other != user {
+                return fail(
+                    Invariant::I3,
+                    format!("users {other} and {user} were both filed under key {key}"),
+                );
+            }
+        }
+        if let Some(old) = self.key_of_user.get(user) {
+            if old != key {
+                if let Some(old_mgr) = self.live_mgr.get(old) {
+                    return fail(
+                        Invariant::I2,
+                        format!(
+                            "user {user} now has two live managers: m{old_mgr} (key {old}) and m{mgr} (key {key}); events sent through one never reach tabs on the other"
+                        ),
+                    );
+                }
+                return fail(
+                    Invariant::I3,
+                    format!("user {user} was filed under key {old} before and under {key} now"),
+                );
+            }
+        }
+        if self.removed_mgr.contains(&(key.clone(), mgr)) {
+            return fail(
+                Invariant::I9,
+                format!("{user} was handed manager m{mgr}, which had already been removed"),
+            );
+        }
+        match self.live_mgr.get(key) {
+            Some(&live) if live == mgr => {}
+            other => {
+                return fail(
+                    Invariant::I2,
+                    format!(
+                        "{user} was handed manager m{mgr}, but the registry holds {} for key {key}",
+                        other.map_or("none".to_owned(), |m| format!("m{m}"))
+                    ),
+                )
+            }
+        }
+        self.key_of_user.insert(user.clone(), key.clone());
+        self.user_of_key.insert(key.clone(), user.clone());
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.owner = Some(user.clone());
+        }
+        Ok(())
+    }
+}

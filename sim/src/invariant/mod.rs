@@ -1,0 +1,255 @@
+//! The checker: a small model of what the core should hold, fed every [`Step`], and the named
+//! invariants of DESIGN section 3 checked against it after every step. Every check is a few
+//! ordered-map operations on the keys the step names, so the per-step cost does not grow with the
+//! number of users. Each group of invariants lives in its own file.
+
+mod connections;
+mod delivery;
+mod managers;
+mod sharing;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+
+use serde::Serialize;
+use wsreg::Mode;
+
+use crate::config::Limits;
+use crate::coverage::Coverage;
+use crate::trace::{MsgTag, Step, What};
+
+/// The invariants of DESIGN section 3.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub enum Invariant {
+    /// Every message delivered to a connection was addressed to that connection's user.
+    I1,
+    /// At most one live manager per user; every handed-out manager is the registry's.
+    I2,
+    /// Distinct user ids never share a key; one user id always maps to one key.
+    I3,
+    /// No per-user state is reachable from two users' managers.
+    I4,
+    /// Registry, managers and connections describe the same ownership.
+    I5,
+    /// Connection and manager limits hold.
+    I6,
+    /// Per connection, messages arrive in order, without duplicates.
+    I7,
+    /// Every message is delivered, held for recovery, or dropped with a recorded reason.
+    I8,
+    /// No manager without connections outlives its TTL; none is handed out after removal.
+    I9,
+    /// After healing, queues drain and clients finish within the bound.
+    I10,
+}
+
+impl Invariant {
+    /// The short name, e.g. `one-manager-per-user`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Invariant::I1 => "owner-only-delivery",
+            Invariant::I2 => "one-manager-per-user",
+            Invariant::I3 => "key-injective-and-stable",
+            Invariant::I4 => "nothing-shared",
+            Invariant::I5 => "indexes-agree",
+            Invariant::I6 => "limits-hold",
+            Invariant::I7 => "lifecycle-order",
+            Invariant::I8 => "nothing-lost-silently",
+            Invariant::I9 => "no-zombies",
+            Invariant::I10 => "liveness",
+        }
+    }
+
+    /// All of them, in order.
+    pub const ALL: [Invariant; 10] = [
+        Invariant::I1,
+        Invariant::I2,
+        Invariant::I3,
+        Invariant::I4,
+        Invariant::I5,
+        Invariant::I6,
+        Invariant::I7,
+        Invariant::I8,
+        Invariant::I9,
+        Invariant::I10,
+    ];
+}
+
+impl fmt::Display for Invariant {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self:?} {}", self.name())
+    }
+}
+
+/// A broken invariant: which, at which step, and what it means for a user.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    /// Which invariant.
+    pub invariant: Invariant,
+    /// The step after which it was found.
+    pub step: u64,
+    /// What happened, in a user's words.
+    pub message: String,
+}
+
+pub(crate) type Key = Arc<str>;
+
+/// What the checker knows about one connection.
+#[derive(Clone, Debug)]
+struct ConnModel {
+    key: Key,
+    open: bool,
+    /// The simulated user holding it, once the client learned its id.
+    owner: Option<Key>,
+}
+
+/// A message queued for a connection: queued, then both delivered (the sink took it) and
+/// received (the client read it), in either order.
+#[derive(Clone, Copy, Debug, Default)]
+struct Flight {
+    delivered: bool,
+    received: bool,
+}
+
+/// The model the invariants are checked against.
+#[derive(Debug)]
+pub struct Checker {
+    limits: Limits,
+    coverage: Coverage,
+    // managers and keys
+    live_mgr: BTreeMap<Key, u64>,
+    removed_mgr: BTreeSet<(Key, u64)>,
+    key_of_user: BTreeMap<Key, Key>,
+    user_of_key: BTreeMap<Key, Key>,
+    mode_of_key: BTreeMap<Key, Mode>,
+    // connections
+    conns: BTreeMap<u64, ConnModel>,
+    live_by_key: BTreeMap<Key, usize>,
+    live_total: usize,
+    // messages
+    accepted: BTreeMap<(Key, u64), MsgTag>,
+    unrouted: BTreeSet<(Key, u64)>,
+    held: BTreeSet<(Key, u64)>,
+    flights: BTreeMap<(u64, u64), Flight>,
+    last_received: BTreeMap<u64, u64>,
+}
+
+/// The result of one check.
+pub(crate) type Checked = Result<(), (Invariant, String)>;
+
+pub(crate) fn fail(invariant: Invariant, message: String) -> Checked {
+    Err((invariant, message))
+}
+
+impl Checker {
+    /// A checker for a run with these limits.
+    pub fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            coverage: Coverage::default(),
+            live_mgr: BTreeMap::new(),
+            removed_mgr: BTreeSet::new(),
+            key_of_user: BTreeMap::new(),
+            user_of_key: BTreeMap::new(),
+            mode_of_key: BTreeMap::new(),
+            conns: BTreeMap::new(),
+            live_by_key: BTreeMap::new(),
+            live_total: 0,
+            accepted: BTreeMap::new(),
+            unrouted: BTreeSet::new(),
+            held: BTreeSet::new(),
+            flights: BTreeMap::new(),
+            last_received: BTreeMap::new(),
+        }
+    }
+
+    /// The coverage points hit so far.
+    pub fn coverage(&self) -> &Coverage {
+        &self.coverage
+    }
+
+    /// Checks one step and updates the model.
+    pub fn on_step(&mut self, s: &Step) -> Result<(), Violation> {
+        self.coverage.on_step(s);
+        let key = &s.user;
+        let conn = s.conn.unwrap_or(0);
+        let result = match &s.what {
+            What::ManagerCreated => self.manager_created(key, s.mgr.unwrap_or(0)),
+            What::ManagerRemoved(_) => self.manager_removed(key, s.mgr.unwrap_or(0)),
+            What::Connected { key: filed } => self.connected(key, filed, s.mgr.unwrap_or(0), conn),
+            What::ConnAdded { live } => self.conn_added(key, s.mgr.unwrap_or(0), conn, *live),
+            What::ConnRemoved { live, .. } => self.conn_removed(key, conn, *live),
+            What::ModeChanged { from, to } => self.mode_changed(key, *from, *to),
+            What::Accepted { seq, msg } => self.accepted(key, *seq, msg),
+            What::Enqueued { seq, replay } => self.enqueued(key, conn, *seq, *replay),
+            What::Requeued { seq } => self.requeued(key, conn, *seq),
+            What::Buffered { seq } => self.buffered(key, *seq),
+            What::Delivered { seq } => self.delivered(key, conn, *seq),
+            What::Dropped { seq, .. } => self.dropped(key, s.conn, *seq),
+            What::Received { seq, msg, .. } => self.received(key, conn, *seq, msg),
+            _ => Ok(()),
+        };
+        result.map_err(|(invariant, message)| Violation {
+            invariant,
+            step: s.n,
+            message,
+        })
+    }
+
+    /// Messages queued for a connection and not yet both delivered and received.
+    pub fn in_flight(&self) -> usize {
+        self.flights.len()
+    }
+
+    /// Users (by key) with messages in flight, and how many each.
+    pub fn in_flight_by_key(&self) -> BTreeMap<Key, usize> {
+        let mut out = BTreeMap::new();
+        for (conn, _) in self.flights.keys() {
+            if let Some(c) = self.conns.get(conn) {
+                *out.entry(c.key.clone()).or_insert(0) += 1;
+            }
+        }
+        out
+    }
+
+    /// The end-of-run history checks (after everything drained and idle managers were reaped).
+    pub fn finish(&self, last_step: u64) -> Result<(), Violation> {
+        self.history().map_err(|(invariant, message)| Violation {
+            invariant,
+            step: last_step,
+            message,
+        })
+    }
+
+    fn history(&self) -> Checked {
+        if let Some((key, seq)) = self.unrouted.first() {
+            return fail(
+                Invariant::I8,
+                format!("{key}'s message #{seq} was accepted but never queued, held or dropped"),
+            );
+        }
+        if let Some((key, seq)) = self.held.first() {
+            return fail(
+                Invariant::I8,
+                format!("{key}'s message #{seq} is still held after its manager should be gone"),
+            );
+        }
+        if let Some(((conn, seq), f)) = self.flights.first_key_value() {
+            return fail(
+                Invariant::I8,
+                format!(
+                    "message #{seq} queued for c{conn} ended neither delivered and received nor dropped (delivered: {}, received: {})",
+                    f.delivered, f.received
+                ),
+            );
+        }
+        if let Some((key, mgr)) = self.live_mgr.first_key_value() {
+            return fail(
+                Invariant::I9,
+                format!("{key}'s manager m{mgr} has no connection and outlived its idle TTL"),
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,74 @@
+//! I4 nothing shared: a user's mode changes only when that user changes it, and what the registry
+//! shows for a user matches that user's own history (checked by a probe before each action).
+
+use wsreg::Mode;
+
+use super::{fail, Checked, Checker, Invariant, Key, Violation};
+use crate::backend::Probe;
+
+impl Checker {
+    pub(super) fn mode_changed(&mut self, key: &Key, from: Mode, to: Mode) -> Checked {
+        let expected = self.mode_of_key.get(key).copied().unwrap_or_default();
+        if expected != from {
+            return fail(
+                Invariant::I4,
+                format!("{key}'s mode changed from {from} to {to}, but {key} had set {expected}: another user's change reached it"),
+            );
+        }
+        self.mode_of_key.insert(key.clone(), to);
+        Ok(())
+    }
+
+    /// Compares what the backend shows for `user` with the model, before the user acts.
+    pub fn on_probe(&self, user: &Key, probe: Option<Probe>, step: u64) -> Result<(), Violation> {
+        self.probe(user, probe)
+            .map_err(|(invariant, message)| Violation {
+                invariant,
+                step,
+                message,
+            })
+    }
+
+    fn probe(&self, user: &Key, probe: Option<Probe>) -> Checked {
+        let Some(key) = self.key_of_user.get(user) else {
+            return Ok(());
+        };
+        let held = self.live_mgr.get(key);
+        let Some(p) = probe else {
+            if let Some(m) = held {
+                return fail(
+                    Invariant::I5,
+                    format!("the registry shows no manager for {user}, but m{m} was never removed"),
+                );
+            }
+            return Ok(());
+        };
+        if held != Some(&p.manager) {
+            return fail(
+                Invariant::I2,
+                format!(
+                    "the registry shows m{} for {user}; its history says {held:?}",
+                    p.manager
+                ),
+            );
+        }
+        let mode = self.mode_of_key.get(key).copied().unwrap_or_default();
+        if p.mode != mode {
+            return fail(
+                Invariant::I4,
+                format!("{user}'s manager is in mode {}, but {user} only ever set {mode}: its mode is shared with another user", p.mode),
+            );
+        }
+        let live = self.live_by_key.get(key).copied().unwrap_or(0);
+        if p.connections != live {
+            return fail(
+                Invariant::I5,
+                format!(
+                    "{user}'s manager holds {} connections; the history says {live}",
+                    p.connections
+                ),
+            );
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,371 @@
+//! [`Plan`]: a run as plain data (users, their operations at virtual times, the core's limits).
+//! Generated from a seed, or written by hand as JSON; replay and shrinking edit plans.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+use wsreg::{Mode, UserContext};
+
+use crate::config::Limits;
+
+/// The plan format version this build reads and writes.
+pub const PLAN_VERSION: u32 = 1;
+
+/// One run: who, what, when. Together with a runtime seed it determines the run completely.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// Format version; must be [`PLAN_VERSION`].
+    pub version: u32,
+    /// The core's limits for this run.
+    #[serde(default)]
+    pub limits: Limits,
+    /// Whether madsim's buggify adds yields at the harness's await points.
+    #[serde(default)]
+    pub buggify: bool,
+    /// Virtual milliseconds the liveness phase may take.
+    #[serde(default = "default_liveness_bound_ms")]
+    pub liveness_bound_ms: u64,
+    /// The users, by name, with the thread id their requests carry.
+    pub users: Vec<UserSpec>,
+    /// Operations, in any order (they run at their `at_ms`; ties run in listed order per user).
+    pub ops: Vec<Op>,
+}
+
+fn default_liveness_bound_ms() -> u64 {
+    10_000
+}
+
+/// A simulated user.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserSpec {
+    /// The user id (`u1`, `u2`...).
+    pub name: String,
+    /// The thread id its requests carry (shared between users on purpose).
+    pub thread: String,
+}
+
+/// One client action.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Op {
+    /// When, in virtual milliseconds from the start.
+    pub at_ms: u64,
+    /// Whose action (a name from `users`).
+    pub user: String,
+    /// What.
+    #[serde(flatten)]
+    pub kind: OpKind,
+}
+
+/// What a client does. Tabs are the user's open connections, oldest first; `tab` picks one
+/// modulo how many are open (nothing happens with none).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum OpKind {
+    /// Open a tab; a `slow` one reads 5 ms per message until the liveness phase heals it.
+    Connect {
+        /// Whether it reads slowly.
+        #[serde(default, skip_serializing_if = "is_false")]
+        slow: bool,
+    },
+    /// Close a tab cleanly.
+    Close {
+        /// Which.
+        #[serde(default)]
+        tab: usize,
+    },
+    /// Drop a tab without closing it; the server notices 20 ms later.
+    Crash {
+        /// Which.
+        #[serde(default)]
+        tab: usize,
+    },
+    /// Close a tab and open a new one in the same instant.
+    Reconnect {
+        /// Which.
+        #[serde(default)]
+        tab: usize,
+    },
+    /// Open `n` tabs at once.
+    Burst {
+        /// How many (1 to 16).
+        n: u8,
+    },
+    /// Send the user a text message.
+    Send,
+    /// Start an agent run: `agent_started`, `thinking` thoughts, `tools` nested tool calls,
+    /// `agent_completed`, one event every `step_ms`.
+    Run {
+        /// Tool calls (0 to 8).
+        #[serde(default)]
+        tools: u8,
+        /// `agent_thinking` events (0 to 8).
+        #[serde(default)]
+        thinking: u8,
+        /// Milliseconds between events.
+        #[serde(default = "default_step_ms")]
+        step_ms: u64,
+    },
+    /// Change the user's mode.
+    Mode {
+        /// The new mode.
+        mode: Mode,
+    },
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+fn default_step_ms() -> u64 {
+    2
+}
+
+/// A plan file or plan that cannot be run. Nothing was run.
+#[derive(Debug, Error)]
+pub enum PlanError {
+    /// The file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a valid plan document.
+    #[error("{path}: line {line}, column {column}, at `{field}`: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// Where in the document, e.g. `ops[3].mode`.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The document parsed but describes an impossible run.
+    #[error("invalid plan: {0}")]
+    Invalid(String),
+}
+
+/// Most ops one plan may hold.
+pub const MAX_OPS: usize = 1_000_000;
+/// Latest `at_ms` accepted (one virtual hour).
+pub const MAX_AT_MS: u64 = 3_600_000;
+
+impl Plan {
+    /// Parses and validates a JSON plan document; `path` names it in errors.
+    pub fn from_json(text: &str, path: &str) -> Result<Plan, PlanError> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let plan: Plan = serde_path_to_error::deserialize(de).map_err(|e| {
+            let field = e.path().to_string();
+            let inner = e.into_inner();
+            PlanError::Parse {
+                path: path.to_owned(),
+                line: inner.line(),
+                column: inner.column(),
+                field,
+                message: strip_position(&inner.to_string()),
+            }
+        })?;
+        plan.validate()?;
+        Ok(plan)
+    }
+
+    /// Reads a plan file.
+    pub fn load(path: &Path) -> Result<Plan, PlanError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| PlanError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        Plan::from_json(&text, &shown)
+    }
+
+    /// The plan as pretty JSON, one op per line.
+    pub fn to_json(&self) -> String {
+        let mut out = String::from("{\n");
+        let header = serde_json::json!({
+            "version": self.version,
+            "limits": self.limits,
+            "buggify": self.buggify,
+            "liveness_bound_ms": self.liveness_bound_ms,
+        });
+        if let serde_json::Value::Object(fields) = header {
+            for (k, v) in fields {
+                out.push_str(&format!("  {:?}: {},\n", k, v));
+            }
+        }
+        out.push_str("  \"users\": [\n");
+        push_lines(&mut out, &self.users);
+        out.push_str("  ],\n  \"ops\": [\n");
+        push_lines(&mut out, &self.ops);
+        out.push_str("  ]\n}\n");
+        out
+    }
+
+    /// Writes the plan as JSON.
+    pub fn save(&self, path: &Path) -> Result<(), PlanError> {
+        std::fs::write(path, self.to_json()).map_err(|source| PlanError::Io {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+
+    /// Checks everything serde cannot: names, references and bounds.
+    pub fn validate(&self) -> Result<(), PlanError> {
+        let bad = |m: String| Err(PlanError::Invalid(m));
+        if self.version != PLAN_VERSION {
+            return bad(format!(
+                "version {} is not supported (this build reads version {PLAN_VERSION})",
+                self.version
+            ));
+        }
+        if self.ops.len() > MAX_OPS {
+            return bad(format!("{} ops; at most {MAX_OPS}", self.ops.len()));
+        }
+        let mut names = BTreeSet::new();
+        for (i, u) in self.users.iter().enumerate() {
+            if let Err(e) = UserContext::new(&u.name).and_then(|c| c.with_thread_id(&u.thread)) {
+                return bad(format!("users[{i}]: {e}"));
+            }
+            if !names.insert(u.name.as_str()) {
+                return bad(format!("users[{i}]: {:?} is listed twice", u.name));
+            }
+        }
+        for (i, op) in self.ops.iter().enumerate() {
+            if !names.contains(op.user.as_str()) {
+                return bad(format!("ops[{i}]: user {:?} is not in `users`", op.user));
+            }
+            if op.at_ms > MAX_AT_MS {
+                return bad(format!("ops[{i}]: at_ms {} is past {MAX_AT_MS}", op.at_ms));
+            }
+            match op.kind {
+                OpKind::Burst { n } if !(1..=16).contains(&n) => {
+                    return bad(format!("ops[{i}]: burst n must be 1 to 16, not {n}"))
+                }
+                OpKind::Run {
+                    tools,
+                    thinking,
+                    step_ms,
+                } if tools > 8 || thinking > 8 || step_ms > 1_000 => {
+                    return bad(format!(
+                        "ops[{i}]: run needs tools and thinking at most 8 and step_ms at most 1000"
+                    ))
+                }
+                _ => {}
+            }
+        }
+        let l = &self.limits;
+        if l.max_connections_per_user == 0 || l.max_managers == 0 || l.outbound_capacity == 0 {
+            return bad("limits must allow a manager, a connection and a queued message".into());
+        }
+        Ok(())
+    }
+
+    /// The ops of each user in the order they run: by `at_ms`, ties in listed order.
+    pub fn ops_by_user(&self) -> Vec<Vec<&Op>> {
+        let index: std::collections::BTreeMap<&str, usize> = self
+            .users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.name.as_str(), i))
+            .collect();
+        let mut per_user: Vec<Vec<&Op>> = vec![Vec::new(); self.users.len()];
+        for op in &self.ops {
+            if let Some(&i) = index.get(op.user.as_str()) {
+                per_user[i].push(op);
+            }
+        }
+        for ops in &mut per_user {
+            ops.sort_by_key(|op| op.at_ms);
+        }
+        per_user
+    }
+}
+
+fn push_lines<T: Serialize>(out: &mut String, items: &[T]) {
+    for (i, item) in items.iter().enumerate() {
+        let line = serde_json::to_string(item).unwrap_or_default();
+        let comma = if i + 1 < items.len() { "," } else { "" };
+        out.push_str(&format!("    {line}{comma}\n"));
+    }
+}
+
+/// serde_json appends " at line L column C"; the error carries those separately.
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SMALL: &str = r#"{
+  "version": 1,
+  "users": [{"name": "u1", "thread": "t1"}],
+  "ops": [
+    {"at_ms": 0, "user": "u1", "op": "connect"},
+    {"at_ms": 1, "user": "u1", "op": "run", "tools": 2},
+    {"at_ms": 2, "user": "u1", "op": "mode", "mode": "isolated"}
+  ]
+}"#;
+
+    #[test]
+    fn a_hand_written_plan_parses_and_round_trips() {
+        let plan = Plan::from_json(SMALL, "small.json").unwrap();
+        assert_eq!(plan.ops.len(), 3);
+        assert_eq!(
+            plan.ops[1].kind,
+            OpKind::Run {
+                tools: 2,
+                thinking: 0,
+                step_ms: 2
+            }
+        );
+        let again = Plan::from_json(&plan.to_json(), "again.json").unwrap();
+        assert_eq!(plan, again);
+    }
+
+    #[test]
+    fn malformed_plans_name_the_line_and_field() {
+        let typo = SMALL.replace("\"isolated\"", "\"isolatd\"");
+        match Plan::from_json(&typo, "p.json").unwrap_err() {
+            PlanError::Parse {
+                line,
+                field,
+                message,
+                ..
+            } => {
+                assert_eq!(line, 7);
+                assert_eq!(field, "ops[2]");
+                assert!(message.contains("isolatd"), "{message}");
+            }
+            other => panic!("{other}"),
+        }
+        let missing = SMALL.replace("\"at_ms\": 1, ", "");
+        let err = Plan::from_json(&missing, "p.json").unwrap_err().to_string();
+        assert!(err.contains("line 6") && err.contains("at_ms"), "{err}");
+        let unknown_user = SMALL.replace(
+            "\"user\": \"u1\", \"op\": \"run\"",
+            "\"user\": \"u9\", \"op\": \"run\"",
+        );
+        let err = Plan::from_json(&unknown_user, "p.json")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("ops[1]") && err.contains("u9"), "{err}");
+        assert!(Plan::from_json("", "p.json").is_err());
+        assert!(Plan::from_json("[1,2]", "p.json").is_err());
+        let bad_user = SMALL.replace("\"name\": \"u1\"", "\"name\": \"\"");
+        assert!(Plan::from_json(&bad_user, "p.json").is_err());
+    }
+}

@@ -1,0 +1,293 @@
+//! The [`Recorder`]: the core's observer and the clients' log in one. Every observation and every
+//! client action becomes a numbered [`Step`], is hashed, kept (all, or the last few), and checked
+//! by the [`Checker`] before the next step happens.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::time::Instant;
+use wsreg::{Observation, Observer, Payload};
+
+use crate::backend::Probe;
+use crate::config::Limits;
+use crate::coverage::Coverage;
+use crate::invariant::{Checker, Violation};
+use crate::trace::{MsgTag, Step, TraceHash, What};
+
+/// How much of the trace to keep.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Keep {
+    /// Every step (for single runs, replays and snapshots).
+    All,
+    /// The last `n` steps (for campaigns).
+    Tail(usize),
+}
+
+/// Counts of what a run did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stats {
+    /// Connections opened.
+    pub connections: u64,
+    /// Messages accepted by the core.
+    pub accepted: u64,
+    /// Messages read by simulated clients.
+    pub received: u64,
+    /// Managers created.
+    pub managers: u64,
+}
+
+/// What a finished recorder hands back.
+#[derive(Debug)]
+pub struct Recording {
+    /// Steps taken.
+    pub steps: u64,
+    /// The running hash after the last step.
+    pub hash: u64,
+    /// The kept steps.
+    pub trace: Vec<Step>,
+    /// The first violation, if any.
+    pub violation: Option<Violation>,
+    /// Coverage points hit.
+    pub coverage: Coverage,
+    /// Counts.
+    pub stats: Stats,
+}
+
+struct State {
+    n: u64,
+    hash: TraceHash,
+    keep: Keep,
+    trace: VecDeque<Step>,
+    checker: Checker,
+    violation: Option<Violation>,
+    stats: Stats,
+}
+
+/// Records and checks every step of one run.
+pub struct Recorder {
+    start: Instant,
+    failed: AtomicBool,
+    state: Mutex<State>,
+}
+
+impl Recorder {
+    /// A recorder for a run with these limits.
+    pub fn new(limits: Limits, keep: Keep) -> Self {
+        Self {
+            start: Instant::now(),
+            failed: AtomicBool::new(false),
+            state: Mutex::new(State {
+                n: 0,
+                hash: TraceHash::default(),
+                keep,
+                trace: VecDeque::new(),
+                checker: Checker::new(limits),
+                violation: None,
+                stats: Stats::default(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether an invariant has broken (the run then winds down).
+    pub fn failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+
+    /// Records one step and checks it. After a violation, further steps are ignored.
+    pub fn record(&self, user: Arc<str>, conn: Option<u64>, mgr: Option<u64>, what: What) {
+        let mut st = self.lock();
+        if st.violation.is_some() {
+            return;
+        }
+        st.n += 1;
+        let step = Step {
+            n: st.n,
+            t_us: self.start.elapsed().as_micros() as u64,
+            user,
+            conn,
+            mgr,
+            what,
+        };
+        match &step.what {
+            What::ConnAdded { .. } => st.stats.connections += 1,
+            What::Accepted { .. } => st.stats.accepted += 1,
+            What::Received { .. } => st.stats.received += 1,
+            What::ManagerCreated => st.stats.managers += 1,
+            _ => {}
+        }
+        st.hash.add(&step);
+        let checked = st.checker.on_step(&step);
+        if let Keep::Tail(n) = st.keep {
+            if st.trace.len() >= n {
+                st.trace.pop_front();
+            }
+        }
+        st.trace.push_back(step);
+        if let Err(v) = checked {
+            st.violation = Some(v);
+            self.failed.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Checks a probe of `user`'s manager against the model.
+    pub fn probe(&self, user: &Arc<str>, probe: Option<Probe>) {
+        let mut st = self.lock();
+        if st.violation.is_some() {
+            return;
+        }
+        if let Err(v) = st.checker.on_probe(user, probe, st.n) {
+            st.violation = Some(v);
+            self.failed.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Messages queued and not yet both delivered and received.
+    pub fn in_flight(&self) -> usize {
+        self.lock().checker.in_flight()
+    }
+
+    /// In-flight messages per user key.
+    pub fn in_flight_by_key(&self) -> BTreeMap<Arc<str>, usize> {
+        self.lock().checker.in_flight_by_key()
+    }
+
+    /// Records a violation found outside the step checks (the liveness phase's).
+    pub fn violate(&self, v: Violation) {
+        let mut st = self.lock();
+        if st.violation.is_none() {
+            st.violation = Some(v);
+            self.failed.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// The number of the last step.
+    pub fn last_step(&self) -> u64 {
+        self.lock().n
+    }
+
+    /// Runs the end-of-run history checks and hands everything back.
+    pub fn finish(&self, history: bool) -> Recording {
+        let mut st = self.lock();
+        if history && st.violation.is_none() {
+            if let Err(v) = st.checker.finish(st.n) {
+                st.violation = Some(v);
+            }
+        }
+        Recording {
+            steps: st.n,
+            hash: st.hash.value(),
+            trace: std::mem::take(&mut st.trace).into(),
+            violation: st.violation.clone(),
+            coverage: st.checker.coverage().clone(),
+            stats: st.stats,
+        }
+    }
+}
+
+/// The harness's tag of a payload: its kind and its run id or text.
+pub fn tag(payload: &Payload) -> MsgTag {
+    match payload {
+        Payload::Agent(e) => MsgTag {
+            kind: e.kind(),
+            tag: Arc::from(e.run_id()),
+        },
+        Payload::Text { text } => MsgTag {
+            kind: "text",
+            tag: Arc::from(text.as_str()),
+        },
+    }
+}
+
+impl Observer for Recorder {
+    fn observe(&self, o: &Observation<'_>) {
+        let (user, conn, mgr, what) = match *o {
+            Observation::ManagerCreated { user, manager } => {
+                (user, None, manager, What::ManagerCreated)
+            }
+            Observation::ManagerRemoved {
+                user,
+                manager,
+                reason,
+            } => (user, None, manager, What::ManagerRemoved(reason)),
+            Observation::ConnectionAdded {
+                user,
+                manager,
+                conn,
+                live,
+            } => (user, Some(conn), manager, What::ConnAdded { live }),
+            Observation::ConnectionRemoved {
+                user,
+                manager,
+                conn,
+                reason,
+                live,
+            } => (
+                user,
+                Some(conn),
+                manager,
+                What::ConnRemoved { reason, live },
+            ),
+            Observation::Accepted {
+                user,
+                manager,
+                seq,
+                payload,
+            } => (
+                user,
+                None,
+                manager,
+                What::Accepted {
+                    seq,
+                    msg: tag(payload),
+                },
+            ),
+            Observation::Enqueued {
+                user,
+                manager,
+                conn,
+                seq,
+                replay,
+            } => (user, Some(conn), manager, What::Enqueued { seq, replay }),
+            Observation::Requeued {
+                user,
+                manager,
+                conn,
+                seq,
+            } => (user, Some(conn), manager, What::Requeued { seq }),
+            Observation::Buffered { user, manager, seq } => {
+                (user, None, manager, What::Buffered { seq })
+            }
+            Observation::Delivered {
+                user,
+                manager,
+                conn,
+                seq,
+            } => (user, Some(conn), manager, What::Delivered { seq }),
+            Observation::Dropped {
+                user,
+                manager,
+                conn,
+                seq,
+                reason,
+            } => (user, conn, manager, What::Dropped { seq, reason }),
+            Observation::ModeChanged {
+                user,
+                manager,
+                from,
+                to,
+            } => (user, None, manager, What::ModeChanged { from, to }),
+            _ => return,
+        };
+        self.record(
+            user.to_shared(),
+            conn.map(|c| c.get()),
+            Some(mgr.get()),
+            what,
+        );
+    }
+}

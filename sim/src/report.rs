@@ -1,0 +1,125 @@
+//! What the CLI prints: a run's header, verdict, summary, trace excerpt and replay command; a
+//! campaign's summary.
+
+use std::fmt::Write as _;
+
+use crate::campaign::CampaignSummary;
+use crate::coverage::POINTS;
+use crate::outcome::Outcome;
+use crate::trace::{Step, HEADER, LEGEND};
+use crate::world::RunReport;
+
+/// How many steps before the violating one an excerpt shows.
+pub const EXCERPT: usize = 40;
+
+/// The verdict line and its explanation.
+pub fn verdict(report: &RunReport) -> String {
+    let t = |step: u64| {
+        report
+            .trace
+            .iter()
+            .find(|s| s.n == step)
+            .map_or(String::new(), |s| {
+                format!(" (t={:.6}s)", s.t_us as f64 / 1e6)
+            })
+    };
+    match &report.outcome {
+        Outcome::Pass => "verdict: PASS".to_owned(),
+        Outcome::Violation(v) => format!(
+            "verdict: VIOLATION {} at step {}{}\nstory: {}",
+            v.invariant,
+            v.step,
+            t(v.step),
+            v.message
+        ),
+        Outcome::Stuck { blocked } => {
+            let mut s =
+                "verdict: STUCK (I10 liveness): after healing, these never drained:".to_owned();
+            for b in blocked {
+                let _ = write!(s, "\n  {b}");
+            }
+            s
+        }
+        Outcome::Panic { message } => format!("verdict: PANIC in the system under test: {message}"),
+    }
+}
+
+/// The run's counts in one line.
+pub fn summary(report: &RunReport) -> String {
+    let s = &report.stats;
+    format!(
+        "summary: {} steps, {:.3} s virtual, {} managers, {} connections, {} messages accepted, {} read by clients, trace hash {:#018x}",
+        report.steps,
+        report.virtual_us as f64 / 1e6,
+        s.managers,
+        s.connections,
+        s.accepted,
+        s.received,
+        report.hash
+    )
+}
+
+/// The last [`EXCERPT`] steps up to the violating one (all of them with `all`), with the legend.
+pub fn trace_excerpt(report: &RunReport, all: bool) -> String {
+    let upto = match &report.outcome {
+        Outcome::Violation(v) => v.step,
+        _ => u64::MAX,
+    };
+    let steps: Vec<&Step> = report.trace.iter().filter(|s| s.n <= upto).collect();
+    let skip = if all {
+        0
+    } else {
+        steps.len().saturating_sub(EXCERPT)
+    };
+    let mut out = format!("trace ({LEGEND}):\n{HEADER}\n");
+    if skip > 0 {
+        let _ = writeln!(out, "  ... {skip} earlier steps");
+    }
+    for s in &steps[skip..] {
+        let mark = if s.n == upto { "   <-- violation" } else { "" };
+        let _ = writeln!(out, "{s}{mark}");
+    }
+    out
+}
+
+/// A campaign summary as text.
+pub fn campaign(s: &CampaignSummary) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "campaign: {} seeds of {} (shard {}) against {}{}",
+        s.seeds_run,
+        s.range,
+        s.shard,
+        s.target,
+        if s.stopped_by_budget {
+            ", stopped by the time budget"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        out,
+        "throughput: {:.1} seeds/s, {:.0} steps/s, {:.1} simulated s per wall s ({} steps, {:.1} s virtual, {:.2} s wall)",
+        s.seeds_per_s, s.steps_per_s, s.acceleration, s.steps, s.virtual_s, s.wall_s
+    );
+    if s.failures.is_empty() {
+        let _ = writeln!(out, "failures: none");
+    } else {
+        let _ = writeln!(out, "failures:");
+        for (label, g) in &s.failures {
+            let _ = writeln!(
+                out,
+                "  {label}: {} seed(s), first {}: {}",
+                g.count, g.first_seed, g.message
+            );
+        }
+    }
+    let _ = writeln!(out, "coverage (hits over all seeds):");
+    for (point, meaning) in POINTS {
+        let hits = s.coverage.get(point).copied().unwrap_or(0);
+        let flag = if hits == 0 { "  <-- never reached" } else { "" };
+        let _ = writeln!(out, "  {point:<24}{hits:>9}  {meaning}{flag}");
+    }
+    out
+}

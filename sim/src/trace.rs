@@ -1,0 +1,312 @@
+//! Steps: every core observation and every client action or receipt is one [`Step`], rendered
+//! as one aligned line and folded into a running hash that is identical across processes for the
+//! same plan and runtime seed.
+
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use wsreg::{CloseReason, DropReason, Mode, RemoveReason};
+
+/// The column legend printed above every trace.
+pub const LEGEND: &str = "step: number; time: virtual seconds; user: who the step is about (the core's key for core steps, the simulated user for client steps); conn/mgr: connection and manager numbers; event: what happened (`>` client action, `<` client receipt, `!` a refusal)";
+
+/// The header line of a trace.
+pub const HEADER: &str = " step      time  user     conn  mgr   event";
+
+/// Which message a step is about, as the harness tagged it: `u3/r7` (run 7 of u3) or `u3/m2`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MsgTag {
+    /// Event kind (`agent_started`...) or `text`.
+    pub kind: &'static str,
+    /// The run id or text, as sent.
+    pub tag: Arc<str>,
+}
+
+impl MsgTag {
+    /// The user the harness addressed the message to: the part of the tag before the last `/`.
+    pub fn owner(&self) -> &str {
+        self.tag
+            .rsplit_once('/')
+            .map_or(&self.tag, |(owner, _)| owner)
+    }
+}
+
+impl fmt::Display for MsgTag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.kind, self.tag)
+    }
+}
+
+/// What happened in one step.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum What {
+    /// A phase of the run began.
+    Phase(&'static str),
+    /// Core: a manager was registered.
+    ManagerCreated,
+    /// Core: a manager was removed.
+    ManagerRemoved(RemoveReason),
+    /// Core: a connection was added (`live` afterwards).
+    ConnAdded {
+        /// Live connections of the key afterwards.
+        live: usize,
+    },
+    /// Core: a connection was removed.
+    ConnRemoved {
+        /// Why.
+        reason: CloseReason,
+        /// Live connections of the key afterwards.
+        live: usize,
+    },
+    /// Core: a message was accepted.
+    Accepted {
+        /// Sequence number.
+        seq: u64,
+        /// What.
+        msg: MsgTag,
+    },
+    /// Core: queued for a connection.
+    Enqueued {
+        /// Sequence number.
+        seq: u64,
+        /// From the recovery queue or a closed connection.
+        replay: bool,
+    },
+    /// Core: taken back from a closed connection.
+    Requeued {
+        /// Sequence number.
+        seq: u64,
+    },
+    /// Core: kept for recovery.
+    Buffered {
+        /// Sequence number.
+        seq: u64,
+    },
+    /// Core: the sink took it.
+    Delivered {
+        /// Sequence number.
+        seq: u64,
+    },
+    /// Core: dropped, with a reason.
+    Dropped {
+        /// Sequence number.
+        seq: u64,
+        /// Why.
+        reason: DropReason,
+    },
+    /// Core: mode changed.
+    ModeChanged {
+        /// Old.
+        from: Mode,
+        /// New.
+        to: Mode,
+    },
+    /// Client: asks to connect.
+    Connect {
+        /// A slow reader.
+        slow: bool,
+    },
+    /// Client: connected, filed under `key`.
+    Connected {
+        /// The key the backend used.
+        key: Arc<str>,
+    },
+    /// Client: closes a tab.
+    Close,
+    /// Client: a tab crashes (drops without closing).
+    Crash,
+    /// Server: the deferred cleanup of a crashed tab runs.
+    Cleanup,
+    /// Client: sends a text message.
+    Send {
+        /// What.
+        msg: MsgTag,
+    },
+    /// Client: its agent emits an event.
+    Emit {
+        /// What.
+        msg: MsgTag,
+    },
+    /// Client: sets its mode.
+    SetMode(Mode),
+    /// Client: a tab received a message.
+    Received {
+        /// Sequence number.
+        seq: u64,
+        /// What.
+        msg: MsgTag,
+        /// The key the envelope was addressed to.
+        to: Arc<str>,
+        /// Whether it was lost unread in the tab's buffer when the tab crashed.
+        lost: bool,
+    },
+    /// A call was refused by the backend.
+    Refused {
+        /// What was asked.
+        action: &'static str,
+        /// The error.
+        error: Arc<str>,
+    },
+}
+
+/// One step.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Step {
+    /// 1-based step number.
+    pub n: u64,
+    /// Virtual microseconds since the run began.
+    pub t_us: u64,
+    /// Who it is about.
+    pub user: Arc<str>,
+    /// Connection number, if any.
+    pub conn: Option<u64>,
+    /// Manager number, if any.
+    pub mgr: Option<u64>,
+    /// What happened.
+    pub what: What,
+}
+
+fn opt(f: &mut fmt::Formatter<'_>, prefix: char, v: Option<u64>) -> fmt::Result {
+    match v {
+        Some(v) => write!(f, "{:<6}", format!("{prefix}{v}")),
+        None => write!(f, "{:<6}", "-"),
+    }
+}
+
+impl fmt::Display for What {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            What::Phase(p) => write!(f, "== {p}"),
+            What::ManagerCreated => f.write_str("manager registered"),
+            What::ManagerRemoved(r) => write!(f, "manager removed ({r:?})"),
+            What::ConnAdded { live } => write!(f, "connection added (live {live})"),
+            What::ConnRemoved { reason, live } => {
+                write!(f, "connection removed: {reason:?} (live {live})")
+            }
+            What::Accepted { seq, msg } => write!(f, "accepted #{seq} {msg}"),
+            What::Enqueued { seq, replay } => {
+                write!(f, "queued #{seq}{}", if *replay { " (replay)" } else { "" })
+            }
+            What::Requeued { seq } => write!(f, "taken back #{seq}"),
+            What::Buffered { seq } => write!(f, "held for recovery #{seq}"),
+            What::Delivered { seq } => write!(f, "delivered #{seq}"),
+            What::Dropped { seq, reason } => write!(f, "dropped #{seq}: {reason}"),
+            What::ModeChanged { from, to } => write!(f, "mode {from} -> {to}"),
+            What::Connect { slow } => {
+                write!(f, "> connect{}", if *slow { " (slow reader)" } else { "" })
+            }
+            What::Connected { key } => write!(f, "> connected as key {key}"),
+            What::Close => f.write_str("> close"),
+            What::Crash => f.write_str("> crash (no close)"),
+            What::Cleanup => f.write_str("> server cleans up the crashed tab"),
+            What::Send { msg } => write!(f, "> send {msg}"),
+            What::Emit { msg } => write!(f, "> emit {msg}"),
+            What::SetMode(m) => write!(f, "> set mode {m}"),
+            What::Received { seq, msg, to, lost } => {
+                let verb = if *lost {
+                    "lost unread in the crash"
+                } else {
+                    "received"
+                };
+                write!(f, "< {verb} #{seq} {msg} (to {to})")
+            }
+            What::Refused { action, error } => write!(f, "! {action} refused: {error}"),
+        }
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:>5}  {:>8.6}  {:<8} ",
+            self.n,
+            self.t_us as f64 / 1e6,
+            self.user
+        )?;
+        opt(f, 'c', self.conn)?;
+        opt(f, 'm', self.mgr)?;
+        write!(f, "{}", self.what)
+    }
+}
+
+/// The running hash over every step so far.
+#[derive(Default)]
+pub struct TraceHash {
+    h: fnv::FnvHasher,
+}
+
+impl fmt::Debug for TraceHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TraceHash({:#018x})", self.value())
+    }
+}
+
+impl TraceHash {
+    /// Folds one step in.
+    pub fn add(&mut self, step: &Step) {
+        step.hash(&mut self.h);
+    }
+
+    /// The hash so far.
+    pub fn value(&self) -> u64 {
+        self.h.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_renders_in_aligned_columns() {
+        let step = Step {
+            n: 9,
+            t_us: 4_000,
+            user: "u1".into(),
+            conn: Some(2),
+            mgr: Some(1),
+            what: What::Received {
+                seq: 3,
+                msg: MsgTag {
+                    kind: "tool_completed",
+                    tag: "u2/r7".into(),
+                },
+                to: "u2".into(),
+                lost: false,
+            },
+        };
+        assert_eq!(
+            step.to_string(),
+            "    9  0.004000  u1       c2    m1    < received #3 tool_completed u2/r7 (to u2)"
+        );
+        assert_eq!(
+            MsgTag {
+                kind: "text",
+                tag: "a/b/m1".into()
+            }
+            .owner(),
+            "a/b"
+        );
+    }
+
+    #[test]
+    fn the_hash_depends_on_every_step() {
+        let step = |n| Step {
+            n,
+            t_us: 0,
+            user: "u".into(),
+            conn: None,
+            mgr: None,
+            what: What::Close,
+        };
+        let (mut a, mut b) = (TraceHash::default(), TraceHash::default());
+        a.add(&step(1));
+        b.add(&step(1));
+        assert_eq!(a.value(), b.value());
+        a.add(&step(2));
+        b.add(&step(3));
+        assert_ne!(a.value(), b.value());
+    }
+}

@@ -1,0 +1,129 @@
+//! Generates a [`Plan`] from a [`SimConfig`] and a seed.
+
+use rand::distributions::WeightedIndex;
+use rand::prelude::Distribution;
+use rand::Rng;
+use wsreg::Mode;
+
+use crate::config::SimConfig;
+use crate::plan::{Op, OpKind, Plan, UserSpec, PLAN_VERSION};
+use crate::seed::Seed;
+
+/// The plan for one seed. `config` should already be the seed's (see [`SimConfig::for_seed`]).
+///
+/// Users are `u1..uN`; every three share a thread id. A third of the ops go to the first few
+/// users, so some users see heavy contention. Every user starts with a connect, and runs and
+/// sends are biased towards users that have one.
+pub fn generate(config: &SimConfig, seed: Seed) -> Plan {
+    let mut rng = seed.rng("workload");
+    let users: Vec<UserSpec> = (1..=config.users)
+        .map(|i| UserSpec {
+            name: format!("u{i}"),
+            thread: format!("t{}", i.div_ceil(3)),
+        })
+        .collect();
+    let w = &config.weights;
+    let kinds = [
+        w.connect,
+        w.close,
+        w.crash,
+        w.send,
+        w.run,
+        w.mode,
+        w.burst,
+        w.reconnect,
+    ];
+    let pick = WeightedIndex::new(kinds).ok();
+    let hot = config.users.min(3);
+    let mut ops = Vec::with_capacity(config.ops + config.users);
+    // Everyone connects early, so most later ops meet a live user.
+    for u in &users {
+        if ops.len() >= config.ops {
+            break;
+        }
+        ops.push(Op {
+            at_ms: rng.gen_range(0..config.horizon_ms.clamp(1, 50)),
+            user: u.name.clone(),
+            kind: OpKind::Connect {
+                slow: config.faults.slow_consumers && rng.gen_ratio(1, 8),
+            },
+        });
+    }
+    while ops.len() < config.ops {
+        let Some(pick) = &pick else { break };
+        let user = if rng.gen_ratio(1, 3) {
+            rng.gen_range(0..hot)
+        } else {
+            rng.gen_range(0..config.users)
+        };
+        let mut at_ms = rng.gen_range(0..config.horizon_ms);
+        if config.faults.jitter && rng.gen_ratio(1, 4) {
+            at_ms += rng.gen_range(1..=5);
+        }
+        let tab = rng.gen_range(0..4);
+        let kind = match pick.sample(&mut rng) {
+            0 => OpKind::Connect {
+                slow: config.faults.slow_consumers && rng.gen_ratio(1, 4),
+            },
+            1 => OpKind::Close { tab },
+            2 => OpKind::Crash { tab },
+            3 => OpKind::Send,
+            4 => OpKind::Run {
+                tools: rng.gen_range(0..=3),
+                thinking: rng.gen_range(0..=2),
+                step_ms: rng.gen_range(1..=5),
+            },
+            5 => OpKind::Mode {
+                mode: [
+                    Mode::Unified,
+                    Mode::Isolated,
+                    Mode::Emergency,
+                    Mode::Degraded,
+                ][rng.gen_range(0..4)],
+            },
+            6 => OpKind::Burst {
+                n: rng.gen_range(2..=6),
+            },
+            _ => OpKind::Reconnect { tab },
+        };
+        ops.push(Op {
+            at_ms,
+            user: users[user].name.clone(),
+            kind,
+        });
+    }
+    ops.sort_by_key(|op| op.at_ms);
+    Plan {
+        version: PLAN_VERSION,
+        limits: config.limits.clone(),
+        buggify: config.faults.buggify,
+        liveness_bound_ms: config.liveness_bound_ms,
+        users,
+        ops,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_seed_gives_the_same_plan() {
+        let c = SimConfig::default();
+        assert_eq!(generate(&c, Seed(9)), generate(&c, Seed(9)));
+        assert_ne!(generate(&c, Seed(9)), generate(&c, Seed(10)));
+    }
+
+    #[test]
+    fn plans_have_the_configured_size_and_validate() {
+        let c = SimConfig {
+            users: 7,
+            ops: 100,
+            ..Default::default()
+        };
+        let plan = generate(&c, Seed(1));
+        assert_eq!(plan.users.len(), 7);
+        assert_eq!(plan.ops.len(), 100);
+        plan.validate().unwrap();
+    }
+}

@@ -1,0 +1,280 @@
+//! The [`World`]: one run of a plan against a backend. A safety phase plays every user's ops
+//! (faults included) with the invariants checked after every step; a liveness phase then heals
+//! (slow readers speed up, every user returns to `unified`), requires every queue to drain
+//! within the plan's bound, closes every tab, and requires every idle manager to be reaped.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use wsreg::{Envelope, Mode, UserContext};
+
+use crate::backend::Backend;
+use crate::client::{close_handle, user_task, Tab};
+use crate::coverage::Coverage;
+use crate::invariant::{Invariant, Violation};
+use crate::outcome::Outcome;
+use crate::plan::Plan;
+use crate::recorder::{tag, Keep, Recorder, Stats};
+use crate::trace::{Step, What};
+
+/// A simulated user.
+pub(crate) struct SimUser {
+    pub(crate) name: Arc<str>,
+    pub(crate) ctx: UserContext,
+}
+
+/// Everything the tasks of one run share.
+pub(crate) struct World<B: Backend> {
+    pub(crate) plan: Arc<Plan>,
+    pub(crate) backend: Arc<B>,
+    pub(crate) recorder: Arc<Recorder>,
+    pub(crate) users: Vec<SimUser>,
+    pub(crate) tabs: Vec<Mutex<Vec<Tab<B::Handle>>>>,
+    pub(crate) start: Instant,
+    healed: AtomicBool,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    readers: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// What one run produced.
+#[derive(Debug, Serialize)]
+pub struct RunReport {
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Steps taken.
+    pub steps: u64,
+    /// The trace hash after the last step.
+    pub hash: u64,
+    /// Virtual time the run took, in microseconds.
+    pub virtual_us: u64,
+    /// The kept steps.
+    #[serde(skip)]
+    pub trace: Vec<Step>,
+    /// Coverage points hit.
+    pub coverage: Coverage,
+    /// Counts.
+    pub stats: Stats,
+}
+
+impl RunReport {
+    /// The report of a run whose thread panicked.
+    pub fn panicked(message: String) -> Self {
+        Self {
+            outcome: Outcome::Panic { message },
+            steps: 0,
+            hash: 0,
+            virtual_us: 0,
+            trace: Vec::new(),
+            coverage: Coverage::default(),
+            stats: Stats::default(),
+        }
+    }
+}
+
+impl<B: Backend> World<B> {
+    pub(crate) fn step(&self, u: usize, conn: Option<u64>, what: What) {
+        self.record(u, conn, None, what);
+    }
+
+    pub(crate) fn record(&self, u: usize, conn: Option<u64>, mgr: Option<u64>, what: What) {
+        self.recorder
+            .record(Arc::clone(&self.users[u].name), conn, mgr, what);
+    }
+
+    pub(crate) fn refused(&self, u: usize, action: &'static str, error: &wsreg::Error) {
+        let error = Arc::from(error.to_string());
+        self.step(u, None, What::Refused { action, error });
+    }
+
+    pub(crate) fn received(&self, u: usize, conn: u64, env: &Envelope, lost: bool) {
+        let what = What::Received {
+            seq: env.seq(),
+            msg: tag(env.payload()),
+            to: env.to().to_shared(),
+            lost,
+        };
+        self.step(u, Some(conn), what);
+    }
+
+    pub(crate) fn probe(&self, u: usize) {
+        let probe = self.backend.probe(&self.users[u].ctx);
+        self.recorder.probe(&self.users[u].name, probe);
+    }
+
+    pub(crate) async fn maybe_yield(&self) {
+        if self.plan.buggify && madsim::buggify::buggify() {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    pub(crate) fn healed(&self) -> bool {
+        self.healed.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn track(&self, task: JoinHandle<()>) {
+        self.tasks.lock().expect("tasks").push(task);
+    }
+
+    pub(crate) fn track_reader(&self, task: JoinHandle<()>) {
+        self.readers.lock().expect("readers").push(task);
+    }
+
+    async fn join_all(list: &Mutex<Vec<JoinHandle<()>>>) {
+        loop {
+            let batch = std::mem::take(&mut *list.lock().expect("tasks"));
+            if batch.is_empty() {
+                return;
+            }
+            for task in batch {
+                let _ = task.await;
+            }
+        }
+    }
+
+    fn phase(&self, name: &'static str) {
+        self.recorder
+            .record(Arc::from("-"), None, None, What::Phase(name));
+    }
+
+    /// Heal, drain, close, reap. Returns `Stuck` if the drain misses its bound.
+    async fn liveness(&self) -> Option<Outcome> {
+        Self::join_all(&self.tasks).await;
+        self.phase("heal");
+        self.healed.store(true, Ordering::Relaxed);
+        for (u, user) in self.users.iter().enumerate() {
+            let mode = self.backend.probe(&user.ctx).map(|p| p.mode);
+            if mode.is_some_and(|m| m != Mode::Unified) {
+                self.step(u, None, What::SetMode(Mode::Unified));
+                if let Err(e) = self.backend.set_mode(&user.ctx, Mode::Unified) {
+                    self.refused(u, "mode", &e);
+                }
+            }
+        }
+        let bound = Duration::from_millis(self.plan.liveness_bound_ms);
+        let deadline = Instant::now() + bound;
+        while self.recorder.in_flight() > 0 && !self.recorder.failed() {
+            if Instant::now() >= deadline {
+                let blocked = self
+                    .recorder
+                    .in_flight_by_key()
+                    .into_iter()
+                    .map(|(key, n)| {
+                        format!(
+                            "{key}: {n} message(s) queued but not delivered and read after {} ms",
+                            bound.as_millis()
+                        )
+                    })
+                    .collect();
+                return Some(Outcome::Stuck { blocked });
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.phase("close every tab");
+        for (u, tabs) in self.tabs.iter().enumerate() {
+            let open = std::mem::take(&mut *tabs.lock().expect("tabs"));
+            for t in open {
+                close_handle(self, u, t).await;
+            }
+        }
+        if tokio::time::timeout(bound, Self::join_all(&self.readers))
+            .await
+            .is_err()
+        {
+            return Some(Outcome::Stuck {
+                blocked: vec![format!(
+                    "some tabs were still open {} ms after every tab was closed",
+                    bound.as_millis()
+                )],
+            });
+        }
+        self.phase("reap");
+        let ttl = Duration::from_millis(self.plan.limits.idle_ttl_ms);
+        tokio::time::sleep(ttl + Duration::from_millis(50)).await;
+        let left = self.backend.inspect().managers;
+        if let Some(m) = left.first() {
+            self.recorder.violate(Violation {
+                invariant: Invariant::I9,
+                step: self.recorder.last_step(),
+                message: format!(
+                    "{} manager(s) outlived the idle TTL after every tab closed, first {}'s {} with {} connection(s)",
+                    left.len(),
+                    m.user,
+                    m.manager,
+                    m.connections.len()
+                ),
+            });
+        }
+        None
+    }
+}
+
+/// Runs `plan` against a fresh `B` inside the current (simulated) runtime.
+pub async fn execute<B: Backend>(plan: Arc<Plan>, keep: Keep) -> RunReport {
+    if plan.buggify {
+        madsim::buggify::enable();
+    }
+    let recorder = Arc::new(Recorder::new(plan.limits.clone(), keep));
+    let backend = Arc::new(B::build(
+        plan.limits.registry_config(),
+        Arc::clone(&recorder) as Arc<dyn wsreg::Observer>,
+    ));
+    let users: Vec<SimUser> = plan
+        .users
+        .iter()
+        .map(|u| SimUser {
+            name: Arc::from(u.name.as_str()),
+            ctx: UserContext::new(&u.name)
+                .and_then(|c| c.with_thread_id(&u.thread))
+                .expect("plans are validated before they run"),
+        })
+        .collect();
+    let tabs = users.iter().map(|_| Mutex::new(Vec::new())).collect();
+    let world = Arc::new(World {
+        plan: Arc::clone(&plan),
+        backend,
+        recorder: Arc::clone(&recorder),
+        users,
+        tabs,
+        start: Instant::now(),
+        healed: AtomicBool::new(false),
+        tasks: Mutex::new(Vec::new()),
+        readers: Mutex::new(Vec::new()),
+    });
+    world.phase("safety");
+    let mut clients = Vec::new();
+    for (u, ops) in plan.ops_by_user().into_iter().enumerate() {
+        if ops.is_empty() {
+            continue;
+        }
+        let ops = ops.into_iter().cloned().collect();
+        clients.push(tokio::spawn(user_task(Arc::clone(&world), u, ops)));
+    }
+    for c in clients {
+        let _ = c.await;
+    }
+    let stuck = if recorder.failed() {
+        None
+    } else {
+        world.liveness().await
+    };
+    let virtual_us = world.start.elapsed().as_micros() as u64;
+    let rec = recorder.finish(!recorder.failed() && stuck.is_none());
+    let outcome = match (rec.violation, stuck) {
+        (Some(v), _) => Outcome::Violation(v),
+        (None, Some(stuck)) => stuck,
+        (None, None) => Outcome::Pass,
+    };
+    RunReport {
+        outcome,
+        steps: rec.steps,
+        hash: rec.hash,
+        virtual_us,
+        trace: rec.trace,
+        coverage: rec.coverage,
+        stats: rec.stats,
+    }
+}
