@@ -57,6 +57,8 @@ pub(crate) struct State {
 
 struct Slot {
     queue: VecDeque<Envelope>,
+    /// The highest sequence number ever queued here; a connection only ever moves forward.
+    last_seq: u64,
     wake: Arc<Notify>,
     closed: Arc<Notify>,
 }
@@ -266,6 +268,7 @@ impl ManagerInner {
         let was_idle = st.conns.is_empty();
         let slot = Slot {
             queue: VecDeque::new(),
+            last_seq: 0,
             wake: Arc::new(Notify::new()),
             closed: Arc::new(Notify::new()),
         };
@@ -323,18 +326,25 @@ impl ManagerInner {
         }
     }
 
-    /// Queues `env` for `conn`. Live messages respect the outbound capacity; replayed ones are
-    /// moved, not new, so they are never refused.
+    /// Queues `env` for `conn`. Live messages respect the outbound capacity; moved ones
+    /// (`replay`: from the recovery queue or a closed connection) are not new, so capacity does
+    /// not refuse them, but one older than what `conn` was already given is dropped (reason
+    /// `connection_closed`) rather than delivered out of order.
     fn enqueue(&self, st: &mut State, conn: ConnectionId, env: Envelope, replay: bool) {
         let cap = self.core.config.outbound_capacity;
         let Some(slot) = st.conns.get_mut(&conn) else {
             return;
         };
-        if !replay && slot.queue.len() >= cap {
-            self.drop_msg(Some(conn), env.seq(), DropReason::QueueFull);
+        let seq = env.seq();
+        if replay && seq <= slot.last_seq {
+            self.drop_msg(None, seq, DropReason::ConnectionClosed);
             return;
         }
-        let seq = env.seq();
+        if !replay && slot.queue.len() >= cap {
+            self.drop_msg(Some(conn), seq, DropReason::QueueFull);
+            return;
+        }
+        slot.last_seq = seq;
         slot.queue.push_back(env);
         slot.wake.notify_one();
         self.report(Observation::Enqueued {
@@ -508,13 +518,17 @@ async fn write_loop(
             }
         };
         let Some(env) = next else {
+            // `biased`: tokio's select! otherwise starts at a random branch drawn from a
+            // process-global seed, which would make the simulator's schedules unreplayable.
             tokio::select! {
+                biased;
                 _ = wake.notified() => {}
                 _ = closed.notified() => {}
             }
             continue;
         };
         let sent = tokio::select! {
+            biased;
             r = sink.send(env.clone()) => Some(r),
             _ = closed.notified() => None,
         };

@@ -257,6 +257,7 @@ async fn read_tab<B: Backend>(
     loop {
         let next = match crash.as_mut() {
             Some(signal) => tokio::select! {
+                biased;
                 m = inbox.recv() => m,
                 r = signal => {
                     if r.is_ok() {
