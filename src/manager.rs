@@ -370,11 +370,16 @@ impl ManagerInner {
         });
     }
 
-    /// Puts older messages in front of the recovery queue, keeping the oldest when over capacity.
-    fn buffer_front(&self, st: &mut State, older: Vec<Envelope>) {
-        for env in older.into_iter().rev() {
+    /// Holds messages taken back from closed connections. The recovery queue stays sorted by
+    /// sequence number and holds each message once, even when a fanned-out message comes back
+    /// from several tabs; over capacity, the newest are dropped, so a reconnect still gets a
+    /// gap-free prefix.
+    fn hold_in_order(&self, st: &mut State, taken_back: Vec<Envelope>) {
+        for env in taken_back {
             let seq = env.seq();
-            st.recovery.push_front(env);
+            if let Err(at) = st.recovery.binary_search_by_key(&seq, Envelope::seq) {
+                st.recovery.insert(at, env);
+            }
             self.report(Observation::Buffered {
                 user: &self.key,
                 manager: self.id,
@@ -427,7 +432,7 @@ impl ManagerInner {
                     self.drop_msg(None, env.seq(), DropReason::ManagerRemoved);
                 }
             } else {
-                self.buffer_front(st, leftovers);
+                self.hold_in_order(st, leftovers);
             }
             return Some(st.idle_epoch);
         }
@@ -457,7 +462,7 @@ impl ManagerInner {
     fn settle_orphan(&self, st: &mut State, conn: ConnectionId, env: Envelope) {
         self.requeued(conn, env.seq());
         if st.conns.is_empty() && !st.closed {
-            self.buffer_front(st, vec![env]);
+            self.hold_in_order(st, vec![env]);
         } else {
             let reason = if st.closed {
                 DropReason::ManagerRemoved

@@ -113,7 +113,7 @@ struct RunArgs {
 #[derive(Debug, Args)]
 struct FuzzArgs {
     /// Seeds to run, `A..B` (half-open) or one seed; decimal or 0x hex.
-    #[arg(long, default_value = "0..300")]
+    #[arg(long, default_value = "0..10000")]
     seeds: SeedRange,
     /// Parallel workers [default: the number of cores].
     #[arg(long)]

@@ -330,3 +330,31 @@ async fn closing_an_old_isolated_tab_never_reorders_the_newest_one() {
     // What the closed tab could not pass on in order is reported, not lost silently.
     assert_eq!(recorder.matching("dropped u #").len(), 2);
 }
+
+/// Found by the simulator (seed 0x17fd): a message fanned out to two tabs that both closed with
+/// it unsent was taken back from each, and the recovery queue held it twice.
+#[tokio::test]
+async fn a_message_taken_back_from_several_tabs_is_recovered_once() {
+    let registry = Registry::default();
+    let ctx = UserContext::new("u").unwrap();
+    let (sink, _a) = channel_sink(1); // two tabs that never read
+    let first = registry.connect(&ctx, sink).unwrap();
+    let (sink, _b) = channel_sink(1);
+    let second = registry.connect(&ctx, sink).unwrap();
+    registry.send_text(ctx.key(), "m1").unwrap();
+    registry.send_text(ctx.key(), "m2").unwrap();
+    for _ in 0..8 {
+        tokio::task::yield_now().await; // on each tab: #1 in the socket, #2 in flight
+    }
+    first.close().unwrap();
+    second.close().unwrap();
+    for _ in 0..8 {
+        tokio::task::yield_now().await; // both writers give #2 back
+    }
+    assert_eq!(registry.get(ctx.key()).unwrap().view().recovery, 1);
+    let (sink, mut third) = channel_sink(8);
+    registry.connect(&ctx, sink).unwrap();
+    registry.send_text(ctx.key(), "m3").unwrap();
+    assert_eq!(third.recv().await.unwrap().seq(), 2);
+    assert_eq!(third.recv().await.unwrap().seq(), 3);
+}

@@ -1,0 +1,70 @@
+//! The command line: exit codes, bad input, the stuck verdict.
+
+use crate::support::{sim, stderr, stdout, temp};
+
+#[test]
+fn bad_input_is_a_usage_error_naming_the_problem() {
+    let out = sim(&["fuzz", "--seeds", "5..5"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("empty"), "{}", stderr(&out));
+    let out = sim(&["run", "--seed", "1", "--bug", "B99"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("B99"));
+    let out = sim(&["fuzz", "--frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = sim(&["fuzz", "--shard", "4/4"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = sim(&["run", "--seed", "1", "--users", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("users"), "{}", stderr(&out));
+    let out = sim(&["run"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_malformed_plan_file_names_the_line_and_field() {
+    let path = temp("broken.plan.json");
+    std::fs::write(
+        &path,
+        "{\n  \"version\": 1,\n  \"users\": [{\"name\": \"u1\", \"thread\": \"t1\"}],\n  \"ops\": [\n    {\"at_ms\": 0, \"user\": \"u1\", \"op\": \"conect\"}\n  ]\n}\n",
+    )
+    .unwrap();
+    let out = sim(&["run", "--plan", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(err.contains("line 5") && err.contains("ops[0]") && err.contains("conect"), "{err}");
+    let out = sim(&["run", "--plan", "/no/such/plan.json"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_run_that_cannot_drain_in_time_is_stuck_and_says_who_waits() {
+    let path = temp("stuck.plan.json");
+    std::fs::write(
+        &path,
+        r#"{
+  "version": 1,
+  "liveness_bound_ms": 0,
+  "users": [{"name": "slowpoke", "thread": "t1"}],
+  "ops": [
+    {"at_ms": 0, "user": "slowpoke", "op": "connect", "slow": true},
+    {"at_ms": 1, "user": "slowpoke", "op": "run", "tools": 3, "thinking": 2, "step_ms": 0}
+  ]
+}"#,
+    )
+    .unwrap();
+    let out = sim(&["run", "--plan", path.to_str().unwrap()]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(text.contains("STUCK") && text.contains("slowpoke"), "{text}");
+}
+
+#[test]
+fn a_passing_run_prints_seed_config_and_replay_first_and_last() {
+    let out = sim(&["run", "--seed", "0x10"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    assert!(text.starts_with("SEED=0x10\nconfig "), "{text}");
+    assert!(text.contains("verdict: PASS"));
+    assert!(text.trim_end().ends_with("replay: cargo sim run --seed 0x10"));
+}

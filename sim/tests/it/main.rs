@@ -1,0 +1,8 @@
+//! Simulator tests. They need the madsim runtime, so they build only under `--cfg madsim`
+//! (`scripts/test` runs them); the plain build compiles this file to nothing.
+#![cfg(madsim)]
+
+mod cli;
+mod determinism;
+mod planted;
+mod support;
