@@ -44,3 +44,8 @@ pub use observer::{CloseReason, DropReason, ManagerId, Observation, Observer, Re
 pub use registry::Registry;
 pub use transport::{channel_sink, ChannelSink, SendFuture, Sink, SinkError};
 pub use view::{ManagerView, RegistryView};
+
+/// The README's example, compiled and run as a doctest so the front door stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

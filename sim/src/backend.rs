@@ -41,8 +41,9 @@ pub trait Backend: Send + Sync + 'static {
     /// What a connection handle is.
     type Handle: Send + Sync + 'static;
 
-    /// A fresh backend with these limits, reporting to `observer`.
-    fn build(config: RegistryConfig, observer: Arc<dyn Observer>) -> Self
+    /// A fresh backend with these limits, reporting to `observer` (none: the benchmark's
+    /// unchecked baseline).
+    fn build(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self
     where
         Self: Sized;
 
@@ -85,6 +86,14 @@ impl CoreBackend {
     }
 }
 
+/// A real core registry, observed or not.
+pub fn registry(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Registry {
+    match observer {
+        Some(observer) => Registry::with_observer(config, observer),
+        None => Registry::new(config),
+    }
+}
+
 /// The displayed numbers of a real core connection.
 pub fn connected(handle: ConnectionHandle) -> Connected<ConnectionHandle> {
     Connected {
@@ -107,8 +116,8 @@ pub fn probe_registry(registry: &Registry, key: &UserKey) -> Option<Probe> {
 impl Backend for CoreBackend {
     type Handle = ConnectionHandle;
 
-    fn build(config: RegistryConfig, observer: Arc<dyn Observer>) -> Self {
-        Self::new(Registry::with_observer(config, observer))
+    fn build(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
+        Self::new(registry(config, observer))
     }
 
     async fn connect(

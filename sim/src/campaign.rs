@@ -98,6 +98,8 @@ pub struct CampaignOptions {
     pub bug: Option<Bug>,
     /// Run every seed twice and compare.
     pub check_determinism: bool,
+    /// Check invariants (off only for the benchmark's bare baseline).
+    pub checks: bool,
 }
 
 /// One seed's result.
@@ -232,7 +234,12 @@ pub fn run_campaign(
 fn run_seed(opts: &CampaignOptions, seed: Seed) -> Result<SeedResult, RuntimeError> {
     let (_, plan, runtime_seed) = derive(&opts.config, seed);
     let plan = Arc::new(plan);
-    let report = run_backend(opts.bug, Arc::clone(&plan), runtime_seed, Keep::Tail(1))?;
+    let keep = if opts.checks {
+        Keep::Tail(1)
+    } else {
+        Keep::Nothing
+    };
+    let report = run_backend(opts.bug, Arc::clone(&plan), runtime_seed, keep)?;
     let divergence = if opts.check_determinism {
         check_determinism(opts.bug, &plan, runtime_seed, &report)?
     } else {

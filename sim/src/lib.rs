@@ -14,6 +14,7 @@
 //! madsim-specific code), [`campaign`] (many seeds), `report` (what is printed), [`cli`].
 
 pub mod backend;
+pub mod bench;
 pub mod campaign;
 pub mod cli;
 mod client;

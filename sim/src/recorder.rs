@@ -22,6 +22,9 @@ pub enum Keep {
     All,
     /// The last `n` steps (for campaigns).
     Tail(usize),
+    /// Nothing: no observer installed, no checks, no trace; only client steps are counted.
+    /// The benchmark's bare-madsim baseline, never a way to test.
+    Nothing,
 }
 
 /// Counts of what a run did.
@@ -67,15 +70,24 @@ struct State {
 /// Records and checks every step of one run.
 pub struct Recorder {
     start: Instant,
+    checking: bool,
+    unchecked_steps: std::sync::atomic::AtomicU64,
     failed: AtomicBool,
     state: Mutex<State>,
 }
 
 impl Recorder {
+    /// Whether steps are checked (every mode but [`Keep::Nothing`]).
+    pub fn checking(&self) -> bool {
+        self.checking
+    }
+
     /// A recorder for a run with these limits.
     pub fn new(limits: Limits, keep: Keep) -> Self {
         Self {
             start: Instant::now(),
+            checking: keep != Keep::Nothing,
+            unchecked_steps: std::sync::atomic::AtomicU64::new(0),
             failed: AtomicBool::new(false),
             state: Mutex::new(State {
                 n: 0,
@@ -100,6 +112,10 @@ impl Recorder {
 
     /// Records one step and checks it. After a violation, further steps are ignored.
     pub fn record(&self, user: Arc<str>, conn: Option<u64>, mgr: Option<u64>, what: What) {
+        if !self.checking {
+            self.unchecked_steps.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let mut st = self.lock();
         if st.violation.is_some() {
             return;
@@ -179,7 +195,7 @@ impl Recorder {
             }
         }
         Recording {
-            steps: st.n,
+            steps: st.n + self.unchecked_steps.load(Ordering::Relaxed),
             hash: st.hash.value(),
             trace: std::mem::take(&mut st.trace).into(),
             violation: st.violation.clone(),

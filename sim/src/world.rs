@@ -101,6 +101,9 @@ impl<B: Backend> World<B> {
     }
 
     pub(crate) fn probe(&self, u: usize) {
+        if !self.recorder.checking() {
+            return;
+        }
         let probe = self.backend.probe(&self.users[u].ctx);
         self.recorder.probe(&self.users[u].name, probe);
     }
@@ -218,10 +221,10 @@ pub async fn execute<B: Backend>(plan: Arc<Plan>, keep: Keep) -> RunReport {
         madsim::buggify::enable();
     }
     let recorder = Arc::new(Recorder::new(plan.limits.clone(), keep));
-    let backend = Arc::new(B::build(
-        plan.limits.registry_config(),
-        Arc::clone(&recorder) as Arc<dyn wsreg::Observer>,
-    ));
+    let observer = recorder
+        .checking()
+        .then(|| Arc::clone(&recorder) as Arc<dyn wsreg::Observer>);
+    let backend = Arc::new(B::build(plan.limits.registry_config(), observer));
     let users: Vec<SimUser> = plan
         .users
         .iter()

@@ -10,7 +10,7 @@ use wsreg::{
     Sink, UserContext, UserKey,
 };
 
-use crate::backend::{connected, probe_registry, Backend, Connected, Probe};
+use crate::backend::{connected, probe_registry, registry, Backend, Connected, Probe};
 
 /// The planted B3.
 pub struct CheckThenAct {
@@ -36,9 +36,9 @@ impl CheckThenAct {
 impl Backend for CheckThenAct {
     type Handle = ConnectionHandle;
 
-    fn build(config: RegistryConfig, observer: Arc<dyn Observer>) -> Self {
+    fn build(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
         Self {
-            registry: Registry::with_observer(config, observer),
+            registry: registry(config, observer),
             current: Mutex::new(BTreeMap::new()),
         }
     }

@@ -9,7 +9,7 @@ use wsreg::{
     Sink, UserContext, UserKey,
 };
 
-use crate::backend::{connected, probe_registry, Backend, Connected, Probe};
+use crate::backend::{connected, probe_registry, registry, Backend, Connected, Probe};
 
 /// The planted B16.
 pub struct ThreadRouted {
@@ -29,9 +29,9 @@ impl ThreadRouted {
 impl Backend for ThreadRouted {
     type Handle = ConnectionHandle;
 
-    fn build(config: RegistryConfig, observer: Arc<dyn Observer>) -> Self {
+    fn build(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
         Self {
-            registry: Registry::with_observer(config, observer),
+            registry: registry(config, observer),
             owner_of_thread: Mutex::new(BTreeMap::new()),
         }
     }

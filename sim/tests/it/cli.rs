@@ -32,7 +32,10 @@ fn a_malformed_plan_file_names_the_line_and_field() {
     let out = sim(&["run", "--plan", path.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.contains("line 5") && err.contains("ops[0]") && err.contains("conect"), "{err}");
+    assert!(
+        err.contains("line 5") && err.contains("ops[0]") && err.contains("conect"),
+        "{err}"
+    );
     let out = sim(&["run", "--plan", "/no/such/plan.json"]);
     assert_eq!(out.status.code(), Some(2));
 }
@@ -56,7 +59,10 @@ fn a_run_that_cannot_drain_in_time_is_stuck_and_says_who_waits() {
     let out = sim(&["run", "--plan", path.to_str().unwrap()]);
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(3), "{text}");
-    assert!(text.contains("STUCK") && text.contains("slowpoke"), "{text}");
+    assert!(
+        text.contains("STUCK") && text.contains("slowpoke"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -66,5 +72,7 @@ fn a_passing_run_prints_seed_config_and_replay_first_and_last() {
     let text = stdout(&out);
     assert!(text.starts_with("SEED=0x10\nconfig "), "{text}");
     assert!(text.contains("verdict: PASS"));
-    assert!(text.trim_end().ends_with("replay: cargo sim run --seed 0x10"));
+    assert!(text
+        .trim_end()
+        .ends_with("replay: cargo sim run --seed 0x10"));
 }

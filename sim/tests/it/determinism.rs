@@ -17,7 +17,12 @@ fn the_same_seed_gives_the_same_trace_hash_in_two_processes() {
     let (a, b) = (temp("a.json"), temp("b.json"));
     for path in [&a, &b] {
         let out = sim(&["run", "--seed", "0x2a", "--json", path.to_str().unwrap()]);
-        assert_eq!(out.status.code(), Some(0), "{}", crate::support::stdout(&out));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            crate::support::stdout(&out)
+        );
     }
     assert_eq!(hash_of(&a), hash_of(&b));
     let other = temp("c.json");
@@ -35,11 +40,16 @@ fn a_hundred_seeds_in_a_row_replay_identically() {
         config: SimConfig::default(),
         bug: None,
         check_determinism: true,
+        checks: true,
     };
     let summary = run_campaign(&opts, &|_, _, _| {}).unwrap();
     assert_eq!(summary.seeds_run, 100);
     assert!(summary.passed(), "{:?}", summary.failures);
-    assert!(summary.steps > 100_000, "the campaign barely ran: {} steps", summary.steps);
+    assert!(
+        summary.steps > 100_000,
+        "the campaign barely ran: {} steps",
+        summary.steps
+    );
 }
 
 #[test]
@@ -77,7 +87,7 @@ static CALLS: AtomicU64 = AtomicU64::new(0);
 
 impl Backend for LeaksProcessState {
     type Handle = <CoreBackend as Backend>::Handle;
-    fn build(config: RegistryConfig, observer: Arc<dyn Observer>) -> Self {
+    fn build(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
         Self(CoreBackend::build(config, observer))
     }
     fn connect(

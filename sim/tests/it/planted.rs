@@ -17,6 +17,7 @@ fn campaign(bug: Option<Bug>, seeds: &str) -> CampaignSummary {
         config: SimConfig::default(),
         bug,
         check_determinism: false,
+        checks: true,
     };
     run_campaign(&opts, &|_, _, _| {}).unwrap()
 }
