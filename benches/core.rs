@@ -12,6 +12,10 @@ fn main() {
 }
 
 #[cfg(not(madsim))]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[cfg(not(madsim))]
 fn main() {
     real::main();
 }

@@ -59,8 +59,14 @@ struct Slot {
     queue: VecDeque<Envelope>,
     /// The highest sequence number ever queued here; a connection only ever moves forward.
     last_seq: u64,
-    wake: Arc<Notify>,
-    closed: Arc<Notify>,
+    signals: Arc<Signals>,
+}
+
+/// How a connection's writer is woken: a message was queued, or the connection was removed.
+#[derive(Default)]
+struct Signals {
+    wake: Notify,
+    closed: Notify,
 }
 
 impl UserManager {
@@ -118,17 +124,11 @@ impl UserManager {
     /// Spawns the connection's writer task, so it must be called inside a tokio runtime.
     pub fn add_connection(&self, sink: impl Sink) -> Result<ConnectionId, Error> {
         let inner = &self.inner;
-        let (id, wake, closed) = {
+        let (id, signals) = {
             let mut st = inner.lock();
             inner.add_locked(&mut st)?
         };
-        tokio::spawn(write_loop(
-            Arc::clone(inner),
-            id,
-            Box::new(sink),
-            wake,
-            closed,
-        ));
+        tokio::spawn(write_loop(Arc::clone(inner), id, Box::new(sink), signals));
         Ok(id)
     }
 
@@ -244,10 +244,7 @@ impl ManagerInner {
         }
     }
 
-    pub(crate) fn add_locked(
-        &self,
-        st: &mut State,
-    ) -> Result<(ConnectionId, Arc<Notify>, Arc<Notify>), Error> {
+    fn add_locked(&self, st: &mut State) -> Result<(ConnectionId, Arc<Signals>), Error> {
         self.check_open(st)?;
         let config = &self.core.config;
         if st.conns.len() >= config.max_connections_per_user {
@@ -269,10 +266,9 @@ impl ManagerInner {
         let slot = Slot {
             queue: VecDeque::new(),
             last_seq: 0,
-            wake: Arc::new(Notify::new()),
-            closed: Arc::new(Notify::new()),
+            signals: Arc::default(),
         };
-        let (wake, closed) = (Arc::clone(&slot.wake), Arc::clone(&slot.closed));
+        let signals = Arc::clone(&slot.signals);
         st.conns.insert(id, slot);
         if was_idle {
             st.idle_epoch += 1;
@@ -289,7 +285,7 @@ impl ManagerInner {
                 self.enqueue(st, id, env, true);
             }
         }
-        Ok((id, wake, closed))
+        Ok((id, signals))
     }
 
     /// Numbers a message and routes it by mode.
@@ -318,9 +314,8 @@ impl ManagerInner {
                 self.enqueue(st, newest, env, replay);
             }
             _ => {
-                let targets: Vec<ConnectionId> = st.conns.keys().copied().collect();
-                for conn in targets {
-                    self.enqueue(st, conn, env.clone(), replay);
+                for (&conn, slot) in st.conns.iter_mut() {
+                    self.enqueue_slot(conn, slot, env.clone(), replay);
                 }
             }
         }
@@ -331,10 +326,13 @@ impl ManagerInner {
     /// not refuse them, but one older than what `conn` was already given is dropped (reason
     /// `connection_closed`) rather than delivered out of order.
     fn enqueue(&self, st: &mut State, conn: ConnectionId, env: Envelope, replay: bool) {
+        if let Some(slot) = st.conns.get_mut(&conn) {
+            self.enqueue_slot(conn, slot, env, replay);
+        }
+    }
+
+    fn enqueue_slot(&self, conn: ConnectionId, slot: &mut Slot, env: Envelope, replay: bool) {
         let cap = self.core.config.outbound_capacity;
-        let Some(slot) = st.conns.get_mut(&conn) else {
-            return;
-        };
         let seq = env.seq();
         if replay && seq <= slot.last_seq {
             self.drop_msg(None, seq, DropReason::ConnectionClosed);
@@ -346,7 +344,7 @@ impl ManagerInner {
         }
         slot.last_seq = seq;
         slot.queue.push_back(env);
-        slot.wake.notify_one();
+        slot.signals.wake.notify_one();
         self.report(Observation::Enqueued {
             user: &self.key,
             manager: self.id,
@@ -413,7 +411,7 @@ impl ManagerInner {
     ) -> Option<u64> {
         let slot = st.conns.remove(&conn)?;
         self.core.total_connections.fetch_sub(1, Ordering::AcqRel);
-        slot.closed.notify_one();
+        slot.signals.closed.notify_one();
         self.report(Observation::ConnectionRemoved {
             user: &self.key,
             manager: self.id,
@@ -511,9 +509,9 @@ async fn write_loop(
     mgr: Arc<ManagerInner>,
     conn: ConnectionId,
     mut sink: Box<dyn Sink>,
-    wake: Arc<Notify>,
-    closed: Arc<Notify>,
+    signals: Arc<Signals>,
 ) {
+    let (wake, closed) = (&signals.wake, &signals.closed);
     loop {
         let next = {
             let mut st = mgr.lock();

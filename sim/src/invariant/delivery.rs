@@ -6,12 +6,11 @@ use crate::trace::MsgTag;
 
 impl Checker {
     pub(super) fn accepted(&mut self, key: &Key, seq: u64, msg: &MsgTag) -> Checked {
-        let id = (key.clone(), seq);
-        if self.accepted.contains_key(&id) {
+        let m = self.msgs.entry(key.clone()).or_default();
+        if m.accepted.insert(seq, msg.clone()).is_some() {
             return fail(Invariant::I7, format!("{key} numbered two messages #{seq}"));
         }
-        self.accepted.insert(id.clone(), msg.clone());
-        self.unrouted.insert(id);
+        m.unrouted.insert(seq);
         Ok(())
     }
 
@@ -35,17 +34,20 @@ impl Checker {
                 )
             }
         }
-        let id = (key.clone(), seq);
-        if !self.accepted.contains_key(&id) {
+        let Some(m) = self
+            .msgs
+            .get_mut(key)
+            .filter(|m| m.accepted.contains_key(&seq))
+        else {
             return fail(
                 Invariant::I8,
                 format!("c{conn} was given #{seq}, which {key} never accepted"),
             );
-        }
+        };
         if replay {
-            self.held.remove(&id);
+            m.held.remove(&seq);
         } else {
-            self.unrouted.remove(&id);
+            m.unrouted.remove(&seq);
         }
         if self
             .flights
@@ -63,7 +65,7 @@ impl Checker {
     pub(super) fn requeued(&mut self, key: &Key, conn: u64, seq: u64) -> Checked {
         match self.flights.remove(&(conn, seq)) {
             Some(f) if !f.delivered && !f.received => {
-                self.held.insert((key.clone(), seq));
+                self.msgs.entry(key.clone()).or_default().held.insert(seq);
                 Ok(())
             }
             Some(_) => fail(
@@ -78,14 +80,14 @@ impl Checker {
     }
 
     pub(super) fn buffered(&mut self, key: &Key, seq: u64) -> Checked {
-        let id = (key.clone(), seq);
-        if !self.unrouted.remove(&id) && !self.held.contains(&id) {
+        let m = self.msgs.entry(key.clone()).or_default();
+        if !m.unrouted.remove(&seq) && !m.held.contains(&seq) {
             return fail(
                 Invariant::I8,
                 format!("{key}'s message #{seq} was held for recovery, but it was neither new nor taken back"),
             );
         }
-        self.held.insert(id);
+        m.held.insert(seq);
         Ok(())
     }
 
@@ -112,9 +114,9 @@ impl Checker {
     }
 
     pub(super) fn dropped(&mut self, key: &Key, conn: Option<u64>, seq: u64) -> Checked {
-        let id = (key.clone(), seq);
-        let was_new = self.unrouted.remove(&id);
-        if conn.is_none() && !was_new && !self.held.remove(&id) {
+        let m = self.msgs.entry(key.clone()).or_default();
+        let was_new = m.unrouted.remove(&seq);
+        if conn.is_none() && !was_new && !m.held.remove(&seq) {
             return fail(
                 Invariant::I8,
                 format!("{key} reported dropping #{seq}, which it was not holding"),
@@ -154,7 +156,7 @@ impl Checker {
         self.last_received.insert(conn, seq);
         let key = self.conns.get(&conn).map(|c| c.key.clone());
         if let Some(key) = &key {
-            match self.accepted.get(&(key.clone(), seq)) {
+            match self.msgs.get(key).and_then(|m| m.accepted.get(&seq)) {
                 Some(sent) if sent == msg => {}
                 other => {
                     return fail(

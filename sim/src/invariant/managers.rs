@@ -47,27 +47,22 @@ impl Checker {
                 ),
             );
         }
-        let mine = (key.clone(), 0)..=(key.clone(), u64::MAX);
-        if let Some((_, seq)) = self.unrouted.range(mine.clone()).next() {
-            return fail(
-                Invariant::I8,
-                format!("manager m{mgr} of {key} was removed before routing its message #{seq}"),
-            );
-        }
-        if let Some((_, seq)) = self.held.range(mine.clone()).next() {
-            return fail(
-                Invariant::I8,
-                format!("manager m{mgr} of {key} was removed still holding #{seq}, with no drop recorded"),
-            );
-        }
         // A new manager of this key numbers its messages from 1 again.
-        let numbered: Vec<_> = self
-            .accepted
-            .range(mine)
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in numbered {
-            self.accepted.remove(&id);
+        if let Some(m) = self.msgs.remove(key) {
+            if let Some(seq) = m.unrouted.first() {
+                return fail(
+                    Invariant::I8,
+                    format!(
+                        "manager m{mgr} of {key} was removed before routing its message #{seq}"
+                    ),
+                );
+            }
+            if let Some(seq) = m.held.first() {
+                return fail(
+                    Invariant::I8,
+                    format!("manager m{mgr} of {key} was removed still holding #{seq}, with no drop recorded"),
+                );
+            }
         }
         self.live_mgr.remove(key);
         self.mode_of_key.remove(key);

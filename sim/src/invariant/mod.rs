@@ -9,6 +9,8 @@ mod managers;
 mod sharing;
 
 use std::collections::{BTreeMap, BTreeSet};
+
+use fnv::{FnvHashMap, FnvHashSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -112,25 +114,36 @@ struct Flight {
     received: bool,
 }
 
-/// The model the invariants are checked against.
+/// One key's messages, by sequence number (a new manager of the key starts them afresh).
+#[derive(Debug, Default)]
+struct Messages {
+    /// Every message accepted, with what it carried.
+    accepted: BTreeMap<u64, MsgTag>,
+    /// Accepted and not yet queued, held or dropped anywhere.
+    unrouted: BTreeSet<u64>,
+    /// In the recovery queue, or taken back from a closed connection and not yet placed.
+    held: BTreeSet<u64>,
+}
+
+/// The model the invariants are checked against. Maps keyed by strings are FNV hash maps
+/// (deterministic hashing, constant-time lookups at 10,000 users); they are only ever looked up,
+/// never iterated where the order could reach a verdict.
 #[derive(Debug)]
 pub struct Checker {
     limits: Limits,
     coverage: Coverage,
     // managers and keys
-    live_mgr: BTreeMap<Key, u64>,
-    removed_mgr: BTreeSet<(Key, u64)>,
-    key_of_user: BTreeMap<Key, Key>,
-    user_of_key: BTreeMap<Key, Key>,
-    mode_of_key: BTreeMap<Key, Mode>,
+    live_mgr: FnvHashMap<Key, u64>,
+    removed_mgr: FnvHashSet<(Key, u64)>,
+    key_of_user: FnvHashMap<Key, Key>,
+    user_of_key: FnvHashMap<Key, Key>,
+    mode_of_key: FnvHashMap<Key, Mode>,
     // connections
     conns: BTreeMap<u64, ConnModel>,
-    live_by_key: BTreeMap<Key, usize>,
+    live_by_key: FnvHashMap<Key, usize>,
     live_total: usize,
     // messages
-    accepted: BTreeMap<(Key, u64), MsgTag>,
-    unrouted: BTreeSet<(Key, u64)>,
-    held: BTreeSet<(Key, u64)>,
+    msgs: FnvHashMap<Key, Messages>,
     flights: BTreeMap<(u64, u64), Flight>,
     last_received: BTreeMap<u64, u64>,
 }
@@ -148,17 +161,15 @@ impl Checker {
         Self {
             limits,
             coverage: Coverage::default(),
-            live_mgr: BTreeMap::new(),
-            removed_mgr: BTreeSet::new(),
-            key_of_user: BTreeMap::new(),
-            user_of_key: BTreeMap::new(),
-            mode_of_key: BTreeMap::new(),
+            live_mgr: FnvHashMap::default(),
+            removed_mgr: FnvHashSet::default(),
+            key_of_user: FnvHashMap::default(),
+            user_of_key: FnvHashMap::default(),
+            mode_of_key: FnvHashMap::default(),
             conns: BTreeMap::new(),
-            live_by_key: BTreeMap::new(),
+            live_by_key: FnvHashMap::default(),
             live_total: 0,
-            accepted: BTreeMap::new(),
-            unrouted: BTreeSet::new(),
-            held: BTreeSet::new(),
+            msgs: FnvHashMap::default(),
             flights: BTreeMap::new(),
             last_received: BTreeMap::new(),
         }
@@ -222,14 +233,23 @@ impl Checker {
         })
     }
 
+    /// The smallest (key, seq) for which `pick` finds something: order-independent, so the
+    /// verdict does not depend on hash-map order.
+    fn first_msg(&self, pick: fn(&Messages) -> Option<&u64>) -> Option<(Key, u64)> {
+        self.msgs
+            .iter()
+            .filter_map(|(k, m)| pick(m).map(|s| (k.clone(), *s)))
+            .min()
+    }
+
     fn history(&self) -> Checked {
-        if let Some((key, seq)) = self.unrouted.first() {
+        if let Some((key, seq)) = self.first_msg(|m| m.unrouted.first()) {
             return fail(
                 Invariant::I8,
                 format!("{key}'s message #{seq} was accepted but never queued, held or dropped"),
             );
         }
-        if let Some((key, seq)) = self.held.first() {
+        if let Some((key, seq)) = self.first_msg(|m| m.held.first()) {
             return fail(
                 Invariant::I8,
                 format!("{key}'s message #{seq} is still held after its manager should be gone"),
@@ -244,7 +264,7 @@ impl Checker {
                 ),
             );
         }
-        if let Some((key, mgr)) = self.live_mgr.first_key_value() {
+        if let Some((key, mgr)) = self.live_mgr.iter().min() {
             return fail(
                 Invariant::I9,
                 format!("{key}'s manager m{mgr} has no connection and outlived its idle TTL"),
