@@ -19,7 +19,7 @@ use crate::seed::{Seed, SeedRange};
 use crate::trace::Step;
 use crate::workload::generate;
 use crate::world::RunReport;
-use crate::zoo::{Bug, CheckThenAct, ThreadRouted};
+use crate::zoo::{Bug, CheckThenAct, LimitOutsideLock, ThreadRouted};
 
 /// Runs a plan against the real core, or against a planted bug.
 pub fn run_backend(
@@ -31,6 +31,7 @@ pub fn run_backend(
     match bug {
         None => run_plan::<CoreBackend>(plan, runtime_seed.0, keep),
         Some(Bug::B3) => run_plan::<CheckThenAct>(plan, runtime_seed.0, keep),
+        Some(Bug::B11) => run_plan::<LimitOutsideLock>(plan, runtime_seed.0, keep),
         Some(Bug::B16) => run_plan::<ThreadRouted>(plan, runtime_seed.0, keep),
     }
 }

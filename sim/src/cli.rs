@@ -39,6 +39,50 @@ enum Command {
     Plan(PlanArgs),
     /// Measure throughput side by side: checked harness, bare madsim, 10 vs 10,000 users.
     Bench(BenchArgs),
+    /// Shrink a failing seed (or plan) to a minimal plan and write it as a snapshot.
+    Shrink(ShrinkArgs),
+    /// Re-run a snapshot and say whether it still fails the same way.
+    Replay(ReplayArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+struct ShrinkBudget {
+    /// Most runs one shrink may spend.
+    #[arg(long, default_value_t = 2_000)]
+    max_runs: usize,
+    /// Most wall time one shrink may spend, e.g. `2m`.
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
+    max_time: Duration,
+}
+
+impl ShrinkBudget {
+    fn options(&self) -> crate::shrink::ShrinkOptions {
+        crate::shrink::ShrinkOptions {
+            max_runs: self.max_runs,
+            max_time: self.max_time,
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+struct ShrinkArgs {
+    /// The failing seed. With --plan, the runtime seed [default: 0].
+    #[arg(long)]
+    seed: Option<Seed>,
+    /// Shrink this JSON plan file instead of a seed's plan.
+    #[arg(long)]
+    plan: Option<PathBuf>,
+    #[command(flatten)]
+    target: Target,
+    #[command(flatten)]
+    budget: ShrinkBudget,
+}
+
+#[derive(Debug, Args)]
+struct ReplayArgs {
+    /// The snapshot file (`snapshots/<name>.snap`).
+    file: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -57,7 +101,7 @@ struct BenchArgs {
 /// What to run against, and the base config.
 #[derive(Debug, Args, Clone)]
 struct Target {
-    /// Run a planted bug from the zoo instead of the real core (B3, B16).
+    /// Run a planted bug from the zoo instead of the real core (B3, B11, B16).
     #[arg(long)]
     bug: Option<Bug>,
     /// Simulated users per seed [default: 50].
@@ -147,6 +191,11 @@ struct FuzzArgs {
     /// Write the summary as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Do not shrink failures into snapshots.
+    #[arg(long)]
+    no_shrink: bool,
+    #[command(flatten)]
+    budget: ShrinkBudget,
 }
 
 #[derive(Debug, Args)]
@@ -176,6 +225,8 @@ pub fn main() -> i32 {
         Command::Fuzz(a) => fuzz(a),
         Command::Plan(a) => plan(a),
         Command::Bench(a) => bench(a),
+        Command::Shrink(a) => shrink(a),
+        Command::Replay(a) => replay(a),
     };
     match result {
         Ok(code) => code,
@@ -271,6 +322,7 @@ fn fuzz(a: FuzzArgs) -> Result<i32> {
         if config.swarm { " by swarm" } else { "" },
         serde_json::to_string(&config)?
     );
+    let config_for_shrink = config.clone();
     let opts = CampaignOptions {
         seeds: a.seeds,
         shard: a.shard,
@@ -308,11 +360,25 @@ fn fuzz(a: FuzzArgs) -> Result<i32> {
         bar.finish_and_clear();
     }
     print!("{}", report::campaign(&summary));
-    for g in summary.failures.values() {
+    let mut written = std::collections::BTreeSet::new();
+    for (label, g) in &summary.failures {
         println!(
             "replay: cargo sim run --seed {}{}",
             g.first_seed,
             a.target.flags()
+        );
+        if a.no_shrink || label == "NONDETERMINISM" {
+            continue;
+        }
+        let (_, plan, runtime_seed) = derive(&config_for_shrink, g.first_seed);
+        let found = format!("seed {}{}", g.first_seed, a.target.flags());
+        let name = shrink_and_write(a.target.bug, plan, runtime_seed, label, found, &a.budget)?;
+        written.insert(name);
+    }
+    if !written.is_empty() {
+        println!(
+            "snapshots: {}",
+            written.into_iter().collect::<Vec<_>>().join(", ")
         );
     }
     if let Some(path) = &a.json {
@@ -341,6 +407,117 @@ fn bench(a: BenchArgs) -> Result<i32> {
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(EXIT_PASS)
+}
+
+/// Shrinks one failure, writes its snapshot, prints where; returns the snapshot's name.
+fn shrink_and_write(
+    bug: Option<Bug>,
+    plan: Plan,
+    runtime_seed: Seed,
+    label: &str,
+    found: String,
+    budget: &ShrinkBudget,
+) -> Result<String> {
+    let before = plan.ops.len();
+    let progress = |runs: usize, ops: usize| {
+        if std::io::stderr().is_terminal() {
+            eprint!("\rshrinking {label}: {runs} runs, {ops} ops left   ");
+        }
+    };
+    let s = crate::shrink::shrink(bug, plan, runtime_seed, label, budget.options(), &progress)?;
+    if std::io::stderr().is_terminal() {
+        eprintln!();
+    }
+    let found = format!(
+        "found: {found}; plan shrunk from {before} to {} ops in {} runs ({:.1} s){}",
+        s.plan.ops.len(),
+        s.runs,
+        s.elapsed.as_secs_f64(),
+        if s.exhausted {
+            ", budget exhausted: may not be minimal"
+        } else {
+            ""
+        }
+    );
+    let snap = crate::snapshot::Snapshot::new(bug, s.plan, s.runtime_seed, &s.report, found);
+    let in_ci = std::env::var_os("CI").is_some_and(|v| v != "false" && v != "0");
+    if in_ci {
+        println!(
+            "snapshot {} (not written: CI never writes snapshots)",
+            snap.name
+        );
+        print!("{}", snap.body(&s.report));
+    } else {
+        match snap.write(&crate::snapshot::dir(), &s.report)? {
+            Some(path) => println!("snapshot written: {}", path.display()),
+            None => println!("snapshot {} (unchanged)", snap.name),
+        }
+    }
+    Ok(snap.name)
+}
+
+fn shrink(a: ShrinkArgs) -> Result<i32> {
+    let (plan, runtime_seed, found) = match (&a.plan, a.seed) {
+        (Some(path), seed) => (
+            Plan::load(path)?,
+            seed.unwrap_or(Seed(0)),
+            format!("plan {}", path.display()),
+        ),
+        (None, Some(seed)) => {
+            let (_, plan, runtime_seed) = derive(&a.target.config()?, seed);
+            (
+                plan,
+                runtime_seed,
+                format!("seed {seed}{}", a.target.flags()),
+            )
+        }
+        (None, None) => bail!("give --seed N or --plan FILE"),
+    };
+    let first = run_backend(
+        a.target.bug,
+        Arc::new(plan.clone()),
+        runtime_seed,
+        Keep::Tail(1),
+    )?;
+    if first.outcome.passed() {
+        println!("verdict: PASS: nothing to shrink");
+        return Ok(EXIT_PASS);
+    }
+    let label = first.outcome.label();
+    println!("shrinking a {label} failure ({} ops)", plan.ops.len());
+    shrink_and_write(a.target.bug, plan, runtime_seed, &label, found, &a.budget)?;
+    Ok(first.outcome.exit_code())
+}
+
+fn replay(a: ReplayArgs) -> Result<i32> {
+    use crate::snapshot::{Expect, Snapshot};
+    let snap = Snapshot::load(&a.file)?;
+    let report = run_backend(
+        snap.bug,
+        Arc::new(snap.plan.clone()),
+        snap.runtime_seed,
+        Keep::All,
+    )?;
+    let now = report::verdict(&report);
+    let now_line = now.lines().next().unwrap_or_default();
+    println!("recorded: {}", snap.verdict);
+    println!("now:      {now_line}");
+    Ok(if report.outcome.passed() {
+        match snap.expect {
+            Expect::Pass => {
+                println!("replay: passes, as expected (a core bug that has been fixed)")
+            }
+            Expect::Fail => println!("replay: NOW PASSES (the recorded failure no longer happens)"),
+        }
+        EXIT_PASS
+    } else if now_line == snap.verdict {
+        println!("replay: still failing the same way at the same step");
+        report.outcome.exit_code()
+    } else {
+        println!("replay: FAILS DIFFERENTLY\n{now}");
+        print!("{}", report::trace_excerpt(&report, false));
+        report.outcome.exit_code()
+    })
 }
 
 fn plan(a: PlanArgs) -> Result<i32> {

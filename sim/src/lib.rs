@@ -27,6 +27,8 @@ pub mod recorder;
 pub mod report;
 pub mod runtime;
 pub mod seed;
+pub mod shrink;
+pub mod snapshot;
 pub mod trace;
 pub mod workload;
 pub mod world;

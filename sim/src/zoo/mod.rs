@@ -3,12 +3,14 @@
 //! of zoo code. Each measures the harness: it must be caught by its expected invariant.
 
 mod check_then_act;
+mod limit_outside_lock;
 mod thread_routed;
 
 use std::fmt;
 use std::str::FromStr;
 
 pub use check_then_act::CheckThenAct;
+pub use limit_outside_lock::LimitOutsideLock;
 pub use thread_routed::ThreadRouted;
 
 use crate::invariant::Invariant;
@@ -18,18 +20,21 @@ use crate::invariant::Invariant;
 pub enum Bug {
     /// Check-then-act creation.
     B3,
+    /// The per-user limit checked outside the lock.
+    B11,
     /// Routing by thread id.
     B16,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 2] = [Bug::B3, Bug::B16];
+    pub const ALL: [Bug; 3] = [Bug::B3, Bug::B11, Bug::B16];
 
     /// The one-line story.
     pub fn story(self) -> &'static str {
         match self {
             Bug::B3 => "check-then-act: two connects miss the registry, both create, the second insert wins; the first tab hangs off an orphan manager",
+            Bug::B11 => "limit outside the lock: concurrent connects all read a count under the limit, then all insert",
             Bug::B16 => "thread id as user id: events are routed to whoever last connected with the emitter's thread id",
         }
     }
@@ -38,6 +43,7 @@ impl Bug {
     pub fn expected(self) -> Invariant {
         match self {
             Bug::B3 => Invariant::I2,
+            Bug::B11 => Invariant::I6,
             Bug::B16 => Invariant::I1,
         }
     }

@@ -3,6 +3,8 @@
 #![cfg(madsim)]
 
 mod cli;
+mod corpus;
 mod determinism;
 mod planted;
+mod shrinking;
 mod support;

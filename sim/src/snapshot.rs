@@ -1,0 +1,370 @@
+//! Snapshots: a failing, shrunk run as a file a reviewer can read and anyone can replay, in
+//! insta's `.snap` format under `snapshots/`, named by invariant and a short hash of the plan.
+//!
+//! The body has two parts. The header lines (`verdict`, `story`, `target`, `expect`,
+//! `runtime seed`, `found`, `replay`) and the plan are what was recorded; everything from the
+//! trace on is re-derived from the plan on replay, so the regression corpus test re-renders it
+//! and lets insta show any change of behaviour as a diff.
+
+use std::fmt::Write as _;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use crate::outcome::Outcome;
+use crate::plan::{Plan, PlanError};
+use crate::report;
+use crate::seed::Seed;
+use crate::trace::{Step, What, HEADER, LEGEND};
+use crate::world::RunReport;
+use crate::zoo::Bug;
+
+/// What replaying a snapshot is expected to show.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expect {
+    /// The recorded violation, at the recorded step (planted bugs).
+    Fail,
+    /// A pass: the snapshot records a core bug that has since been fixed.
+    Pass,
+}
+
+/// A snapshot, parsed.
+#[derive(Clone, Debug)]
+pub struct Snapshot {
+    /// Its name (the file stem).
+    pub name: String,
+    /// The planted bug it runs against (`None`: the real core).
+    pub bug: Option<Bug>,
+    /// What replaying should show.
+    pub expect: Expect,
+    /// The runtime seed.
+    pub runtime_seed: Seed,
+    /// The recorded verdict line.
+    pub verdict: String,
+    /// Recorded lines kept as they were (story, found, replay).
+    pub recorded: Vec<String>,
+    /// The shrunk plan.
+    pub plan: Plan,
+}
+
+/// A snapshot file that cannot be used.
+#[derive(Debug, Error)]
+pub enum SnapshotError {
+    /// Unreadable or unwritable.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not a snapshot this build can read.
+    #[error("{path}: {problem}")]
+    Malformed {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// Its plan is invalid.
+    #[error("{path}: its plan: {source}")]
+    Plan {
+        /// The file.
+        path: String,
+        /// Why.
+        source: PlanError,
+    },
+}
+
+/// The file name stem for a shrunk failure: `I2-one-manager-per-user-1a2b3c4d`.
+pub fn name_for(outcome: &Outcome, bug: Option<Bug>, plan: &Plan) -> String {
+    let mut h = fnv::FnvHasher::default();
+    plan.hash(&mut h);
+    bug.hash(&mut h);
+    let kind = match outcome {
+        Outcome::Violation(v) => format!("{:?}-{}", v.invariant, v.invariant.name()),
+        Outcome::Stuck { .. } => "I10-liveness".to_owned(),
+        Outcome::Panic { .. } => "panic".to_owned(),
+        Outcome::Pass => "pass".to_owned(),
+    };
+    format!("{kind}-{:08x}", h.finish() as u32)
+}
+
+/// Where snapshots live: `snapshots/` at the workspace root.
+pub fn dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../snapshots")
+}
+
+fn participant(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect()
+}
+
+/// Text with Mermaid's special characters as entity codes.
+fn mermaid_text(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '#' => out.push_str("#35;"),
+            ';' => out.push_str("#59;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A Mermaid sequence diagram of the steps, the violating one highlighted.
+pub fn diagram(steps: &[Step], violation: Option<u64>) -> String {
+    let mut users: Vec<&str> = Vec::new();
+    for s in steps {
+        if &*s.user != "-" && !users.contains(&&*s.user) {
+            users.push(&s.user);
+        }
+    }
+    let mut out =
+        String::from("```mermaid\nsequenceDiagram\n    participant core as registry + managers\n");
+    for u in &users {
+        let _ = writeln!(
+            out,
+            "    participant {} as {}",
+            participant(u),
+            mermaid_text(u)
+        );
+    }
+    for s in steps {
+        let who = participant(&s.user);
+        let conn = s.conn.map_or(String::new(), |c| format!(" c{c}"));
+        let text = mermaid_text(&s.what.to_string());
+        let line = match &s.what {
+            What::Phase(_) => format!("    Note over core: {text}"),
+            What::Received { .. } => {
+                format!("    core-->>{who}: {}{conn}", text.trim_start_matches("< "))
+            }
+            w if w.to_string().starts_with('>') || w.to_string().starts_with('!') => {
+                format!("    {who}->>core: {}{conn}", text.trim_start_matches("> "))
+            }
+            _ => format!("    Note over core,{who}: {text}{conn}"),
+        };
+        if Some(s.n) == violation {
+            let _ = writeln!(out, "    rect rgb(255, 200, 200)\n    {line}\n    Note over core,{who}: VIOLATION at step {}\n    end", s.n);
+        } else {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    out.push_str("```\n");
+    out
+}
+
+/// The part of a snapshot that replaying re-derives: the trace and the diagram.
+pub fn derived(report: &RunReport) -> String {
+    let violation = match &report.outcome {
+        Outcome::Violation(v) => Some(v.step),
+        _ => None,
+    };
+    let mut out = format!("trace ({LEGEND}):\n{HEADER}\n");
+    for s in &report.trace {
+        let mark = if Some(s.n) == violation {
+            "   <-- violation"
+        } else {
+            ""
+        };
+        let _ = writeln!(out, "{s}{mark}");
+    }
+    out.push_str("diagram:\n");
+    out.push_str(&diagram(&report.trace, violation));
+    out
+}
+
+impl Snapshot {
+    /// The whole body.
+    pub fn body(&self, report: &RunReport) -> String {
+        let mut out = format!("{}\n", self.verdict);
+        for line in &self.recorded {
+            let _ = writeln!(out, "{line}");
+        }
+        let _ = writeln!(
+            out,
+            "target: {}",
+            self.bug.map_or("core".to_owned(), |b| b.to_string())
+        );
+        let _ = writeln!(
+            out,
+            "expect: {}",
+            match self.expect {
+                Expect::Fail => "fail",
+                Expect::Pass => "pass",
+            }
+        );
+        let _ = writeln!(out, "runtime seed: {}", self.runtime_seed);
+        out.push_str("plan:\n");
+        out.push_str(&self.plan.to_json());
+        out.push_str(&derived(report));
+        out
+    }
+
+    /// The insta file text.
+    pub fn file_text(&self, report: &RunReport) -> String {
+        format!(
+            "---\nsource: sim/src/snapshot.rs\nexpression: {}\n---\n{}",
+            self.name,
+            self.body(report)
+        )
+    }
+
+    /// A snapshot of a freshly shrunk failure.
+    pub fn new(
+        bug: Option<Bug>,
+        plan: Plan,
+        runtime_seed: Seed,
+        report: &RunReport,
+        found: String,
+    ) -> Snapshot {
+        let name = name_for(&report.outcome, bug, &plan);
+        let verdict_and_story = report::verdict(report);
+        let mut lines = verdict_and_story.lines();
+        let verdict = lines.next().unwrap_or_default().to_owned();
+        let mut recorded: Vec<String> = lines.map(str::to_owned).collect();
+        recorded.push(found);
+        recorded.push(format!("replay: cargo sim replay snapshots/{name}.snap"));
+        Snapshot {
+            name,
+            bug,
+            expect: Expect::Fail,
+            runtime_seed,
+            verdict,
+            recorded,
+            plan,
+        }
+    }
+
+    /// Reads a snapshot file.
+    pub fn load(path: &Path) -> Result<Snapshot, SnapshotError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|source| SnapshotError::Io {
+            path: shown.clone(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses snapshot text; `path` names it in errors and gives the snapshot's name.
+    pub fn parse(text: &str, path: &Path) -> Result<Snapshot, SnapshotError> {
+        let shown = path.display().to_string();
+        let bad = |problem: &str| SnapshotError::Malformed {
+            path: shown.clone(),
+            problem: problem.to_owned(),
+        };
+        let body = text
+            .strip_prefix("---\n")
+            .and_then(|rest| rest.split_once("\n---\n"))
+            .map(|(_, body)| body)
+            .ok_or_else(|| bad("no insta header (a `---` line, metadata, a `---` line)"))?;
+        let mut lines = body.lines();
+        let verdict = lines
+            .next()
+            .filter(|l| l.starts_with("verdict: "))
+            .ok_or_else(|| bad("the first line must be `verdict: ...`"))?
+            .to_owned();
+        let mut recorded = Vec::new();
+        let (mut bug, mut expect, mut seed) = (None, None, None);
+        for line in lines.by_ref() {
+            if line == "plan:" {
+                break;
+            }
+            if let Some(t) = line.strip_prefix("target: ") {
+                bug = Some(match t {
+                    "core" => None,
+                    b => Some(b.parse::<Bug>().map_err(|e| bad(&e.to_string()))?),
+                });
+            } else if let Some(e) = line.strip_prefix("expect: ") {
+                expect = Some(match e {
+                    "fail" => Expect::Fail,
+                    "pass" => Expect::Pass,
+                    other => {
+                        return Err(bad(&format!("expect must be fail or pass, not {other:?}")))
+                    }
+                });
+            } else if let Some(s) = line.strip_prefix("runtime seed: ") {
+                seed = Some(s.parse::<Seed>().map_err(|e| bad(&e.to_string()))?);
+            } else {
+                recorded.push(line.to_owned());
+            }
+        }
+        let plan_text: String = lines
+            .take_while(|l| !l.starts_with("trace ("))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        if plan_text.trim().is_empty() {
+            return Err(bad(
+                "no plan: expected a `plan:` line followed by the plan's JSON",
+            ));
+        }
+        let plan = Plan::from_json(&plan_text, &format!("{shown} (plan)")).map_err(|source| {
+            SnapshotError::Plan {
+                path: shown.clone(),
+                source,
+            }
+        })?;
+        Ok(Snapshot {
+            name: path
+                .file_stem()
+                .map_or_else(String::new, |s| s.to_string_lossy().into_owned()),
+            bug: bug.ok_or_else(|| bad("no `target:` line"))?,
+            expect: expect.ok_or_else(|| bad("no `expect:` line"))?,
+            runtime_seed: seed.ok_or_else(|| bad("no `runtime seed:` line"))?,
+            verdict,
+            recorded,
+            plan,
+        })
+    }
+
+    /// Writes the snapshot under `dir`: `<name>.snap` if new, nothing if identical, and
+    /// `<name>.snap.new` for review if it differs. Returns the path written, if any.
+    pub fn write(&self, dir: &Path, report: &RunReport) -> Result<Option<PathBuf>, SnapshotError> {
+        let io = |path: &Path| {
+            let shown = path.display().to_string();
+            move |source| SnapshotError::Io {
+                path: shown,
+                source,
+            }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        let path = dir.join(format!("{}.snap", self.name));
+        let text = self.file_text(report);
+        match std::fs::read_to_string(&path) {
+            Ok(existing) if existing == text => Ok(None),
+            Ok(_) => {
+                let new = path.with_extension("snap.new");
+                std::fs::write(&new, text).map_err(io(&new))?;
+                Ok(Some(new))
+            }
+            Err(_) => {
+                std::fs::write(&path, text).map_err(io(&path))?;
+                Ok(Some(path))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_snapshots_are_typed_errors() {
+        let p = Path::new("x.snap");
+        for text in [
+            "",
+            "no header",
+            "---\nsource: x\n---\nverdict: PASS\n",
+            "---\nsource: x\n---\nnot a verdict\n",
+            "---\nsource: x\n---\nverdict: PASS\ntarget: B99\nplan:\n{}\n",
+            "---\nsource: x\n---\nverdict: PASS\ntarget: core\nexpect: maybe\nplan:\n{}\n",
+            "---\nsource: x\n---\nverdict: PASS\ntarget: core\nexpect: fail\nruntime seed: 1\nplan:\n{\"version\": 1,\n",
+        ] {
+            assert!(Snapshot::parse(text, p).is_err(), "{text:?} parsed");
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! The regression corpus: every snapshot under `snapshots/` is replayed, and its re-derived
+//! trace and diagram are asserted through insta, so any change of behaviour on a known scenario
+//! shows up as a snapshot diff to review. CI sets INSTA_UPDATE=no, so it never writes them.
+
+use std::sync::Arc;
+
+use wsreg_sim::campaign::run_backend;
+use wsreg_sim::recorder::Keep;
+use wsreg_sim::snapshot::{dir, Expect, Snapshot};
+
+#[test]
+fn every_snapshot_replays_as_recorded() {
+    let dir = dir();
+    let mut paths: Vec<_> = std::fs::read_dir(&dir)
+        .expect("snapshots/ exists")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "snap"))
+        .collect();
+    paths.sort();
+    assert!(paths.len() >= 2, "the corpus is missing: {paths:?}");
+    for path in paths {
+        let snap = Snapshot::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let report = run_backend(
+            snap.bug,
+            Arc::new(snap.plan.clone()),
+            snap.runtime_seed,
+            Keep::All,
+        )
+        .expect("runs");
+        match snap.expect {
+            Expect::Pass => assert!(
+                report.outcome.passed(),
+                "{}: a fixed core bug is back: {:?}",
+                snap.name,
+                report.outcome
+            ),
+            Expect::Fail => {
+                assert!(!report.outcome.passed(), "{} no longer fails", snap.name);
+                assert!(
+                    report.trace.len() < 150,
+                    "{}: trace too long to read",
+                    snap.name
+                );
+                let mut settings = insta::Settings::clone_current();
+                settings.set_snapshot_path(&dir);
+                settings.set_prepend_module_to_snapshot(false);
+                settings.bind(|| insta::assert_snapshot!(snap.name.clone(), snap.body(&report)));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_hand_edited_snapshot_is_a_clear_error() {
+    let text = "---\nsource: x\n---\nverdict: PASS\ntarget: core\nexpect: fail\nruntime seed: 0x1\nplan:\n{\"version\": 1, \"users\": [], \"ops\": [{\"at_ms\": 0}]}\ntrace (\n";
+    let err = Snapshot::parse(text, std::path::Path::new("edited.snap"))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("edited.snap") && err.contains("plan"), "{err}");
+}

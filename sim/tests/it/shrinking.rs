@@ -1,0 +1,84 @@
+//! Failures found from large random plans shrink to a handful of ops, and their snapshots
+//! replay to the same violation in a fresh process.
+
+use wsreg_sim::campaign::{derive, run_campaign, CampaignOptions};
+use wsreg_sim::shrink::{shrink, ShrinkOptions};
+use wsreg_sim::snapshot::Snapshot;
+use wsreg_sim::zoo::Bug;
+use wsreg_sim::SimConfig;
+
+use crate::support::{sim, stdout, temp};
+
+fn shrinks_to_a_handful(bug: Bug) {
+    let opts = CampaignOptions {
+        seeds: "0..100".parse().unwrap(),
+        shard: (0, 1),
+        jobs: 2,
+        time_budget: None,
+        config: SimConfig::default(),
+        bug: Some(bug),
+        check_determinism: false,
+        checks: true,
+    };
+    let summary = run_campaign(&opts, &|_, _, _| {}).unwrap();
+    let label = bug.expected().to_string();
+    let seed = summary.failures[&label].first_seed;
+    let (_, plan, runtime_seed) = derive(&SimConfig::default(), seed);
+    assert!(plan.ops.len() >= 100, "not a large plan");
+    let s = shrink(
+        Some(bug),
+        plan,
+        runtime_seed,
+        &label,
+        ShrinkOptions::default(),
+        &|_, _| {},
+    )
+    .unwrap();
+    assert!(!s.exhausted, "{bug}: the budget ran out");
+    assert!(
+        s.plan.ops.len() <= 6,
+        "{bug}: {} ops left",
+        s.plan.ops.len()
+    );
+    assert!(
+        s.report.trace.len() < 150,
+        "{bug}: {} trace lines",
+        s.report.trace.len()
+    );
+    let snap = Snapshot::new(
+        Some(bug),
+        s.plan,
+        s.runtime_seed,
+        &s.report,
+        "found: test".into(),
+    );
+    let dir = temp(&format!("snapshots-{bug}"));
+    let path = snap.write(&dir, &s.report).unwrap().expect("written");
+    assert!(
+        snap.write(&dir, &s.report).unwrap().is_none(),
+        "an identical rewrite"
+    );
+    let out = sim(&["replay", path.to_str().unwrap()]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("still failing the same way at the same step"),
+        "{text}"
+    );
+    assert!(text.contains(&label), "{text}");
+}
+
+#[test]
+fn check_then_act_shrinks_to_a_handful_of_ops() {
+    shrinks_to_a_handful(Bug::B3);
+}
+
+#[test]
+fn limit_outside_the_lock_shrinks_to_a_handful_of_ops() {
+    shrinks_to_a_handful(Bug::B11);
+}
+
+#[test]
+fn thread_id_routing_shrinks_to_a_handful_of_ops() {
+    shrinks_to_a_handful(Bug::B16);
+}
