@@ -320,8 +320,10 @@ impl Snapshot {
         })
     }
 
-    /// Writes the snapshot under `dir`: `<name>.snap` if new, nothing if identical, and
-    /// `<name>.snap.new` for review if it differs. Returns the path written, if any.
+    /// Writes the snapshot under `dir`: `<name>.snap` if new; nothing if a snapshot of the same
+    /// plan against the same target is there already (failures from different seeds that shrink
+    /// to one plan fold into one snapshot); `<name>.snap.new` for review if the file there is
+    /// something else. Returns the path written, if any.
     pub fn write(&self, dir: &Path, report: &RunReport) -> Result<Option<PathBuf>, SnapshotError> {
         let io = |path: &Path| {
             let shown = path.display().to_string();
@@ -335,6 +337,12 @@ impl Snapshot {
         let text = self.file_text(report);
         match std::fs::read_to_string(&path) {
             Ok(existing) if existing == text => Ok(None),
+            Ok(existing)
+                if Self::parse(&existing, &path)
+                    .is_ok_and(|old| old.plan == self.plan && old.bug == self.bug) =>
+            {
+                Ok(None)
+            }
             Ok(_) => {
                 let new = path.with_extension("snap.new");
                 std::fs::write(&new, text).map_err(io(&new))?;
