@@ -84,6 +84,11 @@ impl CoreBackend {
     pub fn new(registry: Registry) -> Self {
         Self { registry }
     }
+
+    /// The registry underneath.
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
 }
 
 /// A real core registry, observed or not.

@@ -19,7 +19,13 @@ use crate::seed::{Seed, SeedRange};
 use crate::trace::Step;
 use crate::workload::generate;
 use crate::world::RunReport;
-use crate::zoo::{Bug, CheckThenAct, LimitOutsideLock, ThreadRouted};
+use crate::zoo::rekeyed::{
+    BoundedHash, Identity, PerCall, PerRequest, Rekeyed, Sanitised, Singleton,
+};
+use crate::zoo::{
+    Bug, CheckThenAct, CleanupHitsReconnect, FailOpen, LimitOutsideLock, LockAcrossAwait,
+    LostWhileOffline, OverBroadCleanup, Planted, ReplayedTwice, SharedMode, ThreadRouted, Zombies,
+};
 
 /// Runs a plan against the real core, or against a planted bug.
 pub fn run_backend(
@@ -28,11 +34,26 @@ pub fn run_backend(
     runtime_seed: Seed,
     keep: Keep,
 ) -> Result<RunReport, RuntimeError> {
+    let s = runtime_seed.0;
     match bug {
-        None => run_plan::<CoreBackend>(plan, runtime_seed.0, keep),
-        Some(Bug::B3) => run_plan::<CheckThenAct>(plan, runtime_seed.0, keep),
-        Some(Bug::B11) => run_plan::<LimitOutsideLock>(plan, runtime_seed.0, keep),
-        Some(Bug::B16) => run_plan::<ThreadRouted>(plan, runtime_seed.0, keep),
+        None => run_plan::<CoreBackend>(plan, s, keep),
+        Some(Bug::B1) => run_plan::<Planted<Rekeyed<PerCall>>>(plan, s, keep),
+        Some(Bug::B3) => run_plan::<CheckThenAct>(plan, s, keep),
+        Some(Bug::B4) => run_plan::<Planted<SharedMode>>(plan, s, keep),
+        Some(Bug::B5) => run_plan::<Planted<Rekeyed<BoundedHash>>>(plan, s, keep),
+        Some(Bug::B6) => run_plan::<Planted<Rekeyed<Identity>>>(plan, s, keep),
+        Some(Bug::B7) => run_plan::<Planted<Rekeyed<Sanitised>>>(plan, s, keep),
+        Some(Bug::B8) => run_plan::<Planted<Rekeyed<PerRequest>>>(plan, s, keep),
+        Some(Bug::B9) => run_plan::<Planted<Zombies>>(plan, s, keep),
+        Some(Bug::B10) => run_plan::<Planted<FailOpen>>(plan, s, keep),
+        Some(Bug::B11) => run_plan::<LimitOutsideLock>(plan, s, keep),
+        Some(Bug::B12) => run_plan::<Planted<OverBroadCleanup>>(plan, s, keep),
+        Some(Bug::B13) => run_plan::<Planted<CleanupHitsReconnect>>(plan, s, keep),
+        Some(Bug::B14) => run_plan::<Planted<LostWhileOffline>>(plan, s, keep),
+        Some(Bug::B15) => run_plan::<Planted<ReplayedTwice>>(plan, s, keep),
+        Some(Bug::B16) => run_plan::<ThreadRouted>(plan, s, keep),
+        Some(Bug::B17) => run_plan::<Planted<LockAcrossAwait>>(plan, s, keep),
+        Some(Bug::B18) => run_plan::<Planted<Rekeyed<Singleton>>>(plan, s, keep),
     }
 }
 

@@ -101,7 +101,7 @@ struct BenchArgs {
 /// What to run against, and the base config.
 #[derive(Debug, Args, Clone)]
 struct Target {
-    /// Run a planted bug from the zoo instead of the real core (B3, B11, B16).
+    /// Run a planted bug from the zoo instead of the real core (B1, B3 to B18).
     #[arg(long)]
     bug: Option<Bug>,
     /// Simulated users per seed [default: 50].

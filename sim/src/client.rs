@@ -58,6 +58,7 @@ pub(crate) async fn user_task<B: Backend>(world: Arc<World<B>>, u: usize, ops: V
             return;
         }
         world.probe(u);
+        world.doing(u, Some(op.kind.name()));
         world.maybe_yield().await;
         match op.kind {
             OpKind::Connect { slow } => open_tab(Arc::clone(&world), u, slow).await,
@@ -77,9 +78,10 @@ pub(crate) async fn user_task<B: Backend>(world: Arc<World<B>>, u: usize, ops: V
                 texts += 1;
                 let text = format!("{}/m{texts}", world.users[u].name);
                 let msg = tag(&wsreg::Payload::Text { text: text.clone() });
-                world.step(u, None, What::Send { msg });
-                if let Err(e) = world.backend.send_text(&world.users[u].ctx, &text) {
-                    world.refused(u, "send", &e);
+                world.step(u, None, What::Send { msg: msg.clone() });
+                match world.backend.send_text(&world.users[u].ctx, &text) {
+                    Ok(_) => world.recorder.confirm(&world.users[u].name, &msg),
+                    Err(e) => world.refused(u, "send", &e),
                 }
             }
             OpKind::Run {
@@ -100,6 +102,7 @@ pub(crate) async fn user_task<B: Backend>(world: Arc<World<B>>, u: usize, ops: V
                 }
             }
         }
+        world.doing(u, None);
     }
 }
 
@@ -145,11 +148,12 @@ async fn agent<B: Backend>(world: Arc<World<B>>, u: usize, events: Vec<AgentEven
         }
         world.maybe_yield().await;
         let msg = tag(&wsreg::Payload::Agent(event.clone()));
-        world.step(u, None, What::Emit { msg });
+        world.step(u, None, What::Emit { msg: msg.clone() });
         if let Err(e) = world.backend.emit(&world.users[u].ctx, event) {
             world.refused(u, "emit", &e);
             return;
         }
+        world.recorder.confirm(&world.users[u].name, &msg);
         tokio::time::sleep(Duration::from_millis(step_ms)).await;
     }
 }

@@ -45,12 +45,13 @@ impl Outcome {
         }
     }
 
-    /// A short label for grouping failures: `PASS`, `I2 one-manager-per-user`, `STUCK`, `PANIC`.
+    /// A short label for grouping failures: `PASS`, `I2 one-manager-per-user`, `I10 liveness`,
+    /// `PANIC`.
     pub fn label(&self) -> String {
         match self {
             Outcome::Pass => "PASS".into(),
             Outcome::Violation(v) => v.invariant.to_string(),
-            Outcome::Stuck { .. } => "I10 liveness (STUCK)".into(),
+            Outcome::Stuck { .. } => crate::invariant::Invariant::I10.to_string(),
             Outcome::Panic { .. } => "PANIC".into(),
         }
     }

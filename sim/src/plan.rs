@@ -116,6 +116,22 @@ pub enum OpKind {
     },
 }
 
+impl OpKind {
+    /// The op's name, as written in plans.
+    pub fn name(&self) -> &'static str {
+        match self {
+            OpKind::Connect { .. } => "connect",
+            OpKind::Close { .. } => "close",
+            OpKind::Crash { .. } => "crash",
+            OpKind::Reconnect { .. } => "reconnect",
+            OpKind::Burst { .. } => "burst",
+            OpKind::Send => "send",
+            OpKind::Run { .. } => "run",
+            OpKind::Mode { .. } => "mode",
+        }
+    }
+}
+
 fn is_false(b: &bool) -> bool {
     !*b
 }

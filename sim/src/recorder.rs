@@ -162,6 +162,22 @@ impl Recorder {
         }
     }
 
+    /// Checks that a message its sender was told is accepted really was.
+    pub fn confirm(&self, user: &Arc<str>, msg: &MsgTag) {
+        if !self.checking {
+            return;
+        }
+        let mut st = self.lock();
+        if st.violation.is_some() {
+            return;
+        }
+        let step = st.n;
+        if let Err(v) = st.checker.on_confirm(user, msg, step) {
+            st.violation = Some(v);
+            self.failed.store(true, Ordering::Relaxed);
+        }
+    }
+
     /// Messages queued and not yet both delivered and received.
     pub fn in_flight(&self) -> usize {
         self.lock().checker.in_flight()

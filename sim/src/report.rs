@@ -34,7 +34,7 @@ pub fn verdict(report: &RunReport) -> String {
         ),
         Outcome::Stuck { blocked } => {
             let mut s =
-                "verdict: STUCK (I10 liveness): after healing, these never drained:".to_owned();
+                "verdict: STUCK I10 liveness: these did not finish within the bound:".to_owned();
             for b in blocked {
                 let _ = write!(s, "\n  {b}");
             }

@@ -11,14 +11,19 @@ use crate::seed::Seed;
 
 /// The plan for one seed. `config` should already be the seed's (see [`SimConfig::for_seed`]).
 ///
-/// Users are `u1..uN`; every three share a thread id. A third of the ops go to the first few
+/// Users are `u1..uN`, except that every tenth pair is `team|k` and `team_k` (ids that a
+/// sanitising key function would merge); every three share a thread id. A third of the ops go to the first few
 /// users, so some users see heavy contention. Every user starts with a connect, and runs and
 /// sends are biased towards users that have one.
 pub fn generate(config: &SimConfig, seed: Seed) -> Plan {
     let mut rng = seed.rng("workload");
     let users: Vec<UserSpec> = (1..=config.users)
         .map(|i| UserSpec {
-            name: format!("u{i}"),
+            name: match i % 10 {
+                9 => format!("team|{}", (i + 1) / 10),
+                0 => format!("team_{}", i / 10),
+                _ => format!("u{i}"),
+            },
             thread: format!("t{}", i.div_ceil(3)),
         })
         .collect();

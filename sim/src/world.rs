@@ -38,6 +38,8 @@ pub(crate) struct World<B: Backend> {
     healed: AtomicBool,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     readers: Mutex<Vec<JoinHandle<()>>>,
+    /// What each user's client is in the middle of, and since when (virtual ms).
+    busy: Mutex<Vec<Option<(&'static str, u64)>>>,
 }
 
 /// What one run produced.
@@ -114,6 +116,33 @@ impl<B: Backend> World<B> {
         }
     }
 
+    pub(crate) fn doing(&self, u: usize, op: Option<&'static str>) {
+        let since = self.start.elapsed().as_millis() as u64;
+        self.busy.lock().expect("busy")[u] = op.map(|op| (op, since));
+    }
+
+    /// Users whose client is stuck in an op, for a stall report.
+    fn stalled(&self) -> Vec<String> {
+        let busy = self.busy.lock().expect("busy");
+        let mut out: Vec<String> = busy
+            .iter()
+            .enumerate()
+            .filter_map(|(u, b)| {
+                b.map(|(op, since)| {
+                    format!(
+                        "{}: stuck in `{op}` since t={:.3}s",
+                        self.users[u].name,
+                        since as f64 / 1e3
+                    )
+                })
+            })
+            .collect();
+        if out.is_empty() {
+            out.push("agent, burst or cleanup tasks never finished".to_owned());
+        }
+        out
+    }
+
     pub(crate) fn healed(&self) -> bool {
         self.healed.load(Ordering::Relaxed)
     }
@@ -145,7 +174,15 @@ impl<B: Backend> World<B> {
 
     /// Heal, drain, close, reap. Returns `Stuck` if the drain misses its bound.
     async fn liveness(&self) -> Option<Outcome> {
-        Self::join_all(&self.tasks).await;
+        let bound = Duration::from_millis(self.plan.liveness_bound_ms);
+        if tokio::time::timeout(bound, Self::join_all(&self.tasks))
+            .await
+            .is_err()
+        {
+            return Some(Outcome::Stuck {
+                blocked: self.stalled(),
+            });
+        }
         self.phase("heal");
         self.healed.store(true, Ordering::Relaxed);
         for (u, user) in self.users.iter().enumerate() {
@@ -157,7 +194,6 @@ impl<B: Backend> World<B> {
                 }
             }
         }
-        let bound = Duration::from_millis(self.plan.liveness_bound_ms);
         let deadline = Instant::now() + bound;
         while self.recorder.in_flight() > 0 && !self.recorder.failed() {
             if Instant::now() >= deadline {
@@ -246,6 +282,7 @@ pub async fn execute<B: Backend>(plan: Arc<Plan>, keep: Keep) -> RunReport {
         healed: AtomicBool::new(false),
         tasks: Mutex::new(Vec::new()),
         readers: Mutex::new(Vec::new()),
+        busy: Mutex::new(vec![None; plan.users.len()]),
     });
     world.phase("safety");
     let mut clients = Vec::new();
@@ -256,11 +293,22 @@ pub async fn execute<B: Backend>(plan: Arc<Plan>, keep: Keep) -> RunReport {
         let ops = ops.into_iter().cloned().collect();
         clients.push(tokio::spawn(user_task(Arc::clone(&world), u, ops)));
     }
-    for c in clients {
-        let _ = c.await;
-    }
+    // The safety phase may take until the last op plus the liveness bound; a client still busy
+    // then is stuck (a wedged backend), reported as such rather than waited on forever.
+    let last_op_ms = plan.ops.iter().map(|o| o.at_ms).max().unwrap_or(0);
+    let safety_bound = Duration::from_millis(last_op_ms + plan.liveness_bound_ms);
+    let safety = tokio::time::timeout(safety_bound, async {
+        for c in clients {
+            let _ = c.await;
+        }
+    })
+    .await;
     let stuck = if recorder.failed() {
         None
+    } else if safety.is_err() {
+        Some(Outcome::Stuck {
+            blocked: world.stalled(),
+        })
     } else {
         world.liveness().await
     };

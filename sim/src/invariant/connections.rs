@@ -1,5 +1,7 @@
 //! I5 indexes agree and I6 limits hold: the connection bookkeeping.
 
+use wsreg::CloseReason;
+
 use super::{fail, Checked, Checker, ConnModel, Invariant, Key};
 
 impl Checker {
@@ -60,7 +62,19 @@ impl Checker {
         Ok(())
     }
 
-    pub(super) fn conn_removed(&mut self, key: &Key, conn: u64, live: usize) -> Checked {
+    pub(super) fn conn_removed(
+        &mut self,
+        key: &Key,
+        conn: u64,
+        reason: CloseReason,
+        live: usize,
+    ) -> Checked {
+        if reason == CloseReason::Closed && !self.closing.remove(&conn) {
+            return fail(
+                Invariant::I5,
+                format!("{key}'s c{conn} was closed, but no client or cleanup asked to close it: a cleanup removed the wrong connection"),
+            );
+        }
         let Some(c) = self.conns.get_mut(&conn) else {
             return fail(
                 Invariant::I5,

@@ -6,11 +6,35 @@ use crate::trace::MsgTag;
 
 impl Checker {
     pub(super) fn accepted(&mut self, key: &Key, seq: u64, msg: &MsgTag) -> Checked {
+        let tally = self.tallies.entry((msg.kind, msg.tag.clone())).or_default();
+        tally.accepted += 1;
+        if msg.kind == "text" && tally.accepted > 1 {
+            return fail(
+                Invariant::I7,
+                format!(
+                    "{key} accepted {} a second time (as #{seq}): the user will see it twice",
+                    msg.tag
+                ),
+            );
+        }
         let m = self.msgs.entry(key.clone()).or_default();
         if m.accepted.insert(seq, msg.clone()).is_some() {
             return fail(Invariant::I7, format!("{key} numbered two messages #{seq}"));
         }
         m.unrouted.insert(seq);
+        Ok(())
+    }
+
+    /// A sender was told its message was accepted: the core must have accepted it.
+    pub(super) fn confirmed(&mut self, user: &Key, msg: &MsgTag) -> Checked {
+        let tally = self.tallies.entry((msg.kind, msg.tag.clone())).or_default();
+        tally.confirmed += 1;
+        if tally.confirmed > tally.accepted {
+            return fail(
+                Invariant::I8,
+                format!("{user}'s {} for {} was reported sent, but the core never accepted it: lost silently", msg.kind, msg.tag),
+            );
+        }
         Ok(())
     }
 

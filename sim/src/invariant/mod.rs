@@ -114,6 +114,13 @@ struct Flight {
     received: bool,
 }
 
+/// How often one harness message was accepted by the core and confirmed to its sender.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tally {
+    accepted: u32,
+    confirmed: u32,
+}
+
 /// One key's messages, by sequence number (a new manager of the key starts them afresh).
 #[derive(Debug, Default)]
 struct Messages {
@@ -142,8 +149,14 @@ pub struct Checker {
     conns: BTreeMap<u64, ConnModel>,
     live_by_key: FnvHashMap<Key, usize>,
     live_total: usize,
+    // requests the clients made, to tell asked-for changes from unasked ones
+    closing: FnvHashSet<u64>,
+    mode_request: Option<Key>,
     // messages
     msgs: FnvHashMap<Key, Messages>,
+    /// Per harness message (kind, tag): how often the core accepted it, how often a sender was
+    /// told it was accepted.
+    tallies: FnvHashMap<(&'static str, Key), Tally>,
     flights: BTreeMap<(u64, u64), Flight>,
     last_received: BTreeMap<u64, u64>,
 }
@@ -169,7 +182,10 @@ impl Checker {
             conns: BTreeMap::new(),
             live_by_key: FnvHashMap::default(),
             live_total: 0,
+            closing: FnvHashSet::default(),
+            mode_request: None,
             msgs: FnvHashMap::default(),
+            tallies: FnvHashMap::default(),
             flights: BTreeMap::new(),
             last_received: BTreeMap::new(),
         }
@@ -190,7 +206,15 @@ impl Checker {
             What::ManagerRemoved(_) => self.manager_removed(key, s.mgr.unwrap_or(0)),
             What::Connected { key: filed } => self.connected(key, filed, s.mgr.unwrap_or(0), conn),
             What::ConnAdded { live } => self.conn_added(key, s.mgr.unwrap_or(0), conn, *live),
-            What::ConnRemoved { live, .. } => self.conn_removed(key, conn, *live),
+            What::ConnRemoved { live, reason } => self.conn_removed(key, conn, *reason, *live),
+            What::Close | What::Cleanup => {
+                self.closing.insert(conn);
+                Ok(())
+            }
+            What::SetMode(_) => {
+                self.mode_request = Some(key.clone());
+                Ok(())
+            }
             What::ModeChanged { from, to } => self.mode_changed(key, *from, *to),
             What::Accepted { seq, msg } => self.accepted(key, *seq, msg),
             What::Enqueued { seq, replay } => self.enqueued(key, conn, *seq, *replay),
@@ -206,6 +230,16 @@ impl Checker {
             step: s.n,
             message,
         })
+    }
+
+    /// Checks that a message its sender was told is accepted really was.
+    pub fn on_confirm(&mut self, user: &Key, msg: &MsgTag, step: u64) -> Result<(), Violation> {
+        self.confirmed(user, msg)
+            .map_err(|(invariant, message)| Violation {
+                invariant,
+                step,
+                message,
+            })
     }
 
     /// Messages queued for a connection and not yet both delivered and received.

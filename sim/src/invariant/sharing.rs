@@ -8,6 +8,16 @@ use crate::backend::Probe;
 
 impl Checker {
     pub(super) fn mode_changed(&mut self, key: &Key, from: Mode, to: Mode) -> Checked {
+        let asker = self.mode_request.as_ref();
+        if asker.is_none() || self.user_of_key.get(key).is_some_and(|u| Some(u) != asker) {
+            return fail(
+                Invariant::I4,
+                format!(
+                    "{key}'s mode changed from {from} to {to} when {} asked for a mode change: the mode is shared between users",
+                    asker.map_or("nobody".to_owned(), |a| a.to_string())
+                ),
+            );
+        }
         let expected = self.mode_of_key.get(key).copied().unwrap_or_default();
         if expected != from {
             return fail(

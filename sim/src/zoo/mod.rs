@@ -1,51 +1,132 @@
-//! The bug zoo: bugs of the modelled system (DESIGN section 5), planted as [`Backend`]s that
-//! wrap the real core the way a buggy registry would, so the core itself stays correct and free
-//! of zoo code. Each measures the harness: it must be caught by its expected invariant.
+//! The bug zoo: every bug of the modelled system's catalogue (DESIGN section 5) planted as a
+//! [`Backend`](crate::Backend) over the real core, the way a buggy registry would be built, so
+//! the core itself stays correct and carries no zoo code. Each measures the harness: it must be
+//! caught by one of its expected invariants.
 
+mod blocking;
 mod check_then_act;
+mod cleanup;
+mod delivery;
 mod limit_outside_lock;
+pub mod plant;
+pub mod rekeyed;
+mod sharing;
 mod thread_routed;
 
 use std::fmt;
 use std::str::FromStr;
 
+pub use blocking::LockAcrossAwait;
 pub use check_then_act::CheckThenAct;
+pub use cleanup::{CleanupHitsReconnect, OverBroadCleanup};
+pub use delivery::{LostWhileOffline, ReplayedTwice};
 pub use limit_outside_lock::LimitOutsideLock;
+pub use plant::{Plant, Planted};
+pub use sharing::{FailOpen, SharedMode, Zombies};
 pub use thread_routed::ThreadRouted;
 
 use crate::invariant::Invariant;
+use Invariant::*;
 
-/// A planted bug.
+/// A planted bug, by its catalogue id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[allow(missing_docs)]
 pub enum Bug {
-    /// Check-then-act creation.
+    B1,
     B3,
-    /// The per-user limit checked outside the lock.
+    B4,
+    B5,
+    B6,
+    B7,
+    B8,
+    B9,
+    B10,
     B11,
-    /// Routing by thread id.
+    B12,
+    B13,
+    B14,
+    B15,
     B16,
+    B17,
+    B18,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 3] = [Bug::B3, Bug::B11, Bug::B16];
+    pub const ALL: [Bug; 17] = [
+        Bug::B1,
+        Bug::B3,
+        Bug::B4,
+        Bug::B5,
+        Bug::B6,
+        Bug::B7,
+        Bug::B8,
+        Bug::B9,
+        Bug::B10,
+        Bug::B11,
+        Bug::B12,
+        Bug::B13,
+        Bug::B14,
+        Bug::B15,
+        Bug::B16,
+        Bug::B17,
+        Bug::B18,
+    ];
 
     /// The one-line story.
     pub fn story(self) -> &'static str {
         match self {
+            Bug::B1 => "manager per call: the factory builds a new manager per request; sockets hang off one, events go through another",
             Bug::B3 => "check-then-act: two connects miss the registry, both create, the second insert wins; the first tab hangs off an orphan manager",
+            Bug::B4 => "shared mode cell: every manager reads one mode value, so one user's change flips everyone's",
+            Bug::B5 => "bounded hash key: key = hash(user) mod 16, so users collide and share a manager",
+            Bug::B6 => "identity-derived key: the key is an object address; one user gets new keys, a later user inherits an old one",
+            Bug::B7 => "namespace collision: sanitising maps `team|1` and `team_1` to one key",
+            Bug::B8 => "per-request keys: key = thread id + request id, so one user accumulates managers",
+            Bug::B9 => "zombie managers: nothing deregisters a manager, so idle ones live forever",
+            Bug::B10 => "fail-open fallback: a connect that fails validation is registered with the last good context, another user's",
             Bug::B11 => "limit outside the lock: concurrent connects all read a count under the limit, then all insert",
+            Bug::B12 => "over-broad cleanup: closing one tab strips all of the user's connections from an index",
+            Bug::B13 => "cleanup vs reconnect: a deferred cleanup of a failed socket removes the healthy reconnected one",
+            Bug::B14 => "lost across reconnect: events for a user with no live connection are dropped and reported sent",
+            Bug::B15 => "replayed twice: messages held while offline are replayed by two drains",
             Bug::B16 => "thread id as user id: events are routed to whoever last connected with the emitter's thread id",
+            Bug::B17 => "blocking lock across await: once two connects overlap, every user's connect and close stalls",
+            Bug::B18 => "singleton manager: one manager for all users; delivery and cleanup cross users",
         }
     }
 
-    /// The invariant expected to catch it.
-    pub fn expected(self) -> Invariant {
+    /// The invariants expected to catch it: DESIGN's, plus I3 where the planted key function is
+    /// itself what breaks (B10 and B18 file a user under another's key, which the harness sees
+    /// at the connect, before any message is misdelivered).
+    pub fn expected(self) -> &'static [Invariant] {
         match self {
-            Bug::B3 => Invariant::I2,
-            Bug::B11 => Invariant::I6,
-            Bug::B16 => Invariant::I1,
+            Bug::B1 => &[I2, I8],
+            Bug::B3 => &[I2],
+            Bug::B4 => &[I4],
+            Bug::B5 => &[I1, I3],
+            Bug::B6 => &[I2, I3],
+            Bug::B7 => &[I3, I1],
+            Bug::B8 => &[I2, I6],
+            Bug::B9 => &[I9],
+            Bug::B10 => &[I1, I4, I3],
+            Bug::B11 => &[I6],
+            Bug::B12 => &[I5],
+            Bug::B13 => &[I5, I8],
+            Bug::B14 => &[I8],
+            Bug::B15 => &[I7],
+            Bug::B16 => &[I1],
+            Bug::B17 => &[I10],
+            Bug::B18 => &[I1, I4, I3],
         }
+    }
+
+    /// Whether a failure label (an [`Outcome::label`](crate::Outcome::label)) is one of the
+    /// expected invariants.
+    pub fn caught_as_expected(self, label: &str) -> bool {
+        self.expected()
+            .iter()
+            .any(|i| label.starts_with(&format!("{i:?} ")))
     }
 }
 

@@ -51,6 +51,24 @@ fn every_snapshot_replays_as_recorded() {
 }
 
 #[test]
+fn snapshots_holds_only_reviewed_snapshots() {
+    let stray: Vec<String> = std::fs::read_dir(dir())
+        .expect("snapshots/ exists")
+        .map(|e| {
+            e.expect("dir entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| !name.ends_with(".snap") || name.ends_with(".snap.new"))
+        .collect();
+    assert!(
+        stray.is_empty(),
+        "unreviewed or unreferenced files in snapshots/ (review them, then commit or delete): {stray:?}"
+    );
+}
+
+#[test]
 fn a_hand_edited_snapshot_is_a_clear_error() {
     let text = "---\nsource: x\n---\nverdict: PASS\ntarget: core\nexpect: fail\nruntime seed: 0x1\nplan:\n{\"version\": 1, \"users\": [], \"ops\": [{\"at_ms\": 0}]}\ntrace (\n";
     let err = Snapshot::parse(text, std::path::Path::new("edited.snap"))

@@ -22,36 +22,30 @@ fn campaign(bug: Option<Bug>, seeds: &str) -> CampaignSummary {
     run_campaign(&opts, &|_, _, _| {}).unwrap()
 }
 
-fn caught_and_reproduced(bug: Bug) {
-    let summary = campaign(Some(bug), "0..100");
-    let expected = bug.expected().to_string();
-    let group = summary
-        .failures
-        .get(&expected)
-        .unwrap_or_else(|| panic!("{bug} not caught by {expected}: {:?}", summary.failures));
-    assert_eq!(
-        summary.failures.len(),
-        1,
-        "{bug} also failed otherwise: {:?}",
-        summary.failures
-    );
-    let seed = group.first_seed.to_string();
-    let out = sim(&["run", "--seed", &seed, "--bug", &bug.to_string()]);
-    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
-    let text = stdout(&out);
-    assert!(text.contains(&format!("VIOLATION {expected}")), "{text}");
-    assert!(text.contains(&format!("replay: cargo sim run --seed {seed} --bug {bug}")));
-    assert!(text.contains("<-- violation"));
-}
-
 #[test]
-fn check_then_act_creation_is_caught_by_one_manager_per_user() {
-    caught_and_reproduced(Bug::B3);
-}
-
-#[test]
-fn routing_by_thread_id_is_caught_by_owner_only_delivery() {
-    caught_and_reproduced(Bug::B16);
+fn every_planted_bug_is_caught_by_an_expected_invariant_and_reproduces() {
+    for bug in Bug::ALL {
+        let summary = campaign(Some(bug), "0..40");
+        let first = summary
+            .failing
+            .first()
+            .unwrap_or_else(|| panic!("{bug} was not caught in 40 seeds"));
+        let label = first.outcome.label();
+        assert!(
+            bug.caught_as_expected(&label),
+            "{bug} was first caught by {label}, expected one of {:?}",
+            bug.expected()
+        );
+        let seed = first.seed.to_string();
+        let out = sim(&["run", "--seed", &seed, "--bug", &bug.to_string()]);
+        let text = stdout(&out);
+        assert_eq!(out.status.code(), Some(first.outcome.exit_code()), "{text}");
+        assert!(
+            text.contains(&label),
+            "{bug} did not reproduce in a fresh process: {text}"
+        );
+        assert!(text.contains(&format!("replay: cargo sim run --seed {seed} --bug {bug}")));
+    }
 }
 
 #[test]

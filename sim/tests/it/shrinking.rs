@@ -21,8 +21,8 @@ fn shrinks_to_a_handful(bug: Bug) {
         checks: true,
     };
     let summary = run_campaign(&opts, &|_, _, _| {}).unwrap();
-    let label = bug.expected().to_string();
-    let seed = summary.failures[&label].first_seed;
+    let first = summary.failing.first().expect("caught");
+    let (label, seed) = (first.outcome.label(), first.seed);
     let (_, plan, runtime_seed) = derive(&SimConfig::default(), seed);
     assert!(plan.ops.len() >= 100, "not a large plan");
     let s = shrink(

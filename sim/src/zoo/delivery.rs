@@ -1,0 +1,78 @@
+//! Delivery across reconnects: B14 events for an offline user are dropped silently, B15 the
+//! messages held while offline are replayed twice (from two drains).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use wsreg::{AgentEvent, ConnectionHandle, Error, Observer, RegistryConfig, Sink, UserContext};
+
+use super::plant::{core, Plant};
+use crate::backend::{Backend, Connected, CoreBackend};
+
+fn offline(core: &CoreBackend, ctx: &UserContext) -> bool {
+    core.probe(ctx).is_some_and(|p| p.connections == 0)
+}
+
+/// B14: with no live connection, events are "sent" into nothing and reported as sent.
+pub struct LostWhileOffline(CoreBackend);
+
+impl Plant for LostWhileOffline {
+    fn plant(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
+        Self(core(config, observer))
+    }
+    fn core(&self) -> &CoreBackend {
+        &self.0
+    }
+    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<u64, Error> {
+        if offline(&self.0, ctx) {
+            return Ok(0);
+        }
+        self.0.emit(ctx, event)
+    }
+    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<u64, Error> {
+        if offline(&self.0, ctx) {
+            return Ok(0);
+        }
+        self.0.send_text(ctx, text)
+    }
+}
+
+/// B15: texts sent while the user is offline are kept in a second buffer too, and that buffer is
+/// drained again after the core's own replay on reconnect.
+pub struct ReplayedTwice {
+    core: CoreBackend,
+    held: Mutex<BTreeMap<String, Vec<String>>>,
+}
+
+impl Plant for ReplayedTwice {
+    fn plant(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
+        Self {
+            core: core(config, observer),
+            held: Mutex::new(BTreeMap::new()),
+        }
+    }
+    fn core(&self) -> &CoreBackend {
+        &self.core
+    }
+    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<u64, Error> {
+        if offline(&self.core, ctx) {
+            let mut held = self.held.lock().expect("held");
+            held.entry(ctx.user_id().to_owned())
+                .or_default()
+                .push(text.to_owned());
+        }
+        self.core.send_text(ctx, text)
+    }
+    async fn connect(
+        &self,
+        ctx: &UserContext,
+        sink: Box<dyn Sink>,
+    ) -> Result<Connected<ConnectionHandle>, Error> {
+        let c = self.core.connect(ctx, sink).await?;
+        let again = self.held.lock().expect("held").remove(ctx.user_id());
+        for text in again.unwrap_or_default() {
+            self.core.send_text(ctx, &text)?;
+        }
+        Ok(c)
+    }
+}

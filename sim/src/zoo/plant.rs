@@ -1,0 +1,118 @@
+//! [`Plant`]: a planted bug is the real core with some calls replaced. Every method defaults to
+//! the core's; a bug overrides the ones it breaks, and [`Planted`] makes it a [`Backend`].
+
+use std::future::Future;
+use std::sync::Arc;
+
+use wsreg::{
+    AgentEvent, ConnectionHandle, Error, Mode, Observer, RegistryConfig, RegistryView, Sink,
+    UserContext, UserKey,
+};
+
+use crate::backend::{connected, probe_registry, registry, Backend, Connected, CoreBackend, Probe};
+
+/// A planted bug over the real core.
+pub trait Plant: Send + Sync + Sized + 'static {
+    /// Builds the bug around a core built with `config`.
+    fn plant(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self;
+
+    /// The core underneath.
+    fn core(&self) -> &CoreBackend;
+
+    /// See [`Backend::connect`].
+    fn connect(
+        &self,
+        ctx: &UserContext,
+        sink: Box<dyn Sink>,
+    ) -> impl Future<Output = Result<Connected<ConnectionHandle>, Error>> + Send {
+        self.core().connect(ctx, sink)
+    }
+
+    /// See [`Backend::close`].
+    fn close(&self, handle: &ConnectionHandle) -> impl Future<Output = Result<(), Error>> + Send {
+        self.core().close(handle)
+    }
+
+    /// See [`Backend::emit`].
+    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<u64, Error> {
+        self.core().emit(ctx, event)
+    }
+
+    /// See [`Backend::send_text`].
+    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<u64, Error> {
+        self.core().send_text(ctx, text)
+    }
+
+    /// See [`Backend::set_mode`].
+    fn set_mode(&self, ctx: &UserContext, mode: Mode) -> Result<(), Error> {
+        self.core().set_mode(ctx, mode)
+    }
+
+    /// See [`Backend::probe`].
+    fn probe(&self, ctx: &UserContext) -> Option<Probe> {
+        self.core().probe(ctx)
+    }
+}
+
+/// A [`Plant`] as a [`Backend`].
+pub struct Planted<P>(P);
+
+impl<P: Plant> Backend for Planted<P> {
+    type Handle = ConnectionHandle;
+
+    fn build(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
+        Planted(P::plant(config, observer))
+    }
+
+    fn connect(
+        &self,
+        ctx: &UserContext,
+        sink: Box<dyn Sink>,
+    ) -> impl Future<Output = Result<Connected<ConnectionHandle>, Error>> + Send {
+        self.0.connect(ctx, sink)
+    }
+
+    fn close(&self, handle: &ConnectionHandle) -> impl Future<Output = Result<(), Error>> + Send {
+        self.0.close(handle)
+    }
+
+    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<u64, Error> {
+        self.0.emit(ctx, event)
+    }
+
+    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<u64, Error> {
+        self.0.send_text(ctx, text)
+    }
+
+    fn set_mode(&self, ctx: &UserContext, mode: Mode) -> Result<(), Error> {
+        self.0.set_mode(ctx, mode)
+    }
+
+    fn probe(&self, ctx: &UserContext) -> Option<Probe> {
+        self.0.probe(ctx)
+    }
+
+    fn inspect(&self) -> RegistryView {
+        self.0.core().inspect()
+    }
+}
+
+/// A core whose registry is observed like any backend's.
+pub fn core(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> CoreBackend {
+    CoreBackend::new(registry(config, observer))
+}
+
+/// Connects `ctx`'s socket under another key (how the key-derivation bugs file users).
+pub fn connect_as(
+    core: &CoreBackend,
+    key: &str,
+    sink: Box<dyn Sink>,
+) -> Result<Connected<ConnectionHandle>, Error> {
+    let filed = UserContext::new(key)?;
+    core.registry().connect(&filed, sink).map(connected)
+}
+
+/// A probe of the manager under `key`.
+pub fn probe_key(core: &CoreBackend, key: &str) -> Option<Probe> {
+    probe_registry(core.registry(), &UserKey::new(key).ok()?)
+}
