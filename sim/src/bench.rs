@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::campaign::{run_campaign, CampaignOptions};
 use crate::config::SimConfig;
+use crate::recorder::Keep;
 use crate::runtime::RuntimeError;
 use crate::seed::SeedRange;
 
@@ -71,17 +72,17 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 fn campaign(case: &Case) -> Result<(u64, Duration), RuntimeError> {
     let opts = CampaignOptions {
-        seeds: SeedRange {
+        jobs: 1,
+        config: case.config.clone(),
+        keep: if case.checks {
+            Keep::Tail(1)
+        } else {
+            Keep::Nothing
+        },
+        ..CampaignOptions::new(SeedRange {
             start: 0,
             end: case.seeds,
-        },
-        shard: (0, 1),
-        jobs: 1,
-        time_budget: None,
-        config: case.config.clone(),
-        bug: None,
-        check_determinism: false,
-        checks: case.checks,
+        })
     };
     let t = Instant::now();
     let s = run_campaign(&opts, &|_, _, _| {})?;

@@ -27,6 +27,15 @@ use crate::zoo::{
     LostWhileOffline, OverBroadCleanup, Planted, ReplayedTwice, SharedMode, ThreadRouted, Zombies,
 };
 
+/// How to run one plan: a backend type, as a function.
+pub type Runner = fn(Arc<Plan>, Seed, Keep) -> Result<RunReport, RuntimeError>;
+
+/// The [`Runner`] for any [`Backend`](crate::Backend): how an external crate fuzzes its own
+/// registry with [`run_campaign`].
+pub fn runner<B: crate::Backend>() -> Runner {
+    |plan, seed, keep| run_plan::<B>(plan, seed.0, keep)
+}
+
 /// Runs a plan against the real core, or against a planted bug.
 pub fn run_backend(
     bug: Option<Bug>,
@@ -75,21 +84,32 @@ pub struct Divergence {
     pub second: String,
 }
 
-/// Runs a seed twice, each on a fresh thread, and compares the trace hashes; on a mismatch,
-/// runs both again keeping every step and names the first step that differs.
+/// Runs a seed again (`run` runs it, keeping what it is told), on a fresh thread, and compares
+/// the trace with `first`'s; on a mismatch, runs it twice more keeping every step and names the
+/// first step that differs. When those two agree with each other but not with `first`, the
+/// nondeterminism depends on process state (a global counter, say), and the divergence says so.
 pub fn check_determinism(
-    bug: Option<Bug>,
-    plan: &Arc<Plan>,
-    runtime_seed: Seed,
+    run: &dyn Fn(Keep) -> Result<RunReport, RuntimeError>,
     first: &RunReport,
 ) -> Result<Option<Divergence>, RuntimeError> {
-    let second = run_backend(bug, Arc::clone(plan), runtime_seed, Keep::Tail(1))?;
+    let second = run(Keep::Tail(1))?;
     if second.hash == first.hash && second.steps == first.steps {
         return Ok(None);
     }
-    let a = run_backend(bug, Arc::clone(plan), runtime_seed, Keep::All)?;
-    let b = run_backend(bug, Arc::clone(plan), runtime_seed, Keep::All)?;
-    Ok(Some(first_difference(&a.trace, &b.trace)))
+    let a = run(Keep::All)?;
+    let b = run(Keep::All)?;
+    let d = first_difference(&a.trace, &b.trace);
+    if d.first != d.second {
+        return Ok(Some(d));
+    }
+    Ok(Some(Divergence {
+        step: first.steps.min(second.steps),
+        first: format!("{} steps, trace hash {:#018x}", first.steps, first.hash),
+        second: format!(
+            "{} steps, trace hash {:#018x} (two more fresh runs agreed with this one: the difference comes from state the process kept between runs)",
+            second.steps, second.hash
+        ),
+    }))
 }
 
 /// The first step where two traces differ.
@@ -120,8 +140,35 @@ pub struct CampaignOptions {
     pub bug: Option<Bug>,
     /// Run every seed twice and compare.
     pub check_determinism: bool,
-    /// Check invariants (off only for the benchmark's bare baseline).
-    pub checks: bool,
+    /// What to record and check: `Tail(1)` for campaigns; `Nothing` and `EndOfRun` are the
+    /// benchmarks' baselines (`EndOfRun` also switches buggify off: madsim's plain scheduling).
+    pub keep: Keep,
+    /// A backend of your own, instead of the core or a planted bug (see [`runner`]).
+    pub backend: Option<Runner>,
+}
+
+impl CampaignOptions {
+    /// A campaign over `seeds` against the real core: one shard, every core, default config.
+    pub fn new(seeds: SeedRange) -> Self {
+        Self {
+            seeds,
+            shard: (0, 1),
+            jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            time_budget: None,
+            config: SimConfig::default(),
+            bug: None,
+            check_determinism: false,
+            keep: Keep::Tail(1),
+            backend: None,
+        }
+    }
+
+    fn run(&self, plan: Arc<Plan>, seed: Seed, keep: Keep) -> Result<RunReport, RuntimeError> {
+        match self.backend {
+            Some(runner) => runner(plan, seed, keep),
+            None => run_backend(self.bug, plan, seed, keep),
+        }
+    }
 }
 
 /// One seed's result.
@@ -139,6 +186,8 @@ pub struct SeedResult {
     pub hash: u64,
     /// Set when the seed did not replay identically.
     pub divergence: Option<Divergence>,
+    /// Wall microseconds the run took.
+    pub wall_us: u64,
     #[serde(skip)]
     coverage: Coverage,
 }
@@ -185,6 +234,9 @@ pub struct CampaignSummary {
     pub coverage: BTreeMap<&'static str, u64>,
     /// The failing seeds, in order.
     pub failing: Vec<SeedResult>,
+    /// Every seed's result, in order.
+    #[serde(skip)]
+    pub all: Vec<SeedResult>,
 }
 
 impl CampaignSummary {
@@ -254,16 +306,19 @@ pub fn run_campaign(
 }
 
 fn run_seed(opts: &CampaignOptions, seed: Seed) -> Result<SeedResult, RuntimeError> {
-    let (_, plan, runtime_seed) = derive(&opts.config, seed);
+    let (_, mut plan, runtime_seed) = derive(&opts.config, seed);
+    if opts.keep == Keep::EndOfRun {
+        plan.buggify = false;
+    }
     let plan = Arc::new(plan);
-    let keep = if opts.checks {
-        Keep::Tail(1)
-    } else {
-        Keep::Nothing
-    };
-    let report = run_backend(opts.bug, Arc::clone(&plan), runtime_seed, keep)?;
+    let started = Instant::now();
+    let report = opts.run(Arc::clone(&plan), runtime_seed, opts.keep)?;
+    let wall_us = started.elapsed().as_micros() as u64;
     let divergence = if opts.check_determinism {
-        check_determinism(opts.bug, &plan, runtime_seed, &report)?
+        check_determinism(
+            &|keep| opts.run(Arc::clone(&plan), runtime_seed, keep),
+            &report,
+        )?
     } else {
         None
     };
@@ -274,6 +329,7 @@ fn run_seed(opts: &CampaignOptions, seed: Seed) -> Result<SeedResult, RuntimeErr
         virtual_us: report.virtual_us,
         hash: report.hash,
         divergence,
+        wall_us,
         coverage: report.coverage,
     })
 }
@@ -290,7 +346,7 @@ fn summarise(
     let mut coverage = Coverage::default();
     let mut failures: BTreeMap<String, FailureGroup> = BTreeMap::new();
     let mut failing = Vec::new();
-    for r in &results {
+    for r in results.iter() {
         coverage.merge(&r.coverage);
         let mut kinds = Vec::new();
         if !r.outcome.passed() {
@@ -327,7 +383,11 @@ fn summarise(
     }
     let n = results.len() as u64;
     CampaignSummary {
-        target: opts.bug.map_or("core".to_owned(), |b| b.to_string()),
+        target: match (opts.backend, opts.bug) {
+            (Some(_), _) => "your backend".to_owned(),
+            (None, Some(b)) => b.to_string(),
+            (None, None) => "core".to_owned(),
+        },
         range: format!("{}..{}", Seed(opts.seeds.start), Seed(opts.seeds.end)),
         shard: format!("{}/{}", opts.shard.0, opts.shard.1),
         seeds_run: n,
@@ -341,5 +401,6 @@ fn summarise(
         failures,
         coverage: coverage.hits,
         failing,
+        all: results,
     }
 }

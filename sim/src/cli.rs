@@ -96,6 +96,12 @@ struct BenchArgs {
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Seeds per zoo bug for the detection table (0 skips it).
+    #[arg(long, default_value_t = 1_000)]
+    zoo_seeds: u64,
+    /// Measure only this zoo bug (and skip the throughput rows).
+    #[arg(long)]
+    bug: Option<Bug>,
 }
 
 /// What to run against, and the base config.
@@ -282,7 +288,8 @@ fn run(a: RunArgs) -> Result<i32> {
     println!("{}", report::summary(&report));
     let mut code = report.outcome.exit_code();
     if a.check_determinism {
-        match check_determinism(a.target.bug, &plan, runtime_seed, &report)? {
+        let again = |keep| run_backend(a.target.bug, Arc::clone(&plan), runtime_seed, keep);
+        match check_determinism(&again, &report)? {
             None => println!(
                 "determinism: replayed identically (hash {:#018x})",
                 report.hash
@@ -324,14 +331,13 @@ fn fuzz(a: FuzzArgs) -> Result<i32> {
     );
     let config_for_shrink = config.clone();
     let opts = CampaignOptions {
-        seeds: a.seeds,
         shard: a.shard,
         jobs,
         time_budget: a.time_budget,
         config,
         bug: a.target.bug,
         check_determinism: a.check_determinism,
-        checks: true,
+        ..CampaignOptions::new(a.seeds)
     };
     let total = a.seeds.shard(a.shard.0, a.shard.1).count() as u64;
     let bar = std::io::stderr().is_terminal().then(|| {
@@ -400,13 +406,36 @@ fn bench(a: BenchArgs) -> Result<i32> {
     if a.rounds == 0 || a.rounds > 50 || a.scale == 0 || a.scale > 100 {
         bail!("--rounds must be 1 to 50 and --scale 1 to 100");
     }
-    let b = crate::bench::run(a.rounds, a.scale)?;
-    print!("{}", crate::bench::markdown(&b));
+    let throughput = match a.bug {
+        Some(_) => None,
+        None => Some(crate::bench::run(a.rounds, a.scale)?),
+    };
+    if let Some(b) = &throughput {
+        print!("{}", crate::bench::markdown(b));
+    }
+    let bugs: Vec<Bug> = a.bug.map_or_else(|| Bug::ALL.to_vec(), |b| vec![b]);
+    let zoo = if a.zoo_seeds == 0 {
+        Vec::new()
+    } else {
+        let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let progress = |bug: Bug| eprintln!("zoo: measuring {bug}");
+        crate::detection::measure(&bugs, a.zoo_seeds, jobs, &progress)?
+    };
+    if !zoo.is_empty() {
+        println!();
+        print!("{}", crate::detection::markdown(&zoo));
+    }
     if let Some(path) = &a.json {
-        std::fs::write(path, serde_json::to_string_pretty(&b)?)
+        let all = serde_json::json!({ "throughput": throughput, "zoo": zoo });
+        std::fs::write(path, serde_json::to_string_pretty(&all)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(EXIT_PASS)
+    let missed = zoo.iter().filter(|r| !r.caught_as_expected).count();
+    Ok(if missed == 0 {
+        EXIT_PASS
+    } else {
+        EXIT_VIOLATION
+    })
 }
 
 /// Shrinks one failure, writes its snapshot, prints where; returns the snapshot's name.

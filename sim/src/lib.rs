@@ -20,6 +20,7 @@ pub mod cli;
 mod client;
 pub mod config;
 pub mod coverage;
+pub mod detection;
 pub mod invariant;
 pub mod outcome;
 pub mod plan;

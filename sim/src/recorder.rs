@@ -25,6 +25,10 @@ pub enum Keep {
     /// Nothing: no observer installed, no checks, no trace; only client steps are counted.
     /// The benchmark's bare-madsim baseline, never a way to test.
     Nothing,
+    /// The way such tests are usually written: no observer and no per-step model; at the end,
+    /// only what clients received is checked (each message was addressed to its reader), plus
+    /// the world's end checks (idle managers gone, no stall). The zoo benchmark's baseline.
+    EndOfRun,
 }
 
 /// Counts of what a run did.
@@ -71,13 +75,36 @@ struct State {
 pub struct Recorder {
     start: Instant,
     checking: bool,
+    end_of_run: bool,
+    end_violation: Mutex<Option<Violation>>,
     unchecked_steps: std::sync::atomic::AtomicU64,
     failed: AtomicBool,
     state: Mutex<State>,
 }
 
 impl Recorder {
-    /// Whether steps are checked (every mode but [`Keep::Nothing`]).
+    /// The end-of-run baseline keeps only the first misaddressed receipt, to report at the end.
+    fn note_for_the_end(&self, user: &Arc<str>, n: u64, what: &What) {
+        if let What::Received { msg, seq, .. } = what {
+            let mut first = self
+                .end_violation
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if first.is_none() && msg.owner() != &**user {
+                *first = Some(Violation {
+                    invariant: crate::invariant::Invariant::I1,
+                    step: n,
+                    message: format!(
+                        "at the end: user {user} had received {}'s {} (#{seq})",
+                        msg.owner(),
+                        msg.kind
+                    ),
+                });
+            }
+        }
+    }
+
+    /// Whether steps are checked (every mode but [`Keep::Nothing`] and [`Keep::EndOfRun`]).
     pub fn checking(&self) -> bool {
         self.checking
     }
@@ -86,7 +113,9 @@ impl Recorder {
     pub fn new(limits: Limits, keep: Keep) -> Self {
         Self {
             start: Instant::now(),
-            checking: keep != Keep::Nothing,
+            checking: !matches!(keep, Keep::Nothing | Keep::EndOfRun),
+            end_of_run: keep == Keep::EndOfRun,
+            end_violation: Mutex::new(None),
             unchecked_steps: std::sync::atomic::AtomicU64::new(0),
             failed: AtomicBool::new(false),
             state: Mutex::new(State {
@@ -113,7 +142,10 @@ impl Recorder {
     /// Records one step and checks it. After a violation, further steps are ignored.
     pub fn record(&self, user: Arc<str>, conn: Option<u64>, mgr: Option<u64>, what: What) {
         if !self.checking {
-            self.unchecked_steps.fetch_add(1, Ordering::Relaxed);
+            let n = self.unchecked_steps.fetch_add(1, Ordering::Relaxed) + 1;
+            if self.end_of_run {
+                self.note_for_the_end(&user, n, &what);
+            }
             return;
         }
         let mut st = self.lock();
@@ -205,6 +237,13 @@ impl Recorder {
     /// Runs the end-of-run history checks and hands everything back.
     pub fn finish(&self, history: bool) -> Recording {
         let mut st = self.lock();
+        if st.violation.is_none() {
+            let end = self
+                .end_violation
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            st.violation = end.clone();
+        }
         if history && st.violation.is_none() {
             if let Err(v) = st.checker.finish(st.n) {
                 st.violation = Some(v);

@@ -4,20 +4,14 @@
 
 use wsreg_sim::campaign::{run_campaign, CampaignOptions, CampaignSummary};
 use wsreg_sim::zoo::Bug;
-use wsreg_sim::SimConfig;
 
 use crate::support::{sim, stdout};
 
 fn campaign(bug: Option<Bug>, seeds: &str) -> CampaignSummary {
     let opts = CampaignOptions {
-        seeds: seeds.parse().unwrap(),
-        shard: (0, 1),
         jobs: 2,
-        time_budget: None,
-        config: SimConfig::default(),
         bug,
-        check_determinism: false,
-        checks: true,
+        ..CampaignOptions::new(seeds.parse().unwrap())
     };
     run_campaign(&opts, &|_, _, _| {}).unwrap()
 }

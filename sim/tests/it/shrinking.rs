@@ -11,14 +11,9 @@ use crate::support::{sim, stdout, temp};
 
 fn shrinks_to_a_handful(bug: Bug) {
     let opts = CampaignOptions {
-        seeds: "0..100".parse().unwrap(),
-        shard: (0, 1),
         jobs: 2,
-        time_budget: None,
-        config: SimConfig::default(),
         bug: Some(bug),
-        check_determinism: false,
-        checks: true,
+        ..CampaignOptions::new("0..100".parse().unwrap())
     };
     let summary = run_campaign(&opts, &|_, _, _| {}).unwrap();
     let first = summary.failing.first().expect("caught");

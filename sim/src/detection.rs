@@ -1,0 +1,229 @@
+//! How well the harness finds the zoo's bugs, against what a team would otherwise use: baseline
+//! (a), the same plans on bare madsim (plain scheduling, no buggify) with only end-of-run
+//! assertions ([`Keep::EndOfRun`]).
+//!
+//! The seed range is cut into ten blocks; "seeds to first detection" is the median over the
+//! blocks of how many seeds a block needed before its first failure (a block with none counts
+//! as its whole length), and likewise for virtual and wall time. Every detection (up to 50 per
+//! bug) is run again on a fresh thread to check that it reproduces.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::campaign::{derive, run_backend, run_campaign, CampaignOptions, SeedResult};
+use crate::config::SimConfig;
+use crate::recorder::Keep;
+use crate::runtime::RuntimeError;
+use crate::seed::SeedRange;
+use crate::shrink::{shrink, ShrinkOptions};
+use crate::zoo::Bug;
+
+/// How one way of testing fared against one bug.
+#[derive(Clone, Debug, Serialize)]
+pub struct Detection {
+    /// Seeds run.
+    pub seeds: u64,
+    /// Seeds that found it.
+    pub detected: u64,
+    /// `detected / seeds`.
+    pub rate: f64,
+    /// Median over blocks of seeds needed to the first detection.
+    pub median_seeds: f64,
+    /// Median over blocks of simulated seconds to the first detection.
+    pub median_virtual_s: f64,
+    /// Median over blocks of wall milliseconds to the first detection.
+    pub median_wall_ms: f64,
+    /// The first detection: seed and label.
+    pub first: Option<(String, String)>,
+    /// Detections re-run, and how many gave the same label and trace hash.
+    pub reproduced: (u64, u64),
+}
+
+/// One bug's row.
+#[derive(Clone, Debug, Serialize)]
+pub struct BugRow {
+    /// The bug.
+    pub bug: Bug,
+    /// The invariants expected to catch it.
+    pub expected: Vec<String>,
+    /// The harness.
+    pub harness: Detection,
+    /// Baseline (a).
+    pub baseline: Detection,
+    /// Whether the harness's first detection was by an expected invariant.
+    pub caught_as_expected: bool,
+    /// Baseline median seeds over harness median seeds (1 when both need at most 2).
+    pub ratio: f64,
+    /// Ops before and after shrinking the first detection.
+    pub shrunk_ops: Option<(usize, usize)>,
+    /// Seconds the shrink took.
+    pub shrink_s: f64,
+    /// Steps in the shrunk trace.
+    pub shrunk_trace: usize,
+}
+
+const BLOCKS: u64 = 10;
+const REPRODUCE_AT_MOST: usize = 50;
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(0.0)
+}
+
+fn detection(bug: Bug, all: &[SeedResult], keep: Keep) -> Result<Detection, RuntimeError> {
+    let n = all.len() as u64;
+    let block = (n / BLOCKS).max(1) as usize;
+    let (mut seeds, mut virt, mut wall) = (Vec::new(), Vec::new(), Vec::new());
+    for chunk in all.chunks(block) {
+        let hit = chunk.iter().position(|r| !r.outcome.passed());
+        let upto = hit.map_or(chunk.len(), |i| i + 1);
+        seeds.push(upto as f64);
+        virt.push(chunk[..upto].iter().map(|r| r.virtual_us).sum::<u64>() as f64 / 1e6);
+        wall.push(chunk[..upto].iter().map(|r| r.wall_us).sum::<u64>() as f64 / 1e3);
+    }
+    let failing: Vec<&SeedResult> = all.iter().filter(|r| !r.outcome.passed()).collect();
+    let mut same = 0;
+    for r in failing.iter().take(REPRODUCE_AT_MOST) {
+        let (_, mut plan, runtime_seed) = derive(&SimConfig::default(), r.seed);
+        if keep == Keep::EndOfRun {
+            plan.buggify = false;
+        }
+        let again = run_backend(Some(bug), Arc::new(plan), runtime_seed, keep)?;
+        if again.outcome.label() == r.outcome.label() && again.hash == r.hash {
+            same += 1;
+        }
+    }
+    Ok(Detection {
+        seeds: n,
+        detected: failing.len() as u64,
+        rate: failing.len() as f64 / n.max(1) as f64,
+        median_seeds: median(seeds),
+        median_virtual_s: median(virt),
+        median_wall_ms: median(wall),
+        first: failing
+            .first()
+            .map(|r| (r.seed.to_string(), r.outcome.label())),
+        reproduced: (failing.len().min(REPRODUCE_AT_MOST) as u64, same),
+    })
+}
+
+/// Measures every bug in `bugs` over seeds `0..seeds`.
+pub fn measure(
+    bugs: &[Bug],
+    seeds: u64,
+    jobs: usize,
+    progress: &dyn Fn(Bug),
+) -> Result<Vec<BugRow>, RuntimeError> {
+    let mut rows = Vec::new();
+    for &bug in bugs {
+        progress(bug);
+        let campaign = |keep| {
+            let opts = CampaignOptions {
+                jobs,
+                bug: Some(bug),
+                keep,
+                ..CampaignOptions::new(SeedRange {
+                    start: 0,
+                    end: seeds,
+                })
+            };
+            run_campaign(&opts, &|_, _, _| {})
+        };
+        let harness = detection(bug, &campaign(Keep::Tail(1))?.all, Keep::Tail(1))?;
+        let baseline = detection(bug, &campaign(Keep::EndOfRun)?.all, Keep::EndOfRun)?;
+        let caught_as_expected = harness
+            .first
+            .as_ref()
+            .is_some_and(|(_, label)| bug.caught_as_expected(label));
+        let ratio = if harness.median_seeds <= 2.0 && baseline.median_seeds <= 2.0 {
+            1.0
+        } else {
+            baseline.median_seeds / harness.median_seeds.max(1.0)
+        };
+        let (mut shrunk_ops, mut shrink_s, mut shrunk_trace) = (None, 0.0, 0);
+        if let Some((seed, label)) = &harness.first {
+            let seed = seed.parse().expect("a seed we printed");
+            let (_, plan, runtime_seed) = derive(&SimConfig::default(), seed);
+            let before = plan.ops.len();
+            let s = shrink(
+                Some(bug),
+                plan,
+                runtime_seed,
+                label,
+                ShrinkOptions::default(),
+                &|_, _| {},
+            )?;
+            shrunk_ops = Some((before, s.plan.ops.len()));
+            shrink_s = s.elapsed.as_secs_f64();
+            shrunk_trace = s.report.trace.len();
+        }
+        rows.push(BugRow {
+            bug,
+            expected: bug.expected().iter().map(|i| format!("{i:?}")).collect(),
+            harness,
+            baseline,
+            caught_as_expected,
+            ratio,
+            shrunk_ops,
+            shrink_s,
+            shrunk_trace,
+        });
+    }
+    Ok(rows)
+}
+
+/// The geometric mean of the rows' ratios.
+pub fn geometric_mean(rows: &[BugRow]) -> f64 {
+    if rows.is_empty() {
+        return 1.0;
+    }
+    let logs: f64 = rows.iter().map(|r| r.ratio.max(1e-9).ln()).sum();
+    (logs / rows.len() as f64).exp()
+}
+
+/// The zoo table in markdown.
+pub fn markdown(rows: &[BugRow]) -> String {
+    let mut out = String::from(
+        "| bug | expected | harness: found in | median seeds to 1st | virtual s to 1st | wall ms to 1st | first caught by | as expected | reproduces | baseline (a): found in | median seeds | reproduces | ratio (a)/harness | shrunk ops | shrink s | trace lines |\n|---|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    for r in rows {
+        let h = &r.harness;
+        let b = &r.baseline;
+        let first = h
+            .first
+            .as_ref()
+            .map_or("-".to_owned(), |(s, l)| format!("{l} ({s})"));
+        let shrunk = r
+            .shrunk_ops
+            .map_or("-".to_owned(), |(a, b)| format!("{a} → {b}"));
+        out.push_str(&format!(
+            "| {} | {} | {}/{} | {:.1} | {:.3} | {:.1} | {} | {} | {}/{} | {}/{} | {:.1} | {}/{} | {:.1} | {} | {:.2} | {} |\n",
+            r.bug,
+            r.expected.join(", "),
+            h.detected,
+            h.seeds,
+            h.median_seeds,
+            h.median_virtual_s,
+            h.median_wall_ms,
+            first,
+            if r.caught_as_expected { "yes" } else { "NO" },
+            h.reproduced.1,
+            h.reproduced.0,
+            b.detected,
+            b.seeds,
+            b.median_seeds,
+            b.reproduced.1,
+            b.reproduced.0,
+            r.ratio,
+            shrunk,
+            r.shrink_s,
+            r.shrunk_trace,
+        ));
+    }
+    out.push_str(&format!(
+        "\ngeometric mean of the seeds-to-detection ratios, baseline (a) over the harness: {:.2} (target >= 5)\n",
+        geometric_mean(rows)
+    ));
+    out
+}
