@@ -7,7 +7,7 @@
 //! and lets insta show any change of behaviour as a diff.
 
 use std::fmt::Write as _;
-use std::hash::{Hash, Hasher};
+use std::hash::Hasher;
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -79,16 +79,25 @@ pub enum SnapshotError {
 
 /// The file name stem for a shrunk failure: `I2-one-manager-per-user-1a2b3c4d`.
 pub fn name_for(outcome: &Outcome, bug: Option<Bug>, plan: &Plan) -> String {
-    let mut h = fnv::FnvHasher::default();
-    plan.hash(&mut h);
-    bug.hash(&mut h);
     let kind = match outcome {
         Outcome::Violation(v) => format!("{:?}-{}", v.invariant, v.invariant.name()),
         Outcome::Stuck { .. } => "I10-liveness".to_owned(),
         Outcome::Panic { .. } => "panic".to_owned(),
         Outcome::Pass => "pass".to_owned(),
     };
-    format!("{kind}-{:08x}", h.finish() as u32)
+    format!("{kind}-{}", plan_hash(plan, bug))
+}
+
+/// The short hash a snapshot's name ends in: FNV-1a over the plan's JSON (as stored in the
+/// file) and the target's name, so it never depends on how Rust lays out or numbers types.
+pub fn plan_hash(plan: &Plan, bug: Option<Bug>) -> String {
+    let mut h = fnv::FnvHasher::default();
+    h.write(plan.to_json().as_bytes());
+    h.write(
+        bug.map_or_else(|| "core".to_owned(), |b| b.to_string())
+            .as_bytes(),
+    );
+    format!("{:08x}", h.finish() as u32)
 }
 
 /// Where snapshots live: `snapshots/` at the workspace root.
@@ -359,6 +368,17 @@ impl Snapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_name_depends_on_the_target() {
+        let plan = crate::workload::generate(&crate::SimConfig::default(), Seed(1));
+        let pass = Outcome::Pass;
+        let names: std::collections::BTreeSet<String> = [None, Some(Bug::B1), Some(Bug::B3)]
+            .into_iter()
+            .map(|b| name_for(&pass, b, &plan))
+            .collect();
+        assert_eq!(names.len(), 3, "{names:?}");
+    }
 
     #[test]
     fn malformed_snapshots_are_typed_errors() {

@@ -20,6 +20,12 @@ fn every_snapshot_replays_as_recorded() {
     assert!(paths.len() >= 2, "the corpus is missing: {paths:?}");
     for path in paths {
         let snap = Snapshot::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let hash = wsreg_sim::snapshot::plan_hash(&snap.plan, snap.bug);
+        assert!(
+            snap.name.ends_with(&format!("-{hash}")),
+            "{}: its name does not match its plan and target (hash {hash}): was it edited?",
+            snap.name
+        );
         let report = run_backend(
             snap.bug,
             Arc::new(snap.plan.clone()),
