@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::backend::CoreBackend;
 use crate::config::SimConfig;
 use crate::coverage::Coverage;
 use crate::outcome::Outcome;
@@ -19,13 +18,7 @@ use crate::seed::{Seed, SeedRange};
 use crate::trace::Step;
 use crate::workload::generate;
 use crate::world::RunReport;
-use crate::zoo::rekeyed::{
-    BoundedHash, Identity, PerCall, PerRequest, Rekeyed, Sanitised, Singleton,
-};
-use crate::zoo::{
-    Bug, CheckThenAct, CleanupHitsReconnect, FailOpen, LimitOutsideLock, LockAcrossAwait,
-    LostWhileOffline, OverBroadCleanup, Planted, ReplayedTwice, SharedMode, ThreadRouted, Zombies,
-};
+use crate::zoo::Bug;
 
 /// How to run one plan: a backend type, as a function.
 pub type Runner = fn(Arc<Plan>, Seed, Keep) -> Result<RunReport, RuntimeError>;
@@ -36,6 +29,42 @@ pub fn runner<B: crate::Backend>() -> Runner {
     |plan, seed, keep| run_plan::<B>(plan, seed.0, keep)
 }
 
+/// Calls `$run::<B>($args...)` with `B` the backend type for `$bug` (`None`: the real core).
+/// The one place that maps bug ids to types.
+#[macro_export]
+macro_rules! with_backend {
+    ($bug:expr, $run:ident ( $($arg:expr),* )) => {{
+        use $crate::zoo::rekeyed::{
+            BoundedHash, Identity, PerCall, PerRequest, Rekeyed, Sanitised, Singleton,
+        };
+        use $crate::zoo::{
+            Bug, CheckThenAct, CleanupHitsReconnect, FailOpen, LimitOutsideLock, LockAcrossAwait,
+            LostWhileOffline, OverBroadCleanup, Planted, ReplayedTwice, SharedMode, ThreadRouted,
+            Zombies,
+        };
+        match $bug {
+            None => $run::<$crate::CoreBackend>($($arg),*),
+            Some(Bug::B1) => $run::<Planted<Rekeyed<PerCall>>>($($arg),*),
+            Some(Bug::B3) => $run::<Planted<CheckThenAct>>($($arg),*),
+            Some(Bug::B4) => $run::<Planted<SharedMode>>($($arg),*),
+            Some(Bug::B5) => $run::<Planted<Rekeyed<BoundedHash>>>($($arg),*),
+            Some(Bug::B6) => $run::<Planted<Rekeyed<Identity>>>($($arg),*),
+            Some(Bug::B7) => $run::<Planted<Rekeyed<Sanitised>>>($($arg),*),
+            Some(Bug::B8) => $run::<Planted<Rekeyed<PerRequest>>>($($arg),*),
+            Some(Bug::B9) => $run::<Planted<Zombies>>($($arg),*),
+            Some(Bug::B10) => $run::<Planted<FailOpen>>($($arg),*),
+            Some(Bug::B11) => $run::<Planted<LimitOutsideLock>>($($arg),*),
+            Some(Bug::B12) => $run::<Planted<OverBroadCleanup>>($($arg),*),
+            Some(Bug::B13) => $run::<Planted<CleanupHitsReconnect>>($($arg),*),
+            Some(Bug::B14) => $run::<Planted<LostWhileOffline>>($($arg),*),
+            Some(Bug::B15) => $run::<Planted<ReplayedTwice>>($($arg),*),
+            Some(Bug::B16) => $run::<Planted<ThreadRouted>>($($arg),*),
+            Some(Bug::B17) => $run::<Planted<LockAcrossAwait>>($($arg),*),
+            Some(Bug::B18) => $run::<Planted<Rekeyed<Singleton>>>($($arg),*),
+        }
+    }};
+}
+
 /// Runs a plan against the real core, or against a planted bug.
 pub fn run_backend(
     bug: Option<Bug>,
@@ -43,27 +72,8 @@ pub fn run_backend(
     runtime_seed: Seed,
     keep: Keep,
 ) -> Result<RunReport, RuntimeError> {
-    let s = runtime_seed.0;
-    match bug {
-        None => run_plan::<CoreBackend>(plan, s, keep),
-        Some(Bug::B1) => run_plan::<Planted<Rekeyed<PerCall>>>(plan, s, keep),
-        Some(Bug::B3) => run_plan::<CheckThenAct>(plan, s, keep),
-        Some(Bug::B4) => run_plan::<Planted<SharedMode>>(plan, s, keep),
-        Some(Bug::B5) => run_plan::<Planted<Rekeyed<BoundedHash>>>(plan, s, keep),
-        Some(Bug::B6) => run_plan::<Planted<Rekeyed<Identity>>>(plan, s, keep),
-        Some(Bug::B7) => run_plan::<Planted<Rekeyed<Sanitised>>>(plan, s, keep),
-        Some(Bug::B8) => run_plan::<Planted<Rekeyed<PerRequest>>>(plan, s, keep),
-        Some(Bug::B9) => run_plan::<Planted<Zombies>>(plan, s, keep),
-        Some(Bug::B10) => run_plan::<Planted<FailOpen>>(plan, s, keep),
-        Some(Bug::B11) => run_plan::<LimitOutsideLock>(plan, s, keep),
-        Some(Bug::B12) => run_plan::<Planted<OverBroadCleanup>>(plan, s, keep),
-        Some(Bug::B13) => run_plan::<Planted<CleanupHitsReconnect>>(plan, s, keep),
-        Some(Bug::B14) => run_plan::<Planted<LostWhileOffline>>(plan, s, keep),
-        Some(Bug::B15) => run_plan::<Planted<ReplayedTwice>>(plan, s, keep),
-        Some(Bug::B16) => run_plan::<ThreadRouted>(plan, s, keep),
-        Some(Bug::B17) => run_plan::<Planted<LockAcrossAwait>>(plan, s, keep),
-        Some(Bug::B18) => run_plan::<Planted<Rekeyed<Singleton>>>(plan, s, keep),
-    }
+    let seed = runtime_seed.0;
+    crate::with_backend!(bug, run_plan(plan, seed, keep))
 }
 
 /// The plan and runtime seed one seed stands for under `base`.

@@ -30,6 +30,7 @@ pub mod runtime;
 pub mod seed;
 pub mod shrink;
 pub mod snapshot;
+pub mod stress;
 pub mod trace;
 pub mod workload;
 pub mod world;

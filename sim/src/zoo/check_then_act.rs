@@ -6,15 +6,15 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use wsreg::{
-    AgentEvent, ConnectionHandle, Error, Mode, Observer, Registry, RegistryConfig, RegistryView,
-    Sink, UserContext, UserKey,
+    AgentEvent, ConnectionHandle, Error, Mode, Observer, RegistryConfig, Sink, UserContext, UserKey,
 };
 
-use crate::backend::{connected, probe_registry, registry, Backend, Connected, Probe};
+use super::plant::{connect_as, core, probe_key, Plant};
+use crate::backend::{Connected, CoreBackend, Probe};
 
 /// The planted B3.
 pub struct CheckThenAct {
-    registry: Registry,
+    core: CoreBackend,
     /// user id → the key its newest manager lives under.
     current: Mutex<BTreeMap<String, UserKey>>,
 }
@@ -23,7 +23,7 @@ impl CheckThenAct {
     fn lookup(&self, ctx: &UserContext) -> Option<UserKey> {
         let current = self.current.lock().expect("map");
         let key = current.get(ctx.user_id())?;
-        self.registry.get(key).map(|_| key.clone())
+        self.core.registry().get(key).map(|_| key.clone())
     }
 
     fn resolve(&self, ctx: &UserContext) -> Result<UserKey, Error> {
@@ -33,14 +33,16 @@ impl CheckThenAct {
     }
 }
 
-impl Backend for CheckThenAct {
-    type Handle = ConnectionHandle;
-
-    fn build(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
+impl Plant for CheckThenAct {
+    fn plant(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
         Self {
-            registry: registry(config, observer),
+            core: core(config, observer),
             current: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    fn core(&self) -> &CoreBackend {
+        &self.core
     }
 
     async fn connect(
@@ -59,38 +61,32 @@ impl Backend for CheckThenAct {
                         0 => UserKey::new(ctx.user_id()),
                         g => UserKey::new(&format!("{}#{g}", ctx.user_id())),
                     })
-                    .find(|k| k.as_ref().map_or(true, |k| self.registry.get(k).is_none()))
+                    .find(|k| {
+                        k.as_ref()
+                            .map_or(true, |k| self.core.registry().get(k).is_none())
+                    })
                     .expect("an unused alias exists")?;
                 let mut current = self.current.lock().expect("map");
                 current.insert(ctx.user_id().to_owned(), key.clone());
                 key
             }
         };
-        let filed = UserContext::new(key.as_str())?;
-        self.registry.connect(&filed, sink).map(connected)
-    }
-
-    async fn close(&self, handle: &ConnectionHandle) -> Result<(), Error> {
-        handle.close()
+        connect_as(&self.core, key.as_str(), sink)
     }
 
     fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<u64, Error> {
-        self.registry.emit(&self.resolve(ctx)?, event)
+        self.core.registry().emit(&self.resolve(ctx)?, event)
     }
 
     fn send_text(&self, ctx: &UserContext, text: &str) -> Result<u64, Error> {
-        self.registry.send_text(&self.resolve(ctx)?, text)
+        self.core.registry().send_text(&self.resolve(ctx)?, text)
     }
 
     fn set_mode(&self, ctx: &UserContext, mode: Mode) -> Result<(), Error> {
-        self.registry.set_mode(&self.resolve(ctx)?, mode)
+        self.core.registry().set_mode(&self.resolve(ctx)?, mode)
     }
 
     fn probe(&self, ctx: &UserContext) -> Option<Probe> {
-        probe_registry(&self.registry, &self.lookup(ctx)?)
-    }
-
-    fn inspect(&self) -> RegistryView {
-        self.registry.inspect()
+        probe_key(&self.core, self.lookup(ctx)?.as_str())
     }
 }

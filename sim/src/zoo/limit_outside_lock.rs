@@ -4,12 +4,10 @@
 
 use std::sync::Arc;
 
-use wsreg::{
-    AgentEvent, ConnectionHandle, Error, Mode, Observer, RegistryConfig, RegistryView, Sink,
-    UserContext,
-};
+use wsreg::{ConnectionHandle, Error, Observer, RegistryConfig, Sink, UserContext};
 
-use crate::backend::{registry, Backend, Connected, CoreBackend, Probe};
+use super::plant::{core, Plant};
+use crate::backend::{Backend, Connected, CoreBackend};
 
 /// The planted B11.
 pub struct LimitOutsideLock {
@@ -17,10 +15,8 @@ pub struct LimitOutsideLock {
     limit: usize,
 }
 
-impl Backend for LimitOutsideLock {
-    type Handle = ConnectionHandle;
-
-    fn build(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
+impl Plant for LimitOutsideLock {
+    fn plant(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
         let limit = config.max_connections_per_user;
         // The registry's own (atomic) check is what this variant replaces, so it is lifted.
         let loose = RegistryConfig {
@@ -28,9 +24,13 @@ impl Backend for LimitOutsideLock {
             ..config
         };
         Self {
-            core: CoreBackend::new(registry(loose, observer)),
+            core: core(loose, observer),
             limit,
         }
+    }
+
+    fn core(&self) -> &CoreBackend {
+        &self.core
     }
 
     async fn connect(
@@ -47,29 +47,5 @@ impl Backend for LimitOutsideLock {
         }
         tokio::task::yield_now().await; // the check and the insert are not atomic
         self.core.connect(ctx, sink).await
-    }
-
-    async fn close(&self, handle: &ConnectionHandle) -> Result<(), Error> {
-        self.core.close(handle).await
-    }
-
-    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<u64, Error> {
-        self.core.emit(ctx, event)
-    }
-
-    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<u64, Error> {
-        self.core.send_text(ctx, text)
-    }
-
-    fn set_mode(&self, ctx: &UserContext, mode: Mode) -> Result<(), Error> {
-        self.core.set_mode(ctx, mode)
-    }
-
-    fn probe(&self, ctx: &UserContext) -> Option<Probe> {
-        self.core.probe(ctx)
-    }
-
-    fn inspect(&self) -> RegistryView {
-        self.core.inspect()
     }
 }

@@ -5,15 +5,15 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use wsreg::{
-    AgentEvent, ConnectionHandle, Error, Mode, Observer, Registry, RegistryConfig, RegistryView,
-    Sink, UserContext, UserKey,
+    AgentEvent, ConnectionHandle, Error, Observer, RegistryConfig, Sink, UserContext, UserKey,
 };
 
-use crate::backend::{connected, probe_registry, registry, Backend, Connected, Probe};
+use super::plant::{core, Plant};
+use crate::backend::{Backend, Connected, CoreBackend};
 
 /// The planted B16.
 pub struct ThreadRouted {
-    registry: Registry,
+    core: CoreBackend,
     owner_of_thread: Mutex<BTreeMap<String, UserKey>>,
 }
 
@@ -26,14 +26,16 @@ impl ThreadRouted {
     }
 }
 
-impl Backend for ThreadRouted {
-    type Handle = ConnectionHandle;
-
-    fn build(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
+impl Plant for ThreadRouted {
+    fn plant(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
         Self {
-            registry: registry(config, observer),
+            core: core(config, observer),
             owner_of_thread: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    fn core(&self) -> &CoreBackend {
+        &self.core
     }
 
     async fn connect(
@@ -41,35 +43,19 @@ impl Backend for ThreadRouted {
         ctx: &UserContext,
         sink: Box<dyn Sink>,
     ) -> Result<Connected<ConnectionHandle>, Error> {
-        let handle = self.registry.connect(ctx, sink)?;
+        let c = self.core.connect(ctx, sink).await?;
         if let Some(thread) = ctx.thread_id() {
             let mut owners = self.owner_of_thread.lock().expect("map");
             owners.insert(thread.to_owned(), ctx.key().clone());
         }
-        Ok(connected(handle))
-    }
-
-    async fn close(&self, handle: &ConnectionHandle) -> Result<(), Error> {
-        handle.close()
+        Ok(c)
     }
 
     fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<u64, Error> {
-        self.registry.emit(&self.route(ctx), event)
+        self.core.registry().emit(&self.route(ctx), event)
     }
 
     fn send_text(&self, ctx: &UserContext, text: &str) -> Result<u64, Error> {
-        self.registry.send_text(&self.route(ctx), text)
-    }
-
-    fn set_mode(&self, ctx: &UserContext, mode: Mode) -> Result<(), Error> {
-        self.registry.set_mode(ctx.key(), mode)
-    }
-
-    fn probe(&self, ctx: &UserContext) -> Option<Probe> {
-        probe_registry(&self.registry, ctx.key())
-    }
-
-    fn inspect(&self) -> RegistryView {
-        self.registry.inspect()
+        self.core.registry().send_text(&self.route(ctx), text)
     }
 }

@@ -1,0 +1,116 @@
+//! Baseline (b) of the zoo benchmark: the same workload as a plain tokio multi-thread stress
+//! loop, the way such tests are usually written. Real time, real threads, no control over the
+//! schedule, only end-of-run assertions ([`Keep::EndOfRun`]); it stops at the first failing
+//! iteration and then runs that iteration's workload again to see whether the failure comes
+//! back. Built only without `--cfg madsim` (`cargo stress`).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::campaign::derive;
+use crate::config::SimConfig;
+use crate::plan::Plan;
+use crate::recorder::Keep;
+use crate::runtime::RuntimeError;
+use crate::seed::Seed;
+use crate::world::RunReport;
+use crate::zoo::Bug;
+
+/// One bug under the stress loop.
+#[derive(Clone, Debug, Serialize)]
+pub struct StressRow {
+    /// The bug.
+    pub bug: Bug,
+    /// Iterations run.
+    pub iterations: u32,
+    /// The first failing iteration (1-based), if any.
+    pub found_at: Option<u32>,
+    /// What the failure was.
+    pub label: Option<String>,
+    /// Wall seconds until the failure (or for all iterations).
+    pub wall_s: f64,
+    /// Whether running the failing iteration's workload again failed the same way.
+    pub reproduced: Option<bool>,
+}
+
+/// Runs `plan` against `B` on a fresh real tokio multi-thread runtime.
+pub fn stress_plan<B: crate::Backend>(
+    plan: Arc<Plan>,
+    _seed: u64,
+    keep: Keep,
+) -> Result<RunReport, RuntimeError> {
+    #[cfg(not(madsim))]
+    {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        Ok(rt.block_on(crate::world::execute::<B>(plan, keep)))
+    }
+    #[cfg(madsim)]
+    {
+        let _ = (plan, keep);
+        Err(RuntimeError::NotSimulated)
+    }
+}
+
+fn run_once(bug: Bug, iteration: u32) -> Result<RunReport, RuntimeError> {
+    let (_, mut plan, _) = derive(&SimConfig::default(), Seed(u64::from(iteration)));
+    plan.buggify = false;
+    let plan = Arc::new(plan);
+    crate::with_backend!(Some(bug), stress_plan(plan, 0, Keep::EndOfRun))
+}
+
+/// Runs the stress loop for one bug, at most `iterations` times.
+pub fn stress_bug(bug: Bug, iterations: u32) -> Result<StressRow, RuntimeError> {
+    let started = Instant::now();
+    for i in 0..iterations {
+        let report = run_once(bug, i)?;
+        if !report.outcome.passed() {
+            let wall_s = started.elapsed().as_secs_f64();
+            let label = report.outcome.label();
+            let again = run_once(bug, i)?;
+            return Ok(StressRow {
+                bug,
+                iterations,
+                found_at: Some(i + 1),
+                reproduced: Some(again.outcome.label() == label),
+                label: Some(label),
+                wall_s,
+            });
+        }
+    }
+    Ok(StressRow {
+        bug,
+        iterations,
+        found_at: None,
+        label: None,
+        wall_s: started.elapsed().as_secs_f64(),
+        reproduced: None,
+    })
+}
+
+/// The stress table in markdown.
+pub fn markdown(rows: &[StressRow]) -> String {
+    let mut out = String::from(
+        "| bug | baseline (b): found at iteration | failure | wall s | same failure when run again |\n|---|---:|---|---:|---|\n",
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "| {} | {} | {} | {:.1} | {} |\n",
+            r.bug,
+            r.found_at
+                .map_or(format!("not in {}", r.iterations), |i| i.to_string()),
+            r.label.as_deref().unwrap_or("-"),
+            r.wall_s,
+            match r.reproduced {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "-",
+            }
+        ));
+    }
+    out
+}
