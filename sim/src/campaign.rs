@@ -264,8 +264,8 @@ pub fn run_campaign(
     opts: &CampaignOptions,
     progress: Progress<'_>,
 ) -> Result<CampaignSummary, RuntimeError> {
-    let seeds: Vec<Seed> = opts.seeds.shard(opts.shard.0, opts.shard.1).collect();
-    let total = seeds.len() as u64;
+    let (index, count) = opts.shard;
+    let total = opts.seeds.shard_len(index, count);
     let next = AtomicU64::new(0);
     let failures = AtomicU64::new(0);
     let out_of_time = AtomicBool::new(false);
@@ -280,9 +280,10 @@ pub fn run_campaign(
                     return;
                 }
                 let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(&seed) = seeds.get(i as usize) else {
+                if i >= total {
                     return;
-                };
+                }
+                let seed = opts.seeds.nth_in_shard(index, count, i);
                 match run_seed(opts, seed) {
                     Ok(r) => {
                         if !r.outcome.passed() || r.divergence.is_some() {

@@ -339,7 +339,7 @@ fn fuzz(a: FuzzArgs) -> Result<i32> {
         check_determinism: a.check_determinism,
         ..CampaignOptions::new(a.seeds)
     };
-    let total = a.seeds.shard(a.shard.0, a.shard.1).count() as u64;
+    let total = a.seeds.shard_len(a.shard.0, a.shard.1);
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(total);
         bar.set_style(

@@ -203,8 +203,10 @@ impl SimConfig {
             Some("users must be at least 1")
         } else if self.users > 1_000_000 {
             Some("users must be at most 1,000,000")
-        } else if self.horizon_ms == 0 {
-            Some("horizon_ms must be at least 1")
+        } else if self.ops > 10_000_000 {
+            Some("ops must be at most 10,000,000")
+        } else if self.horizon_ms == 0 || self.horizon_ms > crate::plan::MAX_AT_MS {
+            Some("horizon_ms must be 1 to 3,600,000")
         } else if self.weights.connect == 0 && self.ops > 0 {
             Some("weights.connect must not be 0")
         } else if self.limits.max_connections_per_user == 0 || self.limits.max_managers == 0 {

@@ -282,6 +282,11 @@ impl Plan {
         if l.max_connections_per_user == 0 || l.max_managers == 0 || l.outbound_capacity == 0 {
             return bad("limits must allow a manager, a connection and a queued message".into());
         }
+        if l.idle_ttl_ms > MAX_AT_MS || self.liveness_bound_ms > MAX_AT_MS {
+            return bad(format!(
+                "limits.idle_ttl_ms and liveness_bound_ms must be at most {MAX_AT_MS} (one virtual hour)"
+            ));
+        }
         Ok(())
     }
 
@@ -383,5 +388,13 @@ mod tests {
         assert!(Plan::from_json("[1,2]", "p.json").is_err());
         let bad_user = SMALL.replace("\"name\": \"u1\"", "\"name\": \"\"");
         assert!(Plan::from_json(&bad_user, "p.json").is_err());
+        let forever = SMALL.replace(
+            "\"version\": 1,",
+            "\"version\": 1, \"liveness_bound_ms\": 18446744073709551615,",
+        );
+        assert!(matches!(
+            Plan::from_json(&forever, "p.json"),
+            Err(PlanError::Invalid(_))
+        ));
     }
 }

@@ -105,8 +105,24 @@ impl SeedRange {
     /// The seeds of shard `index` of `count`: every `count`-th seed, so `count` machines cover
     /// the range exactly once between them.
     pub fn shard(&self, index: u64, count: u64) -> impl Iterator<Item = Seed> {
-        let first = self.start + index;
-        (first..self.end).step_by(count.max(1) as usize).map(Seed)
+        let (count, start) = (count.max(1), self.start);
+        (0..self.shard_len(index, count)).map(move |i| Seed(start + index + i * count))
+    }
+
+    /// How many seeds shard `index` of `count` holds.
+    pub fn shard_len(&self, index: u64, count: u64) -> u64 {
+        let count = count.max(1);
+        let first = self.start.saturating_add(index);
+        if first >= self.end {
+            0
+        } else {
+            (self.end - first - 1) / count + 1
+        }
+    }
+
+    /// Seed number `i` of shard `index` of `count`.
+    pub fn nth_in_shard(&self, index: u64, count: u64, i: u64) -> Seed {
+        Seed(self.start + index + i * count.max(1))
     }
 }
 
@@ -142,5 +158,14 @@ mod tests {
         let mut all: Vec<u64> = (0..4).flat_map(|i| r.shard(i, 4)).map(|s| s.0).collect();
         all.sort();
         assert_eq!(all, (10..47).collect::<Vec<_>>());
+        assert_eq!((0..4).map(|i| r.shard_len(i, 4)).sum::<u64>(), 37);
+        // A huge range is never materialised.
+        let huge = SeedRange {
+            start: 0,
+            end: u64::MAX,
+        };
+        assert_eq!(huge.shard_len(0, 1), u64::MAX);
+        assert_eq!(huge.shard(3, 4).nth(2), Some(Seed(11)));
+        assert_eq!(SeedRange { start: 5, end: 6 }.shard_len(2, 4), 0);
     }
 }
