@@ -76,6 +76,47 @@ impl AgentEvent {
         }
     }
 
+    /// A complete, valid run: `agent_started`, `thinking` thoughts, `tools` nested tool calls
+    /// (opened in order, closed in reverse), `agent_completed`. For demos, tests and benchmarks.
+    ///
+    /// ```
+    /// let run = wsreg::AgentEvent::example_run("r1", 2, 1);
+    /// assert_eq!(run.len(), 1 + 1 + 2 * 2 + 1);
+    /// assert_eq!(run.last().unwrap().kind(), "agent_completed");
+    /// ```
+    pub fn example_run(run_id: &str, tools: u8, thinking: u8) -> Vec<AgentEvent> {
+        let run = || run_id.to_owned();
+        let mut events = vec![AgentEvent::AgentStarted { run_id: run() }];
+        for i in 0..thinking {
+            events.push(AgentEvent::AgentThinking {
+                run_id: run(),
+                reasoning: format!("step {i}"),
+            });
+        }
+        for t in 0..tools {
+            events.push(AgentEvent::ToolExecuting {
+                run_id: run(),
+                tool_name: format!("tool{t}"),
+                parameters: format!("{{\"n\":{t}}}"),
+            });
+        }
+        for t in (0..tools).rev() {
+            events.push(AgentEvent::ToolCompleted {
+                run_id: run(),
+                tool_name: format!("tool{t}"),
+                results: "[]".into(),
+                duration_ms: u64::from(t) + 1,
+                success: true,
+            });
+        }
+        events.push(AgentEvent::AgentCompleted {
+            run_id: run(),
+            status: "ok".into(),
+            final_response: "done".into(),
+        });
+        events
+    }
+
     /// The wire name: `agent_started`, `agent_thinking`, `tool_executing`, `tool_completed` or
     /// `agent_completed`.
     pub fn kind(&self) -> &'static str {

@@ -91,7 +91,7 @@ pub(crate) async fn user_task<B: Backend>(world: Arc<World<B>>, u: usize, ops: V
             } => {
                 runs += 1;
                 let run_id = format!("{}/r{runs}", world.users[u].name);
-                let events = lifecycle(&run_id, tools, thinking);
+                let events = AgentEvent::example_run(&run_id, tools, thinking);
                 let task = tokio::spawn(agent(Arc::clone(&world), u, events, step_ms));
                 world.track(task);
             }
@@ -104,40 +104,6 @@ pub(crate) async fn user_task<B: Backend>(world: Arc<World<B>>, u: usize, ops: V
         }
         world.doing(u, None);
     }
-}
-
-/// The events of one agent run: started, thoughts, nested tool calls, completed.
-pub(crate) fn lifecycle(run_id: &str, tools: u8, thinking: u8) -> Vec<AgentEvent> {
-    let run = || run_id.to_owned();
-    let mut events = vec![AgentEvent::AgentStarted { run_id: run() }];
-    for i in 0..thinking {
-        events.push(AgentEvent::AgentThinking {
-            run_id: run(),
-            reasoning: format!("step {i}"),
-        });
-    }
-    for t in 0..tools {
-        events.push(AgentEvent::ToolExecuting {
-            run_id: run(),
-            tool_name: format!("tool{t}"),
-            parameters: format!("{{\"n\":{t}}}"),
-        });
-    }
-    for t in (0..tools).rev() {
-        events.push(AgentEvent::ToolCompleted {
-            run_id: run(),
-            tool_name: format!("tool{t}"),
-            results: "[]".into(),
-            duration_ms: u64::from(t) + 1,
-            success: true,
-        });
-    }
-    events.push(AgentEvent::AgentCompleted {
-        run_id: run(),
-        status: "ok".into(),
-        final_response: "done".into(),
-    });
-    events
 }
 
 /// An agent emitting one run's events, `step_ms` apart. A refusal (the user is gone) ends it.

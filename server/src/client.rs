@@ -1,0 +1,59 @@
+//! A small client over `client_async` (it works over any stream, so it runs the same on real
+//! tokio and on madsim's simulated TCP).
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::WebSocketStream;
+
+use crate::protocol::{ClientMessage, ServerMessage};
+
+/// A connected client.
+pub struct Client {
+    ws: WebSocketStream<TcpStream>,
+}
+
+impl Client {
+    /// Connects to `ws://{addr}/?token={token}`. A refused token is an `Http` error (401).
+    pub async fn connect(addr: &str, token: &str) -> Result<Client, WsError> {
+        let stream = TcpStream::connect(addr).await?;
+        let url = format!("ws://{addr}/?token={token}");
+        let (ws, _) = tokio_tungstenite::client_async(url, stream).await?;
+        Ok(Client { ws })
+    }
+
+    /// Sends a client message.
+    pub async fn send(&mut self, msg: &ClientMessage) -> Result<(), WsError> {
+        let text = serde_json::to_string(msg).expect("client messages serialise");
+        self.ws.send(Message::text(text)).await
+    }
+
+    /// Sends raw text (for testing bad input).
+    pub async fn send_raw(&mut self, text: String) -> Result<(), WsError> {
+        self.ws.send(Message::text(text)).await
+    }
+
+    /// The next server message; `None` when the server closed the socket.
+    pub async fn next(&mut self) -> Option<Result<ServerMessage, WsError>> {
+        loop {
+            match self.ws.next().await? {
+                Ok(Message::Text(t)) => {
+                    return Some(Ok(serde_json::from_str(&t).unwrap_or(
+                        ServerMessage::Error {
+                            code: "unparsable".into(),
+                            message: t.to_string(),
+                        },
+                    )))
+                }
+                Ok(Message::Close(_)) => return None,
+                Ok(_) => continue,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+
+    /// Closes the socket.
+    pub async fn close(mut self) {
+        let _ = self.ws.close(None).await;
+    }
+}

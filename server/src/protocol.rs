@@ -1,0 +1,117 @@
+//! The JSON protocol. Client to server: `start_run` (a demo agent then emits a full lifecycle
+//! with tool calls) and `ping`. Server to client: `welcome`, every core message (`event` or
+//! `text`, with its per-user `seq`), `pong`, and `error` frames for bad input.
+
+use serde::{Deserialize, Serialize};
+use wsreg::{AgentEvent, Envelope, Payload};
+
+/// What a client may send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ClientMessage {
+    /// Start a demo agent run with `tools` nested tool calls (at most 8).
+    StartRun {
+        /// Tool calls.
+        #[serde(default)]
+        tools: u8,
+    },
+    /// Liveness check.
+    Ping,
+}
+
+/// What the server sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// Sent once after the handshake, before anything else.
+    Welcome {
+        /// The authenticated user.
+        user: String,
+    },
+    /// An agent event.
+    Event {
+        /// Per-user sequence number.
+        seq: u64,
+        /// The event.
+        event: AgentEvent,
+    },
+    /// A text message.
+    Text {
+        /// Per-user sequence number.
+        seq: u64,
+        /// The text.
+        text: String,
+    },
+    /// Answer to `ping`.
+    Pong,
+    /// The last client message was refused; the connection stays open.
+    Error {
+        /// `bad_json`, `unknown_type`, `bad_request` or `refused`.
+        code: String,
+        /// What was wrong.
+        message: String,
+    },
+}
+
+impl ServerMessage {
+    /// The frame for a core message.
+    pub fn from_envelope(env: &Envelope) -> Self {
+        match env.payload() {
+            Payload::Agent(event) => ServerMessage::Event {
+                seq: env.seq(),
+                event: event.clone(),
+            },
+            Payload::Text { text } => ServerMessage::Text {
+                seq: env.seq(),
+                text: text.clone(),
+            },
+        }
+    }
+
+    /// As JSON text.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("server messages serialise")
+    }
+}
+
+/// Parses a client frame; the error is the `error` frame to answer with.
+pub fn parse(text: &str) -> Result<ClientMessage, ServerMessage> {
+    serde_json::from_str(text).map_err(|e| {
+        let known = serde_json::from_str::<serde_json::Value>(text).is_ok();
+        let code = if !known {
+            "bad_json"
+        } else if e.to_string().contains("unknown variant") {
+            "unknown_type"
+        } else {
+            "bad_request"
+        };
+        ServerMessage::Error {
+            code: code.into(),
+            message: e.to_string(),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_input_gets_the_right_error_code() {
+        let code = |t: &str| match parse(t) {
+            Err(ServerMessage::Error { code, .. }) => code,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(code("{not json"), "bad_json");
+        assert_eq!(code(r#"{"type":"launch_missiles"}"#), "unknown_type");
+        assert_eq!(
+            code(r#"{"type":"start_run","tools":"many"}"#),
+            "bad_request"
+        );
+        assert_eq!(
+            parse(r#"{"type":"start_run","tools":2}"#),
+            Ok(ClientMessage::StartRun { tools: 2 })
+        );
+        assert_eq!(parse(r#"{"type":"ping"}"#), Ok(ClientMessage::Ping));
+    }
+}

@@ -1,0 +1,206 @@
+//! The server with real clients on loopback (real tokio only: it binds real sockets).
+#![cfg(not(madsim))]
+
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use wsreg_server::client::Client;
+use wsreg_server::protocol::{ClientMessage, ServerMessage};
+use wsreg_server::{auth, Server, ServerConfig};
+
+const SECRET: &[u8] = b"test-secret";
+
+fn clock() -> u64 {
+    1_000_000
+}
+
+struct Running {
+    addr: String,
+    stop: oneshot::Sender<()>,
+    done: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+async fn start(agent_step_ms: u64) -> Running {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let mut config = ServerConfig::new(SECRET, clock);
+    config.agent_step = Duration::from_millis(agent_step_ms);
+    config.max_frame_bytes = 1024;
+    let server = Server::new(config);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let done = tokio::spawn(server.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    Running { addr, stop, done }
+}
+
+async fn login(addr: &str, user: &str) -> Client {
+    let mut c = Client::connect(addr, &auth::issue(SECRET, user, 2_000_000))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.next().await.unwrap().unwrap(),
+        ServerMessage::Welcome { user: user.into() }
+    );
+    c
+}
+
+/// Reads frames until `n` agent events arrived; returns (seq, kind, run_id) of each.
+async fn events(c: &mut Client, n: usize) -> Vec<(u64, String, String)> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let frame = tokio::time::timeout(Duration::from_secs(5), c.next())
+            .await
+            .expect("events within 5 s")
+            .expect("socket open")
+            .unwrap();
+        if let ServerMessage::Event { seq, event } = frame {
+            out.push((seq, event.kind().to_owned(), event.run_id().to_owned()));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn two_users_each_receive_only_their_own_events() {
+    let s = start(1).await;
+    let mut alice = login(&s.addr, "alice").await;
+    let mut bob = login(&s.addr, "bob").await;
+    alice
+        .send(&ClientMessage::StartRun { tools: 2 })
+        .await
+        .unwrap();
+    bob.send(&ClientMessage::StartRun { tools: 1 })
+        .await
+        .unwrap();
+    let a = events(&mut alice, 7).await;
+    let b = events(&mut bob, 5).await;
+    assert!(
+        a.iter().all(|(_, _, run)| run.starts_with("alice/")),
+        "{a:?}"
+    );
+    assert!(b.iter().all(|(_, _, run)| run.starts_with("bob/")), "{b:?}");
+    assert_eq!(a.last().unwrap().1, "agent_completed");
+    assert_eq!(b.last().unwrap().1, "agent_completed");
+    assert!(a.windows(2).all(|w| w[0].0 < w[1].0));
+    s.stop.send(()).unwrap();
+    s.done.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn a_reconnect_within_the_ttl_gets_its_recovery_queue_in_order_before_new_events() {
+    let s = start(40).await; // slow agent: the run outlives the first socket
+    let mut first = login(&s.addr, "carol").await;
+    first
+        .send(&ClientMessage::StartRun { tools: 3 })
+        .await
+        .unwrap();
+    let before = events(&mut first, 2).await;
+    first.close().await;
+    tokio::time::sleep(Duration::from_millis(150)).await; // events now go to recovery
+    let mut second = login(&s.addr, "carol").await;
+    let rest = events(&mut second, 9 - 2).await;
+    let seqs: Vec<u64> = before.iter().chain(&rest).map(|e| e.0).collect();
+    assert_eq!(
+        seqs,
+        (1..=9).collect::<Vec<_>>(),
+        "lost, duplicated or reordered"
+    );
+    assert_eq!(rest.last().unwrap().1, "agent_completed");
+    second
+        .send(&ClientMessage::StartRun { tools: 0 })
+        .await
+        .unwrap();
+    let newer = events(&mut second, 3).await;
+    assert!(newer[0].0 > 9 && newer[0].1 == "agent_started");
+    s.stop.send(()).unwrap();
+    s.done.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn forged_expired_and_missing_tokens_are_refused_and_others_are_still_served() {
+    let s = start(1).await;
+    let forged = auth::issue(b"not-the-secret", "mallory", 2_000_000);
+    let expired = auth::issue(SECRET, "mallory", 999_999);
+    for token in [forged.as_str(), expired.as_str(), "", "garbage"] {
+        let refused = Client::connect(&s.addr, token).await;
+        assert!(
+            matches!(&refused, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 401),
+            "token {token:?} was not refused with 401"
+        );
+    }
+    let mut dave = login(&s.addr, "dave").await;
+    dave.send(&ClientMessage::StartRun { tools: 0 })
+        .await
+        .unwrap();
+    assert_eq!(events(&mut dave, 3).await.len(), 3);
+    s.stop.send(()).unwrap();
+    s.done.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn bad_frames_get_error_frames_or_a_close_and_never_affect_others() {
+    let s = start(1).await;
+    let mut erin = login(&s.addr, "erin").await;
+    let mut frank = login(&s.addr, "frank").await;
+    let error_code = |f: ServerMessage| match f {
+        ServerMessage::Error { code, .. } => code,
+        other => panic!("expected an error frame, got {other:?}"),
+    };
+    erin.send_raw("{oops".into()).await.unwrap();
+    assert_eq!(error_code(erin.next().await.unwrap().unwrap()), "bad_json");
+    erin.send_raw(r#"{"type":"rm_rf"}"#.into()).await.unwrap();
+    assert_eq!(
+        error_code(erin.next().await.unwrap().unwrap()),
+        "unknown_type"
+    );
+    erin.send(&ClientMessage::StartRun { tools: 99 })
+        .await
+        .unwrap();
+    assert_eq!(
+        error_code(erin.next().await.unwrap().unwrap()),
+        "bad_request"
+    );
+    erin.send(&ClientMessage::Ping).await.unwrap();
+    assert_eq!(erin.next().await.unwrap().unwrap(), ServerMessage::Pong);
+    // Oversize: the server closes this socket (1009) and only this one.
+    let _ = erin.send_raw("x".repeat(4096)).await;
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match erin.next().await {
+                None | Some(Err(_)) => return true,
+                Some(Ok(_)) => continue,
+            }
+        }
+    })
+    .await;
+    assert_eq!(closed, Ok(true));
+    frank
+        .send(&ClientMessage::StartRun { tools: 1 })
+        .await
+        .unwrap();
+    assert_eq!(events(&mut frank, 5).await.len(), 5);
+    s.stop.send(()).unwrap();
+    s.done.await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn shutdown_drains_the_queues_then_closes_every_socket() {
+    let s = start(0).await;
+    let mut gina = login(&s.addr, "gina").await;
+    gina.send(&ClientMessage::StartRun { tools: 8 })
+        .await
+        .unwrap();
+    let first = events(&mut gina, 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await; // the run is emitted, not yet read
+    s.stop.send(()).unwrap();
+    let mut seen = first.len();
+    while let Some(Ok(frame)) = gina.next().await {
+        if matches!(frame, ServerMessage::Event { .. }) {
+            seen += 1;
+        }
+    }
+    s.done.await.unwrap().unwrap();
+    assert_eq!(seen, 1 + 1 + 16 + 1, "events lost in the shutdown");
+}
