@@ -4,37 +4,6 @@
 
 use wsreg::{channel_sink, AgentEvent, Registry, RegistryConfig, UserContext};
 
-fn lifecycle(run: &str) -> [AgentEvent; 7] {
-    let exec = |t: &str| AgentEvent::ToolExecuting {
-        run_id: run.into(),
-        tool_name: t.into(),
-        parameters: "{}".into(),
-    };
-    let done = |t: &str| AgentEvent::ToolCompleted {
-        run_id: run.into(),
-        tool_name: t.into(),
-        results: "{}".into(),
-        duration_ms: 1,
-        success: true,
-    };
-    [
-        AgentEvent::AgentStarted { run_id: run.into() },
-        AgentEvent::AgentThinking {
-            run_id: run.into(),
-            reasoning: "plan".into(),
-        },
-        exec("search"),
-        exec("fetch"),
-        done("fetch"),
-        done("search"),
-        AgentEvent::AgentCompleted {
-            run_id: run.into(),
-            status: "ok".into(),
-            final_response: "done".into(),
-        },
-    ]
-}
-
 /// Runs `rounds` rounds over `users` users; returns operations done.
 pub async fn workload(users: usize, rounds: usize) -> u64 {
     let registry = Registry::new(RegistryConfig {
@@ -55,7 +24,7 @@ pub async fn workload(users: usize, rounds: usize) -> u64 {
         let run = format!("run-{round}");
         for ctx in &contexts {
             registry.send_text(ctx.key(), "hello").expect("live user");
-            for event in lifecycle(&run) {
+            for event in AgentEvent::example_run(&run, 2, 1) {
                 registry.emit(ctx.key(), event).expect("in order");
             }
         }

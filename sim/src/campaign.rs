@@ -76,6 +76,16 @@ pub fn run_backend(
     crate::with_backend!(bug, run_plan(plan, seed, keep))
 }
 
+/// The plan and runtime seed one seed runs with when recorded as `keep`: the end-of-run
+/// baseline is madsim's plain scheduling, so its plans run without buggify.
+pub fn plan_for(base: &SimConfig, seed: Seed, keep: Keep) -> (Plan, Seed) {
+    let (_, mut plan, runtime_seed) = derive(base, seed);
+    if keep == Keep::EndOfRun {
+        plan.buggify = false;
+    }
+    (plan, runtime_seed)
+}
+
 /// The plan and runtime seed one seed stands for under `base`.
 pub fn derive(base: &SimConfig, seed: Seed) -> (SimConfig, Plan, Seed) {
     let config = base.for_seed(seed);
@@ -317,10 +327,7 @@ pub fn run_campaign(
 }
 
 fn run_seed(opts: &CampaignOptions, seed: Seed) -> Result<SeedResult, RuntimeError> {
-    let (_, mut plan, runtime_seed) = derive(&opts.config, seed);
-    if opts.keep == Keep::EndOfRun {
-        plan.buggify = false;
-    }
+    let (plan, runtime_seed) = plan_for(&opts.config, seed, opts.keep);
     let plan = Arc::new(plan);
     let started = Instant::now();
     let report = opts.run(Arc::clone(&plan), runtime_seed, opts.keep)?;

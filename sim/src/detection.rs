@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::campaign::{derive, run_backend, run_campaign, CampaignOptions, SeedResult};
+use crate::campaign::{derive, plan_for, run_backend, run_campaign, CampaignOptions, SeedResult};
 use crate::config::SimConfig;
 use crate::recorder::Keep;
 use crate::runtime::RuntimeError;
@@ -85,10 +85,7 @@ fn detection(bug: Bug, all: &[SeedResult], keep: Keep) -> Result<Detection, Runt
     let failing: Vec<&SeedResult> = all.iter().filter(|r| !r.outcome.passed()).collect();
     let mut same = 0;
     for r in failing.iter().take(REPRODUCE_AT_MOST) {
-        let (_, mut plan, runtime_seed) = derive(&SimConfig::default(), r.seed);
-        if keep == Keep::EndOfRun {
-            plan.buggify = false;
-        }
+        let (plan, runtime_seed) = plan_for(&SimConfig::default(), r.seed, keep);
         let again = run_backend(Some(bug), Arc::new(plan), runtime_seed, keep)?;
         if again.outcome.label() == r.outcome.label() && again.hash == r.hash {
             same += 1;

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::campaign::derive;
+use crate::campaign::plan_for;
 use crate::config::SimConfig;
 use crate::plan::Plan;
 use crate::recorder::Keep;
@@ -57,8 +57,11 @@ pub fn stress_plan<B: crate::Backend>(
 }
 
 fn run_once(bug: Bug, iteration: u32) -> Result<RunReport, RuntimeError> {
-    let (_, mut plan, _) = derive(&SimConfig::default(), Seed(u64::from(iteration)));
-    plan.buggify = false;
+    let (plan, _) = plan_for(
+        &SimConfig::default(),
+        Seed(u64::from(iteration)),
+        Keep::EndOfRun,
+    );
     let plan = Arc::new(plan);
     crate::with_backend!(Some(bug), stress_plan(plan, 0, Keep::EndOfRun))
 }

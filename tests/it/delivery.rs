@@ -7,7 +7,7 @@ use wsreg::{
     UserContext,
 };
 
-use crate::support::{completed, executing, full_run, started, tool_done, Recorder};
+use crate::support::{completed, executing, started, tool_done, Recorder};
 
 fn kinds(envelopes: &[Envelope]) -> Vec<&'static str> {
     envelopes
@@ -144,7 +144,7 @@ async fn events_emitted_while_disconnected_replay_in_order_before_newer_ones() {
     let ctx = UserContext::new("u").unwrap();
     let (sink, mut inbox) = channel_sink(64);
     let conn = registry.connect(&ctx, sink).unwrap();
-    let run = full_run("r1");
+    let run = wsreg::AgentEvent::example_run("r1", 2, 1);
     registry.emit(ctx.key(), run[0].clone()).unwrap();
     registry.emit(ctx.key(), run[1].clone()).unwrap();
     assert_eq!(take(&mut inbox, 2).await.len(), 2);

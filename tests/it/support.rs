@@ -45,13 +45,6 @@ pub fn started(run: &str) -> AgentEvent {
     AgentEvent::AgentStarted { run_id: run.into() }
 }
 
-pub fn thinking(run: &str) -> AgentEvent {
-    AgentEvent::AgentThinking {
-        run_id: run.into(),
-        reasoning: "hmm".into(),
-    }
-}
-
 pub fn executing(run: &str, tool: &str) -> AgentEvent {
     AgentEvent::ToolExecuting {
         run_id: run.into(),
@@ -76,17 +69,4 @@ pub fn completed(run: &str) -> AgentEvent {
         status: "ok".into(),
         final_response: "done".into(),
     }
-}
-
-/// A full lifecycle with one nested tool.
-pub fn full_run(run: &str) -> Vec<AgentEvent> {
-    vec![
-        started(run),
-        thinking(run),
-        executing(run, "search"),
-        executing(run, "fetch"),
-        tool_done(run, "fetch"),
-        tool_done(run, "search"),
-        completed(run),
-    ]
 }
