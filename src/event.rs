@@ -160,7 +160,17 @@ struct EnvelopeInner {
 }
 
 impl Envelope {
-    pub(crate) fn new(to: UserKey, seq: u64, payload: Payload) -> Self {
+    /// An envelope as the core numbers them. Transports that carry messages over a wire use it
+    /// to rebuild what the core sent on the other side; the core makes its own.
+    ///
+    /// ```
+    /// use wsreg::{Envelope, Payload, UserContext};
+    /// let alice = UserContext::new("alice")?;
+    /// let env = Envelope::new(alice.key().clone(), 7, Payload::Text { text: "hi".into() });
+    /// assert_eq!((env.to().as_str(), env.seq()), ("alice", 7));
+    /// # Ok::<(), wsreg::ContextError>(())
+    /// ```
+    pub fn new(to: UserKey, seq: u64, payload: Payload) -> Self {
         Self {
             inner: Arc::new(EnvelopeInner { to, seq, payload }),
         }

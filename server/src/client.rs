@@ -16,8 +16,25 @@ pub struct Client {
 impl Client {
     /// Connects to `ws://{addr}/?token={token}`. A refused token is an `Http` error (401).
     pub async fn connect(addr: &str, token: &str) -> Result<Client, WsError> {
+        Self::connect_in_thread(addr, token, None).await
+    }
+
+    /// Connects, naming the conversation thread the socket belongs to (`&thread=`).
+    pub async fn connect_in_thread(
+        addr: &str,
+        token: &str,
+        thread: Option<&str>,
+    ) -> Result<Client, WsError> {
+        let query = {
+            let mut query = form_urlencoded::Serializer::new(String::new());
+            query.append_pair("token", token);
+            if let Some(thread) = thread {
+                query.append_pair("thread", thread);
+            }
+            query.finish()
+        };
+        let url = format!("ws://{addr}/?{query}");
         let stream = TcpStream::connect(addr).await?;
-        let url = format!("ws://{addr}/?token={token}");
         let (ws, _) = tokio_tungstenite::client_async(url, stream).await?;
         Ok(Client { ws })
     }
@@ -52,7 +69,8 @@ impl Client {
         }
     }
 
-    /// Closes the socket.
+    /// Closes the socket at once (a WebSocket close frame): messages the server was still
+    /// writing are lost. [`ClientMessage::Close`] is the graceful way to leave.
     pub async fn close(mut self) {
         let _ = self.ws.close(None).await;
     }

@@ -1,9 +1,9 @@
 //! The JSON protocol. Client to server: `start_run` (a demo agent then emits a full lifecycle
-//! with tool calls) and `ping`. Server to client: `welcome`, every core message (`event` or
-//! `text`, with its per-user `seq`), `pong`, and `error` frames for bad input.
+//! with tool calls), `ping` and `close`. Server to client: `welcome`, every core message
+//! (`event` or `text`, with its per-user `seq`), `pong`, and `error` frames for bad input.
 
 use serde::{Deserialize, Serialize};
-use wsreg::{AgentEvent, Envelope, Payload};
+use wsreg::{AgentEvent, Envelope, Error, Payload};
 
 /// What a client may send.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -17,16 +17,29 @@ pub enum ClientMessage {
     },
     /// Liveness check.
     Ping,
+    /// Leaving: the server stops queueing for this socket, writes what it had already sent on
+    /// its way, then closes the socket. (A WebSocket close frame instead makes the server close
+    /// at once, and whatever was still being written is lost.)
+    Close,
 }
 
 /// What the server sends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
-    /// Sent once after the handshake, before anything else.
+    /// Sent once the socket is registered, before anything else.
     Welcome {
         /// The authenticated user.
         user: String,
+        /// The key the registry filed the user under.
+        key: String,
+        /// The connection's number (for logs and support).
+        conn: u64,
+        /// The number of the user's manager.
+        manager: u64,
+        /// Which server process this is; a new value after a reconnect means the server
+        /// restarted and anything it held for this user is gone.
+        boot: u64,
     },
     /// An agent event.
     Event {
@@ -46,7 +59,9 @@ pub enum ServerMessage {
     Pong,
     /// The last client message was refused; the connection stays open.
     Error {
-        /// `bad_json`, `unknown_type`, `bad_request` or `refused`.
+        /// `bad_json`, `unknown_type` or `bad_request`; when a connection is refused (and
+        /// then closed): `connection_limit`, `user_connection_limit`, `manager_limit`,
+        /// `shutting_down` or `refused`.
         code: String,
         /// What was wrong.
         message: String,
@@ -71,6 +86,21 @@ impl ServerMessage {
     /// As JSON text.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("server messages serialise")
+    }
+}
+
+/// The error frame for a refused connection; its code names the limit.
+pub fn refusal(error: &Error) -> ServerMessage {
+    let code = match error {
+        Error::ConnectionLimit { .. } => "connection_limit",
+        Error::UserConnectionLimit { .. } => "user_connection_limit",
+        Error::ManagerLimit { .. } => "manager_limit",
+        Error::ShuttingDown => "shutting_down",
+        _ => "refused",
+    };
+    ServerMessage::Error {
+        code: code.into(),
+        message: error.to_string(),
     }
 }
 
@@ -113,5 +143,6 @@ mod tests {
             Ok(ClientMessage::StartRun { tools: 2 })
         );
         assert_eq!(parse(r#"{"type":"ping"}"#), Ok(ClientMessage::Ping));
+        assert_eq!(parse(r#"{"type":"close"}"#), Ok(ClientMessage::Close));
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -20,7 +21,8 @@ use wsreg::{
 };
 
 use crate::auth;
-use crate::protocol::{parse, ClientMessage, ServerMessage};
+use crate::hub::Hub;
+use crate::protocol::{parse, refusal, ClientMessage, ServerMessage};
 
 /// Server settings.
 #[derive(Clone, Debug)]
@@ -37,6 +39,10 @@ pub struct ServerConfig {
     pub drain_timeout: Duration,
     /// The clock tokens are checked against, in ms since the epoch.
     pub now_ms: fn() -> u64,
+    /// Names this server process in every welcome, so a client can tell that the server
+    /// restarted (and that the recovery queues of the old process are gone). [`ServerConfig::new`]
+    /// reads it from the clock.
+    pub boot: u64,
 }
 
 impl ServerConfig {
@@ -49,27 +55,38 @@ impl ServerConfig {
             agent_step: Duration::from_millis(5),
             drain_timeout: Duration::from_secs(5),
             now_ms,
+            boot: now_ms(),
         }
     }
 }
 
-/// A running server's shared state.
-pub struct Server {
+/// A running server's shared state, over the real core ([`Registry`], the default) or any
+/// other [`Hub`].
+pub struct Server<H: Hub = Registry> {
     config: ServerConfig,
-    registry: Registry,
+    hub: H,
     runs: AtomicU64,
     /// Flipped when the server shuts down; every socket's read loop then closes its socket.
     closing: tokio::sync::watch::Sender<bool>,
 }
 
-/// The core's sink for one socket: frames go to that socket's writer task.
-struct FrameSink(mpsc::Sender<Message>);
+/// The core's sink for one socket: frames go to that socket's writer task, after the welcome
+/// (which names the connection, so it can only be written once the socket is registered).
+struct FrameSink {
+    frames: mpsc::Sender<Message>,
+    welcomed: Option<oneshot::Receiver<()>>,
+}
 
 impl Sink for FrameSink {
     fn send(&mut self, envelope: Envelope) -> SendFuture<'_> {
         let frame = Message::text(ServerMessage::from_envelope(&envelope).to_json());
         Box::pin(async move {
-            self.0
+            if let Some(welcomed) = &mut self.welcomed {
+                // Cancel-safe: the gate is only dropped once it has opened.
+                let _ = welcomed.await;
+                self.welcomed = None;
+            }
+            self.frames
                 .send(frame)
                 .await
                 .map_err(|_| SinkError("the socket is gone".into()))
@@ -84,28 +101,54 @@ fn close(code: CloseCode, reason: &str) -> Message {
     }))
 }
 
-fn token_of(req: &Request) -> Option<String> {
-    let query = req.uri().query()?;
-    query
-        .split('&')
-        .find_map(|kv| kv.strip_prefix("token="))
-        .map(str::to_owned)
+/// A query parameter of the handshake request, percent-decoded.
+fn param(req: &Request, name: &str) -> Option<String> {
+    form_urlencoded::parse(req.uri().query()?.as_bytes())
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Who the handshake request says it is: a verified token and an optional `thread` id.
+fn authenticate(req: &Request, secret: &[u8], now_ms: u64) -> Result<UserContext, String> {
+    let token = param(req, "token").ok_or(auth::AuthError::Missing);
+    let ctx = token
+        .and_then(|t| auth::verify(secret, &t, now_ms))
+        .map_err(|e| format!("unauthorized: {e}"))?;
+    match param(req, "thread") {
+        Some(thread) => ctx
+            .with_thread_id(&thread)
+            .map_err(|e| format!("bad thread: {e}")),
+        None => Ok(ctx),
+    }
 }
 
 impl Server {
     /// A server with its own registry.
     pub fn new(config: ServerConfig) -> Arc<Self> {
+        let registry = Registry::new(config.registry.clone());
+        Self::with_hub(config, registry)
+    }
+
+    /// The registry (for inspection, and for other parts of the backend to emit through).
+    pub fn registry(&self) -> &Registry {
+        &self.hub
+    }
+}
+
+impl<H: Hub> Server<H> {
+    /// A server over `hub` (`config.registry` is then the hub's business).
+    pub fn with_hub(config: ServerConfig, hub: H) -> Arc<Self> {
         Arc::new(Self {
-            registry: Registry::new(config.registry.clone()),
+            hub,
             config,
             runs: AtomicU64::new(0),
             closing: tokio::sync::watch::Sender::new(false),
         })
     }
 
-    /// The registry (for inspection, and for other parts of the backend to emit through).
-    pub fn registry(&self) -> &Registry {
-        &self.registry
+    /// The hub the server registers sockets with.
+    pub fn hub(&self) -> &H {
+        &self.hub
     }
 
     /// Accepts connections until `shutdown` completes, then drains every queue (up to the
@@ -127,20 +170,10 @@ impl Server {
             }
         }
         let deadline = tokio::time::Instant::now() + self.config.drain_timeout;
-        while tokio::time::Instant::now() < deadline {
-            let queued: usize = self
-                .registry
-                .inspect()
-                .managers
-                .iter()
-                .flat_map(|m| m.connections.iter().map(|c| c.1))
-                .sum();
-            if queued == 0 {
-                break;
-            }
+        while tokio::time::Instant::now() < deadline && self.hub.queued() > 0 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        self.registry.shutdown();
+        self.hub.shutdown();
         self.closing.send_replace(true);
         Ok(())
     }
@@ -152,16 +185,13 @@ impl Server {
         // The signature is tungstenite's handshake callback; its error type is an HTTP response.
         #[allow(clippy::result_large_err)]
         let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-            let verified = token_of(req)
-                .ok_or(auth::AuthError::Missing)
-                .and_then(|t| auth::verify(&secret, &t, now));
-            match verified {
+            match authenticate(req, &secret, now) {
                 Ok(c) => {
                     ctx = Some(c);
                     Ok(resp)
                 }
-                Err(e) => {
-                    let mut refusal = ErrorResponse::new(Some(format!("unauthorized: {e}")));
+                Err(why) => {
+                    let mut refusal = ErrorResponse::new(Some(why));
                     *refusal.status_mut() = StatusCode::UNAUTHORIZED;
                     Err(refusal)
                 }
@@ -187,24 +217,33 @@ impl Server {
             }
             let _ = write.close().await;
         });
-        let welcome = ServerMessage::Welcome {
-            user: ctx.user_id().to_owned(),
+        let (open, welcomed) = oneshot::channel();
+        let sink = FrameSink {
+            frames: tx.clone(),
+            welcomed: Some(welcomed),
         };
-        if tx.send(Message::text(welcome.to_json())).await.is_err() {
-            return;
-        }
-        let conn = match self.registry.connect(&ctx, FrameSink(tx.clone())) {
-            Ok(conn) => conn,
+        let registered = match self.hub.connect(&ctx, Box::new(sink)).await {
+            Ok(registered) => registered,
             Err(e) => {
-                let refused = ServerMessage::Error {
-                    code: "refused".into(),
-                    message: e.to_string(),
-                };
-                let _ = tx.send(Message::text(refused.to_json())).await;
-                let _ = tx.send(close(CloseCode::Again, "limit reached")).await;
+                let _ = tx.send(Message::text(refusal(&e).to_json())).await;
+                let _ = tx.send(close(CloseCode::Again, "refused")).await;
                 return;
             }
         };
+        let welcome = ServerMessage::Welcome {
+            user: ctx.user_id().to_owned(),
+            key: registered.key.as_str().to_owned(),
+            conn: registered.id,
+            manager: registered.manager,
+            boot: self.config.boot,
+        };
+        let welcomed = tx.send(Message::text(welcome.to_json())).await.is_ok();
+        let _ = open.send(());
+        let conn = registered.conn;
+        if !welcomed {
+            let _ = self.hub.disconnect(&conn).await;
+            return;
+        }
         let mut closing = self.closing.subscribe();
         loop {
             let next = tokio::select! {
@@ -225,6 +264,9 @@ impl Server {
             let reply = match frame {
                 Ok(Message::Text(text)) => match parse(&text) {
                     Ok(ClientMessage::Ping) => Some(ServerMessage::Pong),
+                    // Leaving: the hub stops handing this socket messages; those it already
+                    // handed over are still written, then the socket closes.
+                    Ok(ClientMessage::Close) => break,
                     Ok(ClientMessage::StartRun { tools }) if tools <= 8 => {
                         self.start_run(&ctx, tools);
                         None
@@ -253,22 +295,19 @@ impl Server {
                 }
             }
         }
-        let _ = conn.close(); // already gone if the socket failed first
+        drop(tx);
+        let _ = self.hub.disconnect(&conn).await; // already gone if the socket failed first
     }
 
     /// The demo agent: a full run with `tools` nested tool calls, `agent_step` apart.
-    fn start_run(&self, ctx: &UserContext, tools: u8) {
+    fn start_run(self: &Arc<Self>, ctx: &UserContext, tools: u8) {
         let n = self.runs.fetch_add(1, Ordering::Relaxed) + 1;
         let run_id = format!("{}/run-{n}", ctx.user_id());
         let events = AgentEvent::example_run(&run_id, tools, 1);
-        let (registry, key, step) = (
-            self.registry.clone(),
-            ctx.key().clone(),
-            self.config.agent_step,
-        );
+        let (server, ctx, step) = (Arc::clone(self), ctx.clone(), self.config.agent_step);
         tokio::spawn(async move {
             for event in events {
-                if registry.emit(&key, event).is_err() {
+                if server.hub.emit(&ctx, event).is_err() {
                     return; // the user is gone
                 }
                 tokio::time::sleep(step).await;
