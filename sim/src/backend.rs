@@ -71,6 +71,34 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Everything the registry holds.
     fn inspect(&self) -> RegistryView;
+
+    /// A tab's client crashed: its socket is gone without a goodbye. Returns whether the
+    /// backend notices by itself, as a server on a real socket does. If not (the default, for
+    /// in-process backends), the harness plays the server's cleanup 20 ms later through
+    /// [`Backend::close`].
+    fn crash(&self, handle: &Self::Handle) -> bool {
+        let _ = handle;
+        false
+    }
+
+    /// The network between the clients and the server, for backends that have one.
+    fn network(&self) -> Option<&dyn Network> {
+        None
+    }
+}
+
+/// The faults a backend with a network can suffer. Network backends run the server on a node
+/// of its own and every client socket on another.
+pub trait Network: Send + Sync {
+    /// Cuts the clients off from the server (`true`), or heals the cut (`false`).
+    fn partition(&self, cut: bool);
+
+    /// Kills the server node: every socket drops, and the registry with everything it held is
+    /// gone. Calls refuse until [`Network::start_server`].
+    fn kill_server(&self);
+
+    /// Starts the server node again, over a fresh registry.
+    fn start_server(&self);
 }
 
 /// The real core.

@@ -119,6 +119,10 @@ struct Target {
     /// Use the base config for every seed instead of a per-seed swarm variation.
     #[arg(long)]
     no_swarm: bool,
+    /// Go through the real WebSocket server on a simulated node, with clients on another,
+    /// over simulated TCP with latency, partitions and server restarts.
+    #[arg(long)]
+    net: bool,
 }
 
 impl Target {
@@ -131,6 +135,9 @@ impl Target {
             c.ops = o;
         }
         c.swarm = !self.no_swarm;
+        if self.net {
+            c.net = Some(crate::config::NetConfig::default());
+        }
         c.validate()?;
         Ok(c)
     }
@@ -149,6 +156,9 @@ impl Target {
         }
         if self.no_swarm {
             f.push_str(" --no-swarm");
+        }
+        if self.net {
+            f.push_str(" --net");
         }
         f
     }

@@ -8,10 +8,10 @@ use tokio::sync::{mpsc, oneshot};
 use wsreg::{channel_sink, AgentEvent, ChannelSink, Envelope, SendFuture, Sink};
 
 use crate::backend::Backend;
-use crate::plan::{Op, OpKind};
+use crate::plan::{Op, OpKind, Plan};
 use crate::recorder::tag;
 use crate::trace::What;
-use crate::world::World;
+use crate::world::{buggify, World};
 
 /// Capacity of a simulated socket's buffer.
 const SOCKET_BUFFER: usize = 4;
@@ -24,19 +24,26 @@ const CRASH_DETECT: Duration = Duration::from_millis(20);
 pub(crate) struct Tab<H> {
     handle: H,
     conn: u64,
-    crash: oneshot::Sender<()>,
+    stop: oneshot::Sender<Stop>,
+}
+
+/// Tells a tab's reader its socket is gone: it records what sat unread in its buffer (as lost
+/// when the client crashed, as read when the server died under a live client), then says done.
+struct Stop {
+    crashed: bool,
+    done: oneshot::Sender<()>,
 }
 
 /// The socket end the core writes to: a channel, with buggify's extra yield before each send.
 struct SimSink {
     inner: ChannelSink,
-    buggify: bool,
+    plan: Arc<Plan>,
 }
 
 impl Sink for SimSink {
     fn send(&mut self, envelope: Envelope) -> SendFuture<'_> {
         Box::pin(async move {
-            if self.buggify && madsim::buggify::buggify() {
+            if buggify(&self.plan) {
                 tokio::task::yield_now().await;
             }
             self.inner.send(envelope).await
@@ -129,20 +136,13 @@ pub(crate) async fn open_tab<B: Backend>(world: Arc<World<B>>, u: usize, slow: b
     world.step(u, None, What::Connect { slow });
     let (sink, inbox) = channel_sink(SOCKET_BUFFER);
     let (id_tx, id_rx) = oneshot::channel();
-    let (crash_tx, crash_rx) = oneshot::channel();
-    let reader = tokio::spawn(read_tab(
-        Arc::clone(&world),
-        u,
-        inbox,
-        id_rx,
-        crash_rx,
-        slow,
-    ));
+    let (stop_tx, stop_rx) = oneshot::channel();
+    let reader = tokio::spawn(read_tab(Arc::clone(&world), u, inbox, id_rx, stop_rx, slow));
     world.track_reader(reader);
     world.maybe_yield().await;
     let sink = SimSink {
         inner: sink,
-        buggify: world.plan.buggify,
+        plan: Arc::clone(&world.plan),
     };
     match world
         .backend
@@ -162,7 +162,7 @@ pub(crate) async fn open_tab<B: Backend>(world: Arc<World<B>>, u: usize, slow: b
             world.tabs[u].lock().expect("tabs").push(Tab {
                 handle: c.handle,
                 conn: c.conn,
-                crash: crash_tx,
+                stop: stop_tx,
             });
         }
         Err(e) => world.refused(u, "connect", &e),
@@ -193,13 +193,40 @@ pub(crate) async fn close_handle<B: Backend>(world: &World<B>, u: usize, t: Tab<
     }
 }
 
-/// Crashes a tab: its reader drops the socket at once; the server cleans up a little later.
+/// Stops a tab's reader and waits until it recorded what sat in its buffer.
+async fn stop_reader(stop: oneshot::Sender<Stop>, crashed: bool) {
+    let (done, stopped) = oneshot::channel();
+    if stop.send(Stop { crashed, done }).is_ok() {
+        let _ = stopped.await;
+    }
+}
+
+/// The server died: every tab's socket is gone. Each reader records what it had already
+/// received, then the tabs are forgotten (their users open new ones as their ops go on).
+pub(crate) async fn drop_all_tabs<B: Backend>(world: &World<B>) {
+    for tabs in &world.tabs {
+        let gone = std::mem::take(&mut *tabs.lock().expect("tabs"));
+        for t in gone {
+            stop_reader(t.stop, false).await;
+        }
+    }
+}
+
+/// Crashes a tab: its reader drops the socket at once; the server notices by itself (a real
+/// socket) or, in process, cleans up a little later.
 fn crash_tab<B: Backend>(world: &Arc<World<B>>, u: usize, tab: usize) {
     let Some(t) = take_tab(world, u, tab) else {
         return;
     };
     world.record(u, Some(t.conn), None, What::Crash);
-    let _ = t.crash.send(());
+    let (done, _) = oneshot::channel();
+    let _ = t.stop.send(Stop {
+        crashed: true,
+        done,
+    });
+    if world.backend.crash(&t.handle) {
+        return;
+    }
     let world2 = Arc::clone(world);
     let cleanup = tokio::spawn(async move {
         tokio::time::sleep(CRASH_DETECT).await;
@@ -219,31 +246,36 @@ async fn read_tab<B: Backend>(
     u: usize,
     mut inbox: mpsc::Receiver<Envelope>,
     id: oneshot::Receiver<u64>,
-    crash: oneshot::Receiver<()>,
+    stop: oneshot::Receiver<Stop>,
     slow: bool,
 ) {
     let Ok(conn) = id.await else { return };
-    let mut crash = Some(crash);
+    let life = world.life();
+    let mut stop = Some(stop);
     loop {
-        let next = match crash.as_mut() {
+        let next = match stop.as_mut() {
             Some(signal) => tokio::select! {
                 biased;
                 m = inbox.recv() => m,
                 r = signal => {
-                    if r.is_ok() {
+                    if let Ok(s) = r {
                         inbox.close();
                         while let Ok(env) = inbox.try_recv() {
-                            world.received(u, conn, &env, true);
+                            world.received(u, conn, &env, s.crashed);
                         }
+                        let _ = s.done.send(());
                         return;
                     }
-                    crash = None;
+                    stop = None;
                     continue;
                 }
             },
             None => inbox.recv().await,
         };
         let Some(env) = next else { return };
+        if world.life() != life {
+            return; // the server this tab was connected to has died, and its history with it
+        }
         world.received(u, conn, &env, false);
         if slow && !world.healed() {
             tokio::time::sleep(SLOW_READ).await;

@@ -69,6 +69,31 @@ impl Default for Faults {
     }
 }
 
+/// The simulated network, for runs that go through the real WebSocket server.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NetConfig {
+    /// One-way packet latency, `[min, max]` milliseconds.
+    pub latency_ms: [u64; 2],
+    /// Partitions between the clients and the server per run.
+    pub partitions: u32,
+    /// Longest partition, in milliseconds.
+    pub max_partition_ms: u64,
+    /// Server node restarts per run.
+    pub restarts: u32,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        Self {
+            latency_ms: [1, 10],
+            partitions: 2,
+            max_partition_ms: 300,
+            restarts: 1,
+        }
+    }
+}
+
 /// The registry limits the simulated core runs with (small, so limits are reached).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -135,6 +160,8 @@ pub struct SimConfig {
     /// Whether each seed switches some op and fault kinds off and skews the weights (swarm
     /// testing), so that different seeds stress different corners.
     pub swarm: bool,
+    /// When set, runs go through the real WebSocket server over a simulated network.
+    pub net: Option<NetConfig>,
 }
 
 impl Default for SimConfig {
@@ -148,6 +175,7 @@ impl Default for SimConfig {
             limits: Limits::default(),
             liveness_bound_ms: 10_000,
             swarm: true,
+            net: None,
         }
     }
 }
@@ -187,6 +215,14 @@ impl SimConfig {
         for fault in [&mut f.slow_consumers, &mut f.buggify, &mut f.jitter] {
             *fault = *fault && !rng.gen_ratio(1, 4);
         }
+        if let Some(net) = &mut c.net {
+            let mut rng = seed.rng("net-config");
+            for count in [&mut net.partitions, &mut net.restarts] {
+                if rng.gen_ratio(1, 4) {
+                    *count = 0;
+                }
+            }
+        }
         c
     }
 
@@ -213,6 +249,24 @@ impl SimConfig {
             Some("limits must allow at least one manager and one connection per user")
         } else if self.limits.outbound_capacity == 0 {
             Some("limits.outbound_capacity must be at least 1")
+        } else if self
+            .net
+            .as_ref()
+            .is_some_and(|n| n.latency_ms[0] > n.latency_ms[1] || n.latency_ms[1] > 1_000)
+        {
+            Some("net.latency_ms must be [min, max] with min <= max <= 1000")
+        } else if self
+            .net
+            .as_ref()
+            .is_some_and(|n| !(1..=10_000).contains(&n.max_partition_ms))
+        {
+            Some("net.max_partition_ms must be 1 to 10,000")
+        } else if self
+            .net
+            .as_ref()
+            .is_some_and(|n| n.partitions > 1_000 || n.restarts > 1_000)
+        {
+            Some("net.partitions and net.restarts must be at most 1,000")
         } else {
             None
         };

@@ -22,6 +22,8 @@ pub mod config;
 pub mod coverage;
 pub mod detection;
 pub mod invariant;
+#[cfg(madsim)]
+pub mod net;
 pub mod outcome;
 pub mod plan;
 pub mod recorder;

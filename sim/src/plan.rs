@@ -32,6 +32,46 @@ pub struct Plan {
     pub users: Vec<UserSpec>,
     /// Operations, in any order (they run at their `at_ms`; ties run in listed order per user).
     pub ops: Vec<Op>,
+    /// When present, the run goes over the network: the real WebSocket server on a simulated
+    /// node, clients on another, with this latency and these faults. Absent: in-process calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net: Option<NetPlan>,
+}
+
+/// The simulated network of a run.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetPlan {
+    /// Each packet's one-way latency is drawn from `[min, max]` milliseconds.
+    pub latency_ms: [u64; 2],
+    /// Network and server faults, at their virtual times.
+    #[serde(default)]
+    pub faults: Vec<NetFault>,
+}
+
+/// A fault on the network or the server node.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct NetFault {
+    /// When, in virtual milliseconds from the start.
+    pub at_ms: u64,
+    /// What.
+    #[serde(flatten)]
+    pub kind: NetFaultKind,
+}
+
+/// What goes wrong.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(tag = "fault", rename_all = "snake_case", deny_unknown_fields)]
+pub enum NetFaultKind {
+    /// The clients' node and the server's cannot reach each other for `ms` milliseconds: new
+    /// connections are refused, established streams stall and catch up after healing.
+    Partition {
+        /// How long (1 to 10,000).
+        ms: u64,
+    },
+    /// The server node is killed and started again: every socket drops, and the registry
+    /// (every manager, every queued message) is lost; a fresh one takes over.
+    Restart,
 }
 
 fn default_liveness_bound_ms() -> u64 {
@@ -218,6 +258,14 @@ impl Plan {
                 out.push_str(&format!("  {:?}: {},\n", k, v));
             }
         }
+        if let Some(net) = &self.net {
+            out.push_str(&format!(
+                "  \"net\": {{\"latency_ms\": {:?}, \"faults\": [\n",
+                net.latency_ms
+            ));
+            push_lines(&mut out, &net.faults);
+            out.push_str("  ]},\n");
+        }
         out.push_str("  \"users\": [\n");
         push_lines(&mut out, &self.users);
         out.push_str("  ],\n  \"ops\": [\n");
@@ -276,6 +324,29 @@ impl Plan {
                     ))
                 }
                 _ => {}
+            }
+        }
+        if let Some(net) = &self.net {
+            let [lo, hi] = net.latency_ms;
+            if lo > hi || hi > 1_000 {
+                return bad(format!(
+                    "net.latency_ms must be [min, max] with min <= max <= 1000, not [{lo}, {hi}]"
+                ));
+            }
+            for (i, f) in net.faults.iter().enumerate() {
+                if f.at_ms > MAX_AT_MS {
+                    return bad(format!(
+                        "net.faults[{i}]: at_ms {} is past {MAX_AT_MS}",
+                        f.at_ms
+                    ));
+                }
+                if let NetFaultKind::Partition { ms } = f.kind {
+                    if !(1..=10_000).contains(&ms) {
+                        return bad(format!(
+                            "net.faults[{i}]: a partition lasts 1 to 10000 ms, not {ms}"
+                        ));
+                    }
+                }
             }
         }
         let l = &self.limits;

@@ -24,6 +24,8 @@ pub enum RuntimeError {
 pub const SIMULATED: bool = cfg!(madsim);
 
 /// Runs `plan` with `runtime_seed` on a fresh thread; a panic becomes [`Outcome::Panic`](crate::Outcome).
+/// A plan with a `net` section runs `B` behind the real WebSocket server, over the simulated
+/// network (see `net::NetBackend`).
 pub fn run_plan<B: Backend>(
     plan: Arc<Plan>,
     runtime_seed: u64,
@@ -34,12 +36,21 @@ pub fn run_plan<B: Backend>(
         let thread = std::thread::Builder::new()
             .name(format!("sim-{runtime_seed:#x}"))
             .spawn(move || {
-                let mut rt = madsim::runtime::Runtime::with_seed_and_config(
-                    runtime_seed,
-                    madsim::Config::default(),
-                );
+                let mut config = madsim::Config::default();
+                if let Some(net) = &plan.net {
+                    let [lo, hi] = net.latency_ms.map(std::time::Duration::from_millis);
+                    // A range must not be empty, so the upper end gets one more microsecond.
+                    config.net.send_latency = lo..hi + std::time::Duration::from_micros(1);
+                }
+                let mut rt = madsim::runtime::Runtime::with_seed_and_config(runtime_seed, config);
                 rt.set_time_limit(std::time::Duration::from_secs(6 * 3600));
-                rt.block_on(crate::world::execute::<B>(plan, keep))
+                if plan.net.is_some() {
+                    rt.block_on(crate::world::execute::<crate::net::NetBackend<B>>(
+                        plan, keep,
+                    ))
+                } else {
+                    rt.block_on(crate::world::execute::<B>(plan, keep))
+                }
             })?;
         Ok(thread.join().unwrap_or_else(|panic| {
             let message = panic

@@ -141,6 +141,17 @@ pub enum What {
         /// Whether it was lost unread in the tab's buffer when the tab crashed.
         lost: bool,
     },
+    /// Network: the clients' node and the server's are cut off from each other.
+    Partition {
+        /// For how long.
+        ms: u64,
+    },
+    /// Network: the partition healed.
+    Healed,
+    /// Server: its node was killed; every socket and everything the registry held is gone.
+    ServerDown,
+    /// Server: its node started again, with a fresh registry.
+    ServerUp,
     /// A call was refused by the backend.
     Refused {
         /// What was asked.
@@ -212,6 +223,17 @@ impl fmt::Display for What {
                 write!(f, "< {verb} #{seq} {msg} (to {to})")
             }
             What::Refused { action, error } => write!(f, "! {action} refused: {error}"),
+            What::Partition { ms } => {
+                write!(
+                    f,
+                    "!! network partition: clients cut off from the server for {ms} ms"
+                )
+            }
+            What::Healed => f.write_str("!! network partition healed"),
+            What::ServerDown => {
+                f.write_str("!! server node killed: every socket and all registry state are gone")
+            }
+            What::ServerUp => f.write_str("!! server node restarted with a fresh registry"),
         }
     }
 }

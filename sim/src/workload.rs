@@ -6,7 +6,7 @@ use rand::Rng;
 use wsreg::Mode;
 
 use crate::config::SimConfig;
-use crate::plan::{Op, OpKind, Plan, UserSpec, PLAN_VERSION};
+use crate::plan::{NetFault, NetFaultKind, NetPlan, Op, OpKind, Plan, UserSpec, PLAN_VERSION};
 use crate::seed::Seed;
 
 /// The plan for one seed. `config` should already be the seed's (see [`SimConfig::for_seed`]).
@@ -105,6 +105,27 @@ pub fn generate(config: &SimConfig, seed: Seed) -> Plan {
         liveness_bound_ms: config.liveness_bound_ms,
         users,
         ops,
+        net: config.net.as_ref().map(|net| {
+            // A stream of its own, so in-process plans are the same with or without this.
+            let mut rng = seed.rng("net");
+            let mut faults = Vec::new();
+            for i in 0..net.partitions + net.restarts {
+                let kind = if i < net.partitions {
+                    NetFaultKind::Partition {
+                        ms: rng.gen_range(1..=net.max_partition_ms),
+                    }
+                } else {
+                    NetFaultKind::Restart
+                };
+                let at_ms = rng.gen_range(0..config.horizon_ms);
+                faults.push(NetFault { at_ms, kind });
+            }
+            faults.sort_by_key(|f| f.at_ms);
+            NetPlan {
+                latency_ms: net.latency_ms,
+                faults,
+            }
+        }),
     }
 }
 

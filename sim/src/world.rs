@@ -3,7 +3,7 @@
 //! (slow readers speed up, every user returns to `unified`), requires every queue to drain
 //! within the plan's bound, closes every tab, and requires every idle manager to be reaped.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,11 +13,11 @@ use tokio::time::Instant;
 use wsreg::{Envelope, Mode, UserContext};
 
 use crate::backend::Backend;
-use crate::client::{close_handle, user_task, Tab};
+use crate::client::{close_handle, drop_all_tabs, user_task, Tab};
 use crate::coverage::Coverage;
 use crate::invariant::{Invariant, Violation};
 use crate::outcome::Outcome;
-use crate::plan::Plan;
+use crate::plan::{NetFault, NetFaultKind, Plan};
 use crate::recorder::{tag, Keep, Recorder, Stats};
 use crate::trace::{Step, What};
 
@@ -40,7 +40,19 @@ pub(crate) struct World<B: Backend> {
     readers: Mutex<Vec<JoinHandle<()>>>,
     /// What each user's client is in the middle of, and since when (virtual ms).
     busy: Mutex<Vec<Option<(&'static str, u64)>>>,
+    /// Network runs: how many partitions are in force (the link heals when the last ends).
+    cuts: AtomicUsize,
+    /// Network runs: the server's life; a reader stops reading when the server it was
+    /// connected to has died.
+    life: AtomicU64,
+    /// Network runs: between a server kill and its restart (probes would see a dead registry).
+    restarting: AtomicBool,
+    /// One restart at a time.
+    restart_lock: tokio::sync::Mutex<()>,
 }
+
+/// How long a killed server node stays down before it boots again.
+const DOWNTIME: Duration = Duration::from_millis(50);
 
 /// What one run produced.
 #[derive(Debug, Serialize)]
@@ -103,7 +115,7 @@ impl<B: Backend> World<B> {
     }
 
     pub(crate) fn probe(&self, u: usize) {
-        if !self.recorder.checking() {
+        if !self.recorder.checking() || self.restarting.load(Ordering::Relaxed) {
             return;
         }
         let probe = self.backend.probe(&self.users[u].ctx);
@@ -111,7 +123,7 @@ impl<B: Backend> World<B> {
     }
 
     pub(crate) async fn maybe_yield(&self) {
-        if self.plan.buggify && madsim::buggify::buggify() {
+        if buggify(&self.plan) {
             tokio::task::yield_now().await;
         }
     }
@@ -141,6 +153,50 @@ impl<B: Backend> World<B> {
             out.push("agent, burst or cleanup tasks never finished".to_owned());
         }
         out
+    }
+
+    /// The server's current life (network runs; always 0 in process).
+    pub(crate) fn life(&self) -> u64 {
+        self.life.load(Ordering::Relaxed)
+    }
+
+    /// Plays one network fault at its time.
+    async fn fault(&self, fault: NetFault) {
+        let Some(net) = self.backend.network() else {
+            return;
+        };
+        let at = self.start + Duration::from_millis(fault.at_ms);
+        tokio::time::sleep_until(at).await;
+        if self.recorder.failed() {
+            return;
+        }
+        let system = || Arc::from("-");
+        match fault.kind {
+            NetFaultKind::Partition { ms } => {
+                self.recorder
+                    .record(system(), None, None, What::Partition { ms });
+                if self.cuts.fetch_add(1, Ordering::Relaxed) == 0 {
+                    net.partition(true);
+                }
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                if self.cuts.fetch_sub(1, Ordering::Relaxed) == 1 {
+                    net.partition(false);
+                    self.recorder.record(system(), None, None, What::Healed);
+                }
+            }
+            NetFaultKind::Restart => {
+                let _one = self.restart_lock.lock().await;
+                net.kill_server();
+                self.restarting.store(true, Ordering::Relaxed);
+                drop_all_tabs(self).await;
+                self.life.fetch_add(1, Ordering::Relaxed);
+                self.recorder.record(system(), None, None, What::ServerDown);
+                tokio::time::sleep(DOWNTIME).await;
+                net.start_server();
+                self.recorder.record(system(), None, None, What::ServerUp);
+                self.restarting.store(false, Ordering::Relaxed);
+            }
+        }
     }
 
     pub(crate) fn healed(&self) -> bool {
@@ -251,9 +307,24 @@ impl<B: Backend> World<B> {
     }
 }
 
+/// Whether buggify fires at this await point (one time in four). In process that is madsim's
+/// buggify. Network runs draw from madsim's seeded RNG instead and leave madsim's buggify off,
+/// because it would also delay one TCP connect in ten by 1 to 5 virtual seconds, which starves
+/// a plan of its timing; latency and partitions are the plan's own faults there.
+pub(crate) fn buggify(plan: &Plan) -> bool {
+    if !plan.buggify {
+        return false;
+    }
+    if plan.net.is_some() {
+        use rand::Rng;
+        return madsim::rand::thread_rng().gen_ratio(1, 4);
+    }
+    madsim::buggify::buggify()
+}
+
 /// Runs `plan` against a fresh `B` inside the current (simulated) runtime.
 pub async fn execute<B: Backend>(plan: Arc<Plan>, keep: Keep) -> RunReport {
-    if plan.buggify {
+    if plan.buggify && plan.net.is_none() {
         madsim::buggify::enable();
     }
     let recorder = Arc::new(Recorder::new(plan.limits.clone(), keep));
@@ -283,8 +354,16 @@ pub async fn execute<B: Backend>(plan: Arc<Plan>, keep: Keep) -> RunReport {
         tasks: Mutex::new(Vec::new()),
         readers: Mutex::new(Vec::new()),
         busy: Mutex::new(vec![None; plan.users.len()]),
+        cuts: AtomicUsize::new(0),
+        life: AtomicU64::new(0),
+        restarting: AtomicBool::new(false),
+        restart_lock: tokio::sync::Mutex::new(()),
     });
     world.phase("safety");
+    for fault in plan.net.iter().flat_map(|n| n.faults.iter().cloned()) {
+        let world2 = Arc::clone(&world);
+        world.track(tokio::spawn(async move { world2.fault(fault).await }));
+    }
     let mut clients = Vec::new();
     for (u, ops) in plan.ops_by_user().into_iter().enumerate() {
         if ops.is_empty() {
@@ -296,6 +375,12 @@ pub async fn execute<B: Backend>(plan: Arc<Plan>, keep: Keep) -> RunReport {
     // The safety phase may take until the last op plus the liveness bound; a client still busy
     // then is stuck (a wedged backend), reported as such rather than waited on forever.
     let last_op_ms = plan.ops.iter().map(|o| o.at_ms).max().unwrap_or(0);
+    let last_op_ms = plan
+        .net
+        .iter()
+        .flat_map(|n| &n.faults)
+        .map(|f| f.at_ms)
+        .fold(last_op_ms, u64::max);
     let safety_bound = Duration::from_millis(last_op_ms + plan.liveness_bound_ms);
     let safety = tokio::time::timeout(safety_bound, async {
         for c in clients {

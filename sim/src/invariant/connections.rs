@@ -94,6 +94,21 @@ impl Checker {
             );
         }
         c.open = false;
+        if self.crashed.remove(&conn) {
+            // Handed to the crashed socket and not read yet: the client may still find them in
+            // its buffer, or they are lost with the socket, as a socket loses what is in flight
+            // when its peer dies. Either way the core is done with them.
+            let adrift: Vec<(u64, u64)> = self
+                .flights
+                .range((conn, 0)..=(conn, u64::MAX))
+                .filter(|(_, f)| f.delivered && !f.received)
+                .map(|(k, _)| *k)
+                .collect();
+            for k in adrift {
+                self.flights.remove(&k);
+                self.adrift.insert(k);
+            }
+        }
         self.live_total -= 1;
         let count = self.live_by_key.entry(key.clone()).or_insert(1);
         *count -= 1;

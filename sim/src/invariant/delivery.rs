@@ -193,6 +193,9 @@ impl Checker {
             }
         }
         let Some(f) = self.flights.get_mut(&(conn, seq)) else {
+            if self.adrift.remove(&(conn, seq)) {
+                return Ok(());
+            }
             return fail(
                 Invariant::I8,
                 format!(

@@ -151,6 +151,9 @@ pub struct Checker {
     live_total: usize,
     // requests the clients made, to tell asked-for changes from unasked ones
     closing: FnvHashSet<u64>,
+    /// Crashed connections not yet removed: the server may close them on its own, and whatever
+    /// was on its way to them when they crashed is lost with the socket.
+    crashed: FnvHashSet<u64>,
     mode_request: Option<Key>,
     // messages
     msgs: FnvHashMap<Key, Messages>,
@@ -158,6 +161,9 @@ pub struct Checker {
     /// told it was accepted.
     tallies: FnvHashMap<(&'static str, Key), Tally>,
     flights: BTreeMap<(u64, u64), Flight>,
+    /// Handed to a socket that crashed and was removed before its client read them: the client
+    /// may still read them from its buffer, or never.
+    adrift: BTreeSet<(u64, u64)>,
     last_received: BTreeMap<u64, u64>,
 }
 
@@ -183,10 +189,12 @@ impl Checker {
             live_by_key: FnvHashMap::default(),
             live_total: 0,
             closing: FnvHashSet::default(),
+            crashed: FnvHashSet::default(),
             mode_request: None,
             msgs: FnvHashMap::default(),
             tallies: FnvHashMap::default(),
             flights: BTreeMap::new(),
+            adrift: BTreeSet::new(),
             last_received: BTreeMap::new(),
         }
     }
@@ -211,6 +219,15 @@ impl Checker {
                 self.closing.insert(conn);
                 Ok(())
             }
+            What::Crash => {
+                self.closing.insert(conn);
+                self.crashed.insert(conn);
+                Ok(())
+            }
+            What::ServerDown => {
+                self.server_lost();
+                Ok(())
+            }
             What::SetMode(_) => {
                 self.mode_request = Some(key.clone());
                 Ok(())
@@ -230,6 +247,19 @@ impl Checker {
             step: s.n,
             message,
         })
+    }
+
+    /// The server process died: every manager, connection and queued message went with it. What
+    /// carries over is what must hold across restarts: the key each user is filed under, and
+    /// which messages were accepted and confirmed (a replay of one after the restart is still a
+    /// duplicate). Every id the new registry hands out starts afresh.
+    fn server_lost(&mut self) {
+        let fresh = Checker::new(self.limits.clone());
+        let keep = std::mem::replace(self, fresh);
+        self.coverage = keep.coverage;
+        self.key_of_user = keep.key_of_user;
+        self.user_of_key = keep.user_of_key;
+        self.tallies = keep.tallies;
     }
 
     /// Checks that a message its sender was told is accepted really was.

@@ -1,0 +1,322 @@
+//! [`NetBackend`]: any backend behind the real WebSocket server of `wsreg-server`, running on a
+//! simulated server node (10.0.0.1), with every client socket on a simulated clients' node
+//! (10.0.0.2) speaking the real protocol over madsim's TCP. Messages reach the simulated users
+//! only through real WebSocket frames; agents, probes and inspection go in-process to the
+//! server's registry, as an agent inside the server process would.
+//!
+//! Faults ([`Network`]): partitions clog the link both ways; a restart kills the server node
+//! (every socket drops, the registry is lost) and boots it again over a fresh registry. A
+//! client whose connect fails for a network reason retries with backoff, as a real one would;
+//! a registration the server made before it died is never handed to the harness.
+
+mod served;
+mod socket;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use madsim::net::NetSim;
+use madsim::runtime::{Handle, NodeHandle};
+use madsim::task::NodeId;
+use tokio::sync::{mpsc, oneshot};
+use wsreg::{AgentEvent, Error, Mode, Observer, RegistryConfig, RegistryView, Sink, UserContext};
+use wsreg_server::{auth, Server, ServerConfig};
+
+use crate::backend::{Backend, Connected, Network, Probe};
+use served::{Gate, Served};
+use socket::{socket, Command, Greeting, Wiring};
+
+const SERVER_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+const CLIENTS_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+const SERVER_ADDR: &str = "10.0.0.1:9001";
+const SECRET: &[u8] = b"wsreg-sim";
+/// Tokens are checked against a clock that always says 0, and expire after one virtual hour.
+const TOKEN_EXPIRY_MS: u64 = 3_600_000;
+/// First and longest wait between connect attempts.
+const RETRY: (Duration, Duration) = (Duration::from_millis(5), Duration::from_millis(200));
+
+/// One life of the server process.
+struct Life<B: Backend> {
+    /// Counts restarts; a registration from an earlier life is stale.
+    epoch: u64,
+    /// False between a kill and the next start.
+    up: bool,
+    backend: Arc<B>,
+    server: Arc<Server<Served<B>>>,
+    gate: Option<Arc<Gate>>,
+}
+
+/// A backend behind the real server, over the simulated network.
+pub struct NetBackend<B: Backend> {
+    config: RegistryConfig,
+    observer: Option<Arc<dyn Observer>>,
+    life: Arc<Mutex<Life<B>>>,
+    server_node: NodeId,
+    clients: NodeHandle,
+}
+
+/// A tab's socket, as the harness holds it.
+pub struct NetHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    user: String,
+    conn: u64,
+}
+
+/// The server's settings in its `epoch`-th life.
+fn server_config(epoch: u64) -> ServerConfig {
+    let mut config = ServerConfig::new(SECRET, || 0);
+    config.boot = epoch;
+    config
+}
+
+impl<B: Backend> NetBackend<B> {
+    fn life(&self) -> MutexGuard<'_, Life<B>> {
+        self.life.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The current backend, or `None` while the server is down.
+    fn current(&self) -> Option<Arc<B>> {
+        let life = self.life();
+        life.up.then(|| Arc::clone(&life.backend))
+    }
+
+    fn new_life(
+        config: &RegistryConfig,
+        observer: &Option<Arc<dyn Observer>>,
+        epoch: u64,
+    ) -> Life<B> {
+        let gate = observer.as_ref().map(|inner| {
+            Arc::new(Gate {
+                open: AtomicBool::new(true),
+                inner: Arc::clone(inner),
+            })
+        });
+        let observer = gate.clone().map(|g| g as Arc<dyn Observer>);
+        let backend = Arc::new(B::build(config.clone(), observer));
+        let server = Server::with_hub(server_config(epoch), Served(Arc::clone(&backend)));
+        Life {
+            epoch,
+            up: true,
+            backend,
+            server,
+            gate,
+        }
+    }
+
+    /// One connect attempt; `Ok(Err(sink))` hands the sink back for a retry.
+    async fn attempt(
+        &self,
+        ctx: &UserContext,
+        sink: Box<dyn Sink>,
+    ) -> Result<Result<Connected<NetHandle>, Box<dyn Sink>>, Error> {
+        let (greeting_tx, greeting) = oneshot::channel();
+        let (sink_tx, sink_rx) = oneshot::channel();
+        let (commands, commands_rx) = mpsc::unbounded_channel();
+        let token = auth::issue(SECRET, ctx.user_id(), TOKEN_EXPIRY_MS);
+        let thread = ctx.thread_id().unwrap_or_default().to_owned();
+        let wiring = Wiring {
+            greeting: greeting_tx,
+            sink: sink_rx,
+            commands: commands_rx,
+        };
+        let task = socket(
+            SERVER_ADDR.to_owned(),
+            token,
+            thread,
+            ctx.key().clone(),
+            wiring,
+        );
+        self.clients.spawn(task);
+        let (key, conn, manager, boot) = match greeting.await {
+            Ok(Greeting::Welcome {
+                key,
+                conn,
+                manager,
+                boot,
+            }) => (key, conn, manager, boot),
+            Ok(Greeting::Refused { code, message }) => {
+                return Err(self.refusal(ctx, &code, message))
+            }
+            Ok(Greeting::Unreachable) | Err(_) => return Ok(Err(sink)),
+        };
+        // Registered by a server process that has died since: its registry is gone.
+        let life = self.life();
+        if !life.up || life.epoch != boot {
+            return Ok(Err(sink));
+        }
+        drop(life);
+        let key = match UserContext::new(&key) {
+            Ok(filed) => filed.key().clone(),
+            Err(_) => return Ok(Err(sink)),
+        };
+        if let Err(sink) = sink_tx.send(sink) {
+            return Ok(Err(sink)); // the socket died after its welcome
+        }
+        Ok(Ok(Connected {
+            key,
+            manager,
+            conn,
+            handle: NetHandle {
+                commands,
+                user: ctx.user_id().to_owned(),
+                conn,
+            },
+        }))
+    }
+
+    /// The core error a refusal frame stands for.
+    fn refusal(&self, ctx: &UserContext, code: &str, message: String) -> Error {
+        let c = &self.config;
+        match code {
+            "connection_limit" => Error::ConnectionLimit {
+                max: c.max_connections,
+            },
+            "user_connection_limit" => Error::UserConnectionLimit {
+                user: ctx.user_id().to_owned(),
+                max: c.max_connections_per_user,
+            },
+            "manager_limit" => Error::ManagerLimit {
+                max: c.max_managers,
+            },
+            "shutting_down" => Error::ShuttingDown,
+            _ => Error::UnknownConnection {
+                user: ctx.user_id().to_owned(),
+                conn: format!("(refused: {message})"),
+            },
+        }
+    }
+}
+
+impl<B: Backend> Backend for NetBackend<B> {
+    type Handle = NetHandle;
+
+    fn build(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
+        let life = Arc::new(Mutex::new(Self::new_life(&config, &observer, 0)));
+        let booted = Arc::clone(&life);
+        let handle = Handle::current();
+        let server_node = handle
+            .create_node()
+            .name("server")
+            .ip(SERVER_IP)
+            .init(move || {
+                let server =
+                    Arc::clone(&booted.lock().unwrap_or_else(PoisonError::into_inner).server);
+                async move {
+                    let listener = tokio::net::TcpListener::bind(SERVER_ADDR)
+                        .await
+                        .expect("the server node's address is free");
+                    let _ = server.serve(listener, std::future::pending()).await;
+                }
+            })
+            .build()
+            .id();
+        let clients = handle.create_node().name("clients").ip(CLIENTS_IP).build();
+        Self {
+            config,
+            observer,
+            life,
+            server_node,
+            clients,
+        }
+    }
+
+    async fn connect(
+        &self,
+        ctx: &UserContext,
+        sink: Box<dyn Sink>,
+    ) -> Result<Connected<NetHandle>, Error> {
+        let mut sink = sink;
+        let mut wait = RETRY.0;
+        loop {
+            match self.attempt(ctx, sink).await? {
+                Ok(connected) => return Ok(connected),
+                Err(back) => sink = back,
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(RETRY.1);
+        }
+    }
+
+    async fn close(&self, handle: &NetHandle) -> Result<(), Error> {
+        let (done, sent) = oneshot::channel();
+        let _ = handle.commands.send(Command::Leave(done));
+        match sent.await {
+            Ok(true) => Ok(()),
+            _ => Err(Error::UnknownConnection {
+                user: handle.user.clone(),
+                conn: format!("c{} (its socket is gone)", handle.conn),
+            }),
+        }
+    }
+
+    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<u64, Error> {
+        self.current().ok_or(Error::ShuttingDown)?.emit(ctx, event)
+    }
+
+    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<u64, Error> {
+        self.current()
+            .ok_or(Error::ShuttingDown)?
+            .send_text(ctx, text)
+    }
+
+    fn set_mode(&self, ctx: &UserContext, mode: Mode) -> Result<(), Error> {
+        self.current()
+            .ok_or(Error::ShuttingDown)?
+            .set_mode(ctx, mode)
+    }
+
+    fn probe(&self, ctx: &UserContext) -> Option<Probe> {
+        self.current()?.probe(ctx)
+    }
+
+    fn inspect(&self) -> RegistryView {
+        let backend = Arc::clone(&self.life().backend);
+        backend.inspect()
+    }
+
+    fn crash(&self, handle: &NetHandle) -> bool {
+        let _ = handle.commands.send(Command::Crash);
+        true
+    }
+
+    fn network(&self) -> Option<&dyn Network> {
+        Some(self)
+    }
+}
+
+impl<B: Backend> Network for NetBackend<B> {
+    fn partition(&self, cut: bool) {
+        let net = NetSim::current();
+        let (a, b) = (self.clients.id(), self.server_node);
+        if cut {
+            net.clog_link(a, b);
+            net.clog_link(b, a);
+        } else {
+            net.unclog_link(a, b);
+            net.unclog_link(b, a);
+        }
+    }
+
+    fn kill_server(&self) {
+        {
+            let mut life = self.life();
+            life.epoch += 1;
+            life.up = false;
+            if let Some(gate) = &life.gate {
+                gate.open.store(false, Ordering::Relaxed);
+            }
+        }
+        Handle::current().kill(self.server_node);
+    }
+
+    fn start_server(&self) {
+        {
+            let mut life = self.life();
+            let epoch = life.epoch;
+            *life = Self::new_life(&self.config, &self.observer, epoch);
+        }
+        Handle::current().restart(self.server_node);
+    }
+}
