@@ -3,7 +3,8 @@
 //! alternating rounds; each figure is the median of the rounds.
 //!
 //! Rows: the harness with every check on, the same seeds on bare madsim (no observer, no
-//! checker, no trace), the harness at 10 and at 10,000 users per seed, and the bare core on
+//! checker, no trace), the harness at 10 and at 10,000 users per seed, the default config
+//! through the real WebSocket server over the simulated network (`--net`), and the bare core on
 //! madsim (the workload of `cargo bench --bench core`, which measures it on real tokio).
 
 use std::time::{Duration, Instant};
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use crate::campaign::{run_campaign, CampaignOptions};
-use crate::config::SimConfig;
+use crate::config::{NetConfig, SimConfig};
 use crate::recorder::Keep;
 use crate::runtime::RuntimeError;
 use crate::seed::SeedRange;
@@ -45,6 +46,8 @@ pub struct Ratios {
     pub checked_over_bare: f64,
     /// Harness steps/s at 10,000 users over steps/s at 10 users (target ≥ 0.5).
     pub users_10k_over_10: f64,
+    /// Seeds/s through the network over seeds/s in process, default config.
+    pub net_over_in_process: f64,
 }
 
 /// The whole benchmark.
@@ -141,6 +144,15 @@ pub fn run(rounds: usize, scale: u64) -> Result<Bench, RuntimeError> {
             seeds: scale,
             checks: true,
         },
+        Case {
+            name: "harness, all checks, through the WebSocket server (--net)",
+            config: SimConfig {
+                net: Some(NetConfig::default()),
+                ..SimConfig::default()
+            },
+            seeds: 20 * scale,
+            checks: true,
+        },
     ];
     let mut walls: Vec<Vec<Duration>> = vec![Vec::new(); cases.len() + 2];
     let mut steps = vec![0u64; cases.len() + 2];
@@ -191,6 +203,7 @@ pub fn run(rounds: usize, scale: u64) -> Result<Bench, RuntimeError> {
     let ratios = Ratios {
         checked_over_bare: rows[0].steps_per_s / rows[1].steps_per_s,
         users_10k_over_10: rows[3].steps_per_s / rows[2].steps_per_s,
+        net_over_in_process: rows[4].seeds_per_s / rows[0].seeds_per_s,
     };
     Ok(Bench {
         rows,
@@ -211,8 +224,8 @@ pub fn markdown(b: &Bench) -> String {
         ));
     }
     out.push_str(&format!(
-        "\nchecked / bare madsim: {:.2} (target >= 0.5); 10,000 users / 10 users: {:.2} (target >= 0.5); {} rounds, one worker thread\n",
-        b.ratios.checked_over_bare, b.ratios.users_10k_over_10, b.rounds
+        "\nchecked / bare madsim: {:.2} (target >= 0.5); 10,000 users / 10 users: {:.2} (target >= 0.5); seeds/s through the network / in process: {:.3}; {} rounds, one worker thread\n",
+        b.ratios.checked_over_bare, b.ratios.users_10k_over_10, b.ratios.net_over_in_process, b.rounds
     ));
     out
 }

@@ -401,11 +401,19 @@ fn summarise(
     }
     let n = results.len() as u64;
     CampaignSummary {
-        target: match (opts.backend, opts.bug) {
-            (Some(_), _) => "your backend".to_owned(),
-            (None, Some(b)) => b.to_string(),
-            (None, None) => "core".to_owned(),
-        },
+        target: format!(
+            "{}{}",
+            match (opts.backend, opts.bug) {
+                (Some(_), _) => "your backend".to_owned(),
+                (None, Some(b)) => b.to_string(),
+                (None, None) => "core".to_owned(),
+            },
+            if opts.config.net.is_some() {
+                " behind the WebSocket server (simulated network)"
+            } else {
+                ""
+            }
+        ),
         range: format!("{}..{}", Seed(opts.seeds.start), Seed(opts.seeds.end)),
         shard: format!("{}/{}", opts.shard.0, opts.shard.1),
         seeds_run: n,

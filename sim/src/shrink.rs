@@ -1,6 +1,6 @@
 //! Shrinking: from a failing (plan, runtime seed), find a small plan that still fails the same
 //! way. Chunks of ops are dropped first (halving down to single ops, as in delta debugging),
-//! then whole users, then buggify, then each op is simplified and moved earlier; this repeats until nothing changes, so the
+//! then whole users, then network faults one by one, then buggify, then each op is simplified and moved earlier; this repeats until nothing changes, so the
 //! result is 1-minimal (dropping any single op makes it pass) unless the budget ran out first.
 //! Removing an op shifts the schedule, so each candidate is also tried under a few other runtime
 //! seeds, and the one that fails is kept.
@@ -219,6 +219,16 @@ pub fn shrink(
         {
             let candidate = without_user(&plan, &name);
             if plan.users.len() > 1 && !s.out_of_budget() && s.try_keep(&mut plan, candidate)? {
+                changed = true;
+            }
+        }
+        let faults = plan.net.as_ref().map_or(0, |n| n.faults.len());
+        for i in (0..faults).rev() {
+            let mut c = plan.clone();
+            if let Some(net) = &mut c.net {
+                net.faults.remove(i);
+            }
+            if !s.out_of_budget() && s.try_keep(&mut plan, c)? {
                 changed = true;
             }
         }

@@ -186,6 +186,9 @@ pub fn derived(report: &RunReport) -> String {
     out
 }
 
+/// How a snapshot names the network mode (a plan with a `net` section).
+const TRANSPORT: &str = "the real WebSocket server on a simulated node, clients over simulated TCP";
+
 impl Snapshot {
     /// The whole body.
     pub fn body(&self, report: &RunReport) -> String {
@@ -198,6 +201,14 @@ impl Snapshot {
             "target: {}",
             self.bug.map_or("core".to_owned(), |b| b.to_string())
         );
+        if let Some(net) = &self.plan.net {
+            let [lo, hi] = net.latency_ms;
+            let _ = writeln!(
+                out,
+                "transport: {TRANSPORT}, latency {lo}-{hi} ms, {} fault(s)",
+                net.faults.len()
+            );
+        }
         let _ = writeln!(
             out,
             "expect: {}",
@@ -295,6 +306,8 @@ impl Snapshot {
                         return Err(bad(&format!("expect must be fail or pass, not {other:?}")))
                     }
                 });
+            } else if line.starts_with(&format!("transport: {TRANSPORT}")) {
+                // derived from the plan
             } else if let Some(s) = line.strip_prefix("runtime seed: ") {
                 seed = Some(s.parse::<Seed>().map_err(|e| bad(&e.to_string()))?);
             } else {

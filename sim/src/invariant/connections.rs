@@ -105,8 +105,9 @@ impl Checker {
                 .map(|(k, _)| *k)
                 .collect();
             for k in adrift {
-                self.flights.remove(&k);
-                self.adrift.insert(k);
+                if let Some(f) = self.flights.remove(&k) {
+                    self.adrift.insert(k, f.msg);
+                }
             }
         }
         self.live_total -= 1;

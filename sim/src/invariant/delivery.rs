@@ -58,10 +58,10 @@ impl Checker {
                 )
             }
         }
-        let Some(m) = self
+        let Some((m, msg)) = self
             .msgs
             .get_mut(key)
-            .filter(|m| m.accepted.contains_key(&seq))
+            .and_then(|m| m.accepted.get(&seq).cloned().map(|msg| (m, msg)))
         else {
             return fail(
                 Invariant::I8,
@@ -75,7 +75,14 @@ impl Checker {
         }
         if self
             .flights
-            .insert((conn, seq), Flight::default())
+            .insert(
+                (conn, seq),
+                Flight {
+                    msg,
+                    delivered: false,
+                    received: false,
+                },
+            )
             .is_some()
         {
             return fail(
@@ -178,34 +185,31 @@ impl Checker {
             }
         }
         self.last_received.insert(conn, seq);
-        let key = self.conns.get(&conn).map(|c| c.key.clone());
-        if let Some(key) = &key {
-            match self.msgs.get(key).and_then(|m| m.accepted.get(&seq)) {
-                Some(sent) if sent == msg => {}
-                other => {
+        let sent = match self.flights.get(&(conn, seq)) {
+            Some(f) => f.msg.clone(),
+            None => match self.adrift.remove(&(conn, seq)) {
+                Some(sent) => sent,
+                None => {
                     return fail(
-                        Invariant::I7,
+                        Invariant::I8,
                         format!(
-                        "{user}'s tab c{conn} received #{seq} as {msg}, but #{seq} was {other:?}"
-                    ),
+                            "{user}'s tab c{conn} received #{seq} ({msg}), which was never queued for it"
+                        ),
                     )
                 }
-            }
-        }
-        let Some(f) = self.flights.get_mut(&(conn, seq)) else {
-            if self.adrift.remove(&(conn, seq)) {
-                return Ok(());
-            }
-            return fail(
-                Invariant::I8,
-                format!(
-                    "{user}'s tab c{conn} received #{seq} ({msg}), which was never queued for it"
-                ),
-            );
+            },
         };
-        f.received = true;
-        if f.delivered {
-            self.flights.remove(&(conn, seq));
+        if &sent != msg {
+            return fail(
+                Invariant::I7,
+                format!("{user}'s tab c{conn} received #{seq} as {msg}, but #{seq} was {sent}"),
+            );
+        }
+        if let Some(f) = self.flights.get_mut(&(conn, seq)) {
+            f.received = true;
+            if f.delivered {
+                self.flights.remove(&(conn, seq));
+            }
         }
         Ok(())
     }

@@ -107,9 +107,12 @@ struct ConnModel {
 }
 
 /// A message queued for a connection: queued, then both delivered (the sink took it) and
-/// received (the client read it), in either order.
-#[derive(Clone, Copy, Debug, Default)]
+/// received (the client read it), in either order. It keeps what the core accepted under its
+/// number, because a client may read it after its manager is gone (a frame still crossing the
+/// network when the tab closed and the idle manager was reaped).
+#[derive(Clone, Debug)]
 struct Flight {
+    msg: MsgTag,
     delivered: bool,
     received: bool,
 }
@@ -163,7 +166,7 @@ pub struct Checker {
     flights: BTreeMap<(u64, u64), Flight>,
     /// Handed to a socket that crashed and was removed before its client read them: the client
     /// may still read them from its buffer, or never.
-    adrift: BTreeSet<(u64, u64)>,
+    adrift: BTreeMap<(u64, u64), MsgTag>,
     last_received: BTreeMap<u64, u64>,
 }
 
@@ -194,7 +197,7 @@ impl Checker {
             msgs: FnvHashMap::default(),
             tallies: FnvHashMap::default(),
             flights: BTreeMap::new(),
-            adrift: BTreeSet::new(),
+            adrift: BTreeMap::new(),
             last_received: BTreeMap::new(),
         }
     }

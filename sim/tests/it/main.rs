@@ -5,6 +5,7 @@
 mod cli;
 mod corpus;
 mod determinism;
+mod net;
 mod planted;
 mod shrinking;
 mod support;

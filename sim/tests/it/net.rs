@@ -1,0 +1,134 @@
+//! Network mode: the real server on a simulated node, clients over simulated TCP. The real core
+//! passes through latency, partitions and restarts; a planted bug is caught through the frames
+//! a client read off its socket; runs replay.
+
+use std::sync::Arc;
+
+use wsreg_sim::campaign::{derive, run_backend, run_campaign, CampaignOptions};
+use wsreg_sim::config::{NetConfig, SimConfig};
+use wsreg_sim::invariant::Invariant;
+use wsreg_sim::plan::Plan;
+use wsreg_sim::recorder::Keep;
+use wsreg_sim::trace::{Step, What};
+use wsreg_sim::zoo::Bug;
+use wsreg_sim::{Outcome, Seed};
+
+fn net_config() -> SimConfig {
+    SimConfig {
+        net: Some(NetConfig::default()),
+        ..SimConfig::default()
+    }
+}
+
+fn trace_of(bug: Option<Bug>, plan: Plan, seed: u64) -> (Outcome, Vec<Step>) {
+    let r = run_backend(bug, Arc::new(plan), Seed(seed), Keep::All).unwrap();
+    (r.outcome, r.trace)
+}
+
+#[test]
+fn the_real_core_passes_a_network_campaign_with_partitions_and_restarts() {
+    let opts = CampaignOptions {
+        jobs: 2,
+        config: net_config(),
+        check_determinism: true,
+        ..CampaignOptions::new("0..60".parse().unwrap())
+    };
+    let summary = run_campaign(&opts, &|_, _, _| {}).unwrap();
+    assert!(summary.passed(), "{:?}", summary.failures);
+    assert!(
+        summary.target.contains("WebSocket server"),
+        "{}",
+        summary.target
+    );
+}
+
+#[test]
+fn a_restart_loses_the_registry_and_clients_come_back_to_a_fresh_one() {
+    let plan = Plan::from_json(
+        r#"{"version": 1, "buggify": false,
+        "net": {"latency_ms": [1, 10], "faults": [
+            {"at_ms": 100, "fault": "restart"},
+            {"at_ms": 400, "fault": "partition", "ms": 150}]},
+        "users": [{"name": "u1", "thread": "t1"}, {"name": "u2", "thread": "t1"}],
+        "ops": [
+            {"at_ms": 0, "user": "u1", "op": "connect"},
+            {"at_ms": 0, "user": "u2", "op": "connect"},
+            {"at_ms": 50, "user": "u1", "op": "run", "tools": 2, "step_ms": 20},
+            {"at_ms": 200, "user": "u1", "op": "connect"},
+            {"at_ms": 250, "user": "u1", "op": "run", "tools": 1},
+            {"at_ms": 420, "user": "u2", "op": "send"},
+            {"at_ms": 430, "user": "u2", "op": "connect"}
+        ]}"#,
+        "restart.json",
+    )
+    .unwrap();
+    let (outcome, trace) = trace_of(None, plan, 7);
+    assert_eq!(outcome, Outcome::Pass);
+    let at = |pred: &dyn Fn(&What) -> bool| trace.iter().position(|s| pred(&s.what));
+    let down = at(&|w| matches!(w, What::ServerDown)).expect("the server went down");
+    let up = at(&|w| matches!(w, What::ServerUp)).expect("and came back");
+    let cut = at(&|w| matches!(w, What::Partition { .. })).expect("a partition");
+    let healed = at(&|w| matches!(w, What::Healed)).expect("that healed");
+    assert!(down < up && up < cut && cut < healed);
+    // After the restart, u1 connects to the fresh registry: a new first manager, same key.
+    let reconnected = trace[up..]
+        .iter()
+        .find(|s| &*s.user == "u1" && matches!(s.what, What::Connected { .. }))
+        .expect("u1 connected again after the restart");
+    assert_eq!(reconnected.mgr, Some(1), "{reconnected}");
+    // And reads its new run's events over the socket.
+    assert!(trace[up..].iter().any(|s| &*s.user == "u1"
+        && matches!(&s.what, What::Received { msg, .. } if msg.tag.as_ref() == "u1/r2")));
+    // u2's second connect was made during the partition and only got through after it healed.
+    let u2_late = trace[cut..]
+        .iter()
+        .find(|s| &*s.user == "u2" && matches!(s.what, What::Connected { .. }))
+        .expect("u2 connected once the partition healed");
+    assert!(u2_late.n > trace[healed].n, "{u2_late}");
+}
+
+#[test]
+fn a_planted_bug_is_caught_through_real_websocket_frames() {
+    // B16 routes events by thread id: u2 shares u1's thread, so u1's events reach u2's socket.
+    let plan = Plan::from_json(
+        r#"{"version": 1, "buggify": false,
+        "net": {"latency_ms": [2, 5], "faults": []},
+        "users": [{"name": "u1", "thread": "t1"}, {"name": "u2", "thread": "t1"}],
+        "ops": [
+            {"at_ms": 0, "user": "u2", "op": "connect"},
+            {"at_ms": 100, "user": "u1", "op": "run"}
+        ]}"#,
+        "b16.json",
+    )
+    .unwrap();
+    let (outcome, trace) = trace_of(Some(Bug::B16), plan, 1);
+    let Outcome::Violation(v) = &outcome else {
+        panic!("B16 was not caught: {outcome:?}");
+    };
+    assert_eq!(v.invariant, Invariant::I1, "{}", v.message);
+    // The misdelivered event was read off u2's socket: it crossed the simulated network, so it
+    // arrived at least the minimum latency after the server's sink took it.
+    let received = trace.last().unwrap();
+    assert!(matches!(received.what, What::Received { .. }), "{received}");
+    let delivered = trace
+        .iter()
+        .find(|s| matches!(s.what, What::Delivered { seq: 1 }))
+        .expect("the server handed the frame to u2's socket");
+    assert!(
+        received.t_us >= delivered.t_us + 2_000,
+        "{delivered}\n{received}"
+    );
+}
+
+#[test]
+fn network_runs_replay_step_for_step() {
+    let config = net_config();
+    for seed in [3, 11] {
+        let (_, plan, runtime) = derive(&config, Seed(seed));
+        assert!(plan.net.is_some());
+        let run = || run_backend(None, Arc::new(plan.clone()), runtime, Keep::Tail(1)).unwrap();
+        let (a, b) = (run(), run());
+        assert_eq!((a.hash, a.steps), (b.hash, b.steps), "seed {seed}");
+        assert!(a.steps > 100);
+    }
+}
