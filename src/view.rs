@@ -32,3 +32,14 @@ pub struct ManagerView {
     /// Messages accepted so far (the last sequence number).
     pub accepted: u64,
 }
+
+impl RegistryView {
+    /// Messages waiting in connections' outbound queues, over every user (what a graceful
+    /// shutdown waits to drain; recovery queues are not counted).
+    pub fn queued(&self) -> usize {
+        self.managers
+            .iter()
+            .flat_map(|m| m.connections.iter().map(|c| c.1))
+            .sum()
+    }
+}

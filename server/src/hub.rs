@@ -71,11 +71,7 @@ impl Hub for Registry {
     }
 
     fn queued(&self) -> usize {
-        self.inspect()
-            .managers
-            .iter()
-            .flat_map(|m| m.connections.iter().map(|c| c.1))
-            .sum()
+        self.inspect().queued()
     }
 
     fn shutdown(&self) {

@@ -108,16 +108,21 @@ fn param(req: &Request, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// Who the handshake request says it is: a verified token and an optional `thread` id.
-fn authenticate(req: &Request, secret: &[u8], now_ms: u64) -> Result<UserContext, String> {
+/// Who the handshake request says it is: a verified token (401 if not) and an optional
+/// `thread` id (400 if the core refuses it).
+fn authenticate(
+    req: &Request,
+    secret: &[u8],
+    now_ms: u64,
+) -> Result<UserContext, (StatusCode, String)> {
     let token = param(req, "token").ok_or(auth::AuthError::Missing);
     let ctx = token
         .and_then(|t| auth::verify(secret, &t, now_ms))
-        .map_err(|e| format!("unauthorized: {e}"))?;
+        .map_err(|e| (StatusCode::UNAUTHORIZED, format!("unauthorized: {e}")))?;
     match param(req, "thread") {
         Some(thread) => ctx
             .with_thread_id(&thread)
-            .map_err(|e| format!("bad thread: {e}")),
+            .map_err(|e| (StatusCode::BAD_REQUEST, format!("bad thread: {e}"))),
         None => Ok(ctx),
     }
 }
@@ -190,9 +195,9 @@ impl<H: Hub> Server<H> {
                     ctx = Some(c);
                     Ok(resp)
                 }
-                Err(why) => {
+                Err((status, why)) => {
                     let mut refusal = ErrorResponse::new(Some(why));
-                    *refusal.status_mut() = StatusCode::UNAUTHORIZED;
+                    *refusal.status_mut() = status;
                     Err(refusal)
                 }
             }

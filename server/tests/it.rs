@@ -205,3 +205,46 @@ async fn shutdown_drains_the_queues_then_closes_every_socket() {
     s.done.await.unwrap().unwrap();
     assert_eq!(seen, 1 + 1 + 16 + 1, "events lost in the shutdown");
 }
+
+#[tokio::test]
+async fn leaving_with_close_gets_what_was_already_sent_then_the_socket_closes() {
+    let s = start(0).await;
+    let token = auth::issue(SECRET, "hana", 2_000_000);
+    let mut hana = Client::connect_in_thread(&s.addr, &token, Some("chat 1/ü"))
+        .await
+        .unwrap();
+    let welcome = hana.next().await.unwrap().unwrap();
+    let ServerMessage::Welcome { boot, .. } = welcome else {
+        panic!("{welcome:?}")
+    };
+    assert_eq!(boot, clock(), "the boot id comes from the server's clock");
+    hana.send(&ClientMessage::StartRun { tools: 8 })
+        .await
+        .unwrap();
+    let first = events(&mut hana, 1).await;
+    hana.send(&ClientMessage::Close).await.unwrap();
+    let mut seqs = vec![first[0].0];
+    let ended = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(frame)) = hana.next().await {
+            if let ServerMessage::Event { seq, .. } = frame {
+                seqs.push(seq);
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the server did not close the socket");
+    assert_eq!(
+        seqs,
+        (1..=seqs.len() as u64).collect::<Vec<_>>(),
+        "a gap: something the server had sent was lost on the way out"
+    );
+    // A thread id the core refuses is refused at the handshake.
+    let bad = Client::connect_in_thread(&s.addr, &token, Some("a\u{7}b")).await;
+    assert!(
+        matches!(&bad, Err(tokio_tungstenite::tungstenite::Error::Http(r)) if r.status() == 400),
+        "{:?}",
+        bad.err()
+    );
+    s.stop.send(()).unwrap();
+    s.done.await.unwrap().unwrap();
+}

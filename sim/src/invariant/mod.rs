@@ -340,3 +340,159 @@ impl Checker {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use wsreg::{CloseReason, RemoveReason};
+
+    use super::*;
+
+    /// Feeds steps to a checker; each is (user, conn, mgr, what).
+    struct Feed {
+        checker: Checker,
+        n: u64,
+    }
+
+    impl Feed {
+        fn new() -> Self {
+            Self {
+                checker: Checker::new(Limits::default()),
+                n: 0,
+            }
+        }
+
+        fn step(&mut self, user: &str, conn: Option<u64>, mgr: Option<u64>, what: What) -> Checked {
+            self.n += 1;
+            let step = Step {
+                n: self.n,
+                t_us: self.n,
+                user: user.into(),
+                conn,
+                mgr,
+                what,
+            };
+            self.checker
+                .on_step(&step)
+                .map_err(|v| (v.invariant, v.message))
+        }
+
+        /// u1 connects c1 on m1 and is sent text #1, which the socket takes.
+        fn connected_and_sent(&mut self) {
+            let ok = [
+                self.step("u1", None, Some(1), What::ManagerCreated),
+                self.step("u1", Some(1), Some(1), What::ConnAdded { live: 1 }),
+                self.step("u1", Some(1), Some(1), What::Connected { key: "u1".into() }),
+                self.step(
+                    "u1",
+                    None,
+                    Some(1),
+                    What::Accepted {
+                        seq: 1,
+                        msg: text("u1/m1"),
+                    },
+                ),
+                self.step(
+                    "u1",
+                    Some(1),
+                    Some(1),
+                    What::Enqueued {
+                        seq: 1,
+                        replay: false,
+                    },
+                ),
+                self.step("u1", Some(1), Some(1), What::Delivered { seq: 1 }),
+            ];
+            assert!(ok.iter().all(Result::is_ok), "{ok:?}");
+        }
+
+        fn received(&mut self, tag: &str) -> Checked {
+            let what = What::Received {
+                seq: 1,
+                msg: text(tag),
+                to: "u1".into(),
+                lost: false,
+            };
+            self.step("u1", Some(1), None, what)
+        }
+
+        fn closed(&mut self, reason: CloseReason) -> Checked {
+            self.step(
+                "u1",
+                Some(1),
+                Some(1),
+                What::ConnRemoved { live: 0, reason },
+            )
+        }
+    }
+
+    fn text(tag: &str) -> MsgTag {
+        MsgTag {
+            kind: "text",
+            tag: tag.into(),
+        }
+    }
+
+    #[test]
+    fn a_frame_read_after_its_manager_was_reaped_is_checked_against_what_was_sent() {
+        let mut f = Feed::new();
+        f.connected_and_sent();
+        f.step("u1", Some(1), None, What::Close).unwrap();
+        f.closed(CloseReason::Closed).unwrap();
+        f.step(
+            "u1",
+            None,
+            Some(1),
+            What::ManagerRemoved(RemoveReason::Idle),
+        )
+        .unwrap();
+        let mut forged = Feed::new();
+        forged.connected_and_sent();
+        assert_eq!(forged.received("u1/m2").unwrap_err().0, Invariant::I7);
+        f.received("u1/m1").unwrap();
+        assert!(f.checker.finish(f.n).is_ok());
+        assert_eq!(f.received("u1/m1").unwrap_err().0, Invariant::I7); // twice
+    }
+
+    #[test]
+    fn a_crashed_socket_may_lose_what_it_was_handed_and_the_server_may_close_it() {
+        let mut f = Feed::new();
+        f.connected_and_sent();
+        f.step("u1", Some(1), None, What::Crash).unwrap();
+        f.closed(CloseReason::Closed).unwrap(); // the server noticed by itself
+        assert!(f.checker.finish(f.n).is_err(), "the manager is still live");
+        f.step(
+            "u1",
+            None,
+            Some(1),
+            What::ManagerRemoved(RemoveReason::Idle),
+        )
+        .unwrap();
+        f.checker.finish(f.n).unwrap(); // #1 was lost with the socket
+        let mut unasked = Feed::new();
+        unasked.connected_and_sent();
+        assert_eq!(
+            unasked.closed(CloseReason::Closed).unwrap_err().0,
+            Invariant::I5
+        );
+    }
+
+    #[test]
+    fn a_server_restart_forgets_the_registry_but_not_the_keys() {
+        let mut f = Feed::new();
+        f.connected_and_sent();
+        f.step("-", None, None, What::ServerDown).unwrap();
+        f.checker.finish(f.n).unwrap(); // #1 died with the server
+                                        // The fresh registry numbers from 1 again.
+        f.step("u1", None, Some(1), What::ManagerCreated).unwrap();
+        f.step("u1", Some(1), Some(1), What::ConnAdded { live: 1 })
+            .unwrap();
+        f.step("u1", Some(1), Some(1), What::Connected { key: "u1".into() })
+            .unwrap();
+        // A user filed under u1's key after the restart is still a collision (core steps name
+        // the key, client steps the simulated user).
+        f.step("u1", Some(2), Some(1), What::ConnAdded { live: 2 })
+            .unwrap();
+        let err = f.step("u2", Some(2), Some(1), What::Connected { key: "u1".into() });
+        assert_eq!(err.unwrap_err().0, Invariant::I3);
+    }
+}

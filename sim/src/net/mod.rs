@@ -21,7 +21,9 @@ use madsim::net::NetSim;
 use madsim::runtime::{Handle, NodeHandle};
 use madsim::task::NodeId;
 use tokio::sync::{mpsc, oneshot};
-use wsreg::{AgentEvent, Error, Mode, Observer, RegistryConfig, RegistryView, Sink, UserContext};
+use wsreg::{
+    AgentEvent, Error, Mode, Observer, RegistryConfig, RegistryView, Sink, UserContext, UserKey,
+};
 use wsreg_server::{auth, Server, ServerConfig};
 
 use crate::backend::{Backend, Connected, Network, Probe};
@@ -147,10 +149,8 @@ impl<B: Backend> NetBackend<B> {
             return Ok(Err(sink));
         }
         drop(life);
-        let key = match UserContext::new(&key) {
-            Ok(filed) => filed.key().clone(),
-            Err(_) => return Ok(Err(sink)),
-        };
+        // Hubs hand out valid keys; a frame that says otherwise is refused, not retried.
+        let key = UserKey::new(&key)?;
         if let Err(sink) = sink_tx.send(sink) {
             return Ok(Err(sink)); // the socket died after its welcome
         }

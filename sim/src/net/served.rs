@@ -39,11 +39,7 @@ impl<B: Backend> Hub for Served<B> {
     }
 
     fn queued(&self) -> usize {
-        let view = self.0.inspect();
-        view.managers
-            .iter()
-            .flat_map(|m| m.connections.iter().map(|c| c.1))
-            .sum()
+        self.0.inspect().queued()
     }
 
     /// Nothing: the harness ends a run by closing every tab, and kills the node to restart it.

@@ -14,20 +14,31 @@ use crate::support::{hash_of, sim, temp};
 
 #[test]
 fn the_same_seed_gives_the_same_trace_hash_in_two_processes() {
-    let (a, b) = (temp("a.json"), temp("b.json"));
-    for path in [&a, &b] {
-        let out = sim(&["run", "--seed", "0x2a", "--json", path.to_str().unwrap()]);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            crate::support::stdout(&out)
+    for mode in [&[][..], &["--net"][..]] {
+        let name = if mode.is_empty() { "process" } else { "net" };
+        let (a, b) = (
+            temp(&format!("{name}-a.json")),
+            temp(&format!("{name}-b.json")),
         );
+        let run = |seed: &str, path: &std::path::Path| {
+            let mut args = vec!["run", "--seed", seed, "--json", path.to_str().unwrap()];
+            args.extend_from_slice(mode);
+            sim(&args)
+        };
+        for path in [&a, &b] {
+            let out = run("0x2a", path);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{}",
+                crate::support::stdout(&out)
+            );
+        }
+        assert_eq!(hash_of(&a), hash_of(&b), "{name}");
+        let other = temp(&format!("{name}-c.json"));
+        run("0x2b", &other);
+        assert_ne!(hash_of(&a), hash_of(&other), "different seeds, same trace");
     }
-    assert_eq!(hash_of(&a), hash_of(&b));
-    let other = temp("c.json");
-    sim(&["run", "--seed", "0x2b", "--json", other.to_str().unwrap()]);
-    assert_ne!(hash_of(&a), hash_of(&other), "different seeds, same trace");
 }
 
 #[test]
