@@ -3,10 +3,12 @@
 
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
 
 use crate::protocol::{ClientMessage, ServerMessage};
+use crate::server::READ_BUFFER_BYTES;
 
 /// A connected client.
 pub struct Client {
@@ -35,7 +37,9 @@ impl Client {
         };
         let url = format!("ws://{addr}/?{query}");
         let stream = TcpStream::connect(addr).await?;
-        let (ws, _) = tokio_tungstenite::client_async(url, stream).await?;
+        let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
+        let (ws, _) =
+            tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
         Ok(Client { ws })
     }
 

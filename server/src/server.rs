@@ -24,6 +24,11 @@ use crate::auth;
 use crate::hub::Hub;
 use crate::protocol::{parse, refusal, ClientMessage, ServerMessage};
 
+/// Each socket's read buffer. tungstenite's default (128 KiB, zeroed when the socket opens)
+/// suits few sockets with heavy reads; clients here send small control messages, and a server
+/// holds many sockets.
+pub const READ_BUFFER_BYTES: usize = 4 * 1024;
+
 /// Server settings.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -204,7 +209,8 @@ impl<H: Hub> Server<H> {
         };
         let limits = WebSocketConfig::default()
             .max_frame_size(Some(self.config.max_frame_bytes))
-            .max_message_size(Some(self.config.max_frame_bytes));
+            .max_message_size(Some(self.config.max_frame_bytes))
+            .read_buffer_size(READ_BUFFER_BYTES);
         let Ok(ws) =
             tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(limits)).await
         else {
