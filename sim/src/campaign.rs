@@ -228,6 +228,8 @@ pub struct FailureGroup {
 pub struct CampaignSummary {
     /// What ran (`core` or a bug id).
     pub target: String,
+    /// Whether it ran through the network.
+    pub network: bool,
     /// The seed range asked for.
     pub range: String,
     /// The shard, `i/n`.
@@ -396,11 +398,13 @@ fn summarise(
             failing.push(r.clone());
         }
     }
-    for (point, _) in crate::coverage::POINTS {
+    let network = opts.config.net.is_some();
+    for (point, _) in crate::coverage::points(network) {
         coverage.hits.entry(point).or_insert(0);
     }
     let n = results.len() as u64;
     CampaignSummary {
+        network,
         target: format!(
             "{}{}",
             match (opts.backend, opts.bug) {
@@ -408,7 +412,7 @@ fn summarise(
                 (None, Some(b)) => b.to_string(),
                 (None, None) => "core".to_owned(),
             },
-            if opts.config.net.is_some() {
+            if network {
                 " behind the WebSocket server (simulated network)"
             } else {
                 ""

@@ -43,6 +43,38 @@ pub const POINTS: [(&str, &str); 12] = [
     ("many_tabs", "a user held three or more connections at once"),
 ];
 
+/// Points only the network mode can reach.
+pub const NET_POINTS: [(&str, &str); 4] = [
+    (
+        "restart_dropped_tabs",
+        "a server restart dropped open tabs and their registry",
+    ),
+    (
+        "back_after_restart",
+        "a user connected again to the restarted server",
+    ),
+    (
+        "connect_across_partition",
+        "a connect made during a partition got through after it healed",
+    ),
+    (
+        "frame_after_close",
+        "a frame was read after its connection was removed",
+    ),
+];
+
+/// Only the in-process mode plays a deferred cleanup (a real server notices a dead socket).
+const IN_PROCESS_ONLY: &str = "stale_cleanup";
+
+/// The points a campaign in this mode should reach, with their meanings.
+pub fn points(network: bool) -> impl Iterator<Item = (&'static str, &'static str)> {
+    let net: &[(&str, &str)] = if network { &NET_POINTS } else { &[] };
+    POINTS
+        .into_iter()
+        .filter(move |(p, _)| !(network && *p == IN_PROCESS_ONLY))
+        .chain(net.iter().copied())
+}
+
 /// Hit counts per point.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Coverage {
@@ -50,6 +82,22 @@ pub struct Coverage {
     pub hits: BTreeMap<&'static str, u64>,
     #[serde(skip)]
     idle_keys: BTreeSet<Arc<str>>,
+    /// Network runs: connections open now, and those removed (their ids are reused after a
+    /// restart, which clears both).
+    #[serde(skip)]
+    open: usize,
+    #[serde(skip)]
+    removed: BTreeSet<u64>,
+    /// Users that had connected before the last restart.
+    #[serde(skip)]
+    before_restart: BTreeSet<Arc<str>>,
+    #[serde(skip)]
+    connected: BTreeSet<Arc<str>>,
+    /// Users whose connect began during a partition, while one is in force.
+    #[serde(skip)]
+    cut: Option<BTreeSet<Arc<str>>>,
+    #[serde(skip)]
+    waiting_out_cut: BTreeSet<Arc<str>>,
 }
 
 impl Coverage {
@@ -76,8 +124,11 @@ impl Coverage {
                 if *live == 0 {
                     self.idle_keys.insert(s.user.clone());
                 }
+                self.open = self.open.saturating_sub(1);
+                self.removed.extend(s.conn);
             }
             What::ConnAdded { live } => {
+                self.open += 1;
                 if *live == 1 && self.idle_keys.remove(&s.user) {
                     self.hit("reconnect_same_manager");
                 }
@@ -90,6 +141,40 @@ impl Coverage {
                 if *reason == RemoveReason::Idle {
                     self.hit("manager_reaped");
                 }
+            }
+            What::Received { .. } if s.conn.is_some_and(|c| self.removed.contains(&c)) => {
+                self.hit("frame_after_close");
+            }
+            What::ServerDown => {
+                if self.open > 0 {
+                    self.hit("restart_dropped_tabs");
+                }
+                self.open = 0;
+                self.removed.clear();
+                self.idle_keys.clear();
+                self.before_restart.append(&mut self.connected);
+            }
+            What::Partition { .. } => {
+                self.cut.get_or_insert_with(BTreeSet::new);
+            }
+            What::Healed => {
+                if let Some(mut users) = self.cut.take() {
+                    self.waiting_out_cut.append(&mut users);
+                }
+            }
+            What::Connect { .. } => {
+                if let Some(users) = &mut self.cut {
+                    users.insert(s.user.clone());
+                }
+            }
+            What::Connected { .. } => {
+                if self.waiting_out_cut.remove(&s.user) {
+                    self.hit("connect_across_partition");
+                }
+                if self.before_restart.remove(&s.user) {
+                    self.hit("back_after_restart");
+                }
+                self.connected.insert(s.user.clone());
             }
             What::Refused { action, error } => {
                 if *action == "cleanup" {
@@ -114,11 +199,10 @@ impl Coverage {
         self.hits.get(point).copied().unwrap_or(0)
     }
 
-    /// Points never hit.
-    pub fn missed(&self) -> Vec<&'static str> {
-        POINTS
-            .iter()
-            .map(|(p, _)| *p)
+    /// Points of this mode never hit.
+    pub fn missed(&self, network: bool) -> Vec<&'static str> {
+        points(network)
+            .map(|(p, _)| p)
             .filter(|p| self.get(p) == 0)
             .collect()
     }

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::campaign::CampaignSummary;
-use crate::coverage::POINTS;
+use crate::coverage::points;
 use crate::outcome::Outcome;
 use crate::trace::{Step, HEADER, LEGEND};
 use crate::world::RunReport;
@@ -116,7 +116,7 @@ pub fn campaign(s: &CampaignSummary) -> String {
         }
     }
     let _ = writeln!(out, "coverage (hits over all seeds):");
-    for (point, meaning) in POINTS {
+    for (point, meaning) in points(s.network) {
         let hits = s.coverage.get(point).copied().unwrap_or(0);
         let flag = if hits == 0 { "  <-- never reached" } else { "" };
         let _ = writeln!(out, "  {point:<24}{hits:>9}  {meaning}{flag}");

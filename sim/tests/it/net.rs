@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use wsreg_sim::campaign::{derive, run_backend, run_campaign, CampaignOptions};
 use wsreg_sim::config::{NetConfig, SimConfig};
+use wsreg_sim::coverage::NET_POINTS;
 use wsreg_sim::invariant::Invariant;
 use wsreg_sim::plan::Plan;
 use wsreg_sim::recorder::Keep;
@@ -40,6 +41,11 @@ fn the_real_core_passes_a_network_campaign_with_partitions_and_restarts() {
         "{}",
         summary.target
     );
+    // The faults bit: every network coverage point was reached.
+    for (point, _) in NET_POINTS {
+        assert!(summary.coverage[point] > 0, "{point} never reached");
+    }
+    assert!(!summary.coverage.contains_key("stale_cleanup"));
 }
 
 #[test]
