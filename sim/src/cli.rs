@@ -123,6 +123,28 @@ struct Target {
     /// over simulated TCP with latency, partitions and server restarts.
     #[arg(long)]
     net: bool,
+    /// With --net: per-packet latency in ms, `MIN..MAX` [default: 1..10].
+    #[arg(long, value_parser = parse_latency, requires = "net")]
+    latency_ms: Option<[u64; 2]>,
+    /// With --net: partitions per seed [default: 2].
+    #[arg(long, requires = "net")]
+    partitions: Option<u32>,
+    /// With --net: server restarts per seed [default: 1].
+    #[arg(long, requires = "net")]
+    restarts: Option<u32>,
+}
+
+fn parse_latency(s: &str) -> Result<[u64; 2], String> {
+    let err = || format!("{s:?} is not a latency range: write MIN..MAX in ms, e.g. 1..10");
+    let (lo, hi) = s.split_once("..").ok_or_else(err)?;
+    let (lo, hi) = (
+        lo.parse().map_err(|_| err())?,
+        hi.parse().map_err(|_| err())?,
+    );
+    if lo > hi {
+        return Err(err());
+    }
+    Ok([lo, hi])
 }
 
 impl Target {
@@ -136,7 +158,17 @@ impl Target {
         }
         c.swarm = !self.no_swarm;
         if self.net {
-            c.net = Some(crate::config::NetConfig::default());
+            let mut net = crate::config::NetConfig::default();
+            if let Some(l) = self.latency_ms {
+                net.latency_ms = l;
+            }
+            if let Some(p) = self.partitions {
+                net.partitions = p;
+            }
+            if let Some(r) = self.restarts {
+                net.restarts = r;
+            }
+            c.net = Some(net);
         }
         c.validate()?;
         Ok(c)
@@ -159,6 +191,15 @@ impl Target {
         }
         if self.net {
             f.push_str(" --net");
+        }
+        if let Some([lo, hi]) = self.latency_ms {
+            f.push_str(&format!(" --latency-ms {lo}..{hi}"));
+        }
+        if let Some(p) = self.partitions {
+            f.push_str(&format!(" --partitions {p}"));
+        }
+        if let Some(r) = self.restarts {
+            f.push_str(&format!(" --restarts {r}"));
         }
         f
     }

@@ -3,6 +3,7 @@
 //! (slow readers speed up, every user returns to `unified`), requires every queue to drain
 //! within the plan's bound, closes every tab, and requires every idle manager to be reaped.
 
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -131,6 +132,33 @@ impl<B: Backend> World<B> {
     pub(crate) fn doing(&self, u: usize, op: Option<&'static str>) {
         let since = self.start.elapsed().as_millis() as u64;
         self.busy.lock().expect("busy")[u] = op.map(|op| (op, since));
+    }
+
+    /// Waits for `clients` to finish. Clients may run behind their plan (over a slow network an
+    /// op takes round trips), so the run is only stalled when, past the last op's time plus the
+    /// liveness bound, some client has been in one op for longer than the bound (or none is in
+    /// an op and they still have not finished). Returns whether they finished.
+    async fn finish_or_stall(&self, clients: impl Future<Output = ()>, last_op_ms: u64) -> bool {
+        let bound = self.plan.liveness_bound_ms;
+        let mut deadline = last_op_ms + bound;
+        tokio::pin!(clients);
+        loop {
+            let wait = Duration::from_millis(deadline).saturating_sub(self.start.elapsed());
+            if tokio::time::timeout(wait, &mut clients).await.is_ok() {
+                return true;
+            }
+            let now = self.start.elapsed().as_millis() as u64;
+            match self.oldest_op_since() {
+                Some(since) if since + bound > now => deadline = since + bound,
+                _ => return false,
+            }
+        }
+    }
+
+    /// When the longest-running op of any client began (virtual ms), if one is running.
+    fn oldest_op_since(&self) -> Option<u64> {
+        let busy = self.busy.lock().expect("busy");
+        busy.iter().flatten().map(|(_, since)| *since).min()
     }
 
     /// Users whose client is stuck in an op, for a stall report.
@@ -381,16 +409,15 @@ pub async fn execute<B: Backend>(plan: Arc<Plan>, keep: Keep) -> RunReport {
         .flat_map(|n| &n.faults)
         .map(|f| f.at_ms)
         .fold(last_op_ms, u64::max);
-    let safety_bound = Duration::from_millis(last_op_ms + plan.liveness_bound_ms);
-    let safety = tokio::time::timeout(safety_bound, async {
+    let all_done = async {
         for c in clients {
             let _ = c.await;
         }
-    })
-    .await;
+    };
+    let finished = world.finish_or_stall(all_done, last_op_ms).await;
     let stuck = if recorder.failed() {
         None
-    } else if safety.is_err() {
+    } else if !finished {
         Some(Outcome::Stuck {
             blocked: world.stalled(),
         })

@@ -138,3 +138,26 @@ fn network_runs_replay_step_for_step() {
         assert!(a.steps > 100);
     }
 }
+
+#[test]
+fn a_client_running_behind_its_plan_on_a_slow_network_is_not_stuck() {
+    // Each reconnect takes several round trips of 150 ms: the user falls seconds behind its
+    // plan, far past the last op's time plus the 1 s bound, yet no op ever takes 1 s.
+    let ops: Vec<String> = (0..30)
+        .map(|i| format!(r#"{{"at_ms": {}, "user": "u1", "op": "reconnect"}}"#, i * 10))
+        .collect();
+    let plan = Plan::from_json(
+        &format!(
+            r#"{{"version": 1, "liveness_bound_ms": 1000,
+            "net": {{"latency_ms": [150, 150], "faults": []}},
+            "users": [{{"name": "u1", "thread": "t1"}}],
+            "ops": [{{"at_ms": 0, "user": "u1", "op": "connect"}}, {}]}}"#,
+            ops.join(", ")
+        ),
+        "slow.json",
+    )
+    .unwrap();
+    let r = run_backend(None, Arc::new(plan), Seed(2), Keep::Tail(1)).unwrap();
+    assert_eq!(r.outcome, Outcome::Pass);
+    assert!(r.virtual_us > 5_000_000, "ran {} us", r.virtual_us);
+}
