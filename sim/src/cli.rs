@@ -126,6 +126,9 @@ struct Target {
     /// With --net: per-packet latency in ms, `MIN..MAX` [default: 1..10].
     #[arg(long, value_parser = parse_latency, requires = "net")]
     latency_ms: Option<[u64; 2]>,
+    /// With --net: percent of packets lost, 0 to 10 [default: 2].
+    #[arg(long, requires = "net")]
+    loss_percent: Option<u8>,
     /// With --net: partitions per seed [default: 2].
     #[arg(long, requires = "net")]
     partitions: Option<u32>,
@@ -162,6 +165,9 @@ impl Target {
             if let Some(l) = self.latency_ms {
                 net.latency_ms = l;
             }
+            if let Some(l) = self.loss_percent {
+                net.loss_percent = l;
+            }
             if let Some(p) = self.partitions {
                 net.partitions = p;
             }
@@ -194,6 +200,9 @@ impl Target {
         }
         if let Some([lo, hi]) = self.latency_ms {
             f.push_str(&format!(" --latency-ms {lo}..{hi}"));
+        }
+        if let Some(l) = self.loss_percent {
+            f.push_str(&format!(" --loss-percent {l}"));
         }
         if let Some(p) = self.partitions {
             f.push_str(&format!(" --partitions {p}"));

@@ -244,12 +244,25 @@ fn crash_tab<B: Backend>(world: &Arc<World<B>>, u: usize, tab: usize) {
 async fn read_tab<B: Backend>(
     world: Arc<World<B>>,
     u: usize,
-    mut inbox: mpsc::Receiver<Envelope>,
+    inbox: mpsc::Receiver<Envelope>,
     id: oneshot::Receiver<u64>,
     stop: oneshot::Receiver<Stop>,
     slow: bool,
 ) {
     let Ok(conn) = id.await else { return };
+    world.reading.lock().expect("reading").insert((u, conn));
+    read_until_closed(&world, u, conn, inbox, stop, slow).await;
+    world.reading.lock().expect("reading").remove(&(u, conn));
+}
+
+async fn read_until_closed<B: Backend>(
+    world: &World<B>,
+    u: usize,
+    conn: u64,
+    mut inbox: mpsc::Receiver<Envelope>,
+    stop: oneshot::Receiver<Stop>,
+    slow: bool,
+) {
     let life = world.life();
     let mut stop = Some(stop);
     loop {

@@ -75,6 +75,8 @@ impl Default for Faults {
 pub struct NetConfig {
     /// One-way packet latency, `[min, max]` milliseconds.
     pub latency_ms: [u64; 2],
+    /// Percent of packets lost (swarm turns it off for a quarter of the seeds).
+    pub loss_percent: u8,
     /// Partitions between the clients and the server per run.
     pub partitions: u32,
     /// Longest partition, in milliseconds.
@@ -87,6 +89,7 @@ impl Default for NetConfig {
     fn default() -> Self {
         Self {
             latency_ms: [1, 10],
+            loss_percent: 2,
             partitions: 2,
             max_partition_ms: 300,
             restarts: 1,
@@ -222,6 +225,9 @@ impl SimConfig {
                     *count = 0;
                 }
             }
+            if rng.gen_ratio(1, 4) {
+                net.loss_percent = 0;
+            }
         }
         c
     }
@@ -267,6 +273,12 @@ impl SimConfig {
             .is_some_and(|n| n.partitions > 1_000 || n.restarts > 1_000)
         {
             Some("net.partitions and net.restarts must be at most 1,000")
+        } else if self
+            .net
+            .as_ref()
+            .is_some_and(|n| n.loss_percent > crate::plan::MAX_LOSS_PERCENT)
+        {
+            Some("net.loss_percent must be at most 10 (madsim's retransmit backoff reaches 10 s)")
         } else {
             None
         };

@@ -44,6 +44,12 @@ pub struct Plan {
 pub struct NetPlan {
     /// Each packet's one-way latency is drawn from `[min, max]` milliseconds.
     pub latency_ms: [u64; 2],
+    /// Percent of packets lost (0 to 10): a lost connect is refused (the client retries), a
+    /// lost packet on an open stream is sent again after a backoff. madsim's backoff doubles
+    /// up to 10 s, so at higher rates one packet can outlast the liveness bound and a run
+    /// would be called stuck for the network's sake.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub loss_percent: u8,
     /// Network and server faults, at their virtual times.
     #[serde(default)]
     pub faults: Vec<NetFault>,
@@ -176,6 +182,10 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+fn is_zero(n: &u8) -> bool {
+    *n == 0
+}
+
 fn default_step_ms() -> u64 {
     2
 }
@@ -209,6 +219,9 @@ pub enum PlanError {
     #[error("invalid plan: {0}")]
     Invalid(String),
 }
+
+/// Highest packet loss a plan may ask for (see [`NetPlan::loss_percent`]).
+pub const MAX_LOSS_PERCENT: u8 = 10;
 
 /// Most ops one plan may hold.
 pub const MAX_OPS: usize = 1_000_000;
@@ -259,8 +272,12 @@ impl Plan {
             }
         }
         if let Some(net) = &self.net {
+            let loss = match net.loss_percent {
+                0 => String::new(),
+                n => format!(", \"loss_percent\": {n}"),
+            };
             out.push_str(&format!(
-                "  \"net\": {{\"latency_ms\": {:?}, \"faults\": [\n",
+                "  \"net\": {{\"latency_ms\": {:?}{loss}, \"faults\": [\n",
                 net.latency_ms
             ));
             push_lines(&mut out, &net.faults);
@@ -331,6 +348,12 @@ impl Plan {
             if lo > hi || hi > 1_000 {
                 return bad(format!(
                     "net.latency_ms must be [min, max] with min <= max <= 1000, not [{lo}, {hi}]"
+                ));
+            }
+            if net.loss_percent > MAX_LOSS_PERCENT {
+                return bad(format!(
+                    "net.loss_percent must be at most {MAX_LOSS_PERCENT}, not {}",
+                    net.loss_percent
                 ));
             }
             for (i, f) in net.faults.iter().enumerate() {
@@ -426,6 +449,41 @@ mod tests {
         );
         let again = Plan::from_json(&plan.to_json(), "again.json").unwrap();
         assert_eq!(plan, again);
+    }
+
+    #[test]
+    fn a_network_section_round_trips_and_impossible_networks_are_refused() {
+        let net = SMALL.replace(
+            "\"version\": 1,",
+            r#""version": 1, "net": {"latency_ms": [2, 9], "loss_percent": 3, "faults": [
+                {"at_ms": 5, "fault": "partition", "ms": 40}, {"at_ms": 9, "fault": "restart"}]},"#,
+        );
+        let plan = Plan::from_json(&net, "net.json").unwrap();
+        let n = plan.net.as_ref().unwrap();
+        assert_eq!(
+            (n.latency_ms, n.loss_percent, n.faults.len()),
+            ([2, 9], 3, 2)
+        );
+        assert_eq!(
+            Plan::from_json(&plan.to_json(), "again.json").unwrap(),
+            plan
+        );
+        for (bad, why) in [(r#"[9, 2]"#, "min <= max"), (r#"[1, 5000]"#, "1000")] {
+            let text = net.replace("[2, 9]", bad);
+            let err = Plan::from_json(&text, "p.json").unwrap_err().to_string();
+            assert!(err.contains(why), "{err}");
+        }
+        let lossy = net.replace("\"loss_percent\": 3", "\"loss_percent\": 40");
+        let err = Plan::from_json(&lossy, "p.json").unwrap_err().to_string();
+        assert!(err.contains("loss_percent"), "{err}");
+        let forever = net.replace("\"ms\": 40", "\"ms\": 0");
+        let err = Plan::from_json(&forever, "p.json").unwrap_err().to_string();
+        assert!(err.contains("net.faults[0]"), "{err}");
+        let unknown = net.replace("\"restart\"", "\"meteor\"");
+        assert!(matches!(
+            Plan::from_json(&unknown, "p.json"),
+            Err(PlanError::Parse { .. })
+        ));
     }
 
     #[test]

@@ -41,6 +41,7 @@ pub fn run_plan<B: Backend>(
                     let [lo, hi] = net.latency_ms.map(std::time::Duration::from_millis);
                     // A range must not be empty, so the upper end gets one more microsecond.
                     config.net.send_latency = lo..hi + std::time::Duration::from_micros(1);
+                    config.net.packet_loss_rate = f64::from(net.loss_percent) / 100.0;
                 }
                 let mut rt = madsim::runtime::Runtime::with_seed_and_config(runtime_seed, config);
                 rt.set_time_limit(std::time::Duration::from_secs(6 * 3600));

@@ -205,7 +205,8 @@ impl Snapshot {
             let [lo, hi] = net.latency_ms;
             let _ = writeln!(
                 out,
-                "transport: {TRANSPORT}, latency {lo}-{hi} ms, {} fault(s)",
+                "transport: {TRANSPORT}, latency {lo}-{hi} ms, {}% loss, {} fault(s)",
+                net.loss_percent,
                 net.faults.len()
             );
         }

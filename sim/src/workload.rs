@@ -123,6 +123,7 @@ pub fn generate(config: &SimConfig, seed: Seed) -> Plan {
             faults.sort_by_key(|f| f.at_ms);
             NetPlan {
                 latency_ms: net.latency_ms,
+                loss_percent: net.loss_percent,
                 faults,
             }
         }),

@@ -39,6 +39,8 @@ pub(crate) struct World<B: Backend> {
     healed: AtomicBool,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     readers: Mutex<Vec<JoinHandle<()>>>,
+    /// Tabs whose reader is still reading (user, connection): a stall report names them.
+    pub(crate) reading: Mutex<std::collections::BTreeSet<(usize, u64)>>,
     /// What each user's client is in the middle of, and since when (virtual ms).
     busy: Mutex<Vec<Option<(&'static str, u64)>>>,
     /// Network runs: how many partitions are in force (the link heals when the last ends).
@@ -307,12 +309,24 @@ impl<B: Backend> World<B> {
             .await
             .is_err()
         {
-            return Some(Outcome::Stuck {
-                blocked: vec![format!(
-                    "some tabs were still open {} ms after every tab was closed",
+            let reading = self.reading.lock().expect("reading");
+            let mut blocked: Vec<String> = reading
+                .iter()
+                .map(|(u, conn)| {
+                    format!(
+                        "{}: tab c{conn} was still open {} ms after every tab was closed (its socket never ended)",
+                        self.users[*u].name,
+                        bound.as_millis()
+                    )
+                })
+                .collect();
+            if blocked.is_empty() {
+                blocked.push(format!(
+                    "some tabs were still connecting {} ms after every tab was closed",
                     bound.as_millis()
-                )],
-            });
+                ));
+            }
+            return Some(Outcome::Stuck { blocked });
         }
         self.phase("reap");
         let ttl = Duration::from_millis(self.plan.limits.idle_ttl_ms);
@@ -381,6 +395,7 @@ pub async fn execute<B: Backend>(plan: Arc<Plan>, keep: Keep) -> RunReport {
         healed: AtomicBool::new(false),
         tasks: Mutex::new(Vec::new()),
         readers: Mutex::new(Vec::new()),
+        reading: Mutex::new(std::collections::BTreeSet::new()),
         busy: Mutex::new(vec![None; plan.users.len()]),
         cuts: AtomicUsize::new(0),
         life: AtomicU64::new(0),

@@ -55,6 +55,9 @@ pub struct NetBackend<B: Backend> {
     config: RegistryConfig,
     observer: Option<Arc<dyn Observer>>,
     life: Arc<Mutex<Life<B>>>,
+    /// One signal per socket of the server's current life, dropped when it dies. (Not a
+    /// `watch`: tokio's watch wakes its waiters in an order drawn from an unseeded RNG.)
+    deaths: Mutex<Vec<oneshot::Sender<()>>>,
     server_node: NodeId,
     clients: NodeHandle,
 }
@@ -123,12 +126,19 @@ impl<B: Backend> NetBackend<B> {
             sink: sink_rx,
             commands: commands_rx,
         };
+        let (death, died) = oneshot::channel();
+        {
+            let mut deaths = self.deaths.lock().unwrap_or_else(PoisonError::into_inner);
+            deaths.retain(|d| !d.is_closed());
+            deaths.push(death);
+        }
         let task = socket(
             SERVER_ADDR.to_owned(),
             token,
             thread,
             ctx.key().clone(),
             wiring,
+            died,
         );
         self.clients.spawn(task);
         let (key, conn, manager, boot) = match greeting.await {
@@ -217,6 +227,7 @@ impl<B: Backend> Backend for NetBackend<B> {
             config,
             observer,
             life,
+            deaths: Mutex::new(Vec::new()),
             server_node,
             clients,
         }
@@ -304,6 +315,8 @@ impl<B: Backend> Network for NetBackend<B> {
             let mut life = self.life();
             life.epoch += 1;
             life.up = false;
+            let mut deaths = self.deaths.lock().unwrap_or_else(PoisonError::into_inner);
+            deaths.clear(); // in order: every socket of this life learns the server died
             if let Some(gate) = &life.gate {
                 gate.open.store(false, Ordering::Relaxed);
             }

@@ -43,8 +43,26 @@ pub(crate) struct Wiring {
     pub(crate) commands: mpsc::UnboundedReceiver<Command>,
 }
 
-/// Connects to `addr` as the holder of `token` in `thread`, then serves the harness.
-pub(crate) async fn socket(addr: String, token: String, thread: String, key: UserKey, w: Wiring) {
+/// Connects to `addr` as the holder of `token` in `thread`, then serves the harness, until the
+/// socket ends or `died` fires (or is dropped): the server process died. A packet the dead
+/// server had in flight may never arrive, and neither may the end of its stream, so the socket
+/// stops waiting then, as a real client's heartbeat timeout would.
+pub(crate) async fn socket(
+    addr: String,
+    token: String,
+    thread: String,
+    key: UserKey,
+    w: Wiring,
+    died: oneshot::Receiver<()>,
+) {
+    tokio::select! {
+        biased;
+        _ = died => {}
+        _ = serve(addr, token, thread, key, w) => {}
+    }
+}
+
+async fn serve(addr: String, token: String, thread: String, key: UserKey, w: Wiring) {
     let Ok(mut client) = Client::connect_in_thread(&addr, &token, Some(&thread)).await else {
         let _ = w.greeting.send(Greeting::Unreachable);
         return;

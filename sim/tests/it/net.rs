@@ -144,7 +144,12 @@ fn a_client_running_behind_its_plan_on_a_slow_network_is_not_stuck() {
     // Each reconnect takes several round trips of 150 ms: the user falls seconds behind its
     // plan, far past the last op's time plus the 1 s bound, yet no op ever takes 1 s.
     let ops: Vec<String> = (0..30)
-        .map(|i| format!(r#"{{"at_ms": {}, "user": "u1", "op": "reconnect"}}"#, i * 10))
+        .map(|i| {
+            format!(
+                r#"{{"at_ms": {}, "user": "u1", "op": "reconnect"}}"#,
+                i * 10
+            )
+        })
         .collect();
     let plan = Plan::from_json(
         &format!(
