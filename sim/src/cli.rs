@@ -182,33 +182,28 @@ impl Target {
 
     /// The flags that reproduce this target, for replay lines.
     fn flags(&self) -> String {
+        let switch = |on: bool| on.then(String::new);
+        let flags = [
+            ("--bug", self.bug.map(|b| b.to_string())),
+            ("--users", self.users.map(|u| u.to_string())),
+            ("--ops", self.ops.map(|o| o.to_string())),
+            ("--no-swarm", switch(self.no_swarm)),
+            ("--net", switch(self.net)),
+            (
+                "--latency-ms",
+                self.latency_ms.map(|[lo, hi]| format!("{lo}..{hi}")),
+            ),
+            ("--loss-percent", self.loss_percent.map(|l| l.to_string())),
+            ("--partitions", self.partitions.map(|p| p.to_string())),
+            ("--restarts", self.restarts.map(|r| r.to_string())),
+        ];
         let mut f = String::new();
-        if let Some(b) = self.bug {
-            f.push_str(&format!(" --bug {b}"));
-        }
-        if let Some(u) = self.users {
-            f.push_str(&format!(" --users {u}"));
-        }
-        if let Some(o) = self.ops {
-            f.push_str(&format!(" --ops {o}"));
-        }
-        if self.no_swarm {
-            f.push_str(" --no-swarm");
-        }
-        if self.net {
-            f.push_str(" --net");
-        }
-        if let Some([lo, hi]) = self.latency_ms {
-            f.push_str(&format!(" --latency-ms {lo}..{hi}"));
-        }
-        if let Some(l) = self.loss_percent {
-            f.push_str(&format!(" --loss-percent {l}"));
-        }
-        if let Some(p) = self.partitions {
-            f.push_str(&format!(" --partitions {p}"));
-        }
-        if let Some(r) = self.restarts {
-            f.push_str(&format!(" --restarts {r}"));
+        for (flag, value) in flags {
+            match value.as_deref() {
+                Some("") => f.push_str(&format!(" {flag}")),
+                Some(v) => f.push_str(&format!(" {flag} {v}")),
+                None => {}
+            }
         }
         f
     }

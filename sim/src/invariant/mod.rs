@@ -415,6 +415,11 @@ mod tests {
             self.step("u1", Some(1), None, what)
         }
 
+        fn reaped(&mut self) -> Checked {
+            let idle = What::ManagerRemoved(RemoveReason::Idle);
+            self.step("u1", None, Some(1), idle)
+        }
+
         fn closed(&mut self, reason: CloseReason) -> Checked {
             self.step(
                 "u1",
@@ -438,13 +443,7 @@ mod tests {
         f.connected_and_sent();
         f.step("u1", Some(1), None, What::Close).unwrap();
         f.closed(CloseReason::Closed).unwrap();
-        f.step(
-            "u1",
-            None,
-            Some(1),
-            What::ManagerRemoved(RemoveReason::Idle),
-        )
-        .unwrap();
+        f.reaped().unwrap();
         let mut forged = Feed::new();
         forged.connected_and_sent();
         assert_eq!(forged.received("u1/m2").unwrap_err().0, Invariant::I7);
@@ -460,13 +459,7 @@ mod tests {
         f.step("u1", Some(1), None, What::Crash).unwrap();
         f.closed(CloseReason::Closed).unwrap(); // the server noticed by itself
         assert!(f.checker.finish(f.n).is_err(), "the manager is still live");
-        f.step(
-            "u1",
-            None,
-            Some(1),
-            What::ManagerRemoved(RemoveReason::Idle),
-        )
-        .unwrap();
+        f.reaped().unwrap();
         f.checker.finish(f.n).unwrap(); // #1 was lost with the socket
         let mut unasked = Feed::new();
         unasked.connected_and_sent();
