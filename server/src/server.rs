@@ -42,6 +42,11 @@ pub struct ServerConfig {
     pub agent_step: Duration,
     /// How long a graceful shutdown waits for queues to drain.
     pub drain_timeout: Duration,
+    /// How often the server pings each socket.
+    pub heartbeat: Duration,
+    /// A socket that sends nothing, not even the pong a WebSocket client answers a ping with,
+    /// for this long is closed as dead (a client gone without closing its TCP connection).
+    pub idle_timeout: Duration,
     /// The clock tokens are checked against, in ms since the epoch.
     pub now_ms: fn() -> u64,
     /// Names this server process in every welcome, so a client can tell that the server
@@ -59,10 +64,19 @@ impl ServerConfig {
             max_frame_bytes: 64 * 1024,
             agent_step: Duration::from_millis(5),
             drain_timeout: Duration::from_secs(5),
+            heartbeat: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(60),
             now_ms,
             boot: now_ms(),
         }
     }
+}
+
+/// What a socket's read loop woke up for.
+enum Next<F> {
+    Shutdown,
+    Beat,
+    Frame(Option<F>),
 }
 
 /// A running server's shared state, over the real core ([`Registry`], the default) or any
@@ -256,22 +270,36 @@ impl<H: Hub> Server<H> {
             return;
         }
         let mut closing = self.closing.subscribe();
+        let (beat, idle) = (self.config.heartbeat, self.config.idle_timeout);
+        let mut heard = tokio::time::Instant::now();
+        let mut next_beat = heard + beat;
         loop {
             let next = tokio::select! {
                 biased;
-                _ = closing.wait_for(|c| *c) => None,
-                frame = read.next() => Some(frame),
+                _ = closing.wait_for(|c| *c) => Next::Shutdown,
+                _ = tokio::time::sleep_until(next_beat) => Next::Beat,
+                frame = read.next() => Next::Frame(frame),
             };
             let frame = match next {
-                None => {
+                Next::Shutdown => {
                     let _ = tx
                         .send(close(CloseCode::Away, "server shutting down"))
                         .await;
                     break;
                 }
-                Some(None) => break,
-                Some(Some(frame)) => frame,
+                Next::Beat if heard.elapsed() >= idle => {
+                    let _ = tx.send(close(CloseCode::Policy, "no heartbeat")).await;
+                    break;
+                }
+                Next::Beat => {
+                    next_beat += beat;
+                    let _ = tx.send(Message::Ping(Vec::new().into())).await;
+                    continue;
+                }
+                Next::Frame(None) => break,
+                Next::Frame(Some(frame)) => frame,
             };
+            heard = tokio::time::Instant::now();
             let reply = match frame {
                 Ok(Message::Text(text)) => match parse(&text) {
                     Ok(ClientMessage::Ping) => Some(ServerMessage::Pong),

@@ -248,3 +248,47 @@ async fn leaving_with_close_gets_what_was_already_sent_then_the_socket_closes() 
     s.stop.send(()).unwrap();
     s.done.await.unwrap().unwrap();
 }
+
+#[tokio::test]
+async fn a_client_that_stops_answering_pings_is_closed_and_a_live_one_is_kept() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let mut config = ServerConfig::new(SECRET, clock);
+    config.heartbeat = Duration::from_millis(50);
+    config.idle_timeout = Duration::from_millis(200);
+    let server = Server::new(config);
+    let (stop, stopped) = oneshot::channel::<()>();
+    let done = tokio::spawn(std::sync::Arc::clone(&server).serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let mut live = login(&addr, "ivy").await;
+    // A half-open client: it completed the handshake, then never reads again (so never pongs).
+    let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let url = format!(
+        "ws://{addr}/?token={}",
+        auth::issue(SECRET, "jay", 2_000_000)
+    );
+    let (_silent, _) = tokio_tungstenite::client_async(url, stream).await.unwrap();
+    assert_eq!(server.registry().inspect().connections, 2);
+    // ivy keeps reading (answering pings) well past the idle timeout.
+    let read = tokio::time::timeout(Duration::from_millis(600), live.next()).await;
+    assert!(
+        read.is_err(),
+        "ivy got a frame or lost her socket: {read:?}"
+    );
+    let left: Vec<String> = server
+        .registry()
+        .inspect()
+        .managers
+        .iter()
+        .filter(|m| !m.connections.is_empty())
+        .map(|m| m.user.as_str().to_owned())
+        .collect();
+    assert_eq!(
+        left,
+        vec!["ivy".to_owned()],
+        "jay's dead socket is still registered"
+    );
+    stop.send(()).unwrap();
+    done.await.unwrap().unwrap();
+}
