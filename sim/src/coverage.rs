@@ -82,76 +82,47 @@ pub struct Coverage {
     pub hits: BTreeMap<&'static str, u64>,
     #[serde(skip)]
     idle_keys: BTreeSet<Arc<str>>,
-    /// Network runs: connections open now, and those removed (their ids are reused after a
-    /// restart, which clears both).
+    /// What the network points need; absent in process, where it would only cost steps time.
     #[serde(skip)]
+    net: Option<Box<NetTracking>>,
+}
+
+/// The state behind [`NET_POINTS`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct NetTracking {
+    /// Connections open now, and those removed (their ids are reused after a restart, which
+    /// clears both).
     open: usize,
-    #[serde(skip)]
     removed: BTreeSet<u64>,
-    /// Users that had connected before the last restart.
-    #[serde(skip)]
+    /// Users that had connected before the last restart, and since it.
     before_restart: BTreeSet<Arc<str>>,
-    #[serde(skip)]
     connected: BTreeSet<Arc<str>>,
     /// Users whose connect began during a partition, while one is in force.
-    #[serde(skip)]
     cut: Option<BTreeSet<Arc<str>>>,
-    #[serde(skip)]
     waiting_out_cut: BTreeSet<Arc<str>>,
 }
 
-impl Coverage {
-    fn hit(&mut self, point: &'static str) {
-        *self.hits.entry(point).or_insert(0) += 1;
-    }
+fn hit(hits: &mut BTreeMap<&'static str, u64>, point: &'static str) {
+    *hits.entry(point).or_insert(0) += 1;
+}
 
-    /// Counts what one step reached.
-    pub fn on_step(&mut self, s: &Step) {
+impl NetTracking {
+    fn on_step(&mut self, s: &Step, hits: &mut BTreeMap<&'static str, u64>) {
         match &s.what {
-            What::Enqueued { replay: true, .. } => self.hit("reconnect_replayed"),
-            What::Buffered { .. } => self.hit("held_for_recovery"),
-            What::Requeued { .. } => self.hit("taken_back"),
-            What::Dropped { reason, .. } => match reason {
-                DropReason::QueueFull => self.hit("queue_full"),
-                DropReason::RecoveryFull => self.hit("recovery_full"),
-                DropReason::Suppressed => self.hit("suppressed"),
-                _ => {}
-            },
-            What::ConnRemoved { reason, live } => {
-                if *reason == CloseReason::TransportFailed {
-                    self.hit("transport_failed");
-                }
-                if *live == 0 {
-                    self.idle_keys.insert(s.user.clone());
-                }
+            What::ConnAdded { .. } => self.open += 1,
+            What::ConnRemoved { .. } => {
                 self.open = self.open.saturating_sub(1);
                 self.removed.extend(s.conn);
             }
-            What::ConnAdded { live } => {
-                self.open += 1;
-                if *live == 1 && self.idle_keys.remove(&s.user) {
-                    self.hit("reconnect_same_manager");
-                }
-                if *live >= 3 {
-                    self.hit("many_tabs");
-                }
-            }
-            What::ManagerRemoved(reason) => {
-                self.idle_keys.remove(&s.user);
-                if *reason == RemoveReason::Idle {
-                    self.hit("manager_reaped");
-                }
-            }
             What::Received { .. } if s.conn.is_some_and(|c| self.removed.contains(&c)) => {
-                self.hit("frame_after_close");
+                hit(hits, "frame_after_close");
             }
             What::ServerDown => {
                 if self.open > 0 {
-                    self.hit("restart_dropped_tabs");
+                    hit(hits, "restart_dropped_tabs");
                 }
                 self.open = 0;
                 self.removed.clear();
-                self.idle_keys.clear();
                 self.before_restart.append(&mut self.connected);
             }
             What::Partition { .. } => {
@@ -169,13 +140,70 @@ impl Coverage {
             }
             What::Connected { .. } => {
                 if self.waiting_out_cut.remove(&s.user) {
-                    self.hit("connect_across_partition");
+                    hit(hits, "connect_across_partition");
                 }
                 if self.before_restart.remove(&s.user) {
-                    self.hit("back_after_restart");
+                    hit(hits, "back_after_restart");
                 }
                 self.connected.insert(s.user.clone());
             }
+            _ => {}
+        }
+    }
+}
+
+impl Coverage {
+    /// Coverage of a run over the network: [`NET_POINTS`] are counted too.
+    pub fn network() -> Self {
+        Self {
+            net: Some(Box::default()),
+            ..Self::default()
+        }
+    }
+
+    fn hit(&mut self, point: &'static str) {
+        hit(&mut self.hits, point);
+    }
+
+    /// Counts what one step reached.
+    pub fn on_step(&mut self, s: &Step) {
+        if let Some(net) = &mut self.net {
+            net.on_step(s, &mut self.hits);
+        }
+        match &s.what {
+            What::Enqueued { replay: true, .. } => self.hit("reconnect_replayed"),
+            What::Buffered { .. } => self.hit("held_for_recovery"),
+            What::Requeued { .. } => self.hit("taken_back"),
+            What::Dropped { reason, .. } => match reason {
+                DropReason::QueueFull => self.hit("queue_full"),
+                DropReason::RecoveryFull => self.hit("recovery_full"),
+                DropReason::Suppressed => self.hit("suppressed"),
+                _ => {}
+            },
+            What::ConnRemoved { reason, live } => {
+                if *reason == CloseReason::TransportFailed {
+                    self.hit("transport_failed");
+                }
+                if *live == 0 {
+                    self.idle_keys.insert(s.user.clone());
+                }
+            }
+            What::ConnAdded { live } => {
+                if *live == 1 && self.idle_keys.remove(&s.user) {
+                    self.hit("reconnect_same_manager");
+                }
+                if *live >= 3 {
+                    self.hit("many_tabs");
+                }
+            }
+            What::ManagerRemoved(reason) => {
+                self.idle_keys.remove(&s.user);
+                if *reason == RemoveReason::Idle {
+                    self.hit("manager_reaped");
+                }
+            }
+            // A restart forgets every manager, so nobody comes back to the same one.
+            What::ServerDown => self.idle_keys.clear(),
             What::Refused { action, error } => {
                 if *action == "cleanup" {
                     self.hit("stale_cleanup");

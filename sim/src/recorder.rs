@@ -109,8 +109,9 @@ impl Recorder {
         self.checking
     }
 
-    /// A recorder for a run with these limits.
-    pub fn new(limits: Limits, keep: Keep) -> Self {
+    /// A recorder for a run with these limits (`network`: a run through the server, whose
+    /// coverage counts the network points too).
+    pub fn new(limits: Limits, keep: Keep, network: bool) -> Self {
         Self {
             start: Instant::now(),
             checking: !matches!(keep, Keep::Nothing | Keep::EndOfRun),
@@ -123,7 +124,11 @@ impl Recorder {
                 hash: TraceHash::default(),
                 keep,
                 trace: VecDeque::new(),
-                checker: Checker::new(limits),
+                checker: if network {
+                    Checker::new(limits).over_network()
+                } else {
+                    Checker::new(limits)
+                },
                 violation: None,
                 stats: Stats::default(),
             }),

@@ -200,18 +200,16 @@ impl<B: Backend> World<B> {
         if self.recorder.failed() {
             return;
         }
-        let system = || Arc::from("-");
         match fault.kind {
             NetFaultKind::Partition { ms } => {
-                self.recorder
-                    .record(system(), None, None, What::Partition { ms });
+                self.system(What::Partition { ms });
                 if self.cuts.fetch_add(1, Ordering::Relaxed) == 0 {
                     net.partition(true);
                 }
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 if self.cuts.fetch_sub(1, Ordering::Relaxed) == 1 {
                     net.partition(false);
-                    self.recorder.record(system(), None, None, What::Healed);
+                    self.system(What::Healed);
                 }
             }
             NetFaultKind::Restart => {
@@ -220,10 +218,10 @@ impl<B: Backend> World<B> {
                 self.restarting.store(true, Ordering::Relaxed);
                 drop_all_tabs(self).await;
                 self.life.fetch_add(1, Ordering::Relaxed);
-                self.recorder.record(system(), None, None, What::ServerDown);
+                self.system(What::ServerDown);
                 tokio::time::sleep(DOWNTIME).await;
                 net.start_server();
-                self.recorder.record(system(), None, None, What::ServerUp);
+                self.system(What::ServerUp);
                 self.restarting.store(false, Ordering::Relaxed);
             }
         }
@@ -254,8 +252,12 @@ impl<B: Backend> World<B> {
     }
 
     fn phase(&self, name: &'static str) {
-        self.recorder
-            .record(Arc::from("-"), None, None, What::Phase(name));
+        self.system(What::Phase(name));
+    }
+
+    /// Records a step about the run itself (a phase, a fault), not about a user.
+    fn system(&self, what: What) {
+        self.recorder.record(Arc::from("-"), None, None, what);
     }
 
     /// Heal, drain, close, reap. Returns `Stuck` if the drain misses its bound.
@@ -369,7 +371,8 @@ pub async fn execute<B: Backend>(plan: Arc<Plan>, keep: Keep) -> RunReport {
     if plan.buggify && plan.net.is_none() {
         madsim::buggify::enable();
     }
-    let recorder = Arc::new(Recorder::new(plan.limits.clone(), keep));
+    let network = plan.net.is_some();
+    let recorder = Arc::new(Recorder::new(plan.limits.clone(), keep, network));
     let observer = recorder
         .checking()
         .then(|| Arc::clone(&recorder) as Arc<dyn wsreg::Observer>);

@@ -185,32 +185,31 @@ impl Checker {
             }
         }
         self.last_received.insert(conn, seq);
-        let sent = match self.flights.get(&(conn, seq)) {
-            Some(f) => f.msg.clone(),
-            None => match self.adrift.remove(&(conn, seq)) {
-                Some(sent) => sent,
-                None => {
-                    return fail(
-                        Invariant::I8,
-                        format!(
-                            "{user}'s tab c{conn} received #{seq} ({msg}), which was never queued for it"
-                        ),
-                    )
-                }
-            },
-        };
-        if &sent != msg {
-            return fail(
+        let mismatch = |sent: &MsgTag| {
+            fail(
                 Invariant::I7,
                 format!("{user}'s tab c{conn} received #{seq} as {msg}, but #{seq} was {sent}"),
-            );
-        }
-        if let Some(f) = self.flights.get_mut(&(conn, seq)) {
-            f.received = true;
-            if f.delivered {
-                self.flights.remove(&(conn, seq));
+            )
+        };
+        match self.flights.get_mut(&(conn, seq)) {
+            Some(f) if &f.msg != msg => mismatch(&f.msg),
+            Some(f) => {
+                f.received = true;
+                if f.delivered {
+                    self.flights.remove(&(conn, seq));
+                }
+                Ok(())
             }
+            None => match self.adrift.remove(&(conn, seq)) {
+                Some(sent) if &sent != msg => mismatch(&sent),
+                Some(_) => Ok(()),
+                None => fail(
+                    Invariant::I8,
+                    format!(
+                        "{user}'s tab c{conn} received #{seq} ({msg}), which was never queued for it"
+                    ),
+                ),
+            },
         }
-        Ok(())
     }
 }

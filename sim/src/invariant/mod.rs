@@ -202,6 +202,12 @@ impl Checker {
         }
     }
 
+    /// The same checker, counting the network coverage points too.
+    pub fn over_network(mut self) -> Self {
+        self.coverage = Coverage::network();
+        self
+    }
+
     /// The coverage points hit so far.
     pub fn coverage(&self) -> &Coverage {
         &self.coverage
