@@ -20,14 +20,24 @@ pub struct RegistryConfig {
     pub max_connections: usize,
     /// Most connections one user holds at once. Default 8.
     pub max_connections_per_user: usize,
-    /// Messages queued per connection before new ones are dropped for it (reason `queue_full`).
-    /// Default 64.
-    pub outbound_capacity: usize,
-    /// Messages kept per user while it has no live connection; newer ones beyond this are dropped
-    /// (reason `recovery_full`), so a reconnecting client always sees a gap-free prefix. Default 256.
-    pub recovery_capacity: usize,
-    /// How long a manager with no connection lives before it is reaped. Default 30 s.
+    /// Messages each user's history retains, live connections or not. Every connection reads
+    /// its user's stream from the history, so a connection (a slow reader, or a client
+    /// resuming) that falls further behind gets a gap marker for what was let go. Default 256.
+    pub history_capacity: usize,
+    /// How long a message stays in the history. Default 5 minutes.
+    pub history_ttl: Duration,
+    /// Messages retained over every user's history together. Past it, a user's new message
+    /// lets go of that user's own oldest one, so the total stays under this plus one message
+    /// per manager. Default 1,000,000.
+    pub max_history_messages: usize,
+    /// How long a manager with no connection lives before it is reaped (its history goes with
+    /// it, and the user's next manager starts a new epoch). Default 30 s.
     pub idle_ttl: Duration,
+    /// Names this registry's process in every stream epoch, so that a position from an earlier
+    /// process is never taken as valid. `None` (the default) draws a random value when the
+    /// registry is built; set it when several registries must not collide by construction, or
+    /// when a run must be reproducible.
+    pub boot: Option<u64>,
 }
 
 impl Default for RegistryConfig {
@@ -36,9 +46,11 @@ impl Default for RegistryConfig {
             max_managers: 10_000,
             max_connections: 100_000,
             max_connections_per_user: 8,
-            outbound_capacity: 64,
-            recovery_capacity: 256,
+            history_capacity: 256,
+            history_ttl: Duration::from_secs(300),
+            max_history_messages: 1_000_000,
             idle_ttl: Duration::from_secs(30),
+            boot: None,
         }
     }
 }

@@ -5,6 +5,7 @@ use std::fmt;
 use crate::error::Error;
 use crate::identity::UserKey;
 use crate::manager::UserManager;
+use crate::stream::Position;
 
 /// One connection. Minted by the registry from a counter that only goes up, and tagged with the
 /// registry instance, so an id is never reused within a process and a stale cleanup can never
@@ -35,6 +36,8 @@ impl fmt::Display for ConnectionId {
 pub struct ConnectionHandle {
     pub(crate) manager: UserManager,
     pub(crate) id: ConnectionId,
+    pub(crate) from: Position,
+    pub(crate) recovered: bool,
 }
 
 impl ConnectionHandle {
@@ -53,8 +56,20 @@ impl ConnectionHandle {
         &self.manager
     }
 
-    /// Closes this connection (only this one). Messages still queued for it go to the user's
-    /// recovery queue if it was the user's last connection.
+    /// Where this connection's stream continues from: the first item it receives is the next
+    /// position, or a gap marker that starts there.
+    pub fn continues_after(&self) -> Position {
+        self.from
+    }
+
+    /// Whether the connection resumed from a client's position and the history still held
+    /// everything after it (false for a fresh connect, and when a gap marker comes first).
+    pub fn recovered(&self) -> bool {
+        self.recovered
+    }
+
+    /// Closes this connection (only this one). What it had not sent stays in the history, for
+    /// the client to resume from its last position.
     pub fn close(&self) -> Result<(), Error> {
         self.manager.remove_connection(self.id)
     }

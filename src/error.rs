@@ -4,6 +4,8 @@ use thiserror::Error;
 
 use crate::event::LifecycleReason;
 use crate::identity::ContextField;
+use crate::mode::Mode;
+use crate::stream::Position;
 
 /// A [`UserContext`](crate::UserContext) built from bad input.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -109,4 +111,22 @@ pub enum Error {
     /// The registry is shutting down.
     #[error("the registry is shutting down")]
     ShuttingDown,
+    /// The user's mode refuses this kind of message (texts in `emergency`); nothing was sent.
+    #[error("user {user} is in {mode} mode, which refuses text messages")]
+    Suppressed {
+        /// The user.
+        user: String,
+        /// The mode.
+        mode: Mode,
+    },
+    /// A client asked to resume from a position its stream has not reached: it never saw it.
+    #[error("user {user} asked to resume after {asked}, but the stream only reached {head}")]
+    ResumeAhead {
+        /// The user.
+        user: String,
+        /// The position asked for.
+        asked: Position,
+        /// The stream's last position.
+        head: Position,
+    },
 }

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::LifecycleError;
 use crate::identity::UserKey;
+use crate::stream::{Epoch, GapReason, Position};
 
 /// One of the five critical agent events. Every event names the run it belongs to.
 ///
@@ -141,12 +142,32 @@ pub enum Payload {
         /// The text.
         text: String,
     },
+    /// A gap marker: this connection will never receive the messages numbered `from..=to` of
+    /// its stream's epoch. Its envelope is numbered `to`, so a client's last position after
+    /// a gap is the end of the gap.
+    Gap {
+        /// The first message missed.
+        from: u64,
+        /// The last message missed (`from - 1` when nothing of this epoch is missing: see
+        /// [`GapReason::EpochChanged`]).
+        to: u64,
+        /// Why.
+        reason: GapReason,
+    },
 }
 
-/// One outbound message, shared by every connection it fans out to.
+impl Payload {
+    /// Whether this is a gap marker rather than a message.
+    pub fn is_gap(&self) -> bool {
+        matches!(self, Payload::Gap { .. })
+    }
+}
+
+/// One item of a user's stream on its way to a connection: a message or a gap marker, with its
+/// position. A message is shared by every connection it reaches.
 ///
-/// `seq` numbers the messages of one user in the order they were accepted; every connection sees
-/// its messages in strictly increasing `seq`, which is how a client detects loss or duplication.
+/// Every connection sees strictly increasing positions of one epoch, contiguous except where a
+/// gap marker says what is missing: that is how a client knows it lost nothing silently.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Envelope {
     inner: Arc<EnvelopeInner>,
@@ -155,7 +176,7 @@ pub struct Envelope {
 #[derive(Debug, PartialEq, Eq)]
 struct EnvelopeInner {
     to: UserKey,
-    seq: u64,
+    at: Position,
     payload: Payload,
 }
 
@@ -164,15 +185,16 @@ impl Envelope {
     /// to rebuild what the core sent on the other side; the core makes its own.
     ///
     /// ```
-    /// use wsreg::{Envelope, Payload, UserContext};
+    /// use wsreg::{Envelope, Epoch, Payload, Position, UserContext};
     /// let alice = UserContext::new("alice")?;
-    /// let env = Envelope::new(alice.key().clone(), 7, Payload::Text { text: "hi".into() });
+    /// let at = Position::new(Epoch::new(1, 1), 7);
+    /// let env = Envelope::new(alice.key().clone(), at, Payload::Text { text: "hi".into() });
     /// assert_eq!((env.to().as_str(), env.seq()), ("alice", 7));
     /// # Ok::<(), wsreg::ContextError>(())
     /// ```
-    pub fn new(to: UserKey, seq: u64, payload: Payload) -> Self {
+    pub fn new(to: UserKey, at: Position, payload: Payload) -> Self {
         Self {
-            inner: Arc::new(EnvelopeInner { to, seq, payload }),
+            inner: Arc::new(EnvelopeInner { to, at, payload }),
         }
     }
 
@@ -181,9 +203,19 @@ impl Envelope {
         &self.inner.to
     }
 
-    /// Its per-user sequence number (1-based).
+    /// Its position in the user's stream (for a gap marker: the last position it covers).
+    pub fn position(&self) -> Position {
+        self.inner.at
+    }
+
+    /// Its number within its epoch (1-based).
     pub fn seq(&self) -> u64 {
-        self.inner.seq
+        self.inner.at.seq
+    }
+
+    /// Its stream's epoch.
+    pub fn epoch(&self) -> Epoch {
+        self.inner.at.epoch
     }
 
     /// What it carries.
@@ -196,6 +228,8 @@ impl Envelope {
 #[derive(Clone, Debug, Default)]
 struct RunState {
     open_tools: Vec<String>,
+    /// The number of its `agent_started`.
+    started_at: u64,
 }
 
 /// Per-user lifecycle bookkeeping: which runs are open and which tools each has open.
@@ -205,8 +239,8 @@ pub(crate) struct Lifecycles {
 }
 
 impl Lifecycles {
-    /// Checks that `event` may be emitted now, and if so records it.
-    pub(crate) fn admit(&mut self, event: &AgentEvent) -> Result<(), LifecycleError> {
+    /// Checks that `event`, to be numbered `seq`, may be emitted now, and if so records it.
+    pub(crate) fn admit(&mut self, event: &AgentEvent, seq: u64) -> Result<(), LifecycleError> {
         let run = event.run_id();
         let err = |reason: LifecycleReason| LifecycleError {
             run_id: run.to_owned(),
@@ -218,7 +252,11 @@ impl Lifecycles {
                 if self.open.contains_key(run) {
                     return Err(err(LifecycleReason::AlreadyStarted));
                 }
-                self.open.insert(run.to_owned(), RunState::default());
+                let state = RunState {
+                    open_tools: Vec::new(),
+                    started_at: seq,
+                };
+                self.open.insert(run.to_owned(), state);
             }
             AgentEvent::AgentThinking { .. } => {
                 self.open
@@ -257,6 +295,11 @@ impl Lifecycles {
             }
         }
         Ok(())
+    }
+
+    /// The number of the oldest open run's `agent_started`, if a run is open.
+    pub(crate) fn oldest_start(&self) -> Option<u64> {
+        self.open.values().map(|r| r.started_at).min()
     }
 
     /// How many runs are open.
@@ -344,7 +387,7 @@ mod tests {
             done("r", "a"),
             completed("r"),
         ] {
-            l.admit(&e).unwrap();
+            l.admit(&e, 1).unwrap();
         }
         assert_eq!(l.open_runs(), 0);
     }
@@ -353,31 +396,31 @@ mod tests {
     fn out_of_order_is_rejected_and_changes_nothing() {
         let mut l = Lifecycles::default();
         assert_eq!(
-            l.admit(&completed("r")).unwrap_err().reason,
+            l.admit(&completed("r"), 1).unwrap_err().reason,
             LifecycleReason::NotStarted
         );
-        l.admit(&started("r")).unwrap();
+        l.admit(&started("r"), 1).unwrap();
         assert_eq!(
-            l.admit(&started("r")).unwrap_err().reason,
+            l.admit(&started("r"), 1).unwrap_err().reason,
             LifecycleReason::AlreadyStarted
         );
         assert_eq!(
-            l.admit(&done("r", "a")).unwrap_err().reason,
+            l.admit(&done("r", "a"), 1).unwrap_err().reason,
             LifecycleReason::NoToolOpen
         );
-        l.admit(&exec("r", "a")).unwrap();
+        l.admit(&exec("r", "a"), 1).unwrap();
         assert!(matches!(
-            l.admit(&done("r", "b")).unwrap_err().reason,
+            l.admit(&done("r", "b"), 1).unwrap_err().reason,
             LifecycleReason::WrongTool { .. }
         ));
         assert!(matches!(
-            l.admit(&completed("r")).unwrap_err().reason,
+            l.admit(&completed("r"), 1).unwrap_err().reason,
             LifecycleReason::ToolStillOpen { .. }
         ));
-        l.admit(&done("r", "a")).unwrap();
-        l.admit(&completed("r")).unwrap();
+        l.admit(&done("r", "a"), 1).unwrap();
+        l.admit(&completed("r"), 1).unwrap();
         assert_eq!(
-            l.admit(&exec("r", "a")).unwrap_err().reason,
+            l.admit(&exec("r", "a"), 1).unwrap_err().reason,
             LifecycleReason::NotStarted
         );
     }

@@ -6,10 +6,16 @@
 //! concurrency, collision-free deterministic keys, no shared per-user state, atomic limits,
 //! owner-only in-order delivery that survives reconnects, and idle managers reaped.
 //!
+//! Nothing is lost silently: every message of a user has a position `(epoch, seq)` in the
+//! user's stream, every connection reads that stream from a bounded history (resuming from the
+//! last position its client saw), and whatever it can no longer get is announced by a gap
+//! marker.
+//!
 //! Modules, one concept each:
 //! - [`identity`](UserContext): [`UserContext`] validation and the injective [`UserKey`].
 //! - [`registry`](Registry): [`Registry`], the only way to get a manager.
-//! - [`manager`](UserManager): [`UserManager`], one user's connections, queues and mode.
+//! - [`manager`](UserManager): [`UserManager`], one user's connections, stream and mode.
+//! - `stream`: [`Epoch`], [`Position`] and [`GapReason`]: the delivery contract.
 //! - `connection`: [`ConnectionId`] and [`ConnectionHandle`].
 //! - `event`: [`AgentEvent`], its lifecycle, [`Envelope`] and [`Payload`].
 //! - `mode`: [`Mode`] and what each does to delivery.
@@ -30,6 +36,7 @@ mod manager;
 mod mode;
 mod observer;
 mod registry;
+mod stream;
 mod transport;
 mod view;
 
@@ -40,10 +47,11 @@ pub use event::{AgentEvent, Envelope, LifecycleReason, Payload};
 pub use identity::{ContextField, UserContext, UserKey, MAX_ID_LEN};
 pub use manager::UserManager;
 pub use mode::Mode;
-pub use observer::{CloseReason, DropReason, ManagerId, Observation, Observer, RemoveReason};
+pub use observer::{CloseReason, ManagerId, Observation, Observer, RemoveReason};
 pub use registry::Registry;
+pub use stream::{Epoch, EpochParseError, GapReason, Position};
 pub use transport::{channel_sink, ChannelSink, SendFuture, Sink, SinkError};
-pub use view::{ManagerView, RegistryView};
+pub use view::{ConnectionView, ManagerView, RegistryView};
 
 /// The README's example, compiled and run as a doctest so the front door stays true.
 #[cfg(doctest)]

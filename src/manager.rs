@@ -1,26 +1,37 @@
-//! [`UserManager`]: one user's connections, queues, lifecycle state and mode.
+//! [`UserManager`]: one user's connections, stream, lifecycle state and mode.
+//!
+//! Delivery reads from the history: every connection has a cursor into its user's stream, and
+//! its writer task hands the sink one item at a time, the message at the cursor or, when the
+//! history has let go of it, one gap marker for everything it let go of. Nothing is queued per
+//! connection, so a slow reader costs a cursor, never a drop.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use tokio::sync::Notify;
+use tokio::time::Instant;
 
-use crate::connection::ConnectionId;
+use crate::connection::{ConnectionHandle, ConnectionId};
 use crate::error::Error;
 use crate::event::{AgentEvent, Envelope, Lifecycles, Payload};
 use crate::identity::UserKey;
 use crate::mode::Mode;
-use crate::observer::{CloseReason, DropReason, ManagerId, Observation};
+use crate::observer::{CloseReason, ManagerId, Observation};
 use crate::registry::{Core, RegistryInner};
+use crate::stream::{Epoch, GapReason, History, Position};
 use crate::transport::Sink;
-use crate::view::ManagerView;
+use crate::view::{ConnectionView, ManagerView};
 
 /// One user's connection manager. Obtained only from a [`Registry`](crate::Registry), which keeps
 /// exactly one per user; cloning the handle shares the same manager.
 ///
 /// All state sits behind one lock that is never held across an `.await`; every check and the
 /// change it guards happen under it, so limits and lifecycle rules hold under any interleaving.
+///
+/// Every accepted message is numbered in the user's stream (see [`Position`]) and kept in a
+/// bounded history; each connection reads the stream from its own cursor, so what one
+/// connection misses never depends on another.
 #[derive(Clone)]
 pub struct UserManager {
     inner: Arc<ManagerInner>,
@@ -43,30 +54,42 @@ pub(crate) struct ManagerInner {
     state: Mutex<State>,
 }
 
-#[derive(Default)]
 pub(crate) struct State {
     pub(crate) closed: bool,
     mode: Mode,
     conns: BTreeMap<ConnectionId, Slot>,
-    recovery: VecDeque<Envelope>,
+    history: History,
     lifecycles: Lifecycles,
-    next_seq: u64,
-    /// Bumped whenever the manager becomes idle or busy; a reap timer only fires for its epoch.
-    pub(crate) idle_epoch: u64,
+    /// Bumped whenever the manager becomes idle or busy; a reap timer only fires for its
+    /// generation.
+    pub(crate) idle_generation: u64,
 }
 
+/// One connection's place in the stream.
 struct Slot {
-    queue: VecDeque<Envelope>,
-    /// The highest sequence number ever queued here; a connection only ever moves forward.
-    last_seq: u64,
+    /// The number of the next message to hand its sink.
+    next: u64,
+    /// Handed over before anything else: the gap marker of a resume from another epoch.
+    greeting: Option<Envelope>,
     signals: Arc<Signals>,
 }
 
-/// How a connection's writer is woken: a message was queued, or the connection was removed.
+/// How a connection's writer is woken: the stream grew or the mode changed, or the connection
+/// was removed.
 #[derive(Default)]
 struct Signals {
     wake: Notify,
     closed: Notify,
+}
+
+/// What a connection's writer does next.
+enum Pick {
+    /// The connection is gone.
+    Gone,
+    /// Nothing to send now (caught up, or paused by the mode).
+    Wait,
+    /// Hand this to the sink.
+    Send(Envelope),
 }
 
 impl UserManager {
@@ -76,13 +99,22 @@ impl UserManager {
         core: Arc<Core>,
         registry: Weak<RegistryInner>,
     ) -> Self {
+        let epoch = Epoch::new(core.boot, id.get());
+        let state = State {
+            closed: false,
+            mode: Mode::default(),
+            conns: BTreeMap::new(),
+            history: History::new(epoch),
+            lifecycles: Lifecycles::default(),
+            idle_generation: 0,
+        };
         Self {
             inner: Arc::new(ManagerInner {
                 id,
                 key,
                 core,
                 registry,
-                state: Mutex::new(State::default()),
+                state: Mutex::new(state),
             }),
         }
     }
@@ -95,6 +127,11 @@ impl UserManager {
     /// This manager's identity within its registry.
     pub fn id(&self) -> ManagerId {
         self.inner.id
+    }
+
+    /// Its stream's epoch (a new manager of the same user has another).
+    pub fn epoch(&self) -> Epoch {
+        self.inner.lock().history.epoch()
     }
 
     /// Whether `self` and `other` are the same manager instance.
@@ -117,27 +154,43 @@ impl UserManager {
         self.inner.lock().closed
     }
 
-    /// Adds a connection whose messages go to `sink`. The user's connection limit and the
-    /// registry's are checked under the lock that inserts. If the user had no live connection,
-    /// its recovery queue is replayed to this one first, in order, before anything newer.
+    /// Adds a connection whose stream goes to `sink`. The user's connection limit and the
+    /// registry's are checked under the lock that inserts.
+    ///
+    /// - `resume: Some(p)`, the last position the client saw: the connection gets every message
+    ///   after `p` that the history still holds, in order and once, then live ones. What it can
+    ///   no longer get comes first as a gap marker (reason `trimmed`, or `epoch_changed` when
+    ///   `p` belongs to another epoch; the connection then reads this epoch from its oldest
+    ///   retained message). A position ahead of the stream is refused ([`Error::ResumeAhead`]).
+    /// - `resume: None`, a fresh connect: the connection starts at the oldest agent run still in
+    ///   flight, so a tab that joins mid-run sees the whole run, or at live messages when no run
+    ///   is in flight.
     ///
     /// Spawns the connection's writer task, so it must be called inside a tokio runtime.
-    pub fn add_connection(&self, sink: impl Sink) -> Result<ConnectionId, Error> {
+    pub fn add_connection(
+        &self,
+        sink: impl Sink,
+        resume: Option<Position>,
+    ) -> Result<ConnectionHandle, Error> {
         let inner = &self.inner;
-        let (id, signals) = {
+        let (handle, signals) = {
             let mut st = inner.lock();
-            inner.add_locked(&mut st)?
+            inner.add_locked(&mut st, self, resume)?
         };
-        tokio::spawn(write_loop(Arc::clone(inner), id, Box::new(sink), signals));
-        Ok(id)
+        tokio::spawn(write_loop(
+            Arc::clone(inner),
+            handle.id(),
+            Box::new(sink),
+            signals,
+        ));
+        Ok(handle)
     }
 
-    /// Removes exactly this connection. Messages still queued for it move to the recovery queue
-    /// if it was the user's last connection (to the newest remaining one in `Isolated` mode), and
-    /// are dropped with reason `connection_closed` otherwise, since the other connections got them.
+    /// Removes exactly this connection. The stream it had not sent yet stays in the history,
+    /// for the client to resume from its last position.
     pub fn remove_connection(&self, id: ConnectionId) -> Result<(), Error> {
         let inner = &self.inner;
-        let idle_epoch = {
+        let generation = {
             let mut st = inner.lock();
             if !st.conns.contains_key(&id) {
                 return Err(Error::UnknownConnection {
@@ -145,35 +198,41 @@ impl UserManager {
                     conn: id.to_string(),
                 });
             }
-            inner.detach(&mut st, id, CloseReason::Closed, None)
+            inner.detach(&mut st, id, CloseReason::Closed)
         };
-        inner.schedule_reap(idle_epoch);
+        inner.schedule_reap(generation);
         Ok(())
     }
 
     /// Emits one agent event to this user. The run's lifecycle is checked first: an event out of
-    /// order is a [`Error::Lifecycle`] and nothing is sent. Returns the message's sequence number.
-    pub fn emit(&self, event: AgentEvent) -> Result<u64, Error> {
+    /// order is a [`Error::Lifecycle`] and nothing is sent. Returns the event's position.
+    pub fn emit(&self, event: AgentEvent) -> Result<Position, Error> {
         let mut st = self.inner.lock();
         self.inner.check_open(&st)?;
-        st.lifecycles.admit(&event)?;
+        let seq = st.history.head() + 1;
+        st.lifecycles.admit(&event, seq)?;
         Ok(self.inner.accept(&mut st, Payload::Agent(event)))
     }
 
-    /// Sends a plain text message to this user. Returns its sequence number.
-    pub fn send_text(&self, text: &str) -> Result<u64, Error> {
+    /// Sends a plain text message to this user. Returns its position. In
+    /// [`Mode::Emergency`] texts are refused ([`Error::Suppressed`]) and nothing is sent.
+    pub fn send_text(&self, text: &str) -> Result<Position, Error> {
         let mut st = self.inner.lock();
         self.inner.check_open(&st)?;
-        Ok(self.inner.accept(
-            &mut st,
-            Payload::Text {
-                text: text.to_owned(),
-            },
-        ))
+        if st.mode == Mode::Emergency {
+            return Err(Error::Suppressed {
+                user: self.inner.key.to_string(),
+                mode: st.mode,
+            });
+        }
+        let payload = Payload::Text {
+            text: text.to_owned(),
+        };
+        Ok(self.inner.accept(&mut st, payload))
     }
 
-    /// Changes this user's mode (and only this user's). Leaving `Degraded` flushes the recovery
-    /// queue to the live connections, in order.
+    /// Changes this user's mode (and only this user's). Connections the mode paused read on
+    /// from where they stopped.
     pub fn set_mode(&self, mode: Mode) -> Result<(), Error> {
         let mut st = self.inner.lock();
         self.inner.check_open(&st)?;
@@ -188,12 +247,7 @@ impl UserManager {
             from,
             to: mode,
         });
-        if from == Mode::Degraded && !st.conns.is_empty() {
-            let held = std::mem::take(&mut st.recovery);
-            for env in held {
-                self.inner.route(&mut st, env, true);
-            }
-        }
+        wake_all(&st);
         Ok(())
     }
 
@@ -204,6 +258,12 @@ impl UserManager {
 
     pub(crate) fn inner(&self) -> &Arc<ManagerInner> {
         &self.inner
+    }
+}
+
+fn wake_all(st: &State) {
+    for slot in st.conns.values() {
+        slot.signals.wake.notify_one();
     }
 }
 
@@ -233,18 +293,34 @@ impl ManagerInner {
     }
 
     pub(crate) fn view(&self, st: &State) -> ManagerView {
+        let head = st.history.head();
         ManagerView {
             user: self.key.clone(),
             manager: self.id,
+            epoch: st.history.epoch(),
             mode: st.mode,
-            connections: st.conns.iter().map(|(c, s)| (*c, s.queue.len())).collect(),
-            recovery: st.recovery.len(),
+            connections: st
+                .conns
+                .iter()
+                .map(|(&id, slot)| ConnectionView {
+                    id,
+                    backlog: (head + 1).saturating_sub(slot.next) as usize
+                        + usize::from(slot.greeting.is_some()),
+                    paused: paused(st, id),
+                })
+                .collect(),
+            history: st.history.len(),
             open_runs: st.lifecycles.open_runs(),
-            accepted: st.next_seq,
+            accepted: head,
         }
     }
 
-    fn add_locked(&self, st: &mut State) -> Result<(ConnectionId, Arc<Signals>), Error> {
+    fn add_locked(
+        &self,
+        st: &mut State,
+        manager: &UserManager,
+        resume: Option<Position>,
+    ) -> Result<(ConnectionHandle, Arc<Signals>), Error> {
         self.check_open(st)?;
         let config = &self.core.config;
         if st.conns.len() >= config.max_connections_per_user {
@@ -253,6 +329,36 @@ impl ManagerInner {
                 max: config.max_connections_per_user,
             });
         }
+        self.trim(st, Instant::now());
+        let h = &st.history;
+        let (epoch, head, first) = (h.epoch(), h.head(), h.first());
+        // Where the connection's stream continues from, its first unsent number, and whether
+        // a resume position was honoured in full.
+        let (from, next, greeting, recovered) = match resume {
+            Some(p) if p.epoch == epoch => {
+                if p.seq > head {
+                    return Err(Error::ResumeAhead {
+                        user: self.key.to_string(),
+                        asked: p,
+                        head: Position::new(epoch, head),
+                    });
+                }
+                (p, p.seq + 1, None, p.seq + 1 >= first)
+            }
+            Some(_) => {
+                let gap = Payload::Gap {
+                    from: 1,
+                    to: first - 1,
+                    reason: GapReason::EpochChanged,
+                };
+                let marker = Envelope::new(self.key.clone(), Position::new(epoch, first - 1), gap);
+                (Position::new(epoch, 0), first, Some(marker), false)
+            }
+            None => {
+                let next = st.lifecycles.oldest_start().unwrap_or(head + 1);
+                (Position::new(epoch, next - 1), next, None, false)
+            }
+        };
         self.core
             .total_connections
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
@@ -264,150 +370,128 @@ impl ManagerInner {
         let id = self.core.mint_connection();
         let was_idle = st.conns.is_empty();
         let slot = Slot {
-            queue: VecDeque::new(),
-            last_seq: 0,
+            next,
+            greeting,
             signals: Arc::default(),
         };
         let signals = Arc::clone(&slot.signals);
         st.conns.insert(id, slot);
         if was_idle {
-            st.idle_epoch += 1;
+            st.idle_generation += 1;
         }
         self.report(Observation::ConnectionAdded {
             user: &self.key,
             manager: self.id,
             conn: id,
             live: st.conns.len(),
+            from,
         });
-        if was_idle && st.mode != Mode::Degraded {
-            let held = std::mem::take(&mut st.recovery);
-            for env in held {
-                self.enqueue(st, id, env, true);
-            }
-        }
-        Ok((id, signals))
+        // In isolated mode the new connection is the one that reads; the others pause.
+        signals.wake.notify_one();
+        let handle = ConnectionHandle {
+            manager: manager.clone(),
+            id,
+            from,
+            recovered,
+        };
+        Ok((handle, signals))
     }
 
-    /// Numbers a message and routes it by mode.
-    fn accept(&self, st: &mut State, payload: Payload) -> u64 {
-        st.next_seq += 1;
-        let seq = st.next_seq;
-        let env = Envelope::new(self.key.clone(), seq, payload);
+    /// Numbers a message, keeps it in the history and wakes every connection.
+    fn accept(&self, st: &mut State, payload: Payload) -> Position {
+        let at = st.history.next_position();
+        let env = Envelope::new(self.key.clone(), at, payload);
         self.report(Observation::Accepted {
             user: &self.key,
             manager: self.id,
-            seq,
+            at,
             payload: env.payload(),
         });
-        self.route(st, env, false);
-        seq
-    }
-
-    fn route(&self, st: &mut State, env: Envelope, replay: bool) {
-        let is_text = matches!(env.payload(), Payload::Text { .. });
-        match st.mode {
-            Mode::Degraded => self.buffer(st, env),
-            Mode::Emergency if is_text => self.drop_msg(None, env.seq(), DropReason::Suppressed),
-            _ if st.conns.is_empty() => self.buffer(st, env),
-            Mode::Isolated => {
-                let newest = *st.conns.keys().next_back().expect("checked non-empty");
-                self.enqueue(st, newest, env, replay);
-            }
-            _ => {
-                for (&conn, slot) in st.conns.iter_mut() {
-                    self.enqueue_slot(conn, slot, env.clone(), replay);
-                }
+        let now = Instant::now();
+        let full = self.core.history_total.load(Ordering::Acquire)
+            >= self.core.config.max_history_messages;
+        if full {
+            if let Some(seq) = st.history.pop_oldest() {
+                self.core.history_total.fetch_sub(1, Ordering::AcqRel);
+                self.trimmed(st.history.epoch(), seq, seq);
             }
         }
+        st.history.push(env, now);
+        self.core.history_total.fetch_add(1, Ordering::AcqRel);
+        self.trim(st, now);
+        wake_all(st);
+        at
     }
 
-    /// Queues `env` for `conn`. Live messages respect the outbound capacity; moved ones
-    /// (`replay`: from the recovery queue or a closed connection) are not new, so capacity does
-    /// not refuse them, but one older than what `conn` was already given is dropped (reason
-    /// `connection_closed`) rather than delivered out of order.
-    fn enqueue(&self, st: &mut State, conn: ConnectionId, env: Envelope, replay: bool) {
-        if let Some(slot) = st.conns.get_mut(&conn) {
-            self.enqueue_slot(conn, slot, env, replay);
+    /// Lets go of what the history holds beyond its count or its age.
+    fn trim(&self, st: &mut State, now: Instant) {
+        let config = &self.core.config;
+        let cutoff = now.checked_sub(config.history_ttl);
+        let h = &mut st.history;
+        let (mut from, mut to) = (0, 0);
+        while h.len() > config.history_capacity || cutoff.is_some_and(|c| h.oldest_before(c)) {
+            let Some(seq) = h.pop_oldest() else { break };
+            self.core.history_total.fetch_sub(1, Ordering::AcqRel);
+            if from == 0 {
+                from = seq;
+            }
+            to = seq;
+        }
+        if from > 0 {
+            self.trimmed(h.epoch(), from, to);
         }
     }
 
-    fn enqueue_slot(&self, conn: ConnectionId, slot: &mut Slot, env: Envelope, replay: bool) {
-        let cap = self.core.config.outbound_capacity;
-        let seq = env.seq();
-        if replay && seq <= slot.last_seq {
-            self.drop_msg(None, seq, DropReason::ConnectionClosed);
-            return;
-        }
-        if !replay && slot.queue.len() >= cap {
-            self.drop_msg(Some(conn), seq, DropReason::QueueFull);
-            return;
-        }
-        slot.last_seq = seq;
-        slot.queue.push_back(env);
-        slot.signals.wake.notify_one();
-        self.report(Observation::Enqueued {
+    fn trimmed(&self, epoch: Epoch, from: u64, to: u64) {
+        self.report(Observation::Trimmed {
             user: &self.key,
             manager: self.id,
-            conn,
-            seq,
-            replay,
+            epoch,
+            from,
+            to,
         });
     }
 
-    fn buffer(&self, st: &mut State, env: Envelope) {
-        if st.recovery.len() >= self.core.config.recovery_capacity {
-            self.drop_msg(None, env.seq(), DropReason::RecoveryFull);
-            return;
+    /// What connection `conn`'s writer hands its sink next.
+    fn pick(&self, st: &mut State, conn: ConnectionId) -> Pick {
+        if !st.conns.contains_key(&conn) {
+            return Pick::Gone;
         }
-        let seq = env.seq();
-        st.recovery.push_back(env);
-        self.report(Observation::Buffered {
-            user: &self.key,
-            manager: self.id,
-            seq,
-        });
+        self.trim(st, Instant::now());
+        let paused = paused(st, conn);
+        let h = &st.history;
+        let (epoch, head, first) = (h.epoch(), h.head(), h.first());
+        let Some(slot) = st.conns.get_mut(&conn) else {
+            return Pick::Gone;
+        };
+        if let Some(greeting) = slot.greeting.take() {
+            return Pick::Send(greeting);
+        }
+        if paused || slot.next > head {
+            return Pick::Wait;
+        }
+        if slot.next < first {
+            let gap = Payload::Gap {
+                from: slot.next,
+                to: first - 1,
+                reason: GapReason::Trimmed,
+            };
+            slot.next = first;
+            let at = Position::new(epoch, first - 1);
+            return Pick::Send(Envelope::new(self.key.clone(), at, gap));
+        }
+        let env = h.get(slot.next).cloned().expect("first <= next <= head");
+        slot.next += 1;
+        Pick::Send(env)
     }
 
-    /// Holds messages taken back from closed connections. The recovery queue stays sorted by
-    /// sequence number and holds each message once, even when a fanned-out message comes back
-    /// from several tabs; over capacity, the newest are dropped, so a reconnect still gets a
-    /// gap-free prefix.
-    fn hold_in_order(&self, st: &mut State, taken_back: Vec<Envelope>) {
-        for env in taken_back {
-            let seq = env.seq();
-            if let Err(at) = st.recovery.binary_search_by_key(&seq, Envelope::seq) {
-                st.recovery.insert(at, env);
-            }
-            self.report(Observation::Buffered {
-                user: &self.key,
-                manager: self.id,
-                seq,
-            });
-        }
-        while st.recovery.len() > self.core.config.recovery_capacity {
-            let evicted = st.recovery.pop_back().expect("over capacity");
-            self.drop_msg(None, evicted.seq(), DropReason::RecoveryFull);
-        }
-    }
-
-    fn drop_msg(&self, conn: Option<ConnectionId>, seq: u64, reason: DropReason) {
-        self.report(Observation::Dropped {
-            user: &self.key,
-            manager: self.id,
-            conn,
-            seq,
-            reason,
-        });
-    }
-
-    /// Removes one connection and settles what it had not sent. Returns the idle epoch to reap
-    /// at if the user is now without connections.
+    /// Removes one connection. Returns the idle generation to reap at if the user is now
+    /// without connections.
     pub(crate) fn detach(
         &self,
         st: &mut State,
         conn: ConnectionId,
         reason: CloseReason,
-        unsent: Option<Envelope>,
     ) -> Option<u64> {
         let slot = st.conns.remove(&conn)?;
         self.core.total_connections.fetch_sub(1, Ordering::AcqRel);
@@ -419,67 +503,24 @@ impl ManagerInner {
             reason,
             live: st.conns.len(),
         });
-        let leftovers: Vec<Envelope> = unsent.into_iter().chain(slot.queue).collect();
-        for env in &leftovers {
-            self.requeued(conn, env.seq());
-        }
         if st.conns.is_empty() {
-            st.idle_epoch += 1;
-            if reason == CloseReason::Shutdown {
-                for env in leftovers {
-                    self.drop_msg(None, env.seq(), DropReason::ManagerRemoved);
-                }
-            } else {
-                self.hold_in_order(st, leftovers);
-            }
-            return Some(st.idle_epoch);
+            st.idle_generation += 1;
+            return Some(st.idle_generation);
         }
-        if st.mode == Mode::Isolated {
-            let newest = *st.conns.keys().next_back().expect("non-empty");
-            for env in leftovers {
-                self.enqueue(st, newest, env, true);
-            }
-        } else {
-            for env in leftovers {
-                self.drop_msg(None, env.seq(), DropReason::ConnectionClosed);
-            }
-        }
+        // In isolated mode another connection may now be the newest, and read.
+        wake_all(st);
         None
     }
 
-    fn requeued(&self, conn: ConnectionId, seq: u64) {
-        self.report(Observation::Requeued {
-            user: &self.key,
-            manager: self.id,
-            conn,
-            seq,
-        });
-    }
-
-    /// A message whose send was cut short because its connection closed meanwhile.
-    fn settle_orphan(&self, st: &mut State, conn: ConnectionId, env: Envelope) {
-        self.requeued(conn, env.seq());
-        if st.conns.is_empty() && !st.closed {
-            self.hold_in_order(st, vec![env]);
-        } else {
-            let reason = if st.closed {
-                DropReason::ManagerRemoved
-            } else {
-                DropReason::ConnectionClosed
-            };
-            self.drop_msg(None, env.seq(), reason);
-        }
-    }
-
-    /// Empties the manager for removal: every connection closed, every held message dropped.
+    /// Empties the manager for removal: every connection closed, the history let go.
     pub(crate) fn close_locked(&self, st: &mut State, reason: CloseReason) {
         let conns: Vec<ConnectionId> = st.conns.keys().copied().collect();
         for conn in conns {
-            self.detach(st, conn, reason, None);
+            self.detach(st, conn, reason);
         }
         st.closed = true;
-        for env in std::mem::take(&mut st.recovery) {
-            self.drop_msg(None, env.seq(), DropReason::ManagerRemoved);
+        while st.history.pop_oldest().is_some() {
+            self.core.history_total.fetch_sub(1, Ordering::AcqRel);
         }
     }
 
@@ -487,9 +528,10 @@ impl ManagerInner {
         &self.key
     }
 
-    /// After the idle TTL, asks the registry to reap this manager if it is still idle at `epoch`.
-    pub(crate) fn schedule_reap(self: &Arc<Self>, epoch: Option<u64>) {
-        let Some(epoch) = epoch else { return };
+    /// After the idle TTL, asks the registry to reap this manager if it is still idle at
+    /// `generation`.
+    pub(crate) fn schedule_reap(self: &Arc<Self>, generation: Option<u64>) {
+        let Some(generation) = generation else { return };
         let registry = Weak::clone(&self.registry);
         let ttl = self.core.config.idle_ttl;
         let key = self.key.clone();
@@ -497,14 +539,24 @@ impl ManagerInner {
         tokio::spawn(async move {
             tokio::time::sleep(ttl).await;
             if let Some(registry) = registry.upgrade() {
-                registry.reap_if_idle(&key, id, epoch);
+                registry.reap_if_idle(&key, id, generation);
             }
         });
     }
 }
 
-/// One connection's writer: takes messages off its queue in order and hands them to the sink,
-/// one at a time. Ends when the connection is removed or its sink fails.
+/// Whether the mode holds `conn` back: `Degraded` pauses every connection, `Isolated` all but
+/// the newest.
+fn paused(st: &State, conn: ConnectionId) -> bool {
+    match st.mode {
+        Mode::Degraded => true,
+        Mode::Isolated => st.conns.keys().next_back() != Some(&conn),
+        Mode::Unified | Mode::Emergency => false,
+    }
+}
+
+/// One connection's writer: hands its sink the stream from the connection's cursor, one item at
+/// a time. Ends when the connection is removed or its sink fails.
 async fn write_loop(
     mgr: Arc<ManagerInner>,
     conn: ConnectionId,
@@ -513,22 +565,23 @@ async fn write_loop(
 ) {
     let (wake, closed) = (&signals.wake, &signals.closed);
     loop {
-        let next = {
+        let pick = {
             let mut st = mgr.lock();
-            match st.conns.get_mut(&conn) {
-                None => return,
-                Some(slot) => slot.queue.pop_front(),
-            }
+            mgr.pick(&mut st, conn)
         };
-        let Some(env) = next else {
-            // `biased`: tokio's select! otherwise starts at a random branch drawn from a
-            // process-global seed, which would make the simulator's schedules unreplayable.
-            tokio::select! {
-                biased;
-                _ = wake.notified() => {}
-                _ = closed.notified() => {}
+        let env = match pick {
+            Pick::Gone => return,
+            Pick::Send(env) => env,
+            Pick::Wait => {
+                // `biased`: tokio's select! otherwise starts at a random branch drawn from a
+                // process-global seed, which would make the simulator's schedules unreplayable.
+                tokio::select! {
+                    biased;
+                    _ = wake.notified() => {}
+                    _ = closed.notified() => {}
+                }
+                continue;
             }
-            continue;
         };
         let sent = tokio::select! {
             biased;
@@ -543,17 +596,12 @@ async fn write_loop(
                         user: &mgr.key,
                         manager: mgr.id,
                         conn,
-                        seq: env.seq(),
+                        envelope: &env,
                     });
                     continue;
                 }
-                Some(Err(_)) if st.conns.contains_key(&conn) => {
-                    mgr.detach(&mut st, conn, CloseReason::TransportFailed, Some(env))
-                }
-                _ => {
-                    mgr.settle_orphan(&mut st, conn, env);
-                    None
-                }
+                Some(Err(_)) => mgr.detach(&mut st, conn, CloseReason::TransportFailed),
+                None => None,
             }
         };
         mgr.schedule_reap(reap);

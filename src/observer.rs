@@ -2,9 +2,10 @@
 
 use std::fmt;
 
-use crate::event::Payload;
+use crate::event::{Envelope, Payload};
 use crate::identity::UserKey;
 use crate::mode::Mode;
+use crate::stream::{Epoch, Position};
 
 /// Identifies one manager instance within its registry. Never reused by that registry, so two
 /// managers of one user (which the registry never allows at once) would show distinct ids.
@@ -44,40 +45,6 @@ pub enum RemoveReason {
     Shutdown,
 }
 
-/// Why a message was not delivered somewhere. Every drop is reported; nothing is lost silently.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DropReason {
-    /// The connection's outbound queue was full (a slow consumer).
-    QueueFull,
-    /// The recovery queue was full.
-    RecoveryFull,
-    /// The connection closed while others of the user stayed live; they got the message.
-    ConnectionClosed,
-    /// The mode suppresses this kind of message.
-    Suppressed,
-    /// The manager was reaped or shut down with the message still in its recovery queue.
-    ManagerRemoved,
-}
-
-impl DropReason {
-    /// The snake-case name.
-    pub fn name(self) -> &'static str {
-        match self {
-            DropReason::QueueFull => "queue_full",
-            DropReason::RecoveryFull => "recovery_full",
-            DropReason::ConnectionClosed => "connection_closed",
-            DropReason::Suppressed => "suppressed",
-            DropReason::ManagerRemoved => "manager_removed",
-        }
-    }
-}
-
-impl fmt::Display for DropReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
 /// One state change. Borrowed, so reporting costs no allocation.
 #[derive(Clone, Copy, Debug)]
 #[non_exhaustive]
@@ -88,6 +55,8 @@ pub enum Observation<'a> {
         user: &'a UserKey,
         /// It.
         manager: ManagerId,
+        /// Its stream's epoch.
+        epoch: Epoch,
     },
     /// A manager was deregistered and shut down.
     ManagerRemoved {
@@ -108,6 +77,8 @@ pub enum Observation<'a> {
         conn: crate::ConnectionId,
         /// Live connections of the user afterwards.
         live: usize,
+        /// Its stream continues after this position.
+        from: Position,
     },
     /// A connection was removed from a manager.
     ConnectionRemoved {
@@ -128,46 +99,12 @@ pub enum Observation<'a> {
         user: &'a UserKey,
         /// The manager.
         manager: ManagerId,
-        /// Its sequence number.
-        seq: u64,
+        /// Its position.
+        at: Position,
         /// What it carries.
         payload: &'a Payload,
     },
-    /// A message was queued for one connection (`replay`: from the recovery queue).
-    Enqueued {
-        /// The user.
-        user: &'a UserKey,
-        /// The manager.
-        manager: ManagerId,
-        /// The connection.
-        conn: crate::ConnectionId,
-        /// The message.
-        seq: u64,
-        /// Whether it came from the recovery queue.
-        replay: bool,
-    },
-    /// A message queued for a connection that closed before sending it was taken back; what
-    /// happens to it next (recovery queue, another connection, or a drop) follows.
-    Requeued {
-        /// The user.
-        user: &'a UserKey,
-        /// The manager.
-        manager: ManagerId,
-        /// The closed connection.
-        conn: crate::ConnectionId,
-        /// The message.
-        seq: u64,
-    },
-    /// A message was kept in the recovery queue.
-    Buffered {
-        /// The user.
-        user: &'a UserKey,
-        /// The manager.
-        manager: ManagerId,
-        /// The message.
-        seq: u64,
-    },
-    /// A connection's sink accepted a message.
+    /// A connection's sink took a message or a gap marker.
     Delivered {
         /// The user.
         user: &'a UserKey,
@@ -175,21 +112,23 @@ pub enum Observation<'a> {
         manager: ManagerId,
         /// The connection.
         conn: crate::ConnectionId,
-        /// The message.
-        seq: u64,
+        /// What it took.
+        envelope: &'a Envelope,
     },
-    /// A message was dropped, for one connection or (with `conn: None`) for the whole user.
-    Dropped {
+    /// The history let go of messages `from..=to` (over its count, age or global bound): a
+    /// connection that has not sent them yet, or a client resuming from before them, gets a gap
+    /// marker instead.
+    Trimmed {
         /// The user.
         user: &'a UserKey,
         /// The manager.
         manager: ManagerId,
-        /// The connection, if the drop was for one.
-        conn: Option<crate::ConnectionId>,
-        /// The message.
-        seq: u64,
-        /// Why.
-        reason: DropReason,
+        /// The stream.
+        epoch: Epoch,
+        /// The first message let go.
+        from: u64,
+        /// The last.
+        to: u64,
     },
     /// A manager's mode changed.
     ModeChanged {

@@ -12,6 +12,7 @@ use crate::identity::{UserContext, UserKey};
 use crate::manager::UserManager;
 use crate::mode::Mode;
 use crate::observer::{CloseReason, ManagerId, Observation, Observer, RemoveReason};
+use crate::stream::{Epoch, Position};
 use crate::transport::Sink;
 use crate::view::RegistryView;
 
@@ -24,6 +25,10 @@ pub(crate) struct Core {
     pub(crate) config: RegistryConfig,
     pub(crate) observer: Option<Arc<dyn Observer>>,
     pub(crate) total_connections: AtomicUsize,
+    /// Messages retained over every user's history.
+    pub(crate) history_total: AtomicUsize,
+    /// This registry's boot id, the first half of every epoch it hands out.
+    pub(crate) boot: u64,
     instance: u64,
     next_connection: AtomicU64,
 }
@@ -111,10 +116,13 @@ impl Registry {
     }
 
     fn build(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
+        let boot = config.boot.unwrap_or_else(random_boot);
         let core = Core {
             config,
             observer,
             total_connections: AtomicUsize::new(0),
+            history_total: AtomicUsize::new(0),
+            boot,
             instance: REGISTRY_INSTANCES.fetch_add(1, Ordering::Relaxed),
             next_connection: AtomicU64::new(0),
         };
@@ -143,24 +151,56 @@ impl Registry {
         self.inner.lock().by_key.get(key).cloned()
     }
 
-    /// Opens a connection for the user: finds or creates its manager and adds the connection,
-    /// atomically (a reaper cannot slip in between).
+    /// Opens a fresh connection for the user: finds or creates its manager and adds the
+    /// connection, atomically (a reaper cannot slip in between). See
+    /// [`UserManager::add_connection`] for where its stream starts.
     pub fn connect(&self, ctx: &UserContext, sink: impl Sink) -> Result<ConnectionHandle, Error> {
+        self.resume(ctx, sink, None)
+    }
+
+    /// Opens a connection for the user that resumes after `from`, the last position its client
+    /// saw (`None`: a fresh connect). The handle says where the stream continues and whether
+    /// the history still held everything after `from`; what it no longer held comes first as
+    /// a gap marker.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), wsreg::Error> {
+    /// use wsreg::{channel_sink, Payload, Registry, UserContext};
+    /// let registry = Registry::default();
+    /// let alice = UserContext::new("alice")?;
+    /// let (sink, mut tab) = channel_sink(16);
+    /// let first = registry.connect(&alice, sink)?;
+    /// let seen = registry.send_text(alice.key(), "one")?;
+    /// assert_eq!(tab.recv().await.unwrap().position(), seen);
+    /// first.close()?;
+    /// registry.send_text(alice.key(), "two")?; // nobody is connected
+    /// let (sink, mut again) = channel_sink(16);
+    /// let resumed = registry.resume(&alice, sink, Some(seen))?;
+    /// assert!(resumed.recovered());
+    /// let missed = again.recv().await.unwrap();
+    /// assert_eq!(missed.payload(), &Payload::Text { text: "two".into() });
+    /// # Ok(()) }
+    /// ```
+    pub fn resume(
+        &self,
+        ctx: &UserContext,
+        sink: impl Sink,
+        from: Option<Position>,
+    ) -> Result<ConnectionHandle, Error> {
         let mut map = self.inner.lock();
         let manager = self.inner.get_or_create_locked(&mut map, ctx.key())?;
         // A manager created here for a refused connection is reaped by the timer its creation
         // started, like any idle manager.
-        let id = manager.add_connection(sink)?;
-        Ok(ConnectionHandle { manager, id })
+        manager.add_connection(sink, from)
     }
 
     /// Emits an agent event to a user (see [`UserManager::emit`]).
-    pub fn emit(&self, key: &UserKey, event: AgentEvent) -> Result<u64, Error> {
+    pub fn emit(&self, key: &UserKey, event: AgentEvent) -> Result<Position, Error> {
         self.existing(key)?.emit(event)
     }
 
     /// Sends a text message to a user (see [`UserManager::send_text`]).
-    pub fn send_text(&self, key: &UserKey, text: &str) -> Result<u64, Error> {
+    pub fn send_text(&self, key: &UserKey, text: &str) -> Result<Position, Error> {
         self.existing(key)?.send_text(text)
     }
 
@@ -207,6 +247,16 @@ impl Registry {
     }
 }
 
+/// A boot id nobody chose: drawn from the standard library's per-instance hash keys, which are
+/// random per process (and, under a deterministic simulator, a function of its seed).
+fn random_boot() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(REGISTRY_INSTANCES.load(Ordering::Relaxed));
+    // Keep it short enough to read in logs and URLs.
+    h.finish() >> 16
+}
+
 impl RegistryInner {
     fn lock(&self) -> MutexGuard<'_, Managers> {
         self.map.lock().unwrap_or_else(PoisonError::into_inner)
@@ -245,13 +295,14 @@ impl RegistryInner {
         self.report(Observation::ManagerCreated {
             user: key,
             manager: id,
+            epoch: Epoch::new(self.core.boot, id.get()),
         });
         manager.inner().schedule_reap(Some(0));
         Ok(manager)
     }
 
-    /// Removes the manager if it is still the registered one and still idle since `epoch`.
-    pub(crate) fn reap_if_idle(&self, key: &UserKey, id: ManagerId, epoch: u64) {
+    /// Removes the manager if it is still the registered one and still idle since `generation`.
+    pub(crate) fn reap_if_idle(&self, key: &UserKey, id: ManagerId, generation: u64) {
         let mut map = self.lock();
         let Some(manager) = map.by_key.get(key) else {
             return;
@@ -262,7 +313,7 @@ impl RegistryInner {
         }
         {
             let mut st = inner.lock();
-            if st.idle_epoch != epoch || st.closed {
+            if st.idle_generation != generation || st.closed {
                 return;
             }
             inner.close_locked(&mut st, CloseReason::Closed);

@@ -56,7 +56,7 @@ mod real {
             let Some(Ok(frame)) = c.next().await else {
                 break;
             };
-            if let ServerMessage::Event { seq, event } = frame {
+            if let ServerMessage::Event { seq, event, .. } = frame {
                 r.events += 1;
                 if !event.run_id().starts_with(&format!("{user}/")) {
                     r.misdelivered += 1;

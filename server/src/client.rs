@@ -6,6 +6,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tokio_tungstenite::WebSocketStream;
+use wsreg::Position;
 
 use crate::protocol::{ClientMessage, ServerMessage};
 use crate::server::READ_BUFFER_BYTES;
@@ -27,11 +28,26 @@ impl Client {
         token: &str,
         thread: Option<&str>,
     ) -> Result<Client, WsError> {
+        Self::resume(addr, token, thread, None).await
+    }
+
+    /// Connects, resuming the user's stream after `since`, the last position this client saw
+    /// (`&since=<seq>&epoch=<epoch>`), or fresh with `None`.
+    pub async fn resume(
+        addr: &str,
+        token: &str,
+        thread: Option<&str>,
+        since: Option<Position>,
+    ) -> Result<Client, WsError> {
         let query = {
             let mut query = form_urlencoded::Serializer::new(String::new());
             query.append_pair("token", token);
             if let Some(thread) = thread {
                 query.append_pair("thread", thread);
+            }
+            if let Some(p) = since {
+                query.append_pair("since", &p.seq.to_string());
+                query.append_pair("epoch", &p.epoch.to_string());
             }
             query.finish()
         };

@@ -5,7 +5,7 @@
 
 use std::future::Future;
 
-use wsreg::{AgentEvent, ConnectionHandle, Error, Registry, Sink, UserContext, UserKey};
+use wsreg::{AgentEvent, ConnectionHandle, Error, Position, Registry, Sink, UserContext, UserKey};
 
 /// A socket registered with a hub: what the server keeps, and what it tells the client.
 #[derive(Debug)]
@@ -18,6 +18,10 @@ pub struct Registered<C> {
     pub manager: u64,
     /// The key the user was filed under.
     pub key: UserKey,
+    /// The socket's stream continues after this position.
+    pub from: Position,
+    /// Whether a resume position was honoured in full (nothing missing after it).
+    pub recovered: bool,
 }
 
 /// A registry of per-user managers, as the server drives it.
@@ -25,18 +29,20 @@ pub trait Hub: Send + Sync + 'static {
     /// What a registered socket is.
     type Conn: Send + Sync + 'static;
 
-    /// Registers a socket for the user; its messages go to `sink`.
+    /// Registers a socket for the user; its stream goes to `sink`, resuming after `resume`
+    /// (the last position the client saw) or fresh.
     fn connect(
         &self,
         ctx: &UserContext,
         sink: Box<dyn Sink>,
+        resume: Option<Position>,
     ) -> impl Future<Output = Result<Registered<Self::Conn>, Error>> + Send;
 
     /// Removes a socket (the client left or went away).
     fn disconnect(&self, conn: &Self::Conn) -> impl Future<Output = Result<(), Error>> + Send;
 
-    /// Emits an agent event to the user; returns its sequence number.
-    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<u64, Error>;
+    /// Emits an agent event to the user; returns its position.
+    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error>;
 
     /// Messages queued and not yet handed to a socket, over every user.
     fn queued(&self) -> usize;
@@ -52,12 +58,15 @@ impl Hub for Registry {
         &self,
         ctx: &UserContext,
         sink: Box<dyn Sink>,
+        resume: Option<Position>,
     ) -> Result<Registered<ConnectionHandle>, Error> {
-        let conn = Registry::connect(self, ctx, sink)?;
+        let conn = Registry::resume(self, ctx, sink, resume)?;
         Ok(Registered {
             id: conn.id().get(),
             manager: conn.manager().id().get(),
             key: conn.user().clone(),
+            from: conn.continues_after(),
+            recovered: conn.recovered(),
             conn,
         })
     }
@@ -66,7 +75,7 @@ impl Hub for Registry {
         conn.close()
     }
 
-    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<u64, Error> {
+    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error> {
         Registry::emit(self, ctx.key(), event)
     }
 

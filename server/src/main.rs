@@ -4,6 +4,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use wsreg::Position;
 use wsreg_server::client::Client;
 use wsreg_server::protocol::{ClientMessage, ServerMessage};
 use wsreg_server::{auth, Server, ServerConfig};
@@ -74,6 +75,74 @@ fn humantime_secs(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
+/// How often the client tries to resume after its connection dropped, before giving up.
+const RESUME_ATTEMPTS: u32 = 10;
+
+/// The `client` command: starts `runs` agent runs and prints the user's stream, one frame a
+/// line, until they completed. A dropped connection is resumed from the last position printed,
+/// so nothing is printed twice; what the server can no longer send arrives as a `gap` line.
+async fn follow(addr: &str, token: &str, user: &str, runs: u32, tools: u8) -> Result<()> {
+    let mut last: Option<Position> = None;
+    let mut started = false;
+    let mut completed = 0;
+    let mut attempts = 0;
+    while completed < runs {
+        let mut client = match Client::resume(addr, token, None, last).await {
+            Ok(c) => c,
+            Err(e) if attempts < RESUME_ATTEMPTS && started => {
+                attempts += 1;
+                eprintln!("reconnecting ({attempts}/{RESUME_ATTEMPTS}): {e}");
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempts))).await;
+                continue;
+            }
+            Err(e) => return Err(e).with_context(|| format!("connecting to {addr} as {user}")),
+        };
+        if !started {
+            for _ in 0..runs {
+                client.send(&ClientMessage::StartRun { tools }).await?;
+            }
+            started = true;
+        }
+        while completed < runs {
+            let Some(Ok(frame)) = client.next().await else {
+                break; // dropped: resume from `last`
+            };
+            if let ServerMessage::Welcome { recovered, .. } = &frame {
+                attempts = 0;
+                if last.is_some() {
+                    eprintln!("resumed (recovered: {recovered})");
+                }
+                continue;
+            }
+            let Some(at) = frame.position() else {
+                println!("{}", frame.to_json());
+                continue;
+            };
+            if last.is_some_and(|l| l.epoch == at.epoch && at.seq <= l.seq) {
+                continue; // already printed
+            }
+            println!("{}", frame.to_json());
+            last = Some(at);
+            if let ServerMessage::Event { event, .. } = &frame {
+                if event.kind() == "agent_completed" {
+                    completed += 1;
+                }
+            }
+        }
+        if completed < runs {
+            attempts += 1;
+            if attempts > RESUME_ATTEMPTS {
+                anyhow::bail!(
+                    "the connection kept dropping; gave up after {RESUME_ATTEMPTS} attempts"
+                );
+            }
+        } else {
+            client.close().await;
+        }
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
@@ -104,26 +173,7 @@ async fn main() -> Result<()> {
             tools,
         } => {
             let token = auth::issue(secret, &user, now_ms() + 3_600_000);
-            let mut client = Client::connect(&addr, &token)
-                .await
-                .with_context(|| format!("connecting to {addr} as {user}"))?;
-            for _ in 0..runs {
-                client.send(&ClientMessage::StartRun { tools }).await?;
-            }
-            let mut completed = 0;
-            while completed < runs {
-                let Some(frame) = client.next().await else {
-                    break;
-                };
-                let frame = frame?;
-                println!("{}", frame.to_json());
-                if let ServerMessage::Event { event, .. } = &frame {
-                    if event.kind() == "agent_completed" {
-                        completed += 1;
-                    }
-                }
-            }
-            client.close().await;
+            follow(&addr, &token, &user, runs, tools).await?;
         }
     }
     Ok(())

@@ -1,9 +1,13 @@
 //! The JSON protocol. Client to server: `start_run` (a demo agent then emits a full lifecycle
-//! with tool calls), `ping` and `close`. Server to client: `welcome`, every core message
-//! (`event` or `text`, with its per-user `seq`), `pong`, and `error` frames for bad input.
+//! with tool calls), `ping` and `close`. Server to client: `welcome`, the user's stream (`event`
+//! and `text` frames with their position `epoch`/`seq`, and `gap` frames for what the socket will
+//! never get), `pong`, and `error` frames for bad input.
+//!
+//! A client resumes by connecting with `since=<seq>&epoch=<epoch>`, the last position it saw
+//! (after a gap frame: the gap's `to`).
 
 use serde::{Deserialize, Serialize};
-use wsreg::{AgentEvent, Envelope, Error, Payload};
+use wsreg::{AgentEvent, Envelope, Epoch, Error, GapReason, Payload};
 
 /// What a client may send.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,20 +44,44 @@ pub enum ServerMessage {
         /// Which server process this is; a new value after a reconnect means the server
         /// restarted and anything it held for this user is gone.
         boot: u64,
+        /// The epoch of the stream this socket reads.
+        epoch: Epoch,
+        /// The stream continues after this number: the next frame is `seq + 1`, or a gap
+        /// frame starting there.
+        seq: u64,
+        /// Whether the resume position was honoured in full (false for a fresh connect, and
+        /// when a gap frame follows).
+        recovered: bool,
     },
     /// An agent event.
     Event {
-        /// Per-user sequence number.
+        /// Its stream's epoch.
+        epoch: Epoch,
+        /// Its number in the user's stream.
         seq: u64,
         /// The event.
         event: AgentEvent,
     },
     /// A text message.
     Text {
-        /// Per-user sequence number.
+        /// Its stream's epoch.
+        epoch: Epoch,
+        /// Its number in the user's stream.
         seq: u64,
         /// The text.
         text: String,
+    },
+    /// This socket will never receive messages `from..=to` of `epoch` (after an
+    /// `epoch_changed` gap, `to` may be `from - 1`: nothing of the new epoch is missing).
+    Gap {
+        /// The stream's epoch.
+        epoch: Epoch,
+        /// The first message missed.
+        from: u64,
+        /// The last message missed; resume after it.
+        to: u64,
+        /// `trimmed` or `epoch_changed`.
+        reason: GapReason,
     },
     /// Answer to `ping`.
     Pong,
@@ -61,7 +89,8 @@ pub enum ServerMessage {
     Error {
         /// `bad_json`, `unknown_type` or `bad_request`; when a connection is refused (and
         /// then closed): `connection_limit`, `user_connection_limit`, `manager_limit`,
-        /// `shutting_down` or `refused`.
+        /// `shutting_down`, `resume_ahead` (a resume position the stream never reached) or
+        /// `refused`.
         code: String,
         /// What was wrong.
         message: String,
@@ -71,15 +100,36 @@ pub enum ServerMessage {
 impl ServerMessage {
     /// The frame for a core message.
     pub fn from_envelope(env: &Envelope) -> Self {
+        let (epoch, seq) = (env.epoch(), env.seq());
         match env.payload() {
             Payload::Agent(event) => ServerMessage::Event {
-                seq: env.seq(),
+                epoch,
+                seq,
                 event: event.clone(),
             },
             Payload::Text { text } => ServerMessage::Text {
-                seq: env.seq(),
+                epoch,
+                seq,
                 text: text.clone(),
             },
+            Payload::Gap { from, to, reason } => ServerMessage::Gap {
+                epoch,
+                from: *from,
+                to: *to,
+                reason: *reason,
+            },
+        }
+    }
+
+    /// The position a client has reached once it read this frame (for stream frames).
+    pub fn position(&self) -> Option<wsreg::Position> {
+        match self {
+            ServerMessage::Event { epoch, seq, .. } | ServerMessage::Text { epoch, seq, .. } => {
+                Some(wsreg::Position::new(*epoch, *seq))
+            }
+            ServerMessage::Gap { epoch, to, .. } => Some(wsreg::Position::new(*epoch, *to)),
+            ServerMessage::Welcome { epoch, seq, .. } => Some(wsreg::Position::new(*epoch, *seq)),
+            _ => None,
         }
     }
 
@@ -96,6 +146,7 @@ pub fn refusal(error: &Error) -> ServerMessage {
         Error::UserConnectionLimit { .. } => "user_connection_limit",
         Error::ManagerLimit { .. } => "manager_limit",
         Error::ShuttingDown => "shutting_down",
+        Error::ResumeAhead { .. } => "resume_ahead",
         _ => "refused",
     };
     ServerMessage::Error {

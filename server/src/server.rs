@@ -17,7 +17,8 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use wsreg::{
-    AgentEvent, Envelope, Registry, RegistryConfig, SendFuture, Sink, SinkError, UserContext,
+    AgentEvent, Envelope, Epoch, Position, Registry, RegistryConfig, SendFuture, Sink, SinkError,
+    UserContext,
 };
 
 use crate::auth;
@@ -127,30 +128,53 @@ fn param(req: &Request, name: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// Who the handshake request says it is: a verified token (401 if not) and an optional
-/// `thread` id (400 if the core refuses it).
+/// What a handshake asks for: who (a verified token, 401 if not), in which `thread` (400 if
+/// the core refuses it), and from where in the user's stream (`since` and `epoch`, together or
+/// not at all; 400 if malformed).
+struct Handshake {
+    ctx: UserContext,
+    resume: Option<Position>,
+}
+
 fn authenticate(
     req: &Request,
     secret: &[u8],
     now_ms: u64,
-) -> Result<UserContext, (StatusCode, String)> {
+) -> Result<Handshake, (StatusCode, String)> {
     let token = param(req, "token").ok_or(auth::AuthError::Missing);
     let ctx = token
         .and_then(|t| auth::verify(secret, &t, now_ms))
         .map_err(|e| (StatusCode::UNAUTHORIZED, format!("unauthorized: {e}")))?;
-    match param(req, "thread") {
+    let bad = |why: String| (StatusCode::BAD_REQUEST, why);
+    let ctx = match param(req, "thread") {
         Some(thread) => ctx
             .with_thread_id(&thread)
-            .map_err(|e| (StatusCode::BAD_REQUEST, format!("bad thread: {e}"))),
-        None => Ok(ctx),
-    }
+            .map_err(|e| bad(format!("bad thread: {e}")))?,
+        None => ctx,
+    };
+    let resume = match (param(req, "since"), param(req, "epoch")) {
+        (None, None) => None,
+        (Some(since), Some(epoch)) => {
+            let seq = since
+                .parse::<u64>()
+                .map_err(|_| bad(format!("bad since: {since:?} is not a sequence number")))?;
+            let epoch = epoch
+                .parse::<Epoch>()
+                .map_err(|e| bad(format!("bad epoch: {e}")))?;
+            Some(Position::new(epoch, seq))
+        }
+        _ => return Err(bad("since and epoch go together".into())),
+    };
+    Ok(Handshake { ctx, resume })
 }
 
 impl Server {
-    /// A server with its own registry.
+    /// A server with its own registry, whose stream epochs carry this server's `boot` (unless
+    /// `config.registry.boot` says otherwise), so a restart changes every epoch.
     pub fn new(config: ServerConfig) -> Arc<Self> {
-        let registry = Registry::new(config.registry.clone());
-        Self::with_hub(config, registry)
+        let mut registry = config.registry.clone();
+        registry.boot.get_or_insert(config.boot);
+        Self::with_hub(config, Registry::new(registry))
     }
 
     /// The registry (for inspection, and for other parts of the backend to emit through).
@@ -203,15 +227,15 @@ impl<H: Hub> Server<H> {
     }
 
     async fn handle(self: Arc<Self>, stream: TcpStream) {
-        let mut ctx: Option<UserContext> = None;
+        let mut asked: Option<Handshake> = None;
         let secret = self.config.secret.clone();
         let now = (self.config.now_ms)();
         // The signature is tungstenite's handshake callback; its error type is an HTTP response.
         #[allow(clippy::result_large_err)]
         let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
             match authenticate(req, &secret, now) {
-                Ok(c) => {
-                    ctx = Some(c);
+                Ok(handshake) => {
+                    asked = Some(handshake);
                     Ok(resp)
                 }
                 Err((status, why)) => {
@@ -230,7 +254,9 @@ impl<H: Hub> Server<H> {
         else {
             return; // refused or broken handshake: nothing was registered
         };
-        let Some(ctx) = ctx else { return };
+        let Some(Handshake { ctx, resume }) = asked else {
+            return;
+        };
         let (mut write, mut read) = ws.split();
         let (tx, mut rx) = mpsc::channel::<Message>(64);
         tokio::spawn(async move {
@@ -247,7 +273,7 @@ impl<H: Hub> Server<H> {
             frames: tx.clone(),
             welcomed: Some(welcomed),
         };
-        let registered = match self.hub.connect(&ctx, Box::new(sink)).await {
+        let registered = match self.hub.connect(&ctx, Box::new(sink), resume).await {
             Ok(registered) => registered,
             Err(e) => {
                 let _ = tx.send(Message::text(refusal(&e).to_json())).await;
@@ -261,6 +287,9 @@ impl<H: Hub> Server<H> {
             conn: registered.id,
             manager: registered.manager,
             boot: self.config.boot,
+            epoch: registered.from.epoch,
+            seq: registered.from.seq,
+            recovered: registered.recovered,
         };
         let welcomed = tx.send(Message::text(welcome.to_json())).await.is_ok();
         let _ = open.send(());

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
+use wsreg::Position;
 use wsreg_server::client::Client;
 use wsreg_server::protocol::{ClientMessage, ServerMessage};
 use wsreg_server::{auth, Server, ServerConfig};
@@ -36,15 +37,19 @@ async fn start(agent_step_ms: u64) -> Running {
 }
 
 async fn login(addr: &str, user: &str) -> Client {
-    let mut c = Client::connect(addr, &auth::issue(SECRET, user, 2_000_000))
-        .await
-        .unwrap();
+    login_after(addr, user, None).await.0
+}
+
+/// Logs in resuming after `since`; returns the client and its welcome.
+async fn login_after(addr: &str, user: &str, since: Option<Position>) -> (Client, ServerMessage) {
+    let token = auth::issue(SECRET, user, 2_000_000);
+    let mut c = Client::resume(addr, &token, None, since).await.unwrap();
     let welcome = c.next().await.unwrap().unwrap();
     assert!(
         matches!(&welcome, ServerMessage::Welcome { user: u, key, conn, .. } if u == user && key == user && *conn > 0),
         "{welcome:?}"
     );
-    c
+    (c, welcome)
 }
 
 /// Reads frames until `n` agent events arrived; returns (seq, kind, run_id) of each.
@@ -56,7 +61,7 @@ async fn events(c: &mut Client, n: usize) -> Vec<(u64, String, String)> {
             .expect("events within 5 s")
             .expect("socket open")
             .unwrap();
-        if let ServerMessage::Event { seq, event } = frame {
+        if let ServerMessage::Event { seq, event, .. } = frame {
             out.push((seq, event.kind().to_owned(), event.run_id().to_owned()));
         }
     }
@@ -90,17 +95,29 @@ async fn two_users_each_receive_only_their_own_events() {
 }
 
 #[tokio::test]
-async fn a_reconnect_within_the_ttl_gets_its_recovery_queue_in_order_before_new_events() {
+async fn a_reconnect_resumes_after_its_last_position_in_order_before_new_events() {
     let s = start(40).await; // slow agent: the run outlives the first socket
-    let mut first = login(&s.addr, "carol").await;
+    let (mut first, welcome) = login_after(&s.addr, "carol", None).await;
+    let ServerMessage::Welcome {
+        epoch, recovered, ..
+    } = welcome
+    else {
+        unreachable!()
+    };
+    assert!(!recovered, "a fresh connect recovers nothing");
     first
         .send(&ClientMessage::StartRun { tools: 3 })
         .await
         .unwrap();
     let before = events(&mut first, 2).await;
     first.close().await;
-    tokio::time::sleep(Duration::from_millis(150)).await; // events now go to recovery
-    let mut second = login(&s.addr, "carol").await;
+    tokio::time::sleep(Duration::from_millis(150)).await; // the run goes on meanwhile
+    let last = Position::new(epoch, before.last().unwrap().0);
+    let (mut second, welcome) = login_after(&s.addr, "carol", Some(last)).await;
+    assert!(
+        matches!(welcome, ServerMessage::Welcome { recovered: true, seq, .. } if seq == last.seq),
+        "{welcome:?}"
+    );
     let rest = events(&mut second, 9 - 2).await;
     let seqs: Vec<u64> = before.iter().chain(&rest).map(|e| e.0).collect();
     assert_eq!(
@@ -115,6 +132,47 @@ async fn a_reconnect_within_the_ttl_gets_its_recovery_queue_in_order_before_new_
         .unwrap();
     let newer = events(&mut second, 3).await;
     assert!(newer[0].0 > 9 && newer[0].1 == "agent_started");
+    // A position from another epoch (another process, or a reaped manager) is answered with
+    // an epoch_changed gap first; one the stream never reached is refused.
+    let (mut third, _) = login_after(
+        &s.addr,
+        "carol",
+        Some(Position::new("999.9".parse().unwrap(), 4)),
+    )
+    .await;
+    let gap = tokio::time::timeout(Duration::from_secs(5), third.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(
+            gap,
+            ServerMessage::Gap {
+                reason: wsreg::GapReason::EpochChanged,
+                ..
+            }
+        ),
+        "{gap:?}"
+    );
+    let token = auth::issue(SECRET, "carol", 2_000_000);
+    let ahead = Position::new(epoch, 10_000);
+    let mut refused = Client::resume(&s.addr, &token, None, Some(ahead))
+        .await
+        .unwrap();
+    let frame = refused.next().await.unwrap().unwrap();
+    assert!(
+        matches!(&frame, ServerMessage::Error { code, .. } if code == "resume_ahead"),
+        "{frame:?}"
+    );
+    for bad in ["since=3", "since=x&epoch=1.1", "since=3&epoch=banana"] {
+        let url = format!("ws://{}/?token={token}&{bad}", s.addr);
+        let stream = tokio::net::TcpStream::connect(&s.addr).await.unwrap();
+        let err = tokio_tungstenite::client_async(url, stream)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("400"), "{bad}: {err}");
+    }
     s.stop.send(()).unwrap();
     s.done.await.unwrap().unwrap();
 }

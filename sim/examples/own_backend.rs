@@ -10,8 +10,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use wsreg::{
-    AgentEvent, ConnectionHandle, Error, Mode, Observer, Registry, RegistryConfig, RegistryView,
-    Sink, UserContext, UserKey,
+    AgentEvent, ConnectionHandle, Error, Mode, Observer, Position, Registry, RegistryConfig,
+    RegistryView, Sink, UserContext, UserKey,
 };
 use wsreg_sim::backend::{connected, probe_registry, Backend, Connected, Probe};
 use wsreg_sim::campaign::{run_campaign, runner, CampaignOptions};
@@ -40,6 +40,7 @@ impl Backend for TheirRegistry {
         &self,
         ctx: &UserContext,
         sink: Box<dyn Sink>,
+        resume: Option<Position>,
     ) -> Result<Connected<ConnectionHandle>, Error> {
         let known = self.index.lock().unwrap().get(ctx.user_id()).cloned();
         let key = match known {
@@ -55,18 +56,18 @@ impl Backend for TheirRegistry {
             }
         };
         let filed = UserContext::new(key.as_str())?;
-        self.registry.connect(&filed, sink).map(connected)
+        self.registry.resume(&filed, sink, resume).map(connected)
     }
 
     async fn close(&self, handle: &ConnectionHandle) -> Result<(), Error> {
         handle.close()
     }
 
-    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<u64, Error> {
+    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error> {
         self.registry.emit(&self.key_of(ctx)?, event)
     }
 
-    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<u64, Error> {
+    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<Position, Error> {
         self.registry.send_text(&self.key_of(ctx)?, text)
     }
 

@@ -6,8 +6,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use wsreg::{
-    AgentEvent, ConnectionHandle, Error, Mode, Observer, Registry, RegistryConfig, RegistryView,
-    Sink, UserContext, UserKey,
+    AgentEvent, ConnectionHandle, Error, Mode, Observer, Position, Registry, RegistryConfig,
+    RegistryView, Sink, UserContext, UserKey,
 };
 
 /// A connection as the backend reports it.
@@ -21,6 +21,11 @@ pub struct Connected<H> {
     pub conn: u64,
     /// What [`Backend::close`] needs.
     pub handle: H,
+    /// Where the backend says the connection's stream continues: the first item the tab gets
+    /// is the next position, or a gap marker that starts there.
+    pub from: Position,
+    /// Whether the backend says a resume position was honoured in full.
+    pub recovered: bool,
 }
 
 /// A cheap look at one user's manager, taken before each client action.
@@ -47,21 +52,23 @@ pub trait Backend: Send + Sync + 'static {
     where
         Self: Sized;
 
-    /// Opens a connection for the user, sending its messages to `sink`.
+    /// Opens a connection for the user, sending its stream to `sink`, resuming after `resume`
+    /// (the last position the client saw) or fresh.
     fn connect(
         &self,
         ctx: &UserContext,
         sink: Box<dyn Sink>,
+        resume: Option<Position>,
     ) -> impl Future<Output = Result<Connected<Self::Handle>, Error>> + Send;
 
     /// Closes one connection.
     fn close(&self, handle: &Self::Handle) -> impl Future<Output = Result<(), Error>> + Send;
 
-    /// Emits an agent event to the user; returns its sequence number.
-    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<u64, Error>;
+    /// Emits an agent event to the user; returns its position.
+    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error>;
 
-    /// Sends the user a text message; returns its sequence number.
-    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<u64, Error>;
+    /// Sends the user a text message; returns its position.
+    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<Position, Error>;
 
     /// Sets the user's mode.
     fn set_mode(&self, ctx: &UserContext, mode: Mode) -> Result<(), Error>;
@@ -133,6 +140,8 @@ pub fn connected(handle: ConnectionHandle) -> Connected<ConnectionHandle> {
         key: handle.user().clone(),
         manager: handle.manager().id().get(),
         conn: handle.id().get(),
+        from: handle.continues_after(),
+        recovered: handle.recovered(),
         handle,
     }
 }
@@ -157,19 +166,20 @@ impl Backend for CoreBackend {
         &self,
         ctx: &UserContext,
         sink: Box<dyn Sink>,
+        resume: Option<Position>,
     ) -> Result<Connected<ConnectionHandle>, Error> {
-        self.registry.connect(ctx, sink).map(connected)
+        self.registry.resume(ctx, sink, resume).map(connected)
     }
 
     async fn close(&self, handle: &ConnectionHandle) -> Result<(), Error> {
         handle.close()
     }
 
-    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<u64, Error> {
+    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error> {
         self.registry.emit(ctx.key(), event)
     }
 
-    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<u64, Error> {
+    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<Position, Error> {
         self.registry.send_text(ctx.key(), text)
     }
 

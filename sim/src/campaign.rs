@@ -38,9 +38,9 @@ macro_rules! with_backend {
             BoundedHash, Identity, PerCall, PerRequest, Rekeyed, Sanitised, Singleton,
         };
         use $crate::zoo::{
-            Bug, CheckThenAct, CleanupHitsReconnect, FailOpen, LimitOutsideLock, LockAcrossAwait,
-            LostWhileOffline, OverBroadCleanup, Planted, ReplayedTwice, SharedMode, ThreadRouted,
-            Zombies,
+            Bug, CatchUpAfterLive, CheckThenAct, CleanupHitsReconnect, EpochSurvivesReaping,
+            FailOpen, LimitOutsideLock, LockAcrossAwait, LostWhileOffline, OverBroadCleanup,
+            Planted, ReplayedTwice, ResumeOffByOne, SharedMode, SilentTrim, ThreadRouted, Zombies,
         };
         match $bug {
             None => $run::<$crate::CoreBackend>($($arg),*),
@@ -61,6 +61,10 @@ macro_rules! with_backend {
             Some(Bug::B16) => $run::<Planted<ThreadRouted>>($($arg),*),
             Some(Bug::B17) => $run::<Planted<LockAcrossAwait>>($($arg),*),
             Some(Bug::B18) => $run::<Planted<Rekeyed<Singleton>>>($($arg),*),
+            Some(Bug::B19) => $run::<Planted<ResumeOffByOne>>($($arg),*),
+            Some(Bug::B20) => $run::<Planted<SilentTrim>>($($arg),*),
+            Some(Bug::B21) => $run::<Planted<EpochSurvivesReaping>>($($arg),*),
+            Some(Bug::B22) => $run::<Planted<CatchUpAfterLive>>($($arg),*),
         }
     }};
 }

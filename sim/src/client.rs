@@ -68,10 +68,10 @@ pub(crate) async fn user_task<B: Backend>(world: Arc<World<B>>, u: usize, ops: V
         world.doing(u, Some(op.kind.name()));
         world.maybe_yield().await;
         match op.kind {
-            OpKind::Connect { slow } => open_tab(Arc::clone(&world), u, slow).await,
+            OpKind::Connect { slow, fresh } => open_tab(Arc::clone(&world), u, slow, fresh).await,
             OpKind::Burst { n } => {
                 for _ in 0..n {
-                    let task = tokio::spawn(open_tab(Arc::clone(&world), u, false));
+                    let task = tokio::spawn(open_tab(Arc::clone(&world), u, false, false));
                     world.track(task);
                 }
             }
@@ -79,7 +79,7 @@ pub(crate) async fn user_task<B: Backend>(world: Arc<World<B>>, u: usize, ops: V
             OpKind::Crash { tab } => crash_tab(&world, u, tab),
             OpKind::Reconnect { tab } => {
                 close_tab(&world, u, tab).await;
-                open_tab(Arc::clone(&world), u, false).await;
+                open_tab(Arc::clone(&world), u, false, false).await;
             }
             OpKind::Send => {
                 texts += 1;
@@ -87,7 +87,7 @@ pub(crate) async fn user_task<B: Backend>(world: Arc<World<B>>, u: usize, ops: V
                 let msg = tag(&wsreg::Payload::Text { text: text.clone() });
                 world.step(u, None, What::Send { msg: msg.clone() });
                 match world.backend.send_text(&world.users[u].ctx, &text) {
-                    Ok(_) => world.recorder.confirm(&world.users[u].name, &msg),
+                    Ok(at) => world.recorder.confirm(&world.users[u].name, &msg, at),
                     Err(e) => world.refused(u, "send", &e),
                 }
             }
@@ -122,18 +122,22 @@ async fn agent<B: Backend>(world: Arc<World<B>>, u: usize, events: Vec<AgentEven
         world.maybe_yield().await;
         let msg = tag(&wsreg::Payload::Agent(event.clone()));
         world.step(u, None, What::Emit { msg: msg.clone() });
-        if let Err(e) = world.backend.emit(&world.users[u].ctx, event) {
-            world.refused(u, "emit", &e);
-            return;
+        match world.backend.emit(&world.users[u].ctx, event) {
+            Ok(at) => world.recorder.confirm(&world.users[u].name, &msg, at),
+            Err(e) => {
+                world.refused(u, "emit", &e);
+                return;
+            }
         }
-        world.recorder.confirm(&world.users[u].name, &msg);
         tokio::time::sleep(Duration::from_millis(step_ms)).await;
     }
 }
 
-/// Opens a tab: starts its reader, connects, and files the tab under the user.
-pub(crate) async fn open_tab<B: Backend>(world: Arc<World<B>>, u: usize, slow: bool) {
-    world.step(u, None, What::Connect { slow });
+/// Opens a tab: starts its reader, connects (resuming after the last position the user's tabs
+/// saw, unless `fresh`), and files the tab under the user.
+pub(crate) async fn open_tab<B: Backend>(world: Arc<World<B>>, u: usize, slow: bool, fresh: bool) {
+    let resume = if fresh { None } else { world.last_seen(u) };
+    world.step(u, None, What::Connect { slow, resume });
     let (sink, inbox) = channel_sink(SOCKET_BUFFER);
     let (id_tx, id_rx) = oneshot::channel();
     let (stop_tx, stop_rx) = oneshot::channel();
@@ -146,7 +150,7 @@ pub(crate) async fn open_tab<B: Backend>(world: Arc<World<B>>, u: usize, slow: b
     };
     match world
         .backend
-        .connect(&world.users[u].ctx, Box::new(sink))
+        .connect(&world.users[u].ctx, Box::new(sink), resume)
         .await
     {
         Ok(c) => {
@@ -156,6 +160,9 @@ pub(crate) async fn open_tab<B: Backend>(world: Arc<World<B>>, u: usize, slow: b
                 Some(c.manager),
                 What::Connected {
                     key: c.key.to_shared(),
+                    asked: resume,
+                    from: c.from,
+                    recovered: c.recovered,
                 },
             );
             let _ = id_tx.send(c.conn);

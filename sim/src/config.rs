@@ -107,10 +107,10 @@ pub struct Limits {
     pub max_connections: usize,
     /// `max_connections_per_user`.
     pub max_connections_per_user: usize,
-    /// `outbound_capacity`.
-    pub outbound_capacity: usize,
-    /// `recovery_capacity`.
-    pub recovery_capacity: usize,
+    /// `history_capacity`.
+    pub history_capacity: usize,
+    /// `history_ttl`, in milliseconds.
+    pub history_ttl_ms: u64,
     /// `idle_ttl`, in milliseconds.
     pub idle_ttl_ms: u64,
 }
@@ -121,8 +121,8 @@ impl Default for Limits {
             max_managers: 10_000,
             max_connections: 40_000,
             max_connections_per_user: 4,
-            outbound_capacity: 8,
-            recovery_capacity: 32,
+            history_capacity: 32,
+            history_ttl_ms: 1_500,
             idle_ttl_ms: 300,
         }
     }
@@ -135,9 +135,12 @@ impl Limits {
             max_managers: self.max_managers,
             max_connections: self.max_connections,
             max_connections_per_user: self.max_connections_per_user,
-            outbound_capacity: self.outbound_capacity,
-            recovery_capacity: self.recovery_capacity,
+            history_capacity: self.history_capacity,
+            history_ttl: Duration::from_millis(self.history_ttl_ms),
             idle_ttl: Duration::from_millis(self.idle_ttl_ms),
+            // Fixed, so a plan replays the same epochs; a restarted server gets another.
+            boot: Some(0),
+            ..RegistryConfig::default()
         }
     }
 }
@@ -253,8 +256,8 @@ impl SimConfig {
             Some("weights.connect must not be 0")
         } else if self.limits.max_connections_per_user == 0 || self.limits.max_managers == 0 {
             Some("limits must allow at least one manager and one connection per user")
-        } else if self.limits.outbound_capacity == 0 {
-            Some("limits.outbound_capacity must be at least 1")
+        } else if self.limits.history_capacity == 0 {
+            Some("limits.history_capacity must be at least 1")
         } else if self
             .net
             .as_ref()

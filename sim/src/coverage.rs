@@ -5,27 +5,30 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde::Serialize;
-use wsreg::{CloseReason, DropReason, RemoveReason};
+use wsreg::{CloseReason, RemoveReason};
 
 use crate::trace::{Step, What};
 
 /// Every coverage point, with what it means.
 pub const POINTS: [(&str, &str); 12] = [
     (
-        "reconnect_replayed",
-        "a reconnect received messages held while the user was offline",
+        "resumed_recovered",
+        "a tab resumed after its client's last position and the history held all it missed",
     ),
     (
-        "held_for_recovery",
-        "a message was held because its user had no live connection",
+        "resumed_with_gap",
+        "a tab resumed past what the history held and was told with a gap marker first",
     ),
     (
-        "taken_back",
-        "a message queued for a closing connection was taken back",
+        "epoch_changed",
+        "a tab resumed from a stream that is gone (reaped, or a restarted server)",
     ),
-    ("queue_full", "a slow reader's outbound queue overflowed"),
-    ("recovery_full", "a recovery queue overflowed"),
-    ("suppressed", "a mode suppressed a message"),
+    (
+        "caught_up_past_a_gap",
+        "a reading tab fell behind the history and was told what it lost with a gap marker",
+    ),
+    ("history_trimmed", "a history let go of messages"),
+    ("suppressed", "a mode refused a message"),
     (
         "transport_failed",
         "a crashed tab was noticed by a failed send",
@@ -43,7 +46,7 @@ pub const POINTS: [(&str, &str); 12] = [
     ("many_tabs", "a user held three or more connections at once"),
 ];
 
-/// Points only the network mode can reach.
+/// The points only a run through the server over the simulated network can reach.
 pub const NET_POINTS: [(&str, &str); 4] = [
     (
         "restart_dropped_tabs",
@@ -161,7 +164,7 @@ impl Coverage {
         }
     }
 
-    fn hit(&mut self, point: &'static str) {
+    pub(crate) fn hit(&mut self, point: &'static str) {
         hit(&mut self.hits, point);
     }
 
@@ -171,15 +174,6 @@ impl Coverage {
             net.on_step(s, &mut self.hits);
         }
         match &s.what {
-            What::Enqueued { replay: true, .. } => self.hit("reconnect_replayed"),
-            What::Buffered { .. } => self.hit("held_for_recovery"),
-            What::Requeued { .. } => self.hit("taken_back"),
-            What::Dropped { reason, .. } => match reason {
-                DropReason::QueueFull => self.hit("queue_full"),
-                DropReason::RecoveryFull => self.hit("recovery_full"),
-                DropReason::Suppressed => self.hit("suppressed"),
-                _ => {}
-            },
             What::ConnRemoved { reason, live } => {
                 if *reason == CloseReason::TransportFailed {
                     self.hit("transport_failed");
@@ -209,6 +203,8 @@ impl Coverage {
                     self.hit("stale_cleanup");
                 } else if *action == "connect" && error.contains("limit") {
                     self.hit("limit_refused");
+                } else if *action == "send" && error.contains("refuses") {
+                    self.hit("suppressed");
                 }
             }
             _ => {}

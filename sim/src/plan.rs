@@ -111,11 +111,15 @@ pub struct Op {
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum OpKind {
-    /// Open a tab; a `slow` one reads 5 ms per message until the liveness phase heals it.
+    /// Open a tab; a `slow` one reads 5 ms per message until the liveness phase heals it. The
+    /// client resumes after the last position the user's tabs saw, unless `fresh`.
     Connect {
         /// Whether it reads slowly.
         #[serde(default, skip_serializing_if = "is_false")]
         slow: bool,
+        /// Whether it starts without a position (a new device), rather than resuming.
+        #[serde(default, skip_serializing_if = "is_false")]
+        fresh: bool,
     },
     /// Close a tab cleanly.
     Close {
@@ -129,7 +133,8 @@ pub enum OpKind {
         #[serde(default)]
         tab: usize,
     },
-    /// Close a tab and open a new one in the same instant.
+    /// Close a tab and open a new one in the same instant, resuming after the user's last
+    /// position.
     Reconnect {
         /// Which.
         #[serde(default)]
@@ -373,8 +378,11 @@ impl Plan {
             }
         }
         let l = &self.limits;
-        if l.max_connections_per_user == 0 || l.max_managers == 0 || l.outbound_capacity == 0 {
-            return bad("limits must allow a manager, a connection and a queued message".into());
+        if l.max_connections_per_user == 0 || l.max_managers == 0 || l.history_capacity == 0 {
+            return bad("limits must allow a manager, a connection and a retained message".into());
+        }
+        if l.history_ttl_ms > MAX_AT_MS {
+            return bad(format!("limits.history_ttl_ms must be at most {MAX_AT_MS}"));
         }
         if l.idle_ttl_ms > MAX_AT_MS || self.liveness_bound_ms > MAX_AT_MS {
             return bad(format!(

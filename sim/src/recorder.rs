@@ -2,7 +2,7 @@
 //! client action becomes a numbered [`Step`], is hashed, kept (all, or the last few), and checked
 //! by the [`Checker`] before the next step happens.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -85,7 +85,7 @@ pub struct Recorder {
 impl Recorder {
     /// The end-of-run baseline keeps only the first misaddressed receipt, to report at the end.
     fn note_for_the_end(&self, user: &Arc<str>, n: u64, what: &What) {
-        if let What::Received { msg, seq, .. } = what {
+        if let What::Received { msg, at, .. } = what {
             let mut first = self
                 .end_violation
                 .lock()
@@ -95,7 +95,7 @@ impl Recorder {
                     invariant: crate::invariant::Invariant::I1,
                     step: n,
                     message: format!(
-                        "at the end: user {user} had received {}'s {} (#{seq})",
+                        "at the end: user {user} had received {}'s {} ({at})",
                         msg.owner(),
                         msg.kind
                     ),
@@ -170,7 +170,7 @@ impl Recorder {
             What::ConnAdded { .. } => st.stats.connections += 1,
             What::Accepted { .. } => st.stats.accepted += 1,
             What::Received { .. } => st.stats.received += 1,
-            What::ManagerCreated => st.stats.managers += 1,
+            What::ManagerCreated { .. } => st.stats.managers += 1,
             _ => {}
         }
         st.hash.add(&step);
@@ -199,8 +199,9 @@ impl Recorder {
         }
     }
 
-    /// Checks that a message its sender was told is accepted really was.
-    pub fn confirm(&self, user: &Arc<str>, msg: &MsgTag) {
+    /// Checks that a message its sender was told is accepted (at `at`) really was, and files
+    /// it as what the user's tabs must receive at that position.
+    pub fn confirm(&self, user: &Arc<str>, msg: &MsgTag, at: wsreg::Position) {
         if !self.checking {
             return;
         }
@@ -209,20 +210,20 @@ impl Recorder {
             return;
         }
         let step = st.n;
-        if let Err(v) = st.checker.on_confirm(user, msg, step) {
+        if let Err(v) = st.checker.on_confirm(user, msg, at, step) {
             st.violation = Some(v);
             self.failed.store(true, Ordering::Relaxed);
         }
     }
 
-    /// Messages queued and not yet both delivered and received.
+    /// Open tabs that have not yet read everything their senders were told about.
     pub fn in_flight(&self) -> usize {
         self.lock().checker.in_flight()
     }
 
-    /// In-flight messages per user key.
-    pub fn in_flight_by_key(&self) -> BTreeMap<Arc<str>, usize> {
-        self.lock().checker.in_flight_by_key()
+    /// What each tab that is behind still misses, in a user's words.
+    pub fn in_flight_by_tab(&self) -> Vec<String> {
+        self.lock().checker.in_flight_by_tab()
     }
 
     /// Records a violation found outside the step checks (the liveness phase's).
@@ -265,26 +266,41 @@ impl Recorder {
     }
 }
 
-/// The harness's tag of a payload: its kind and its run id or text.
+/// The harness's tag of a payload: its kind and its run id or text, plus what tells one run's
+/// events of a kind apart (the tool, or the thought), so every message the harness sends has a
+/// tag of its own.
 pub fn tag(payload: &Payload) -> MsgTag {
-    match payload {
-        Payload::Agent(e) => MsgTag {
-            kind: e.kind(),
-            tag: Arc::from(e.run_id()),
-        },
-        Payload::Text { text } => MsgTag {
-            kind: "text",
-            tag: Arc::from(text.as_str()),
-        },
-    }
+    use wsreg::AgentEvent::*;
+    let tag = match payload {
+        Payload::Agent(e @ (AgentStarted { .. } | AgentCompleted { .. })) => Arc::from(e.run_id()),
+        Payload::Agent(AgentThinking {
+            run_id, reasoning, ..
+        }) => Arc::from(format!("{run_id}:{reasoning}")),
+        Payload::Agent(ToolExecuting {
+            run_id, tool_name, ..
+        })
+        | Payload::Agent(ToolCompleted {
+            run_id, tool_name, ..
+        }) => Arc::from(format!("{run_id}:{tool_name}")),
+        Payload::Text { text } => Arc::from(text.as_str()),
+        Payload::Gap { from, to, reason } => Arc::from(format!("{from}..{to} {reason}")),
+    };
+    let kind = match payload {
+        Payload::Agent(e) => e.kind(),
+        Payload::Text { .. } => "text",
+        Payload::Gap { .. } => "gap",
+    };
+    MsgTag { kind, tag }
 }
 
 impl Observer for Recorder {
     fn observe(&self, o: &Observation<'_>) {
         let (user, conn, mgr, what) = match *o {
-            Observation::ManagerCreated { user, manager } => {
-                (user, None, manager, What::ManagerCreated)
-            }
+            Observation::ManagerCreated {
+                user,
+                manager,
+                epoch,
+            } => (user, None, manager, What::ManagerCreated { epoch }),
             Observation::ManagerRemoved {
                 user,
                 manager,
@@ -295,6 +311,7 @@ impl Observer for Recorder {
                 manager,
                 conn,
                 live,
+                ..
             } => (user, Some(conn), manager, What::ConnAdded { live }),
             Observation::ConnectionRemoved {
                 user,
@@ -311,46 +328,37 @@ impl Observer for Recorder {
             Observation::Accepted {
                 user,
                 manager,
-                seq,
+                at,
                 payload,
             } => (
                 user,
                 None,
                 manager,
                 What::Accepted {
-                    seq,
+                    at,
                     msg: tag(payload),
                 },
             ),
-            Observation::Enqueued {
-                user,
-                manager,
-                conn,
-                seq,
-                replay,
-            } => (user, Some(conn), manager, What::Enqueued { seq, replay }),
-            Observation::Requeued {
-                user,
-                manager,
-                conn,
-                seq,
-            } => (user, Some(conn), manager, What::Requeued { seq }),
-            Observation::Buffered { user, manager, seq } => {
-                (user, None, manager, What::Buffered { seq })
-            }
             Observation::Delivered {
                 user,
                 manager,
                 conn,
-                seq,
-            } => (user, Some(conn), manager, What::Delivered { seq }),
-            Observation::Dropped {
+                envelope,
+            } => (
+                user,
+                Some(conn),
+                manager,
+                What::Delivered {
+                    seq: envelope.seq(),
+                },
+            ),
+            Observation::Trimmed {
                 user,
                 manager,
-                conn,
-                seq,
-                reason,
-            } => (user, conn, manager, What::Dropped { seq, reason }),
+                from,
+                to,
+                ..
+            } => (user, None, manager, What::Trimmed { from, to }),
             Observation::ModeChanged {
                 user,
                 manager,

@@ -127,7 +127,23 @@ fn without_ops(plan: &Plan, from: usize, len: usize) -> Plan {
 /// Simpler versions of one op, simplest first.
 fn simpler(op: &Op) -> Vec<OpKind> {
     match &op.kind {
-        OpKind::Connect { slow: true } => vec![OpKind::Connect { slow: false }],
+        OpKind::Connect { slow, fresh } if *slow || *fresh => {
+            let mut out = vec![OpKind::Connect {
+                slow: false,
+                fresh: false,
+            }];
+            if *slow && *fresh {
+                out.push(OpKind::Connect {
+                    slow: false,
+                    fresh: true,
+                });
+                out.push(OpKind::Connect {
+                    slow: true,
+                    fresh: false,
+                });
+            }
+            out
+        }
         OpKind::Burst { n } if *n > 2 => vec![OpKind::Burst { n: 2 }],
         OpKind::Close { tab } | OpKind::Crash { tab } | OpKind::Reconnect { tab } if *tab > 0 => {
             let mut k = op.kind.clone();

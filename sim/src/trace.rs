@@ -6,7 +6,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use wsreg::{CloseReason, DropReason, Mode, RemoveReason};
+use wsreg::{CloseReason, Epoch, GapReason, Mode, Position, RemoveReason};
 
 /// The column legend printed above every trace.
 pub const LEGEND: &str = "step: number; time: virtual seconds; user: who the step is about (the core's key for core steps, the simulated user for client steps); conn/mgr: connection and manager numbers; event: what happened (`>` client action, `<` client receipt, `!` a refusal)";
@@ -43,8 +43,11 @@ impl fmt::Display for MsgTag {
 pub enum What {
     /// A phase of the run began.
     Phase(&'static str),
-    /// Core: a manager was registered.
-    ManagerCreated,
+    /// Core: a manager was registered, starting a stream of this epoch.
+    ManagerCreated {
+        /// Its stream's epoch.
+        epoch: Epoch,
+    },
     /// Core: a manager was removed.
     ManagerRemoved(RemoveReason),
     /// Core: a connection was added (`live` afterwards).
@@ -61,39 +64,22 @@ pub enum What {
     },
     /// Core: a message was accepted.
     Accepted {
-        /// Sequence number.
-        seq: u64,
+        /// Its position.
+        at: Position,
         /// What.
         msg: MsgTag,
     },
-    /// Core: queued for a connection.
-    Enqueued {
-        /// Sequence number.
-        seq: u64,
-        /// From the recovery queue or a closed connection.
-        replay: bool,
-    },
-    /// Core: taken back from a closed connection.
-    Requeued {
-        /// Sequence number.
-        seq: u64,
-    },
-    /// Core: kept for recovery.
-    Buffered {
-        /// Sequence number.
-        seq: u64,
-    },
-    /// Core: the sink took it.
+    /// Core: a connection's sink took the item numbered `seq` (a gap marker: its last).
     Delivered {
         /// Sequence number.
         seq: u64,
     },
-    /// Core: dropped, with a reason.
-    Dropped {
-        /// Sequence number.
-        seq: u64,
-        /// Why.
-        reason: DropReason,
+    /// Core: the history let go of `from..=to`.
+    Trimmed {
+        /// First.
+        from: u64,
+        /// Last.
+        to: u64,
     },
     /// Core: mode changed.
     ModeChanged {
@@ -106,11 +92,19 @@ pub enum What {
     Connect {
         /// A slow reader.
         slow: bool,
+        /// The last position the client saw, to resume after (none: fresh).
+        resume: Option<Position>,
     },
-    /// Client: connected, filed under `key`.
+    /// Client: connected, filed under `key`; its stream continues after `from`.
     Connected {
         /// The key the backend used.
         key: Arc<str>,
+        /// What the client asked to resume after.
+        asked: Option<Position>,
+        /// Where the backend says the stream continues.
+        from: Position,
+        /// Whether the backend says nothing after `asked` is missing.
+        recovered: bool,
     },
     /// Client: closes a tab.
     Close,
@@ -132,12 +126,23 @@ pub enum What {
     SetMode(Mode),
     /// Client: a tab received a message.
     Received {
-        /// Sequence number.
-        seq: u64,
+        /// Its position.
+        at: Position,
         /// What.
         msg: MsgTag,
         /// The key the envelope was addressed to.
         to: Arc<str>,
+        /// Whether it was lost unread in the tab's buffer when the tab crashed.
+        lost: bool,
+    },
+    /// Client: a tab received a gap marker: it will never get `from..=at.seq`.
+    Gap {
+        /// The gap's end (its position).
+        at: Position,
+        /// Its first missing number.
+        from: u64,
+        /// Why.
+        reason: GapReason,
         /// Whether it was lost unread in the tab's buffer when the tab crashed.
         lost: bool,
     },
@@ -189,38 +194,58 @@ impl fmt::Display for What {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             What::Phase(p) => write!(f, "== {p}"),
-            What::ManagerCreated => f.write_str("manager registered"),
+            What::ManagerCreated { epoch } => write!(f, "manager registered (epoch {epoch})"),
             What::ManagerRemoved(r) => write!(f, "manager removed ({r:?})"),
             What::ConnAdded { live } => write!(f, "connection added (live {live})"),
             What::ConnRemoved { reason, live } => {
                 write!(f, "connection removed: {reason:?} (live {live})")
             }
-            What::Accepted { seq, msg } => write!(f, "accepted #{seq} {msg}"),
-            What::Enqueued { seq, replay } => {
-                write!(f, "queued #{seq}{}", if *replay { " (replay)" } else { "" })
-            }
-            What::Requeued { seq } => write!(f, "taken back #{seq}"),
-            What::Buffered { seq } => write!(f, "held for recovery #{seq}"),
+            What::Accepted { at, msg } => write!(f, "accepted {at} {msg}"),
             What::Delivered { seq } => write!(f, "delivered #{seq}"),
-            What::Dropped { seq, reason } => write!(f, "dropped #{seq}: {reason}"),
+            What::Trimmed { from, to } => write!(f, "history let go of #{from}..#{to}"),
             What::ModeChanged { from, to } => write!(f, "mode {from} -> {to}"),
-            What::Connect { slow } => {
-                write!(f, "> connect{}", if *slow { " (slow reader)" } else { "" })
+            What::Connect { slow, resume } => {
+                f.write_str("> connect")?;
+                if let Some(p) = resume {
+                    write!(f, " resuming after {p}")?;
+                }
+                f.write_str(if *slow { " (slow reader)" } else { "" })
             }
-            What::Connected { key } => write!(f, "> connected as key {key}"),
+            What::Connected {
+                key,
+                asked,
+                from,
+                recovered,
+            } => {
+                write!(f, "> connected as key {key}, continues after {from}")?;
+                match (asked, recovered) {
+                    (None, _) => Ok(()),
+                    (Some(_), true) => f.write_str(" (recovered)"),
+                    (Some(_), false) => f.write_str(" (not recovered)"),
+                }
+            }
             What::Close => f.write_str("> close"),
             What::Crash => f.write_str("> crash (no close)"),
             What::Cleanup => f.write_str("> server cleans up the crashed tab"),
             What::Send { msg } => write!(f, "> send {msg}"),
             What::Emit { msg } => write!(f, "> emit {msg}"),
             What::SetMode(m) => write!(f, "> set mode {m}"),
-            What::Received { seq, msg, to, lost } => {
+            What::Received { at, msg, to, lost } => {
                 let verb = if *lost {
                     "lost unread in the crash"
                 } else {
                     "received"
                 };
-                write!(f, "< {verb} #{seq} {msg} (to {to})")
+                write!(f, "< {verb} {at} {msg} (to {to})")
+            }
+            What::Gap {
+                at,
+                from,
+                reason,
+                lost,
+            } => {
+                let verb = if *lost { "lost unread: " } else { "" };
+                write!(f, "< {verb}gap {}#{from}..#{} ({reason})", at.epoch, at.seq)
             }
             What::Refused { action, error } => write!(f, "! {action} refused: {error}"),
             What::Partition { ms } => {
@@ -290,7 +315,7 @@ mod tests {
             conn: Some(2),
             mgr: Some(1),
             what: What::Received {
-                seq: 3,
+                at: Position::new(Epoch::new(0, 1), 3),
                 msg: MsgTag {
                     kind: "tool_completed",
                     tag: "u2/r7".into(),
@@ -301,7 +326,7 @@ mod tests {
         };
         assert_eq!(
             step.to_string(),
-            "    9  0.004000  u1       c2    m1    < received #3 tool_completed u2/r7 (to u2)"
+            "    9  0.004000  u1       c2    m1    < received 0.1#3 tool_completed u2/r7 (to u2)"
         );
         assert_eq!(
             MsgTag {

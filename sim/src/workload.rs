@@ -51,6 +51,7 @@ pub fn generate(config: &SimConfig, seed: Seed) -> Plan {
             user: u.name.clone(),
             kind: OpKind::Connect {
                 slow: config.faults.slow_consumers && rng.gen_ratio(1, 8),
+                fresh: false,
             },
         });
     }
@@ -69,6 +70,7 @@ pub fn generate(config: &SimConfig, seed: Seed) -> Plan {
         let kind = match pick.sample(&mut rng) {
             0 => OpKind::Connect {
                 slow: config.faults.slow_consumers && rng.gen_ratio(1, 4),
+                fresh: rng.gen_ratio(1, 4),
             },
             1 => OpKind::Close { tab },
             2 => OpKind::Crash { tab },

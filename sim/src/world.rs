@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde::Serialize;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
-use wsreg::{Envelope, Mode, UserContext};
+use wsreg::{Envelope, Mode, Position, UserContext};
 
 use crate::backend::Backend;
 use crate::client::{close_handle, drop_all_tabs, user_task, Tab};
@@ -43,6 +43,8 @@ pub(crate) struct World<B: Backend> {
     pub(crate) reading: Mutex<std::collections::BTreeSet<(usize, u64)>>,
     /// What each user's client is in the middle of, and since when (virtual ms).
     busy: Mutex<Vec<Option<(&'static str, u64)>>>,
+    /// The last position each user's tabs saw (what its client resumes after).
+    seen: Mutex<Vec<Option<Position>>>,
     /// Network runs: how many partitions are in force (the link heals when the last ends).
     cuts: AtomicUsize,
     /// Network runs: the server's life; a reader stops reading when the server it was
@@ -107,14 +109,38 @@ impl<B: Backend> World<B> {
         self.step(u, None, What::Refused { action, error });
     }
 
+    /// A tab read an item of its stream: a message or a gap marker. The user's client keeps the
+    /// last position its tabs saw, to resume from.
     pub(crate) fn received(&self, u: usize, conn: u64, env: &Envelope, lost: bool) {
-        let what = What::Received {
-            seq: env.seq(),
-            msg: tag(env.payload()),
-            to: env.to().to_shared(),
-            lost,
+        let at = env.position();
+        let what = match env.payload() {
+            wsreg::Payload::Gap { from, reason, .. } => What::Gap {
+                at,
+                from: *from,
+                reason: *reason,
+                lost,
+            },
+            payload => What::Received {
+                at,
+                msg: tag(payload),
+                to: env.to().to_shared(),
+                lost,
+            },
         };
         self.step(u, Some(conn), what);
+        if !lost {
+            let mut seen = self.seen.lock().expect("seen");
+            let last = &mut seen[u];
+            // Within one epoch the furthest position; a new epoch replaces the old one.
+            if last.is_none_or(|l| l.epoch != at.epoch || l.seq < at.seq) {
+                *last = Some(at);
+            }
+        }
+    }
+
+    /// The last position the user's tabs saw, to resume after.
+    pub(crate) fn last_seen(&self, u: usize) -> Option<Position> {
+        self.seen.lock().expect("seen")[u]
     }
 
     pub(crate) fn probe(&self, u: usize) {
@@ -282,21 +308,24 @@ impl<B: Backend> World<B> {
                 }
             }
         }
+        // Every open tab must now read everything its user's senders were told about, or be
+        // told with a gap marker what it will never get. One that cannot within the bound lost
+        // messages silently (a backend that stalls outright is caught earlier, as stuck).
         let deadline = Instant::now() + bound;
         while self.recorder.in_flight() > 0 && !self.recorder.failed() {
             if Instant::now() >= deadline {
-                let blocked = self
-                    .recorder
-                    .in_flight_by_key()
-                    .into_iter()
-                    .map(|(key, n)| {
-                        format!(
-                            "{key}: {n} message(s) queued but not delivered and read after {} ms",
-                            bound.as_millis()
-                        )
-                    })
-                    .collect();
-                return Some(Outcome::Stuck { blocked });
+                let behind = self.recorder.in_flight_by_tab();
+                self.recorder.violate(Violation {
+                    invariant: Invariant::I8,
+                    step: self.recorder.last_step(),
+                    message: format!(
+                        "{} ms after healing, {} tab(s) still miss messages: {}",
+                        bound.as_millis(),
+                        behind.len(),
+                        behind.first().map_or("", String::as_str)
+                    ),
+                });
+                return None;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
@@ -400,6 +429,7 @@ pub async fn execute<B: Backend>(plan: Arc<Plan>, keep: Keep) -> RunReport {
         readers: Mutex::new(Vec::new()),
         reading: Mutex::new(std::collections::BTreeSet::new()),
         busy: Mutex::new(vec![None; plan.users.len()]),
+        seen: Mutex::new(vec![None; plan.users.len()]),
         cuts: AtomicUsize::new(0),
         life: AtomicU64::new(0),
         restarting: AtomicBool::new(false),

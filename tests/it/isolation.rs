@@ -96,12 +96,12 @@ async fn five_users_created_concurrently_share_nothing() {
         let view = m.view();
         if i == 2 {
             assert_eq!(
-                (view.mode, view.recovery, view.accepted),
+                (view.mode, view.history, view.accepted),
                 (Mode::Degraded, 1, 1)
             );
         } else {
             assert_eq!(
-                (view.mode, view.recovery, view.accepted),
+                (view.mode, view.history, view.accepted),
                 (Mode::Unified, 0, 0)
             );
         }

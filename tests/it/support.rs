@@ -13,10 +13,9 @@ pub struct Recorder {
 impl Observer for Recorder {
     fn observe(&self, o: &Observation<'_>) {
         let line = match o {
-            Observation::Dropped {
-                user, seq, reason, ..
-            } => format!("dropped {user} #{seq} {reason}"),
-            Observation::ManagerCreated { user, manager } => format!("created {user} {manager}"),
+            Observation::ManagerCreated { user, manager, .. } => {
+                format!("created {user} {manager}")
+            }
             Observation::ManagerRemoved { user, manager, .. } => {
                 format!("removed {user} {manager}")
             }

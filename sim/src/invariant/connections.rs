@@ -62,6 +62,24 @@ impl Checker {
         Ok(())
     }
 
+    /// White-box: the backend says a connection's sink took an item.
+    pub(super) fn delivered(&mut self, key: &Key, conn: u64, seq: u64) -> Checked {
+        match self.conns.get(&conn) {
+            Some(c) if &c.key == key => Ok(()),
+            Some(c) => fail(
+                Invariant::I5,
+                format!(
+                    "{key}'s #{seq} was delivered on c{conn}, a connection of {}",
+                    c.key
+                ),
+            ),
+            None => fail(
+                Invariant::I5,
+                format!("{key}'s #{seq} was delivered on c{conn}, which was never added"),
+            ),
+        }
+    }
+
     pub(super) fn conn_removed(
         &mut self,
         key: &Key,
@@ -94,22 +112,6 @@ impl Checker {
             );
         }
         c.open = false;
-        if self.crashed.remove(&conn) {
-            // Handed to the crashed socket and not read yet: the client may still find them in
-            // its buffer, or they are lost with the socket, as a socket loses what is in flight
-            // when its peer dies. Either way the core is done with them.
-            let adrift: Vec<(u64, u64)> = self
-                .flights
-                .range((conn, 0)..=(conn, u64::MAX))
-                .filter(|(_, f)| f.delivered && !f.received)
-                .map(|(k, _)| *k)
-                .collect();
-            for k in adrift {
-                if let Some(f) = self.flights.remove(&k) {
-                    self.adrift.insert(k, f.msg);
-                }
-            }
-        }
         self.live_total -= 1;
         let count = self.live_by_key.entry(key.clone()).or_insert(1);
         *count -= 1;

@@ -1,215 +1,255 @@
-//! I1 owner-only delivery, I7 order without duplicates, I8 nothing lost silently: every message's
-//! path from acceptance to the client, checked step by step.
+//! I1 owner-only delivery, I7 order without duplicates, I8 nothing lost silently, checked on
+//! what each tab actually read against what each sender was told (the black-box part), plus the
+//! backend's own numbering where it reports it (the white-box part).
+//!
+//! The rule every tab's stream keeps: after the position its connection continues from,
+//! positions are contiguous within one epoch, and the only way to skip is a gap marker that
+//! starts exactly where the tab is. Every position a sender was told about carries that
+//! sender's message and nothing else.
 
-use super::{fail, Checked, Checker, Flight, Invariant, Key};
+use wsreg::{GapReason, Position};
+
+use super::{fail, Checked, Checker, Invariant, Key, TabModel};
 use crate::trace::MsgTag;
 
 impl Checker {
-    pub(super) fn accepted(&mut self, key: &Key, seq: u64, msg: &MsgTag) -> Checked {
+    /// White-box: the backend numbered a message.
+    pub(super) fn accepted(&mut self, key: &Key, at: Position, msg: &MsgTag) -> Checked {
         let tally = self.tallies.entry((msg.kind, msg.tag.clone())).or_default();
         tally.accepted += 1;
-        if msg.kind == "text" && tally.accepted > 1 {
+        if tally.accepted > 1 {
+            return fail(
+                Invariant::I7,
+                format!("{key} accepted {msg} a second time (as {at}): the user will see it twice"),
+            );
+        }
+        let head = self.heads.entry((key.clone(), at.epoch)).or_insert(0);
+        if at.seq != *head + 1 {
             return fail(
                 Invariant::I7,
                 format!(
-                    "{key} accepted {} a second time (as #{seq}): the user will see it twice",
-                    msg.tag
+                    "{key} numbered {msg} {at} right after #{head}: a stream's numbers are contiguous"
                 ),
             );
         }
-        let m = self.msgs.entry(key.clone()).or_default();
-        if m.accepted.insert(seq, msg.clone()).is_some() {
-            return fail(Invariant::I7, format!("{key} numbered two messages #{seq}"));
-        }
-        m.unrouted.insert(seq);
+        *head = at.seq;
         Ok(())
     }
 
-    /// A sender was told its message was accepted: the core must have accepted it.
-    pub(super) fn confirmed(&mut self, user: &Key, msg: &MsgTag) -> Checked {
-        let tally = self.tallies.entry((msg.kind, msg.tag.clone())).or_default();
-        tally.confirmed += 1;
-        if tally.confirmed > tally.accepted {
+    /// Black-box: a sender was told its message is at `at`.
+    pub(super) fn confirmed(&mut self, user: &Key, msg: &MsgTag, at: Position) -> Checked {
+        if self.checks_accepts {
+            let tally = self.tallies.entry((msg.kind, msg.tag.clone())).or_default();
+            tally.confirmed += 1;
+            if tally.confirmed > tally.accepted {
+                return fail(
+                    Invariant::I8,
+                    format!("{user}'s {msg} was reported sent, but the backend never accepted it: lost silently"),
+                );
+            }
+        }
+        if let Some(before) = self.sent.insert((user.clone(), at), msg.clone()) {
             return fail(
                 Invariant::I8,
-                format!("{user}'s {} for {} was reported sent, but the core never accepted it: lost silently", msg.kind, msg.tag),
+                format!("{user}'s {msg} was reported sent as {at}, which {before} already was: one of them is lost"),
             );
         }
+        self.sent_at.insert(msg.clone(), at);
+        let head = self.sent_head.entry((user.clone(), at.epoch)).or_insert(0);
+        *head = (*head).max(at.seq);
         Ok(())
     }
 
-    pub(super) fn enqueued(&mut self, key: &Key, conn: u64, seq: u64, replay: bool) -> Checked {
-        match self.conns.get(&conn) {
-            Some(c) if c.open && &c.key == key => {}
-            Some(c) => {
+    /// A tab connected: where its stream continues, against what its client asked.
+    pub(super) fn tab_opened(
+        &mut self,
+        user: &Key,
+        conn: u64,
+        asked: Option<Position>,
+        from: Position,
+        recovered: bool,
+    ) -> Checked {
+        let tab = TabModel {
+            user: user.clone(),
+            epoch: from.epoch,
+            next: from.seq + 1,
+            live: true,
+            items: 0,
+        };
+        if let Some(old) = self.tabs.insert(conn, tab) {
+            if old.live {
                 return fail(
                     Invariant::I5,
                     format!(
-                    "{key}'s message #{seq} was queued for c{conn}, which is {} connection of {}",
-                    if c.open { "a live" } else { "a closed" },
-                    c.key
-                ),
-                )
-            }
-            None => {
-                return fail(
-                    Invariant::I5,
-                    format!("{key}'s message #{seq} was queued for unknown connection c{conn}"),
-                )
-            }
-        }
-        let Some((m, msg)) = self
-            .msgs
-            .get_mut(key)
-            .and_then(|m| m.accepted.get(&seq).cloned().map(|msg| (m, msg)))
-        else {
-            return fail(
-                Invariant::I8,
-                format!("c{conn} was given #{seq}, which {key} never accepted"),
-            );
-        };
-        if replay {
-            m.held.remove(&seq);
-        } else {
-            m.unrouted.remove(&seq);
-        }
-        if self
-            .flights
-            .insert(
-                (conn, seq),
-                Flight {
-                    msg,
-                    delivered: false,
-                    received: false,
-                },
-            )
-            .is_some()
-        {
-            return fail(
-                Invariant::I7,
-                format!("{key}'s message #{seq} was queued twice for c{conn}"),
-            );
-        }
-        Ok(())
-    }
-
-    pub(super) fn requeued(&mut self, key: &Key, conn: u64, seq: u64) -> Checked {
-        match self.flights.remove(&(conn, seq)) {
-            Some(f) if !f.delivered && !f.received => {
-                self.msgs.entry(key.clone()).or_default().held.insert(seq);
-                Ok(())
-            }
-            Some(_) => fail(
-                Invariant::I7,
-                format!("#{seq} was taken back from c{conn} after it had reached the client: it may arrive twice"),
-            ),
-            None => fail(
-                Invariant::I8,
-                format!("#{seq} was taken back from c{conn}, which never had it queued"),
-            ),
-        }
-    }
-
-    pub(super) fn buffered(&mut self, key: &Key, seq: u64) -> Checked {
-        let m = self.msgs.entry(key.clone()).or_default();
-        if !m.unrouted.remove(&seq) && !m.held.contains(&seq) {
-            return fail(
-                Invariant::I8,
-                format!("{key}'s message #{seq} was held for recovery, but it was neither new nor taken back"),
-            );
-        }
-        m.held.insert(seq);
-        Ok(())
-    }
-
-    pub(super) fn delivered(&mut self, key: &Key, conn: u64, seq: u64) -> Checked {
-        let Some(f) = self.flights.get_mut(&(conn, seq)) else {
-            return fail(
-                Invariant::I8,
-                format!(
-                    "{key}'s message #{seq} was delivered on c{conn} without being queued for it"
-                ),
-            );
-        };
-        if f.delivered {
-            return fail(
-                Invariant::I7,
-                format!("{key}'s message #{seq} was delivered twice on c{conn}"),
-            );
-        }
-        f.delivered = true;
-        if f.received {
-            self.flights.remove(&(conn, seq));
-        }
-        Ok(())
-    }
-
-    pub(super) fn dropped(&mut self, key: &Key, conn: Option<u64>, seq: u64) -> Checked {
-        let m = self.msgs.entry(key.clone()).or_default();
-        let was_new = m.unrouted.remove(&seq);
-        if conn.is_none() && !was_new && !m.held.remove(&seq) {
-            return fail(
-                Invariant::I8,
-                format!("{key} reported dropping #{seq}, which it was not holding"),
-            );
-        }
-        Ok(())
-    }
-
-    /// A simulated client read a message on one of its tabs.
-    pub(super) fn received(&mut self, user: &Key, conn: u64, seq: u64, msg: &MsgTag) -> Checked {
-        if msg.owner() != &**user {
-            return fail(
-                Invariant::I1,
-                format!(
-                    "user {user} received {}'s {} for {} (#{seq} on c{conn})",
-                    msg.owner(),
-                    msg.kind,
-                    msg.tag
-                ),
-            );
-        }
-        if let Some(&last) = self.last_received.get(&conn) {
-            if seq <= last {
-                return fail(
-                    Invariant::I7,
-                    format!(
-                        "{user}'s tab c{conn} received #{seq} ({msg}) after #{last}: {}",
-                        if seq == last {
-                            "a duplicate"
-                        } else {
-                            "out of order"
-                        }
+                        "{user} was handed connection c{conn}, which {}'s live tab holds",
+                        old.user
                     ),
                 );
             }
         }
-        self.last_received.insert(conn, seq);
-        let mismatch = |sent: &MsgTag| {
-            fail(
-                Invariant::I7,
-                format!("{user}'s tab c{conn} received #{seq} as {msg}, but #{seq} was {sent}"),
-            )
-        };
-        match self.flights.get_mut(&(conn, seq)) {
-            Some(f) if &f.msg != msg => mismatch(&f.msg),
-            Some(f) => {
-                f.received = true;
-                if f.delivered {
-                    self.flights.remove(&(conn, seq));
-                }
-                Ok(())
-            }
-            None => match self.adrift.remove(&(conn, seq)) {
-                Some(sent) if &sent != msg => mismatch(&sent),
-                Some(_) => Ok(()),
-                None => fail(
+        let Some(asked) = asked else { return Ok(()) };
+        if asked.epoch == from.epoch {
+            if from.seq > asked.seq {
+                return fail(
                     Invariant::I8,
-                    format!(
-                        "{user}'s tab c{conn} received #{seq} ({msg}), which was never queued for it"
-                    ),
+                    format!("{user}'s tab c{conn} resumed after {asked} but was placed after {from}: #{}..#{} are skipped silently", asked.seq + 1, from.seq),
+                );
+            }
+            if from.seq < asked.seq {
+                return fail(
+                    Invariant::I7,
+                    format!("{user}'s tab c{conn} resumed after {asked} but was placed after {from}: it will see #{}..#{} again", from.seq + 1, asked.seq),
+                );
+            }
+            if recovered {
+                self.coverage.hit("resumed_recovered");
+            }
+            return Ok(());
+        }
+        if recovered || from.seq != 0 {
+            return fail(
+                Invariant::I8,
+                format!("{user}'s tab c{conn} resumed after {asked} of an old stream and was told it continues after {from}{}: a position from another epoch was taken as valid, so what the new stream holds before it is skipped", if recovered { ", fully recovered" } else { "" }),
+            );
+        }
+        Ok(())
+    }
+
+    /// A tab read a message.
+    pub(super) fn received(
+        &mut self,
+        user: &Key,
+        conn: u64,
+        at: Position,
+        msg: &MsgTag,
+    ) -> Checked {
+        if msg.owner() != &**user {
+            return fail(
+                Invariant::I1,
+                format!(
+                    "user {user} received {}'s {msg} ({at} on c{conn})",
+                    msg.owner()
                 ),
+            );
+        }
+        self.advance(user, conn, at.epoch, at.seq, at.seq, &format!("{msg}"))?;
+        match self.sent.get(&(user.clone(), at)) {
+            Some(sent) if sent == msg => Ok(()),
+            sent => match self.sent_at.get(msg) {
+                Some(&first) if first != at => fail(
+                    Invariant::I7,
+                    format!("{user}'s tab c{conn} received {msg} again as {at}: it was sent once, as {first}"),
+                ),
+                _ => match sent {
+                    Some(sent) => fail(
+                        Invariant::I8,
+                        format!("{user}'s tab c{conn} received {msg} as {at}, but {at} was {sent}: that message is lost"),
+                    ),
+                    None if self.sent_at.contains_key(msg) => Ok(()),
+                    None => fail(
+                        Invariant::I7,
+                        format!("{user}'s tab c{conn} received {msg} as {at}, which no sender was told about"),
+                    ),
+                },
             },
         }
+    }
+
+    /// A tab read a gap marker for `from..=at.seq`.
+    pub(super) fn gap(
+        &mut self,
+        user: &Key,
+        conn: u64,
+        at: Position,
+        from: u64,
+        reason: GapReason,
+    ) -> Checked {
+        if at.seq + 1 < from {
+            return fail(
+                Invariant::I7,
+                format!(
+                    "{user}'s tab c{conn} received a gap #{from}..#{} that ends before it starts",
+                    at.seq
+                ),
+            );
+        }
+        let first = self.tabs.get(&conn).map(|t| t.items == 0);
+        self.advance(user, conn, at.epoch, from, at.seq, "a gap marker")?;
+        match reason {
+            GapReason::EpochChanged => self.coverage.hit("epoch_changed"),
+            GapReason::Trimmed if first == Some(true) => self.coverage.hit("resumed_with_gap"),
+            GapReason::Trimmed => self.coverage.hit("caught_up_past_a_gap"),
+        }
+        Ok(())
+    }
+
+    /// Moves a tab past `from..=to` of `epoch`, which must start exactly where it is.
+    fn advance(
+        &mut self,
+        user: &Key,
+        conn: u64,
+        epoch: wsreg::Epoch,
+        from: u64,
+        to: u64,
+        what: &str,
+    ) -> Checked {
+        let Some(tab) = self.tabs.get_mut(&conn) else {
+            return fail(
+                Invariant::I5,
+                format!("{user} read {what} on c{conn}, a tab it never connected"),
+            );
+        };
+        if tab.user != *user {
+            return fail(
+                Invariant::I1,
+                format!("{user} read {what} on c{conn}, {}'s tab", tab.user),
+            );
+        }
+        if epoch != tab.epoch {
+            return fail(
+                Invariant::I7,
+                format!(
+                    "{user}'s tab c{conn} reads stream {} but received {what} of stream {epoch}",
+                    tab.epoch
+                ),
+            );
+        }
+        tab.items += 1;
+        if from > tab.next {
+            return fail(
+                Invariant::I8,
+                format!(
+                    "{user}'s tab c{conn} received {what} at {epoch}#{from} right after #{}: #{}..#{} were skipped without a gap marker",
+                    tab.next - 1,
+                    tab.next,
+                    from - 1
+                ),
+            );
+        }
+        if from < tab.next {
+            return fail(
+                Invariant::I7,
+                format!(
+                    "{user}'s tab c{conn} received {what} at {epoch}#{from} after #{}: {}",
+                    tab.next - 1,
+                    if from + 1 == tab.next {
+                        "a duplicate"
+                    } else {
+                        "out of order"
+                    }
+                ),
+            );
+        }
+        tab.next = to + 1;
+        Ok(())
+    }
+
+    /// Tabs still open that have not yet read (or been told they lost) everything their users'
+    /// senders were told about in their stream, with the first missing position of each.
+    pub(super) fn behind(&self) -> impl Iterator<Item = (u64, &TabModel, u64)> + '_ {
+        self.tabs.iter().filter_map(|(&conn, tab)| {
+            let head = self.sent_head.get(&(tab.user.clone(), tab.epoch))?;
+            (tab.live && tab.next <= *head).then_some((conn, tab, *head))
+        })
     }
 }

@@ -8,7 +8,7 @@ mod delivery;
 mod managers;
 mod sharing;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use fnv::{FnvHashMap, FnvHashSet};
 use std::fmt;
@@ -106,33 +106,26 @@ struct ConnModel {
     owner: Option<Key>,
 }
 
-/// A message queued for a connection: queued, then both delivered (the sink took it) and
-/// received (the client read it), in either order. It keeps what the core accepted under its
-/// number, because a client may read it after its manager is gone (a frame still crossing the
-/// network when the tab closed and the idle manager was reaped).
+/// What the checker knows about one tab (a connection, as its client holds it).
 #[derive(Clone, Debug)]
-struct Flight {
-    msg: MsgTag,
-    delivered: bool,
-    received: bool,
+pub(crate) struct TabModel {
+    /// The simulated user holding it.
+    pub(crate) user: Key,
+    /// The stream it reads.
+    pub(crate) epoch: wsreg::Epoch,
+    /// The next number it must read (or a gap marker starting there).
+    pub(crate) next: u64,
+    /// Not closed or crashed by its client.
+    pub(crate) live: bool,
+    /// Items it has read.
+    pub(crate) items: u64,
 }
 
-/// How often one harness message was accepted by the core and confirmed to its sender.
+/// How often one harness message was accepted by the backend and confirmed to its sender.
 #[derive(Debug, Default, Clone, Copy)]
 struct Tally {
     accepted: u32,
     confirmed: u32,
-}
-
-/// One key's messages, by sequence number (a new manager of the key starts them afresh).
-#[derive(Debug, Default)]
-struct Messages {
-    /// Every message accepted, with what it carried.
-    accepted: BTreeMap<u64, MsgTag>,
-    /// Accepted and not yet queued, held or dropped anywhere.
-    unrouted: BTreeSet<u64>,
-    /// In the recovery queue, or taken back from a closed connection and not yet placed.
-    held: BTreeSet<u64>,
 }
 
 /// The model the invariants are checked against. Maps keyed by strings are FNV hash maps
@@ -148,26 +141,30 @@ pub struct Checker {
     key_of_user: FnvHashMap<Key, Key>,
     user_of_key: FnvHashMap<Key, Key>,
     mode_of_key: FnvHashMap<Key, Mode>,
-    // connections
+    // connections, as the backend reports them
     conns: BTreeMap<u64, ConnModel>,
     live_by_key: FnvHashMap<Key, usize>,
     live_total: usize,
     // requests the clients made, to tell asked-for changes from unasked ones
     closing: FnvHashSet<u64>,
-    /// Crashed connections not yet removed: the server may close them on its own, and whatever
-    /// was on its way to them when they crashed is lost with the socket.
-    crashed: FnvHashSet<u64>,
     mode_request: Option<Key>,
-    // messages
-    msgs: FnvHashMap<Key, Messages>,
-    /// Per harness message (kind, tag): how often the core accepted it, how often a sender was
-    /// told it was accepted.
+    // streams
+    /// Whether the backend reports what it accepts (then a confirmed message it never
+    /// accepted is a lie to its sender).
+    checks_accepts: bool,
+    /// Per harness message (kind, tag): how often the backend accepted it, how often a sender
+    /// was told it was accepted.
     tallies: FnvHashMap<(&'static str, Key), Tally>,
-    flights: BTreeMap<(u64, u64), Flight>,
-    /// Handed to a socket that crashed and was removed before its client read them: the client
-    /// may still read them from its buffer, or never.
-    adrift: BTreeMap<(u64, u64), MsgTag>,
-    last_received: BTreeMap<u64, u64>,
+    /// The last number the backend handed out per (key, epoch).
+    heads: FnvHashMap<(Key, wsreg::Epoch), u64>,
+    /// What each sender was told: the message at each (user, position).
+    sent: FnvHashMap<(Key, wsreg::Position), MsgTag>,
+    /// Where each message was said to be.
+    sent_at: FnvHashMap<MsgTag, wsreg::Position>,
+    /// The furthest position senders were told about, per (user, epoch).
+    sent_head: FnvHashMap<(Key, wsreg::Epoch), u64>,
+    /// Every tab, by connection number, in order.
+    tabs: BTreeMap<u64, TabModel>,
 }
 
 /// The result of one check.
@@ -192,13 +189,14 @@ impl Checker {
             live_by_key: FnvHashMap::default(),
             live_total: 0,
             closing: FnvHashSet::default(),
-            crashed: FnvHashSet::default(),
             mode_request: None,
-            msgs: FnvHashMap::default(),
+            checks_accepts: true,
             tallies: FnvHashMap::default(),
-            flights: BTreeMap::new(),
-            adrift: BTreeMap::new(),
-            last_received: BTreeMap::new(),
+            heads: FnvHashMap::default(),
+            sent: FnvHashMap::default(),
+            sent_at: FnvHashMap::default(),
+            sent_head: FnvHashMap::default(),
+            tabs: BTreeMap::new(),
         }
     }
 
@@ -219,18 +217,23 @@ impl Checker {
         let key = &s.user;
         let conn = s.conn.unwrap_or(0);
         let result = match &s.what {
-            What::ManagerCreated => self.manager_created(key, s.mgr.unwrap_or(0)),
+            What::ManagerCreated { .. } => self.manager_created(key, s.mgr.unwrap_or(0)),
             What::ManagerRemoved(_) => self.manager_removed(key, s.mgr.unwrap_or(0)),
-            What::Connected { key: filed } => self.connected(key, filed, s.mgr.unwrap_or(0), conn),
+            What::Connected {
+                key: filed,
+                asked,
+                from,
+                recovered,
+            } => self
+                .connected(key, filed, s.mgr.unwrap_or(0), conn)
+                .and_then(|()| self.tab_opened(key, conn, *asked, *from, *recovered)),
             What::ConnAdded { live } => self.conn_added(key, s.mgr.unwrap_or(0), conn, *live),
             What::ConnRemoved { live, reason } => self.conn_removed(key, conn, *reason, *live),
-            What::Close | What::Cleanup => {
+            What::Close | What::Cleanup | What::Crash => {
                 self.closing.insert(conn);
-                Ok(())
-            }
-            What::Crash => {
-                self.closing.insert(conn);
-                self.crashed.insert(conn);
+                if let Some(tab) = self.tabs.get_mut(&conn) {
+                    tab.live = false;
+                }
                 Ok(())
             }
             What::ServerDown => {
@@ -242,13 +245,16 @@ impl Checker {
                 Ok(())
             }
             What::ModeChanged { from, to } => self.mode_changed(key, *from, *to),
-            What::Accepted { seq, msg } => self.accepted(key, *seq, msg),
-            What::Enqueued { seq, replay } => self.enqueued(key, conn, *seq, *replay),
-            What::Requeued { seq } => self.requeued(key, conn, *seq),
-            What::Buffered { seq } => self.buffered(key, *seq),
+            What::Accepted { at, msg } => self.accepted(key, *at, msg),
             What::Delivered { seq } => self.delivered(key, conn, *seq),
-            What::Dropped { seq, .. } => self.dropped(key, s.conn, *seq),
-            What::Received { seq, msg, .. } => self.received(key, conn, *seq, msg),
+            What::Trimmed { .. } => {
+                self.coverage.hit("history_trimmed");
+                Ok(())
+            }
+            What::Received { at, msg, .. } => self.received(key, conn, *at, msg),
+            What::Gap {
+                at, from, reason, ..
+            } => self.gap(key, conn, *at, *from, *reason),
             _ => Ok(()),
         };
         result.map_err(|(invariant, message)| Violation {
@@ -269,11 +275,22 @@ impl Checker {
         self.key_of_user = keep.key_of_user;
         self.user_of_key = keep.user_of_key;
         self.tallies = keep.tallies;
+        self.checks_accepts = keep.checks_accepts;
+        self.sent = keep.sent;
+        self.sent_at = keep.sent_at;
+        self.sent_head = keep.sent_head;
     }
 
-    /// Checks that a message its sender was told is accepted really was.
-    pub fn on_confirm(&mut self, user: &Key, msg: &MsgTag, step: u64) -> Result<(), Violation> {
-        self.confirmed(user, msg)
+    /// Checks that a message its sender was told is accepted (at `at`) really was, and files
+    /// it as what the user's tabs must read there.
+    pub fn on_confirm(
+        &mut self,
+        user: &Key,
+        msg: &MsgTag,
+        at: wsreg::Position,
+        step: u64,
+    ) -> Result<(), Violation> {
+        self.confirmed(user, msg, at)
             .map_err(|(invariant, message)| Violation {
                 invariant,
                 step,
@@ -281,20 +298,21 @@ impl Checker {
             })
     }
 
-    /// Messages queued for a connection and not yet both delivered and received.
+    /// Open tabs that have not yet read everything their senders were told about.
     pub fn in_flight(&self) -> usize {
-        self.flights.len()
+        self.behind().count()
     }
 
-    /// Users (by key) with messages in flight, and how many each.
-    pub fn in_flight_by_key(&self) -> BTreeMap<Key, usize> {
-        let mut out = BTreeMap::new();
-        for (conn, _) in self.flights.keys() {
-            if let Some(c) = self.conns.get(conn) {
-                *out.entry(c.key.clone()).or_insert(0) += 1;
-            }
-        }
-        out
+    /// What each tab that is behind still misses, in a user's words, first tab first.
+    pub fn in_flight_by_tab(&self) -> Vec<String> {
+        self.behind()
+            .map(|(conn, tab, head)| {
+                format!(
+                    "{}'s tab c{conn} never read {}#{}..#{head}, and no gap marker said they are lost",
+                    tab.user, tab.epoch, tab.next
+                )
+            })
+            .collect()
     }
 
     /// The end-of-run history checks (after everything drained and idle managers were reaped).
@@ -306,37 +324,7 @@ impl Checker {
         })
     }
 
-    /// The smallest (key, seq) for which `pick` finds something: order-independent, so the
-    /// verdict does not depend on hash-map order.
-    fn first_msg(&self, pick: fn(&Messages) -> Option<&u64>) -> Option<(Key, u64)> {
-        self.msgs
-            .iter()
-            .filter_map(|(k, m)| pick(m).map(|s| (k.clone(), *s)))
-            .min()
-    }
-
     fn history(&self) -> Checked {
-        if let Some((key, seq)) = self.first_msg(|m| m.unrouted.first()) {
-            return fail(
-                Invariant::I8,
-                format!("{key}'s message #{seq} was accepted but never queued, held or dropped"),
-            );
-        }
-        if let Some((key, seq)) = self.first_msg(|m| m.held.first()) {
-            return fail(
-                Invariant::I8,
-                format!("{key}'s message #{seq} is still held after its manager should be gone"),
-            );
-        }
-        if let Some(((conn, seq), f)) = self.flights.first_key_value() {
-            return fail(
-                Invariant::I8,
-                format!(
-                    "message #{seq} queued for c{conn} ended neither delivered and received nor dropped (delivered: {}, received: {})",
-                    f.delivered, f.received
-                ),
-            );
-        }
         if let Some((key, mgr)) = self.live_mgr.iter().min() {
             return fail(
                 Invariant::I9,
@@ -349,14 +337,27 @@ impl Checker {
 
 #[cfg(test)]
 mod tests {
-    use wsreg::{CloseReason, RemoveReason};
+    use wsreg::{CloseReason, Epoch, GapReason, Position};
 
     use super::*;
+
+    const E: Epoch = Epoch::new(0, 1);
 
     /// Feeds steps to a checker; each is (user, conn, mgr, what).
     struct Feed {
         checker: Checker,
         n: u64,
+    }
+
+    fn at(seq: u64) -> Position {
+        Position::new(E, seq)
+    }
+
+    fn text(tag: &str) -> MsgTag {
+        MsgTag {
+            kind: "text",
+            tag: tag.into(),
+        }
     }
 
     impl Feed {
@@ -382,116 +383,149 @@ mod tests {
                 .map_err(|v| (v.invariant, v.message))
         }
 
-        /// u1 connects c1 on m1 and is sent text #1, which the socket takes.
-        fn connected_and_sent(&mut self) {
-            let ok = [
-                self.step("u1", None, Some(1), What::ManagerCreated),
-                self.step("u1", Some(1), Some(1), What::ConnAdded { live: 1 }),
-                self.step("u1", Some(1), Some(1), What::Connected { key: "u1".into() }),
-                self.step(
-                    "u1",
-                    None,
-                    Some(1),
-                    What::Accepted {
-                        seq: 1,
-                        msg: text("u1/m1"),
-                    },
-                ),
-                self.step(
-                    "u1",
-                    Some(1),
-                    Some(1),
-                    What::Enqueued {
-                        seq: 1,
-                        replay: false,
-                    },
-                ),
-                self.step("u1", Some(1), Some(1), What::Delivered { seq: 1 }),
-            ];
-            assert!(ok.iter().all(Result::is_ok), "{ok:?}");
+        /// u1's tab `conn` connects on m1, resuming after `asked`, placed after `from`.
+        fn tab(&mut self, conn: u64, asked: Option<Position>, from: Position) -> Checked {
+            if conn == 1 {
+                let created = What::ManagerCreated { epoch: E };
+                self.step("u1", None, Some(1), created)?;
+            }
+            let live = self.checker.live_by_key.get("u1").copied().unwrap_or(0) + 1;
+            self.step("u1", Some(conn), Some(1), What::ConnAdded { live })?;
+            let what = What::Connected {
+                key: "u1".into(),
+                asked,
+                from,
+                recovered: asked.is_some(),
+            };
+            self.step("u1", Some(conn), Some(1), what)
         }
 
-        fn received(&mut self, tag: &str) -> Checked {
+        /// u1 is sent text `m{seq}`, accepted as #seq.
+        fn sent(&mut self, seq: u64) {
+            let msg = text(&format!("u1/m{seq}"));
+            let accepted = What::Accepted {
+                at: at(seq),
+                msg: msg.clone(),
+            };
+            self.step("u1", None, Some(1), accepted).unwrap();
+            let n = self.n;
+            self.checker
+                .on_confirm(&"u1".into(), &msg, at(seq), n)
+                .unwrap();
+        }
+
+        fn read(&mut self, conn: u64, seq: u64, tag: &str) -> Checked {
             let what = What::Received {
-                seq: 1,
+                at: at(seq),
                 msg: text(tag),
                 to: "u1".into(),
                 lost: false,
             };
-            self.step("u1", Some(1), None, what)
+            self.step("u1", Some(conn), None, what)
         }
 
-        fn reaped(&mut self) -> Checked {
-            let idle = What::ManagerRemoved(RemoveReason::Idle);
-            self.step("u1", None, Some(1), idle)
-        }
-
-        fn closed(&mut self, reason: CloseReason) -> Checked {
-            self.step(
-                "u1",
-                Some(1),
-                Some(1),
-                What::ConnRemoved { live: 0, reason },
-            )
-        }
-    }
-
-    fn text(tag: &str) -> MsgTag {
-        MsgTag {
-            kind: "text",
-            tag: tag.into(),
+        fn gap(&mut self, conn: u64, from: u64, to: u64) -> Checked {
+            let what = What::Gap {
+                at: at(to),
+                from,
+                reason: GapReason::Trimmed,
+                lost: false,
+            };
+            self.step("u1", Some(conn), None, what)
         }
     }
 
     #[test]
-    fn a_frame_read_after_its_manager_was_reaped_is_checked_against_what_was_sent() {
+    fn a_tab_reads_a_contiguous_stream_and_a_gap_is_the_only_way_to_skip() {
         let mut f = Feed::new();
-        f.connected_and_sent();
+        f.tab(1, None, at(0)).unwrap();
+        for seq in 1..=4 {
+            f.sent(seq);
+        }
+        f.read(1, 1, "u1/m1").unwrap();
+        assert_eq!(f.checker.in_flight(), 1, "c1 is behind");
+        f.gap(1, 2, 3).unwrap();
+        f.read(1, 4, "u1/m4").unwrap();
+        assert_eq!(f.checker.in_flight(), 0);
+        assert_eq!(f.read(1, 4, "u1/m4").unwrap_err().0, Invariant::I7);
+
+        let mut skipped = Feed::new();
+        skipped.tab(1, None, at(0)).unwrap();
+        skipped.sent(1);
+        skipped.sent(2);
+        assert_eq!(skipped.read(1, 2, "u1/m2").unwrap_err().0, Invariant::I8);
+
+        let mut late_gap = Feed::new();
+        late_gap.tab(1, None, at(0)).unwrap();
+        late_gap.sent(1);
+        late_gap.sent(2);
+        assert_eq!(late_gap.gap(1, 2, 2).unwrap_err().0, Invariant::I8);
+    }
+
+    #[test]
+    fn what_a_tab_reads_at_a_position_is_what_its_sender_was_told() {
+        let mut f = Feed::new();
+        f.tab(1, None, at(0)).unwrap();
+        f.sent(1);
+        // Something else where m1 was said to be: m1 never reaches this tab.
+        assert_eq!(f.read(1, 1, "u1/m9").unwrap_err().0, Invariant::I8);
+        let mut swapped = Feed::new();
+        swapped.tab(1, None, at(0)).unwrap();
+        swapped.sent(1);
+        swapped.sent(2);
+        // m2 arrives where m1 was said to be: m1 is gone and m2 is out of place.
+        assert_eq!(swapped.read(1, 1, "u1/m2").unwrap_err().0, Invariant::I7);
+        let mut foreign = Feed::new();
+        foreign.tab(1, None, at(0)).unwrap();
+        assert_eq!(foreign.read(1, 1, "u2/m1").unwrap_err().0, Invariant::I1);
+    }
+
+    #[test]
+    fn a_resume_must_continue_exactly_where_the_client_was() {
+        let mut f = Feed::new();
+        f.tab(1, None, at(0)).unwrap();
+        f.sent(1);
+        f.read(1, 1, "u1/m1").unwrap();
         f.step("u1", Some(1), None, What::Close).unwrap();
-        f.closed(CloseReason::Closed).unwrap();
-        f.reaped().unwrap();
-        let mut forged = Feed::new();
-        forged.connected_and_sent();
-        assert_eq!(forged.received("u1/m2").unwrap_err().0, Invariant::I7);
-        f.received("u1/m1").unwrap();
-        assert!(f.checker.finish(f.n).is_ok());
-        assert_eq!(f.received("u1/m1").unwrap_err().0, Invariant::I7); // twice
-    }
-
-    #[test]
-    fn a_crashed_socket_may_lose_what_it_was_handed_and_the_server_may_close_it() {
-        let mut f = Feed::new();
-        f.connected_and_sent();
-        f.step("u1", Some(1), None, What::Crash).unwrap();
-        f.closed(CloseReason::Closed).unwrap(); // the server noticed by itself
-        assert!(f.checker.finish(f.n).is_err(), "the manager is still live");
-        f.reaped().unwrap();
-        f.checker.finish(f.n).unwrap(); // #1 was lost with the socket
-        let mut unasked = Feed::new();
-        unasked.connected_and_sent();
+        let closed = What::ConnRemoved {
+            reason: CloseReason::Closed,
+            live: 0,
+        };
+        f.step("u1", Some(1), Some(1), closed).unwrap();
+        assert_eq!(f.tab(2, Some(at(1)), at(0)).unwrap_err().0, Invariant::I7);
+        let mut skipping = Feed::new();
+        skipping.tab(1, None, at(0)).unwrap();
         assert_eq!(
-            unasked.closed(CloseReason::Closed).unwrap_err().0,
-            Invariant::I5
+            skipping.tab(2, Some(at(1)), at(3)).unwrap_err().0,
+            Invariant::I8
         );
+        let mut other_epoch = Feed::new();
+        other_epoch.tab(1, None, at(0)).unwrap();
+        let old = Position::new(Epoch::new(0, 0), 5);
+        let err = other_epoch.tab(2, Some(old), at(2)).unwrap_err();
+        assert_eq!(err.0, Invariant::I8, "{}", err.1);
     }
 
     #[test]
     fn a_server_restart_forgets_the_registry_but_not_the_keys() {
         let mut f = Feed::new();
-        f.connected_and_sent();
+        f.tab(1, None, at(0)).unwrap();
+        f.sent(1);
         f.step("-", None, None, What::ServerDown).unwrap();
-        f.checker.finish(f.n).unwrap(); // #1 died with the server
-                                        // The fresh registry numbers from 1 again.
-        f.step("u1", None, Some(1), What::ManagerCreated).unwrap();
-        f.step("u1", Some(1), Some(1), What::ConnAdded { live: 1 })
-            .unwrap();
-        f.step("u1", Some(1), Some(1), What::Connected { key: "u1".into() })
-            .unwrap();
-        // A user filed under u1's key after the restart is still a collision (core steps name
-        // the key, client steps the simulated user).
+        assert_eq!(f.checker.in_flight(), 0, "the tab died with the server");
+        f.checker.finish(f.n).unwrap();
+        // The fresh registry numbers from 1 again, and a user filed under u1's key after the
+        // restart is still a collision.
+        f.tab(1, None, at(0)).unwrap();
         f.step("u1", Some(2), Some(1), What::ConnAdded { live: 2 })
             .unwrap();
-        let err = f.step("u2", Some(2), Some(1), What::Connected { key: "u1".into() });
+        let what = What::Connected {
+            key: "u1".into(),
+            asked: None,
+            from: at(0),
+            recovered: false,
+        };
+        let err = f.step("u2", Some(2), Some(1), what);
         assert_eq!(err.unwrap_err().0, Invariant::I3);
     }
 }

@@ -22,13 +22,14 @@ use madsim::runtime::{Handle, NodeHandle};
 use madsim::task::NodeId;
 use tokio::sync::{mpsc, oneshot};
 use wsreg::{
-    AgentEvent, Error, Mode, Observer, RegistryConfig, RegistryView, Sink, UserContext, UserKey,
+    AgentEvent, Error, Mode, Observer, Position, RegistryConfig, RegistryView, Sink, UserContext,
+    UserKey,
 };
 use wsreg_server::{auth, Server, ServerConfig};
 
 use crate::backend::{Backend, Connected, Network, Probe};
 use served::{Gate, Served};
-use socket::{socket, Command, Greeting, Wiring};
+use socket::{socket, Command, Dial, Greeting, Wiring};
 
 const SERVER_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
 const CLIENTS_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
@@ -99,7 +100,13 @@ impl<B: Backend> NetBackend<B> {
             })
         });
         let observer = gate.clone().map(|g| g as Arc<dyn Observer>);
-        let backend = Arc::new(B::build(config.clone(), observer));
+        // Each life of the server process gets its own boot id, so its streams' epochs differ
+        // from every earlier life's.
+        let config = RegistryConfig {
+            boot: Some(epoch),
+            ..config.clone()
+        };
+        let backend = Arc::new(B::build(config, observer));
         let server = Server::with_hub(server_config(epoch), Served(Arc::clone(&backend)));
         Life {
             epoch,
@@ -115,6 +122,7 @@ impl<B: Backend> NetBackend<B> {
         &self,
         ctx: &UserContext,
         sink: Box<dyn Sink>,
+        resume: Option<Position>,
     ) -> Result<Result<Connected<NetHandle>, Box<dyn Sink>>, Error> {
         let (greeting_tx, greeting) = oneshot::channel();
         let (sink_tx, sink_rx) = oneshot::channel();
@@ -132,22 +140,23 @@ impl<B: Backend> NetBackend<B> {
             deaths.retain(|d| !d.is_closed());
             deaths.push(death);
         }
-        let task = socket(
-            SERVER_ADDR.to_owned(),
+        let dial = Dial {
+            addr: SERVER_ADDR.to_owned(),
             token,
             thread,
-            ctx.key().clone(),
-            wiring,
-            died,
-        );
+            resume,
+        };
+        let task = socket(dial, ctx.key().clone(), wiring, died);
         self.clients.spawn(task);
-        let (key, conn, manager, boot) = match greeting.await {
+        let (key, conn, manager, boot, from, recovered) = match greeting.await {
             Ok(Greeting::Welcome {
                 key,
                 conn,
                 manager,
                 boot,
-            }) => (key, conn, manager, boot),
+                from,
+                recovered,
+            }) => (key, conn, manager, boot, from, recovered),
             Ok(Greeting::Refused { code, message }) => {
                 return Err(self.refusal(ctx, &code, message))
             }
@@ -168,6 +177,8 @@ impl<B: Backend> NetBackend<B> {
             key,
             manager,
             conn,
+            from,
+            recovered,
             handle: NetHandle {
                 commands,
                 user: ctx.user_id().to_owned(),
@@ -191,6 +202,10 @@ impl<B: Backend> NetBackend<B> {
                 max: c.max_managers,
             },
             "shutting_down" => Error::ShuttingDown,
+            "resume_ahead" => Error::UnknownConnection {
+                user: ctx.user_id().to_owned(),
+                conn: format!("(refused to resume: {message})"),
+            },
             _ => Error::UnknownConnection {
                 user: ctx.user_id().to_owned(),
                 conn: format!("(refused: {message})"),
@@ -237,11 +252,12 @@ impl<B: Backend> Backend for NetBackend<B> {
         &self,
         ctx: &UserContext,
         sink: Box<dyn Sink>,
+        resume: Option<Position>,
     ) -> Result<Connected<NetHandle>, Error> {
         let mut sink = sink;
         let mut wait = RETRY.0;
         loop {
-            match self.attempt(ctx, sink).await? {
+            match self.attempt(ctx, sink, resume).await? {
                 Ok(connected) => return Ok(connected),
                 Err(back) => sink = back,
             }
@@ -262,11 +278,11 @@ impl<B: Backend> Backend for NetBackend<B> {
         }
     }
 
-    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<u64, Error> {
+    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error> {
         self.current().ok_or(Error::ShuttingDown)?.emit(ctx, event)
     }
 
-    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<u64, Error> {
+    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<Position, Error> {
         self.current()
             .ok_or(Error::ShuttingDown)?
             .send_text(ctx, text)

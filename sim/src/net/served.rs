@@ -5,7 +5,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use wsreg::{AgentEvent, Error, Observation, Observer, Sink, UserContext};
+use wsreg::{AgentEvent, Error, Observation, Observer, Position, Sink, UserContext};
 use wsreg_server::{Hub, Registered};
 
 use crate::backend::Backend;
@@ -20,13 +20,16 @@ impl<B: Backend> Hub for Served<B> {
         &self,
         ctx: &UserContext,
         sink: Box<dyn Sink>,
+        resume: Option<Position>,
     ) -> Result<Registered<B::Handle>, Error> {
-        let c = self.0.connect(ctx, sink).await?;
+        let c = self.0.connect(ctx, sink, resume).await?;
         Ok(Registered {
             conn: c.handle,
             id: c.conn,
             manager: c.manager,
             key: c.key,
+            from: c.from,
+            recovered: c.recovered,
         })
     }
 
@@ -34,7 +37,7 @@ impl<B: Backend> Hub for Served<B> {
         self.0.close(conn).await
     }
 
-    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<u64, Error> {
+    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error> {
         self.0.emit(ctx, event)
     }
 

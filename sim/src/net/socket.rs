@@ -4,7 +4,7 @@
 //! sink, until the socket closes or the harness leaves or crashes the tab.
 
 use tokio::sync::{mpsc, oneshot};
-use wsreg::{Envelope, Payload, Sink, UserKey};
+use wsreg::{Envelope, Payload, Position, Sink, UserKey};
 use wsreg_server::client::Client;
 use wsreg_server::protocol::{ClientMessage, ServerMessage};
 
@@ -19,12 +19,14 @@ pub(crate) enum Command {
 /// What the server said first.
 pub(crate) enum Greeting {
     /// Registered by server process `boot`: the key it filed the user under, its connection
-    /// and manager numbers.
+    /// and manager numbers, where its stream continues and whether the resume recovered all.
     Welcome {
         key: String,
         conn: u64,
         manager: u64,
         boot: u64,
+        from: Position,
+        recovered: bool,
     },
     /// The server refused the connection with this code and message.
     Refused { code: String, message: String },
@@ -47,23 +49,26 @@ pub(crate) struct Wiring {
 /// socket ends or `died` fires (or is dropped): the server process died. A packet the dead
 /// server had in flight may never arrive, and neither may the end of its stream, so the socket
 /// stops waiting then, as a real client's heartbeat timeout would.
-pub(crate) async fn socket(
-    addr: String,
-    token: String,
-    thread: String,
-    key: UserKey,
-    w: Wiring,
-    died: oneshot::Receiver<()>,
-) {
+pub(crate) async fn socket(dial: Dial, key: UserKey, w: Wiring, died: oneshot::Receiver<()>) {
     tokio::select! {
         biased;
         _ = died => {}
-        _ = serve(addr, token, thread, key, w) => {}
+        _ = serve(dial, key, w) => {}
     }
 }
 
-async fn serve(addr: String, token: String, thread: String, key: UserKey, w: Wiring) {
-    let Ok(mut client) = Client::connect_in_thread(&addr, &token, Some(&thread)).await else {
+/// Where and how a socket connects.
+pub(crate) struct Dial {
+    pub(crate) addr: String,
+    pub(crate) token: String,
+    pub(crate) thread: String,
+    /// The last position the client saw (`since` and `epoch`), or none for a fresh connect.
+    pub(crate) resume: Option<Position>,
+}
+
+async fn serve(dial: Dial, key: UserKey, w: Wiring) {
+    let connected = Client::resume(&dial.addr, &dial.token, Some(&dial.thread), dial.resume).await;
+    let Ok(mut client) = connected else {
         let _ = w.greeting.send(Greeting::Unreachable);
         return;
     };
@@ -73,12 +78,17 @@ async fn serve(addr: String, token: String, thread: String, key: UserKey, w: Wir
             conn,
             manager,
             boot,
+            epoch,
+            seq,
+            recovered,
             ..
         })) => Greeting::Welcome {
             key,
             conn,
             manager,
             boot,
+            from: Position::new(epoch, seq),
+            recovered,
         },
         Some(Ok(ServerMessage::Error { code, message })) => Greeting::Refused { code, message },
         _ => Greeting::Unreachable,
@@ -115,14 +125,25 @@ async fn pump(
             }
             frame = client.next() => frame,
         };
-        let (seq, payload) = match frame {
-            Some(Ok(ServerMessage::Event { seq, event })) => (seq, Payload::Agent(event)),
-            Some(Ok(ServerMessage::Text { seq, text })) => (seq, Payload::Text { text }),
+        let (epoch, seq, payload) = match frame {
+            Some(Ok(ServerMessage::Event { epoch, seq, event })) => {
+                (epoch, seq, Payload::Agent(event))
+            }
+            Some(Ok(ServerMessage::Text { epoch, seq, text })) => {
+                (epoch, seq, Payload::Text { text })
+            }
+            Some(Ok(ServerMessage::Gap {
+                epoch,
+                from,
+                to,
+                reason,
+            })) => (epoch, to, Payload::Gap { from, to, reason }),
             Some(Ok(_)) => continue,
             Some(Err(_)) | None => return,
         };
+        let at = Position::new(epoch, seq);
         if sink
-            .send(Envelope::new(key.clone(), seq, payload))
+            .send(Envelope::new(key.clone(), at, payload))
             .await
             .is_err()
         {

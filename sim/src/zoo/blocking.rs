@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use wsreg::{ConnectionHandle, Error, Observer, RegistryConfig, Sink, UserContext};
+use wsreg::{ConnectionHandle, Error, Observer, Position, RegistryConfig, Sink, UserContext};
 
 use super::plant::{core, Plant};
 use crate::backend::{Backend, Connected, CoreBackend};
@@ -41,6 +41,7 @@ impl Plant for LockAcrossAwait {
         &self,
         ctx: &UserContext,
         sink: Box<dyn Sink>,
+        resume: Option<Position>,
     ) -> Result<Connected<ConnectionHandle>, Error> {
         self.stall_if_wedged().await;
         if self.held.swap(true, Ordering::Relaxed) {
@@ -48,7 +49,7 @@ impl Plant for LockAcrossAwait {
             self.stall_if_wedged().await;
         }
         tokio::task::yield_now().await; // the await under the lock
-        let result = self.core.connect(ctx, sink).await;
+        let result = self.core.connect(ctx, sink, resume).await;
         self.held.store(false, Ordering::Relaxed);
         result
     }

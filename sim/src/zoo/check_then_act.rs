@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use wsreg::{
-    AgentEvent, ConnectionHandle, Error, Mode, Observer, RegistryConfig, Sink, UserContext, UserKey,
+    AgentEvent, ConnectionHandle, Error, Mode, Observer, Position, RegistryConfig, Sink,
+    UserContext, UserKey,
 };
 
 use super::plant::{connect_as, core, probe_key, Plant};
@@ -49,6 +50,7 @@ impl Plant for CheckThenAct {
         &self,
         ctx: &UserContext,
         sink: Box<dyn Sink>,
+        resume: Option<Position>,
     ) -> Result<Connected<ConnectionHandle>, Error> {
         let key = match self.lookup(ctx) {
             Some(key) => key,
@@ -71,14 +73,14 @@ impl Plant for CheckThenAct {
                 key
             }
         };
-        connect_as(&self.core, key.as_str(), sink)
+        connect_as(&self.core, key.as_str(), sink, resume)
     }
 
-    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<u64, Error> {
+    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error> {
         self.core.registry().emit(&self.resolve(ctx)?, event)
     }
 
-    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<u64, Error> {
+    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<Position, Error> {
         self.core.registry().send_text(&self.resolve(ctx)?, text)
     }
 

@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
-use wsreg::{ConnectionHandle, Error, Observer, RegistryConfig, Sink, UserContext};
+use wsreg::{ConnectionHandle, Error, Observer, Position, RegistryConfig, Sink, UserContext};
 
 use super::plant::{core, Plant};
 use crate::backend::{Backend, Connected, CoreBackend, Probe};
@@ -29,8 +29,9 @@ impl Plant for OverBroadCleanup {
         &self,
         ctx: &UserContext,
         sink: Box<dyn Sink>,
+        resume: Option<Position>,
     ) -> Result<Connected<ConnectionHandle>, Error> {
-        let c = self.core.connect(ctx, sink).await?;
+        let c = self.core.connect(ctx, sink, resume).await?;
         let mut index = self.index.lock().expect("index");
         index
             .entry(ctx.user_id().to_owned())
@@ -70,7 +71,7 @@ impl Plant for CleanupHitsReconnect {
     }
     async fn close(&self, handle: &ConnectionHandle) -> Result<(), Error> {
         let manager = handle.manager();
-        let newest = manager.view().connections.last().map(|c| c.0);
+        let newest = manager.view().connections.last().map(|c| c.id);
         match newest {
             Some(id) => manager.remove_connection(id),
             None => handle.close(),

@@ -1,10 +1,13 @@
-//! Delivery across reconnects: B14 events for an offline user are dropped silently, B15 the
-//! messages held while offline are replayed twice (from two drains).
+//! Delivery across reconnects: B14 messages for an offline user are dropped silently, B15 the
+//! messages sent while offline are replayed twice (from two drains).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use wsreg::{AgentEvent, ConnectionHandle, Error, Observer, RegistryConfig, Sink, UserContext};
+use wsreg::{
+    AgentEvent, ConnectionHandle, Epoch, Error, Observer, Position, RegistryConfig, Sink,
+    UserContext,
+};
 
 use super::plant::{core, Plant};
 use crate::backend::{Backend, Connected, CoreBackend};
@@ -13,8 +16,19 @@ fn offline(core: &CoreBackend, ctx: &UserContext) -> bool {
     core.probe(ctx).is_some_and(|p| p.connections == 0)
 }
 
-/// B14: with no live connection, events are "sent" into nothing and reported as sent.
+/// B14: with no live connection, messages are "sent" into nothing and reported as sent, at the
+/// position the next message will really take.
 pub struct LostWhileOffline(CoreBackend);
+
+impl LostWhileOffline {
+    /// Where the core would put the user's next message.
+    fn next_position(&self, ctx: &UserContext) -> Position {
+        let view = self.0.registry().get(ctx.key()).map(|m| m.view());
+        view.map_or(Position::new(Epoch::new(0, 0), 1), |v| {
+            Position::new(v.epoch, v.accepted + 1)
+        })
+    }
+}
 
 impl Plant for LostWhileOffline {
     fn plant(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
@@ -23,15 +37,15 @@ impl Plant for LostWhileOffline {
     fn core(&self) -> &CoreBackend {
         &self.0
     }
-    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<u64, Error> {
+    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error> {
         if offline(&self.0, ctx) {
-            return Ok(0);
+            return Ok(self.next_position(ctx));
         }
         self.0.emit(ctx, event)
     }
-    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<u64, Error> {
+    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<Position, Error> {
         if offline(&self.0, ctx) {
-            return Ok(0);
+            return Ok(self.next_position(ctx));
         }
         self.0.send_text(ctx, text)
     }
@@ -54,7 +68,7 @@ impl Plant for ReplayedTwice {
     fn core(&self) -> &CoreBackend {
         &self.core
     }
-    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<u64, Error> {
+    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<Position, Error> {
         if offline(&self.core, ctx) {
             let mut held = self.held.lock().expect("held");
             held.entry(ctx.user_id().to_owned())
@@ -67,8 +81,9 @@ impl Plant for ReplayedTwice {
         &self,
         ctx: &UserContext,
         sink: Box<dyn Sink>,
+        resume: Option<Position>,
     ) -> Result<Connected<ConnectionHandle>, Error> {
-        let c = self.core.connect(ctx, sink).await?;
+        let c = self.core.connect(ctx, sink, resume).await?;
         let again = self.held.lock().expect("held").remove(ctx.user_id());
         for text in again.unwrap_or_default() {
             self.core.send_text(ctx, &text)?;

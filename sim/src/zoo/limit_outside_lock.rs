@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use wsreg::{ConnectionHandle, Error, Observer, RegistryConfig, Sink, UserContext};
+use wsreg::{ConnectionHandle, Error, Observer, Position, RegistryConfig, Sink, UserContext};
 
 use super::plant::{core, Plant};
 use crate::backend::{Backend, Connected, CoreBackend};
@@ -37,6 +37,7 @@ impl Plant for LimitOutsideLock {
         &self,
         ctx: &UserContext,
         sink: Box<dyn Sink>,
+        resume: Option<Position>,
     ) -> Result<Connected<ConnectionHandle>, Error> {
         let count = self.core.probe(ctx).map_or(0, |p| p.connections);
         if count >= self.limit {
@@ -46,6 +47,6 @@ impl Plant for LimitOutsideLock {
             });
         }
         tokio::task::yield_now().await; // the check and the insert are not atomic
-        self.core.connect(ctx, sink).await
+        self.core.connect(ctx, sink, resume).await
     }
 }

@@ -11,6 +11,7 @@ mod limit_outside_lock;
 pub mod plant;
 pub mod rekeyed;
 mod sharing;
+mod stream;
 mod thread_routed;
 
 use std::fmt;
@@ -23,6 +24,7 @@ pub use delivery::{LostWhileOffline, ReplayedTwice};
 pub use limit_outside_lock::LimitOutsideLock;
 pub use plant::{Plant, Planted};
 pub use sharing::{FailOpen, SharedMode, Zombies};
+pub use stream::{CatchUpAfterLive, EpochSurvivesReaping, ResumeOffByOne, SilentTrim};
 pub use thread_routed::ThreadRouted;
 
 use crate::invariant::Invariant;
@@ -49,11 +51,15 @@ pub enum Bug {
     B16,
     B17,
     B18,
+    B19,
+    B20,
+    B21,
+    B22,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 17] = [
+    pub const ALL: [Bug; 21] = [
         Bug::B1,
         Bug::B3,
         Bug::B4,
@@ -71,6 +77,10 @@ impl Bug {
         Bug::B16,
         Bug::B17,
         Bug::B18,
+        Bug::B19,
+        Bug::B20,
+        Bug::B21,
+        Bug::B22,
     ];
 
     /// The one-line story.
@@ -88,11 +98,15 @@ impl Bug {
             Bug::B11 => "limit outside the lock: concurrent connects all read a count under the limit, then all insert",
             Bug::B12 => "over-broad cleanup: closing one tab strips all of the user's connections from an index",
             Bug::B13 => "cleanup vs reconnect: a deferred cleanup of a failed socket removes the healthy reconnected one",
-            Bug::B14 => "lost across reconnect: events for a user with no live connection are dropped and reported sent",
-            Bug::B15 => "replayed twice: messages held while offline are replayed by two drains",
+            Bug::B14 => "lost across reconnect: messages for a user with no live connection are dropped and reported sent",
+            Bug::B15 => "replayed twice: messages sent while offline are replayed by a second drain",
             Bug::B16 => "thread id as user id: events are routed to whoever last connected with the emitter's thread id",
             Bug::B17 => "blocking lock across await: once two connects overlap, every user's connect and close stalls",
             Bug::B18 => "singleton manager: one manager for all users; delivery and cleanup cross users",
+            Bug::B19 => "resume off by one: a resume replays the client's last message again",
+            Bug::B20 => "silent trim: the history is trimmed but no gap marker reaches the client",
+            Bug::B21 => "epoch survives reaping: a position from a reaped stream is taken as valid in the new one",
+            Bug::B22 => "catch-up after live: a resume's catch-up from history is sent after the first live message",
         }
     }
 
@@ -118,6 +132,10 @@ impl Bug {
             Bug::B16 => &[I1],
             Bug::B17 => &[I10],
             Bug::B18 => &[I1, I4, I3],
+            Bug::B19 => &[I7],
+            Bug::B20 => &[I8],
+            Bug::B21 => &[I8],
+            Bug::B22 => &[I7, I8],
         }
     }
 

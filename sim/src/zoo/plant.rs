@@ -5,8 +5,8 @@ use std::future::Future;
 use std::sync::Arc;
 
 use wsreg::{
-    AgentEvent, ConnectionHandle, Error, Mode, Observer, RegistryConfig, RegistryView, Sink,
-    UserContext, UserKey,
+    AgentEvent, ConnectionHandle, Error, Mode, Observer, Position, RegistryConfig, RegistryView,
+    Sink, UserContext, UserKey,
 };
 
 use crate::backend::{connected, probe_registry, registry, Backend, Connected, CoreBackend, Probe};
@@ -24,8 +24,9 @@ pub trait Plant: Send + Sync + Sized + 'static {
         &self,
         ctx: &UserContext,
         sink: Box<dyn Sink>,
+        resume: Option<Position>,
     ) -> impl Future<Output = Result<Connected<ConnectionHandle>, Error>> + Send {
-        self.core().connect(ctx, sink)
+        self.core().connect(ctx, sink, resume)
     }
 
     /// See [`Backend::close`].
@@ -34,12 +35,12 @@ pub trait Plant: Send + Sync + Sized + 'static {
     }
 
     /// See [`Backend::emit`].
-    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<u64, Error> {
+    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error> {
         self.core().emit(ctx, event)
     }
 
     /// See [`Backend::send_text`].
-    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<u64, Error> {
+    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<Position, Error> {
         self.core().send_text(ctx, text)
     }
 
@@ -68,19 +69,20 @@ impl<P: Plant> Backend for Planted<P> {
         &self,
         ctx: &UserContext,
         sink: Box<dyn Sink>,
+        resume: Option<Position>,
     ) -> impl Future<Output = Result<Connected<ConnectionHandle>, Error>> + Send {
-        self.0.connect(ctx, sink)
+        self.0.connect(ctx, sink, resume)
     }
 
     fn close(&self, handle: &ConnectionHandle) -> impl Future<Output = Result<(), Error>> + Send {
         self.0.close(handle)
     }
 
-    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<u64, Error> {
+    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error> {
         self.0.emit(ctx, event)
     }
 
-    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<u64, Error> {
+    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<Position, Error> {
         self.0.send_text(ctx, text)
     }
 
@@ -107,9 +109,10 @@ pub fn connect_as(
     core: &CoreBackend,
     key: &str,
     sink: Box<dyn Sink>,
+    resume: Option<Position>,
 ) -> Result<Connected<ConnectionHandle>, Error> {
     let filed = UserContext::new(key)?;
-    core.registry().connect(&filed, sink).map(connected)
+    core.registry().resume(&filed, sink, resume).map(connected)
 }
 
 /// A probe of the manager under `key`.

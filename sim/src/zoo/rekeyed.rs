@@ -7,7 +7,8 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, Mutex};
 
 use wsreg::{
-    AgentEvent, ConnectionHandle, Error, Mode, Observer, RegistryConfig, Sink, UserContext, UserKey,
+    AgentEvent, ConnectionHandle, Error, Mode, Observer, Position, RegistryConfig, Sink,
+    UserContext, UserKey,
 };
 
 use super::plant::{connect_as, core, probe_key, Plant};
@@ -63,15 +64,16 @@ impl<K: KeyFn> Plant for Rekeyed<K> {
         &self,
         ctx: &UserContext,
         sink: Box<dyn Sink>,
+        resume: Option<Position>,
     ) -> Result<Connected<ConnectionHandle>, Error> {
-        connect_as(&self.core, &self.keys.on_connect(ctx), sink)
+        connect_as(&self.core, &self.keys.on_connect(ctx), sink, resume)
     }
 
-    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<u64, Error> {
+    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error> {
         self.core.registry().emit(&self.target(ctx)?, event)
     }
 
-    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<u64, Error> {
+    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<Position, Error> {
         self.core.registry().send_text(&self.target(ctx)?, text)
     }
 

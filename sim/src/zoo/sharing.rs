@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use wsreg::{ConnectionHandle, Error, Mode, Observer, RegistryConfig, Sink, UserContext};
+use wsreg::{ConnectionHandle, Error, Mode, Observer, Position, RegistryConfig, Sink, UserContext};
 
 use super::plant::{core, Plant};
 use crate::backend::{Backend, Connected, CoreBackend};
@@ -68,6 +68,7 @@ impl Plant for FailOpen {
         &self,
         ctx: &UserContext,
         sink: Box<dyn Sink>,
+        resume: Option<Position>,
     ) -> Result<Connected<ConnectionHandle>, Error> {
         let invalid = self
             .core
@@ -78,7 +79,7 @@ impl Plant for FailOpen {
             Some(other) if invalid && other.user_id() != ctx.user_id() => other,
             _ => ctx.clone(),
         };
-        let handle = self.core.registry().connect(&filed, sink)?;
+        let handle = self.core.registry().resume(&filed, sink, resume)?;
         if !invalid {
             *self.last_good.lock().expect("last") = Some(ctx.clone());
         }

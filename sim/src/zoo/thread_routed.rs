@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use wsreg::{
-    AgentEvent, ConnectionHandle, Error, Observer, RegistryConfig, Sink, UserContext, UserKey,
+    AgentEvent, ConnectionHandle, Error, Observer, Position, RegistryConfig, Sink, UserContext,
+    UserKey,
 };
 
 use super::plant::{core, Plant};
@@ -42,8 +43,9 @@ impl Plant for ThreadRouted {
         &self,
         ctx: &UserContext,
         sink: Box<dyn Sink>,
+        resume: Option<Position>,
     ) -> Result<Connected<ConnectionHandle>, Error> {
-        let c = self.core.connect(ctx, sink).await?;
+        let c = self.core.connect(ctx, sink, resume).await?;
         if let Some(thread) = ctx.thread_id() {
             let mut owners = self.owner_of_thread.lock().expect("map");
             owners.insert(thread.to_owned(), ctx.key().clone());
@@ -51,11 +53,11 @@ impl Plant for ThreadRouted {
         Ok(c)
     }
 
-    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<u64, Error> {
+    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error> {
         self.core.registry().emit(&self.route(ctx), event)
     }
 
-    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<u64, Error> {
+    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<Position, Error> {
         self.core.registry().send_text(&self.route(ctx), text)
     }
 }

@@ -4,7 +4,9 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use wsreg::{AgentEvent, Error, Mode, Observer, RegistryConfig, RegistryView, Sink, UserContext};
+use wsreg::{
+    AgentEvent, Error, Mode, Observer, Position, RegistryConfig, RegistryView, Sink, UserContext,
+};
 use wsreg_sim::backend::{Backend, Connected, CoreBackend, Probe};
 use wsreg_sim::campaign::{check_determinism, derive, run_backend, run_campaign, CampaignOptions};
 use wsreg_sim::recorder::Keep;
@@ -100,22 +102,23 @@ impl Backend for LeaksProcessState {
         &self,
         ctx: &UserContext,
         sink: Box<dyn Sink>,
+        resume: Option<Position>,
     ) -> impl Future<Output = Result<Connected<Self::Handle>, Error>> + Send {
         let extra = CALLS.fetch_add(1, Ordering::Relaxed) % 3;
         async move {
             for _ in 0..extra {
                 tokio::time::sleep(std::time::Duration::from_millis(1)).await;
             }
-            self.0.connect(ctx, sink).await
+            self.0.connect(ctx, sink, resume).await
         }
     }
     fn close(&self, h: &Self::Handle) -> impl Future<Output = Result<(), Error>> + Send {
         self.0.close(h)
     }
-    fn emit(&self, ctx: &UserContext, e: AgentEvent) -> Result<u64, Error> {
+    fn emit(&self, ctx: &UserContext, e: AgentEvent) -> Result<Position, Error> {
         self.0.emit(ctx, e)
     }
-    fn send_text(&self, ctx: &UserContext, t: &str) -> Result<u64, Error> {
+    fn send_text(&self, ctx: &UserContext, t: &str) -> Result<Position, Error> {
         self.0.send_text(ctx, t)
     }
     fn set_mode(&self, ctx: &UserContext, m: Mode) -> Result<(), Error> {

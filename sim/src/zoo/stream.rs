@@ -1,0 +1,152 @@
+//! Bugs of the stream contract, each one way a realtime server gets resume and catch-up wrong:
+//! B19 a resume that replays one message too many, B20 history trimmed without a gap marker,
+//! B21 an epoch that survives reaping, B22 catch-up interleaved with live delivery.
+
+use std::sync::Arc;
+
+use wsreg::{
+    ConnectionHandle, Envelope, Error, Observer, Position, RegistryConfig, SendFuture, Sink,
+    UserContext,
+};
+
+use super::plant::{core, Plant};
+use crate::backend::{Backend, Connected, CoreBackend};
+
+/// B19: resuming after `p` starts the replay at `p` itself, while telling the client it
+/// continues after `p`: the client's last message arrives twice.
+pub struct ResumeOffByOne(CoreBackend);
+
+impl Plant for ResumeOffByOne {
+    fn plant(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
+        Self(core(config, observer))
+    }
+    fn core(&self) -> &CoreBackend {
+        &self.0
+    }
+    async fn connect(
+        &self,
+        ctx: &UserContext,
+        sink: Box<dyn Sink>,
+        resume: Option<Position>,
+    ) -> Result<Connected<ConnectionHandle>, Error> {
+        let from = resume.map(|p| Position::new(p.epoch, p.seq.saturating_sub(1)));
+        let mut c = self.0.connect(ctx, sink, from).await?;
+        if let Some(asked) = resume.filter(|p| p.epoch == c.from.epoch) {
+            c.from = asked;
+        }
+        Ok(c)
+    }
+}
+
+/// B20: the history is trimmed as usual, but the gap marker that should announce it is never
+/// written to the socket.
+pub struct SilentTrim(CoreBackend);
+
+struct WithoutGaps(Box<dyn Sink>);
+
+impl Sink for WithoutGaps {
+    fn send(&mut self, envelope: Envelope) -> SendFuture<'_> {
+        if envelope.payload().is_gap() {
+            return Box::pin(async { Ok(()) });
+        }
+        self.0.send(envelope)
+    }
+}
+
+impl Plant for SilentTrim {
+    fn plant(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
+        Self(core(config, observer))
+    }
+    fn core(&self) -> &CoreBackend {
+        &self.0
+    }
+    async fn connect(
+        &self,
+        ctx: &UserContext,
+        sink: Box<dyn Sink>,
+        resume: Option<Position>,
+    ) -> Result<Connected<ConnectionHandle>, Error> {
+        self.0
+            .connect(ctx, Box::new(WithoutGaps(sink)), resume)
+            .await
+    }
+}
+
+/// B21: a position from a reaped manager's stream is taken as a position in the new one, so a
+/// client resuming after a reaping skips what the new stream already holds and is told it
+/// recovered everything.
+pub struct EpochSurvivesReaping(CoreBackend);
+
+impl Plant for EpochSurvivesReaping {
+    fn plant(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
+        Self(core(config, observer))
+    }
+    fn core(&self) -> &CoreBackend {
+        &self.0
+    }
+    async fn connect(
+        &self,
+        ctx: &UserContext,
+        sink: Box<dyn Sink>,
+        resume: Option<Position>,
+    ) -> Result<Connected<ConnectionHandle>, Error> {
+        let current = self.0.registry().get_or_create(ctx)?.view();
+        let resume = resume.map(|p| Position::new(current.epoch, p.seq.min(current.accepted)));
+        self.0.connect(ctx, sink, resume).await
+    }
+}
+
+/// B22: on a resume, the catch-up from history is held back until the first live message has
+/// gone out, so the client sees the newest message before the ones it missed.
+pub struct CatchUpAfterLive(CoreBackend);
+
+struct LiveFirst {
+    inner: Box<dyn Sink>,
+    /// The stream's last number when the connection resumed: anything up to it is catch-up.
+    caught_up_at: u64,
+    held: Vec<Envelope>,
+}
+
+impl Sink for LiveFirst {
+    fn send(&mut self, envelope: Envelope) -> SendFuture<'_> {
+        Box::pin(async move {
+            if envelope.seq() <= self.caught_up_at {
+                self.held.push(envelope);
+                return Ok(());
+            }
+            self.inner.send(envelope).await?;
+            for held in std::mem::take(&mut self.held) {
+                self.inner.send(held).await?;
+            }
+            self.caught_up_at = 0;
+            Ok(())
+        })
+    }
+}
+
+impl Plant for CatchUpAfterLive {
+    fn plant(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
+        Self(core(config, observer))
+    }
+    fn core(&self) -> &CoreBackend {
+        &self.0
+    }
+    async fn connect(
+        &self,
+        ctx: &UserContext,
+        sink: Box<dyn Sink>,
+        resume: Option<Position>,
+    ) -> Result<Connected<ConnectionHandle>, Error> {
+        let head = self.0.registry().get(ctx.key()).map(|m| m.view().accepted);
+        let caught_up_at = match (resume, head) {
+            (Some(_), Some(head)) => head,
+            _ => 0,
+        };
+        let sink = LiveFirst {
+            inner: sink,
+            caught_up_at,
+            held: Vec::new(),
+        };
+        self.0.connect(ctx, Box::new(sink), resume).await
+    }
+}
