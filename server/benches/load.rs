@@ -94,7 +94,7 @@ mod real {
             config.agent_step = Duration::ZERO;
             config.registry = RegistryConfig {
                 max_connections_per_user: 2,
-                outbound_capacity: 256,
+                history_capacity: 256,
                 ..RegistryConfig::default()
             };
             let server = Server::new(config);
