@@ -68,10 +68,13 @@ pub(crate) async fn user_task<B: Backend>(world: Arc<World<B>>, u: usize, ops: V
         world.doing(u, Some(op.kind.name()));
         world.maybe_yield().await;
         match op.kind {
-            OpKind::Connect { slow, fresh } => open_tab(Arc::clone(&world), u, slow, fresh).await,
+            OpKind::Connect { slow, fresh } => {
+                let tab = TabKind { slow, fresh };
+                open_tab(Arc::clone(&world), u, tab).await
+            }
             OpKind::Burst { n } => {
                 for _ in 0..n {
-                    let task = tokio::spawn(open_tab(Arc::clone(&world), u, false, false));
+                    let task = tokio::spawn(open_tab(Arc::clone(&world), u, TabKind::default()));
                     world.track(task);
                 }
             }
@@ -79,7 +82,7 @@ pub(crate) async fn user_task<B: Backend>(world: Arc<World<B>>, u: usize, ops: V
             OpKind::Crash { tab } => crash_tab(&world, u, tab),
             OpKind::Reconnect { tab } => {
                 close_tab(&world, u, tab).await;
-                open_tab(Arc::clone(&world), u, false, false).await;
+                open_tab(Arc::clone(&world), u, TabKind::default()).await;
             }
             OpKind::Send => {
                 texts += 1;
@@ -133,9 +136,19 @@ async fn agent<B: Backend>(world: Arc<World<B>>, u: usize, events: Vec<AgentEven
     }
 }
 
+/// How a tab reads and where it starts.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct TabKind {
+    /// Reads 5 ms per message until the liveness phase heals it.
+    slow: bool,
+    /// Starts without a position rather than resuming after the user's last one.
+    fresh: bool,
+}
+
 /// Opens a tab: starts its reader, connects (resuming after the last position the user's tabs
 /// saw, unless `fresh`), and files the tab under the user.
-pub(crate) async fn open_tab<B: Backend>(world: Arc<World<B>>, u: usize, slow: bool, fresh: bool) {
+pub(crate) async fn open_tab<B: Backend>(world: Arc<World<B>>, u: usize, kind: TabKind) {
+    let TabKind { slow, fresh } = kind;
     let resume = if fresh { None } else { world.last_seen(u) };
     world.step(u, None, What::Connect { slow, resume });
     let (sink, inbox) = channel_sink(SOCKET_BUFFER);

@@ -196,6 +196,7 @@ impl Coverage {
                     self.hit("manager_reaped");
                 }
             }
+            What::Trimmed { .. } => self.hit("history_trimmed"),
             // A restart forgets every manager, so nobody comes back to the same one.
             What::ServerDown => self.idle_keys.clear(),
             What::Refused { action, error } => {

@@ -38,15 +38,13 @@ impl Checker {
 
     /// Black-box: a sender was told its message is at `at`.
     pub(super) fn confirmed(&mut self, user: &Key, msg: &MsgTag, at: Position) -> Checked {
-        if self.checks_accepts {
-            let tally = self.tallies.entry((msg.kind, msg.tag.clone())).or_default();
-            tally.confirmed += 1;
-            if tally.confirmed > tally.accepted {
-                return fail(
-                    Invariant::I8,
-                    format!("{user}'s {msg} was reported sent, but the backend never accepted it: lost silently"),
-                );
-            }
+        let tally = self.tallies.entry((msg.kind, msg.tag.clone())).or_default();
+        tally.confirmed += 1;
+        if tally.confirmed > tally.accepted {
+            return fail(
+                Invariant::I8,
+                format!("{user}'s {msg} was reported sent, but the backend never accepted it: lost silently"),
+            );
         }
         if let Some(before) = self.sent.insert((user.clone(), at), msg.clone()) {
             return fail(
@@ -132,7 +130,7 @@ impl Checker {
                 ),
             );
         }
-        self.advance(user, conn, at.epoch, at.seq, at.seq, &format!("{msg}"))?;
+        self.advance(user, conn, at.epoch, at.seq, at.seq, msg)?;
         match self.sent.get(&(user.clone(), at)) {
             Some(sent) if sent == msg => Ok(()),
             sent => match self.sent_at.get(msg) {
@@ -174,7 +172,7 @@ impl Checker {
             );
         }
         let first = self.tabs.get(&conn).map(|t| t.items == 0);
-        self.advance(user, conn, at.epoch, from, at.seq, "a gap marker")?;
+        self.advance(user, conn, at.epoch, from, at.seq, &"a gap marker")?;
         match reason {
             GapReason::EpochChanged => self.coverage.hit("epoch_changed"),
             GapReason::Trimmed if first == Some(true) => self.coverage.hit("resumed_with_gap"),
@@ -191,7 +189,7 @@ impl Checker {
         epoch: wsreg::Epoch,
         from: u64,
         to: u64,
-        what: &str,
+        what: &dyn std::fmt::Display,
     ) -> Checked {
         let Some(tab) = self.tabs.get_mut(&conn) else {
             return fail(

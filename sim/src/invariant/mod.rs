@@ -149,9 +149,6 @@ pub struct Checker {
     closing: FnvHashSet<u64>,
     mode_request: Option<Key>,
     // streams
-    /// Whether the backend reports what it accepts (then a confirmed message it never
-    /// accepted is a lie to its sender).
-    checks_accepts: bool,
     /// Per harness message (kind, tag): how often the backend accepted it, how often a sender
     /// was told it was accepted.
     tallies: FnvHashMap<(&'static str, Key), Tally>,
@@ -190,7 +187,6 @@ impl Checker {
             live_total: 0,
             closing: FnvHashSet::default(),
             mode_request: None,
-            checks_accepts: true,
             tallies: FnvHashMap::default(),
             heads: FnvHashMap::default(),
             sent: FnvHashMap::default(),
@@ -247,10 +243,6 @@ impl Checker {
             What::ModeChanged { from, to } => self.mode_changed(key, *from, *to),
             What::Accepted { at, msg } => self.accepted(key, *at, msg),
             What::Delivered { seq } => self.delivered(key, conn, *seq),
-            What::Trimmed { .. } => {
-                self.coverage.hit("history_trimmed");
-                Ok(())
-            }
             What::Received { at, msg, .. } => self.received(key, conn, *at, msg),
             What::Gap {
                 at, from, reason, ..
@@ -275,7 +267,6 @@ impl Checker {
         self.key_of_user = keep.key_of_user;
         self.user_of_key = keep.user_of_key;
         self.tallies = keep.tallies;
-        self.checks_accepts = keep.checks_accepts;
         self.sent = keep.sent;
         self.sent_at = keep.sent_at;
         self.sent_head = keep.sent_head;

@@ -4,11 +4,10 @@
 //! every later connect and close waits forever, which is what users of such a server see.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 
-use wsreg::{ConnectionHandle, Error, Observer, Position, RegistryConfig, Sink, UserContext};
+use wsreg::{ConnectionHandle, Error, Position, RegistryConfig, Sink, UserContext};
 
-use super::plant::{core, Plant};
+use super::plant::Plant;
 use crate::backend::{Backend, Connected, CoreBackend};
 
 /// The planted B17.
@@ -27,9 +26,9 @@ impl LockAcrossAwait {
 }
 
 impl Plant for LockAcrossAwait {
-    fn plant(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
+    fn plant(core: CoreBackend, _: &RegistryConfig) -> Self {
         Self {
-            core: core(config, observer),
+            core,
             held: AtomicBool::new(false),
             wedged: AtomicBool::new(false),
         }

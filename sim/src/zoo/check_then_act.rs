@@ -3,14 +3,13 @@
 //! both create; the second insert wins and the first tab hangs off an orphan manager.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use wsreg::{
-    AgentEvent, ConnectionHandle, Error, Mode, Observer, Position, RegistryConfig, Sink,
-    UserContext, UserKey,
+    AgentEvent, ConnectionHandle, Error, Mode, Position, RegistryConfig, Sink, UserContext, UserKey,
 };
 
-use super::plant::{connect_as, core, probe_key, Plant};
+use super::plant::{connect_as, probe_key, Plant};
 use crate::backend::{Connected, CoreBackend, Probe};
 
 /// The planted B3.
@@ -35,9 +34,9 @@ impl CheckThenAct {
 }
 
 impl Plant for CheckThenAct {
-    fn plant(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
+    fn plant(core: CoreBackend, _: &RegistryConfig) -> Self {
         Self {
-            core: core(config, observer),
+            core,
             current: Mutex::new(BTreeMap::new()),
         }
     }

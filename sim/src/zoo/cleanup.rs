@@ -2,11 +2,11 @@
 //! connections from an index, B13 a deferred cleanup removes the healthy reconnected socket.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-use wsreg::{ConnectionHandle, Error, Observer, Position, RegistryConfig, Sink, UserContext};
+use wsreg::{ConnectionHandle, Error, Position, RegistryConfig, Sink, UserContext};
 
-use super::plant::{core, Plant};
+use super::plant::Plant;
 use crate::backend::{Backend, Connected, CoreBackend, Probe};
 
 /// B12: a second index (user → connection ids) that a close empties for the whole user.
@@ -16,9 +16,9 @@ pub struct OverBroadCleanup {
 }
 
 impl Plant for OverBroadCleanup {
-    fn plant(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
+    fn plant(core: CoreBackend, _: &RegistryConfig) -> Self {
         Self {
-            core: core(config, observer),
+            core,
             index: Mutex::new(BTreeMap::new()),
         }
     }
@@ -63,8 +63,8 @@ impl Plant for OverBroadCleanup {
 pub struct CleanupHitsReconnect(CoreBackend);
 
 impl Plant for CleanupHitsReconnect {
-    fn plant(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
-        Self(core(config, observer))
+    fn plant(core: CoreBackend, _: &RegistryConfig) -> Self {
+        Self(core)
     }
     fn core(&self) -> &CoreBackend {
         &self.0

@@ -2,14 +2,13 @@
 //! messages sent while offline are replayed twice (from two drains).
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use wsreg::{
-    AgentEvent, ConnectionHandle, Epoch, Error, Observer, Position, RegistryConfig, Sink,
-    UserContext,
+    AgentEvent, ConnectionHandle, Epoch, Error, Position, RegistryConfig, Sink, UserContext,
 };
 
-use super::plant::{core, Plant};
+use super::plant::Plant;
 use crate::backend::{Backend, Connected, CoreBackend};
 
 fn offline(core: &CoreBackend, ctx: &UserContext) -> bool {
@@ -31,8 +30,8 @@ impl LostWhileOffline {
 }
 
 impl Plant for LostWhileOffline {
-    fn plant(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
-        Self(core(config, observer))
+    fn plant(core: CoreBackend, _: &RegistryConfig) -> Self {
+        Self(core)
     }
     fn core(&self) -> &CoreBackend {
         &self.0
@@ -59,9 +58,9 @@ pub struct ReplayedTwice {
 }
 
 impl Plant for ReplayedTwice {
-    fn plant(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
+    fn plant(core: CoreBackend, _: &RegistryConfig) -> Self {
         Self {
-            core: core(config, observer),
+            core,
             held: Mutex::new(BTreeMap::new()),
         }
     }

@@ -2,11 +2,9 @@
 //! would look something up), then the connection is added, outside any lock. Concurrent connects
 //! all read a count under the limit and all insert.
 
-use std::sync::Arc;
+use wsreg::{ConnectionHandle, Error, Position, RegistryConfig, Sink, UserContext};
 
-use wsreg::{ConnectionHandle, Error, Observer, Position, RegistryConfig, Sink, UserContext};
-
-use super::plant::{core, Plant};
+use super::plant::Plant;
 use crate::backend::{Backend, Connected, CoreBackend};
 
 /// The planted B11.
@@ -16,16 +14,18 @@ pub struct LimitOutsideLock {
 }
 
 impl Plant for LimitOutsideLock {
-    fn plant(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
-        let limit = config.max_connections_per_user;
-        // The registry's own (atomic) check is what this variant replaces, so it is lifted.
-        let loose = RegistryConfig {
+    fn plant(core: CoreBackend, config: &RegistryConfig) -> Self {
+        Self {
+            core,
+            limit: config.max_connections_per_user,
+        }
+    }
+
+    /// The registry's own (atomic) check is what this variant replaces, so it is lifted.
+    fn core_config(config: RegistryConfig) -> RegistryConfig {
+        RegistryConfig {
             max_connections_per_user: usize::MAX,
             ..config
-        };
-        Self {
-            core: core(loose, observer),
-            limit,
         }
     }
 

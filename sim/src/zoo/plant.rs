@@ -13,8 +13,15 @@ use crate::backend::{connected, probe_registry, registry, Backend, Connected, Co
 
 /// A planted bug over the real core.
 pub trait Plant: Send + Sync + Sized + 'static {
-    /// Builds the bug around a core built with `config`.
-    fn plant(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self;
+    /// Builds the bug around `core`, the real core that [`Planted`] built for the run's
+    /// `config` (as changed by [`Plant::core_config`]).
+    fn plant(core: CoreBackend, config: &RegistryConfig) -> Self;
+
+    /// The config the core underneath is built with: the run's, unless the bug replaces one of
+    /// the core's own guarantees (a limit it checks itself, a TTL it enforces itself).
+    fn core_config(config: RegistryConfig) -> RegistryConfig {
+        config
+    }
 
     /// The core underneath.
     fn core(&self) -> &CoreBackend;
@@ -62,7 +69,8 @@ impl<P: Plant> Backend for Planted<P> {
     type Handle = ConnectionHandle;
 
     fn build(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
-        Planted(P::plant(config, observer))
+        let core = CoreBackend::new(registry(P::core_config(config.clone()), observer));
+        Planted(P::plant(core, &config))
     }
 
     fn connect(
@@ -97,11 +105,6 @@ impl<P: Plant> Backend for Planted<P> {
     fn inspect(&self) -> RegistryView {
         self.0.core().inspect()
     }
-}
-
-/// A core whose registry is observed like any backend's.
-pub fn core(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> CoreBackend {
-    CoreBackend::new(registry(config, observer))
 }
 
 /// Connects `ctx`'s socket under another key (how the key-derivation bugs file users).

@@ -4,14 +4,13 @@
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use wsreg::{
-    AgentEvent, ConnectionHandle, Error, Mode, Observer, Position, RegistryConfig, Sink,
-    UserContext, UserKey,
+    AgentEvent, ConnectionHandle, Error, Mode, Position, RegistryConfig, Sink, UserContext, UserKey,
 };
 
-use super::plant::{connect_as, core, probe_key, Plant};
+use super::plant::{connect_as, probe_key, Plant};
 use crate::backend::{Connected, CoreBackend, Probe};
 
 /// How a buggy registry derives keys.
@@ -49,9 +48,9 @@ impl<K: KeyFn> Rekeyed<K> {
 }
 
 impl<K: KeyFn> Plant for Rekeyed<K> {
-    fn plant(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
+    fn plant(core: CoreBackend, _: &RegistryConfig) -> Self {
         Self {
-            core: core(config, observer),
+            core,
             keys: K::default(),
         }
     }

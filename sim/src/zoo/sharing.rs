@@ -1,20 +1,20 @@
 //! State that leaks between users or outlives them: B4 a shared mode cell, B9 managers never
 //! deregistered, B10 a failed check that falls back to another user's context.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use wsreg::{ConnectionHandle, Error, Mode, Observer, Position, RegistryConfig, Sink, UserContext};
+use wsreg::{ConnectionHandle, Error, Mode, Position, RegistryConfig, Sink, UserContext};
 
-use super::plant::{core, Plant};
+use super::plant::Plant;
 use crate::backend::{Backend, Connected, CoreBackend};
 
 /// B4: every manager reads one mode cell, so one user's change is everyone's.
 pub struct SharedMode(CoreBackend);
 
 impl Plant for SharedMode {
-    fn plant(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
-        Self(core(config, observer))
+    fn plant(core: CoreBackend, _: &RegistryConfig) -> Self {
+        Self(core)
     }
     fn core(&self) -> &CoreBackend {
         &self.0
@@ -32,12 +32,15 @@ impl Plant for SharedMode {
 pub struct Zombies(CoreBackend);
 
 impl Plant for Zombies {
-    fn plant(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
-        let forever = RegistryConfig {
+    fn plant(core: CoreBackend, _: &RegistryConfig) -> Self {
+        Self(core)
+    }
+    /// Nothing deregisters: the core's own reaping is switched off.
+    fn core_config(config: RegistryConfig) -> RegistryConfig {
+        RegistryConfig {
             idle_ttl: Duration::from_secs(365 * 24 * 3600),
             ..config
-        };
-        Self(core(forever, observer))
+        }
     }
     fn core(&self) -> &CoreBackend {
         &self.0
@@ -54,10 +57,10 @@ pub struct FailOpen {
 }
 
 impl Plant for FailOpen {
-    fn plant(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
+    fn plant(core: CoreBackend, config: &RegistryConfig) -> Self {
         Self {
             limit: config.max_connections_per_user,
-            core: core(config, observer),
+            core,
             last_good: Mutex::new(None),
         }
     }

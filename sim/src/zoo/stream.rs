@@ -2,14 +2,11 @@
 //! B19 a resume that replays one message too many, B20 history trimmed without a gap marker,
 //! B21 an epoch that survives reaping, B22 catch-up interleaved with live delivery.
 
-use std::sync::Arc;
-
 use wsreg::{
-    ConnectionHandle, Envelope, Error, Observer, Position, RegistryConfig, SendFuture, Sink,
-    UserContext,
+    ConnectionHandle, Envelope, Error, Position, RegistryConfig, SendFuture, Sink, UserContext,
 };
 
-use super::plant::{core, Plant};
+use super::plant::Plant;
 use crate::backend::{Backend, Connected, CoreBackend};
 
 /// B19: resuming after `p` starts the replay at `p` itself, while telling the client it
@@ -17,8 +14,8 @@ use crate::backend::{Backend, Connected, CoreBackend};
 pub struct ResumeOffByOne(CoreBackend);
 
 impl Plant for ResumeOffByOne {
-    fn plant(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
-        Self(core(config, observer))
+    fn plant(core: CoreBackend, _: &RegistryConfig) -> Self {
+        Self(core)
     }
     fn core(&self) -> &CoreBackend {
         &self.0
@@ -54,8 +51,8 @@ impl Sink for WithoutGaps {
 }
 
 impl Plant for SilentTrim {
-    fn plant(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
-        Self(core(config, observer))
+    fn plant(core: CoreBackend, _: &RegistryConfig) -> Self {
+        Self(core)
     }
     fn core(&self) -> &CoreBackend {
         &self.0
@@ -78,8 +75,8 @@ impl Plant for SilentTrim {
 pub struct EpochSurvivesReaping(CoreBackend);
 
 impl Plant for EpochSurvivesReaping {
-    fn plant(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
-        Self(core(config, observer))
+    fn plant(core: CoreBackend, _: &RegistryConfig) -> Self {
+        Self(core)
     }
     fn core(&self) -> &CoreBackend {
         &self.0
@@ -125,8 +122,8 @@ impl Sink for LiveFirst {
 }
 
 impl Plant for CatchUpAfterLive {
-    fn plant(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
-        Self(core(config, observer))
+    fn plant(core: CoreBackend, _: &RegistryConfig) -> Self {
+        Self(core)
     }
     fn core(&self) -> &CoreBackend {
         &self.0

@@ -2,14 +2,13 @@
 //! whichever user last connected with that thread id, as if the thread id were a user id.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use wsreg::{
-    AgentEvent, ConnectionHandle, Error, Observer, Position, RegistryConfig, Sink, UserContext,
-    UserKey,
+    AgentEvent, ConnectionHandle, Error, Position, RegistryConfig, Sink, UserContext, UserKey,
 };
 
-use super::plant::{core, Plant};
+use super::plant::Plant;
 use crate::backend::{Backend, Connected, CoreBackend};
 
 /// The planted B16.
@@ -28,9 +27,9 @@ impl ThreadRouted {
 }
 
 impl Plant for ThreadRouted {
-    fn plant(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
+    fn plant(core: CoreBackend, _: &RegistryConfig) -> Self {
         Self {
-            core: core(config, observer),
+            core,
             owner_of_thread: Mutex::new(BTreeMap::new()),
         }
     }
