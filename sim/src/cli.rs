@@ -43,6 +43,43 @@ enum Command {
     Shrink(ShrinkArgs),
     /// Re-run a snapshot and say whether it still fails the same way.
     Replay(ReplayArgs),
+    /// The disconnect benchmark: every user's socket closed by force again and again while its
+    /// agent emits; counts what clients lost, with and without a gap marker.
+    Disconnect(DisconnectArgs),
+}
+
+#[derive(Debug, Args)]
+struct DisconnectArgs {
+    /// Users, each with one client and one agent.
+    #[arg(long, default_value_t = 10_000)]
+    users: usize,
+    /// Virtual seconds the agents emit for.
+    #[arg(long, default_value_t = 60)]
+    seconds: u64,
+    /// Events each agent emits per second.
+    #[arg(long, default_value_t = 2)]
+    rate: u64,
+    /// The runtime seed (decimal or 0x hex).
+    #[arg(long, default_value = "0")]
+    seed: Seed,
+    /// Go through the real WebSocket server over simulated TCP instead of in process.
+    #[arg(long)]
+    net: bool,
+    /// With --net: per-packet latency in ms, `MIN..MAX`.
+    #[arg(long, value_parser = parse_latency, requires = "net", default_value = "1..10")]
+    latency_ms: [u64; 2],
+    /// Messages each user's history retains [default: the core's, 256].
+    #[arg(long)]
+    history: Option<usize>,
+    /// Run a planted bug from the zoo instead of the real core.
+    #[arg(long)]
+    bug: Option<Bug>,
+    /// Run twice, on fresh threads, and require byte-identical summaries.
+    #[arg(long)]
+    check_determinism: bool,
+    /// Also write the summary as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -288,6 +325,7 @@ pub fn main() -> i32 {
         Command::Bench(a) => bench(a),
         Command::Shrink(a) => shrink(a),
         Command::Replay(a) => replay(a),
+        Command::Disconnect(a) => disconnect(a),
     };
     match result {
         Ok(code) => code,
@@ -602,6 +640,49 @@ fn replay(a: ReplayArgs) -> Result<i32> {
         print!("{}", report::trace_excerpt(&report, false));
         report.outcome.exit_code()
     })
+}
+
+fn disconnect(a: DisconnectArgs) -> Result<i32> {
+    use crate::disconnect::{markdown, run, Options};
+    let opts = Options {
+        users: a.users,
+        seconds: a.seconds,
+        rate_per_s: a.rate,
+        seed: a.seed.0,
+        net: a.net.then_some(a.latency_ms),
+        history: a.history.unwrap_or(Options::default().history),
+        bug: a.bug,
+    };
+    let (summary, wall) = run(&opts)?;
+    let printed = markdown(&summary);
+    print!("{printed}");
+    println!(
+        "wall time {:.2} s ({:.0} messages read per wall second; not part of the summary)",
+        wall.as_secs_f64(),
+        summary.delivered as f64 / wall.as_secs_f64().max(1e-9)
+    );
+    let mut code = if summary.unsignalled_gaps == 0 && summary.duplicates == 0 {
+        EXIT_PASS
+    } else {
+        EXIT_VIOLATION
+    };
+    if a.check_determinism {
+        let (again, _) = run(&opts)?;
+        if markdown(&again) == printed {
+            println!("determinism: the second run printed the same summary, byte for byte");
+        } else {
+            println!(
+                "determinism: NONDETERMINISM, the second run printed:\n{}",
+                markdown(&again)
+            );
+            code = EXIT_NONDETERMINISM;
+        }
+    }
+    if let Some(path) = &a.json {
+        std::fs::write(path, serde_json::to_string_pretty(&summary)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(code)
 }
 
 fn plan(a: PlanArgs) -> Result<i32> {

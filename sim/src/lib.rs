@@ -21,6 +21,7 @@ mod client;
 pub mod config;
 pub mod coverage;
 pub mod detection;
+pub mod disconnect;
 pub mod invariant;
 #[cfg(madsim)]
 pub mod net;

@@ -128,7 +128,7 @@ impl<B: Backend> NetBackend<B> {
         let (sink_tx, sink_rx) = oneshot::channel();
         let (commands, commands_rx) = mpsc::unbounded_channel();
         let token = auth::issue(SECRET, ctx.user_id(), TOKEN_EXPIRY_MS);
-        let thread = ctx.thread_id().unwrap_or_default().to_owned();
+        let thread = ctx.thread_id().map(str::to_owned);
         let wiring = Wiring {
             greeting: greeting_tx,
             sink: sink_rx,

@@ -5,7 +5,7 @@
 
 use tokio::sync::{mpsc, oneshot};
 use wsreg::{Envelope, Payload, Position, Sink, UserKey};
-use wsreg_server::client::Client;
+use wsreg_server::client::{Client, WsError};
 use wsreg_server::protocol::{ClientMessage, ServerMessage};
 
 /// What the harness asks of an open socket.
@@ -61,16 +61,33 @@ pub(crate) async fn socket(dial: Dial, key: UserKey, w: Wiring, died: oneshot::R
 pub(crate) struct Dial {
     pub(crate) addr: String,
     pub(crate) token: String,
-    pub(crate) thread: String,
+    pub(crate) thread: Option<String>,
     /// The last position the client saw (`since` and `epoch`), or none for a fresh connect.
     pub(crate) resume: Option<Position>,
 }
 
 async fn serve(dial: Dial, key: UserKey, w: Wiring) {
-    let connected = Client::resume(&dial.addr, &dial.token, Some(&dial.thread), dial.resume).await;
-    let Ok(mut client) = connected else {
-        let _ = w.greeting.send(Greeting::Unreachable);
-        return;
+    let connected =
+        Client::resume(&dial.addr, &dial.token, dial.thread.as_deref(), dial.resume).await;
+    let mut client = match connected {
+        Ok(client) => client,
+        // The server answered the handshake with a refusal: retrying would not change it.
+        Err(WsError::Http(response)) => {
+            let status = response.status();
+            let message = response
+                .body()
+                .as_deref()
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default()
+                .into_owned();
+            let code = format!("http_{}", status.as_u16());
+            let _ = w.greeting.send(Greeting::Refused { code, message });
+            return;
+        }
+        Err(_) => {
+            let _ = w.greeting.send(Greeting::Unreachable);
+            return;
+        }
     };
     let greeting = match client.next().await {
         Some(Ok(ServerMessage::Welcome {

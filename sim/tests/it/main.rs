@@ -5,6 +5,7 @@
 mod cli;
 mod corpus;
 mod determinism;
+mod disconnect;
 mod net;
 mod planted;
 mod shrinking;

@@ -1,0 +1,657 @@
+//! `wsreg-sim disconnect`: the disconnect benchmark realtime servers publish, run on wsreg in
+//! virtual time, so a seed prints the same summary on every machine.
+//!
+//! Every user has one client and one agent. The agent emits full agent runs (started, thinking,
+//! tool executing, tool completed, completed) at a steady rate. The client connects once, fresh;
+//! then, again and again, its socket is closed by force after an online spell (12–18 s, drawn
+//! per spell), it stays offline (1.5–2.5 s) and reconnects with the last position it read. When
+//! the agents stop, every client stays until it has read the whole stream.
+//!
+//! Each client's ledger checks what it reads against the stream contract: positions follow one
+//! another within an epoch; a gap marker accounts for everything it skips; nothing arrives
+//! twice. The summary counts what the agents had accepted, what reached the clients, the gaps
+//! the backend signalled and the ones it did not (the target is 0), duplicates (target 0), and
+//! the replay latency: from the start of a reconnect to the moment the client holds everything
+//! accepted before it started, in virtual milliseconds.
+//!
+//! In process, the client reads the core's sink directly: no virtual time passes between a
+//! send and its receipt, so latencies are 0 and the run measures loss and cost. With `--net`
+//! every client is a real WebSocket client of the real server over madsim's TCP (latency per
+//! packet), so the latency is what a user would wait.
+
+use std::hash::Hasher;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use rand::Rng;
+use serde::Serialize;
+use tokio::time::Instant;
+use wsreg::{
+    AgentEvent, Envelope, Payload, Position, RegistryConfig, SendFuture, Sink, SinkError,
+    UserContext,
+};
+
+use crate::backend::Backend;
+use crate::runtime::{simulate, Link, RuntimeError};
+use crate::zoo::Bug;
+
+/// What to run.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Options {
+    /// Users, each with one client and one agent.
+    pub users: usize,
+    /// Virtual seconds the agents emit for.
+    pub seconds: u64,
+    /// Events each agent emits per second.
+    pub rate_per_s: u64,
+    /// The runtime seed.
+    pub seed: u64,
+    /// Through the real server over the simulated network (`Some`: its per-packet latency
+    /// range in ms), or in process.
+    pub net: Option<[u64; 2]>,
+    /// Messages each user's history retains (the core's default is 256); below what a client
+    /// misses while offline, reconnects get gap markers.
+    pub history: usize,
+    /// A planted bug to run instead of the real core.
+    pub bug: Option<Bug>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            users: 10_000,
+            seconds: 60,
+            rate_per_s: 2,
+            seed: 0,
+            net: None,
+            history: RegistryConfig::default().history_capacity,
+            bug: None,
+        }
+    }
+}
+
+/// Why a benchmark could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DisconnectError {
+    /// The options make no sense.
+    #[error("{0}")]
+    Options(String),
+    /// The simulation could not start.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The system under test panicked.
+    #[error("the run panicked: {0}")]
+    Panic(String),
+}
+
+/// An online spell, in ms: how long a socket lives before it is closed by force.
+const ONLINE_MS: std::ops::Range<u64> = 12_000..18_001;
+/// An offline spell, in ms.
+const OFFLINE_MS: std::ops::Range<u64> = 1_500..2_501;
+/// How long clients may take to read the rest of the stream once the agents stop.
+const DRAIN: Duration = Duration::from_secs(30);
+/// How long a refused connect waits before it tries again.
+const RETRY: Duration = Duration::from_millis(100);
+
+/// What one run measured. Every field is a function of the options and the seed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Summary {
+    /// What ran.
+    pub options: Options,
+    /// `in process` or `network`.
+    pub mode: &'static str,
+    /// Messages the backend accepted from the agents.
+    pub accepted: u64,
+    /// Distinct messages the clients read.
+    pub delivered: u64,
+    /// `delivered / accepted`.
+    pub delivery_ratio: f64,
+    /// Connects after a forced close.
+    pub reconnects: u64,
+    /// Reconnects the backend said it recovered in full.
+    pub recovered: u64,
+    /// Gap markers the clients read, and the messages they covered.
+    pub gaps_signalled: u64,
+    /// Messages covered by signalled gaps.
+    pub lost_signalled: u64,
+    /// Holes in a client's positions with no gap marker, plus clients left short of the
+    /// stream's end when the run stopped (target 0).
+    pub unsignalled_gaps: u64,
+    /// Messages in those holes.
+    pub lost_unsignalled: u64,
+    /// Messages a client read a second time, or out of order (target 0).
+    pub duplicates: u64,
+    /// Connects the backend refused (each retried).
+    pub refused: u64,
+    /// Replay latencies measured (reconnects with something to catch up on).
+    pub replays: u64,
+    /// Replay latency percentiles, virtual ms.
+    pub replay_p50_ms: f64,
+    /// 99th percentile.
+    pub replay_p99_ms: f64,
+    /// Longest.
+    pub replay_max_ms: f64,
+    /// Virtual seconds from start to the last client done.
+    pub virtual_s: f64,
+    /// A hash over every client's final position and counts, in user order (explicit bytes).
+    pub digest: String,
+}
+
+/// One client's account of what it read.
+#[derive(Debug, Default)]
+struct Ledger {
+    /// The last position read (a gap marker's is its `to`).
+    last: Option<Position>,
+    /// The last position the backend accepted for this user.
+    head: Option<Position>,
+    accepted: u64,
+    delivered: u64,
+    gaps: u64,
+    lost_signalled: u64,
+    holes: u64,
+    lost_unsignalled: u64,
+    duplicates: u64,
+    reconnects: u64,
+    recovered: u64,
+    refused: u64,
+    /// A reconnect waiting to catch up: the head when it started, and when.
+    replay: Option<(Position, Instant)>,
+}
+
+impl Ledger {
+    /// Takes in one item a client read, at virtual time `now`; returns a finished replay's
+    /// latency.
+    fn read(&mut self, env: &Envelope, now: Instant) -> Option<Duration> {
+        let at = env.position();
+        // What this item may start at, had nothing been lost.
+        let expected = match self.last {
+            Some(last) if last.epoch == at.epoch => last.seq + 1,
+            _ => 1,
+        };
+        let (start, end) = match env.payload() {
+            Payload::Gap { from, to, .. } => (*from, *to),
+            _ => (at.seq, at.seq),
+        };
+        if start < expected {
+            self.duplicates += 1;
+            return None; // nothing new: the client's position stays
+        }
+        if start > expected {
+            self.holes += 1;
+            self.lost_unsignalled += start - expected;
+        }
+        if env.payload().is_gap() {
+            if end >= start {
+                self.gaps += 1;
+                self.lost_signalled += end - start + 1;
+            }
+        } else {
+            self.delivered += 1;
+        }
+        self.last = Some(Position::new(at.epoch, end));
+        let (target, since) = self.replay?;
+        if target.epoch != at.epoch {
+            self.replay = None; // another stream: nothing left to wait for in the old one
+            return None;
+        }
+        (end >= target.seq).then(|| {
+            self.replay = None;
+            now - since
+        })
+    }
+
+    /// Whether the client has read everything accepted so far.
+    fn caught_up(&self) -> bool {
+        match (self.head, self.last) {
+            (None, _) => true,
+            (Some(head), Some(last)) => last.epoch == head.epoch && last.seq >= head.seq,
+            (Some(_), None) => false,
+        }
+    }
+}
+
+/// Every client's ledger and every replay latency measured.
+#[derive(Default)]
+struct Books {
+    ledgers: Vec<Mutex<Ledger>>,
+    latencies: Mutex<Vec<Duration>>,
+}
+
+impl Books {
+    fn ledger(&self, user: usize) -> std::sync::MutexGuard<'_, Ledger> {
+        self.ledgers[user]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A client's sink: records what it reads, until its socket is closed by force.
+struct ClientSink {
+    user: usize,
+    books: Arc<Books>,
+    open: Arc<AtomicBool>,
+}
+
+impl Sink for ClientSink {
+    fn send(&mut self, envelope: Envelope) -> SendFuture<'_> {
+        let result = if self.open.load(Ordering::Relaxed) {
+            let latency = self.books.ledger(self.user).read(&envelope, Instant::now());
+            if let Some(l) = latency {
+                self.books
+                    .latencies
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(l);
+            }
+            Ok(())
+        } else {
+            Err(SinkError("the socket was closed by force".into()))
+        };
+        Box::pin(std::future::ready(result))
+    }
+}
+
+/// Runs the benchmark; returns the summary and the wall time it took.
+pub fn run(opts: &Options) -> Result<(Summary, Duration), DisconnectError> {
+    if opts.users == 0 || opts.users > 100_000 {
+        return Err(DisconnectError::Options(
+            "--users must be 1 to 100,000".into(),
+        ));
+    }
+    if opts.seconds == 0 || opts.seconds > 3_600 {
+        return Err(DisconnectError::Options(
+            "--seconds must be 1 to 3,600".into(),
+        ));
+    }
+    if opts.history == 0 {
+        return Err(DisconnectError::Options(
+            "--history must be at least 1".into(),
+        ));
+    }
+    if opts.rate_per_s == 0 || opts.rate_per_s > 100 {
+        return Err(DisconnectError::Options(
+            "--rate must be 1 to 100 events per second".into(),
+        ));
+    }
+    let started = std::time::Instant::now();
+    let o = opts.clone();
+    let summary = crate::with_backend!(opts.bug, simulated(o))?.map_err(DisconnectError::Panic)?;
+    Ok((summary, started.elapsed()))
+}
+
+/// One run against `B`, on a fresh thread and runtime.
+fn simulated<B: Backend>(o: Options) -> Result<Result<Summary, String>, RuntimeError> {
+    let link = o.net.map(|latency_ms| Link {
+        latency_ms,
+        loss_percent: 0,
+    });
+    simulate(o.seed, link, move || async move {
+        #[cfg(madsim)]
+        if o.net.is_some() {
+            return measure::<crate::net::NetBackend<B>>(o, "network").await;
+        }
+        measure::<B>(o, "in process").await
+    })
+}
+
+/// The registry's limits: room for every user, the history asked for, defaults otherwise, a
+/// fixed boot so the epochs (and so the summary) do not depend on the process.
+fn registry_config(opts: &Options) -> RegistryConfig {
+    RegistryConfig {
+        max_managers: opts.users,
+        max_connections: opts.users * 2,
+        history_capacity: opts.history,
+        boot: Some(0),
+        ..RegistryConfig::default()
+    }
+}
+
+async fn measure<B: Backend>(opts: Options, mode: &'static str) -> Summary {
+    let backend = Arc::new(B::build(registry_config(&opts), None));
+    let books = Arc::new(Books {
+        ledgers: (0..opts.users).map(|_| Mutex::default()).collect(),
+        latencies: Mutex::default(),
+    });
+    let t0 = Instant::now();
+    let end = t0 + Duration::from_secs(opts.seconds);
+    let period = Duration::from_micros(1_000_000 / opts.rate_per_s);
+    let mut tasks = Vec::with_capacity(opts.users);
+    for user in 0..opts.users {
+        let ctx = UserContext::new(&format!("user-{user}")).expect("a valid generated id");
+        let client = Client {
+            user,
+            ctx,
+            backend: Arc::clone(&backend),
+            books: Arc::clone(&books),
+            end,
+            period,
+        };
+        tasks.push(tokio::spawn(client.live()));
+    }
+    for task in tasks {
+        task.await.expect("a client task never panics");
+    }
+    summarize(opts, mode, &books, t0.elapsed())
+}
+
+/// One user: its client and, once the client is connected, its agent.
+struct Client<B: Backend> {
+    user: usize,
+    ctx: UserContext,
+    backend: Arc<B>,
+    books: Arc<Books>,
+    end: Instant,
+    period: Duration,
+}
+
+impl<B: Backend> Client<B> {
+    async fn live(self) {
+        // Spread the first connects over the first second.
+        tokio::time::sleep(Duration::from_micros(draw(0..1_000_000))).await;
+        let (mut handle, mut open) = self.connect().await;
+        let agent = tokio::spawn(agent(
+            Arc::clone(&self.backend),
+            self.ctx.clone(),
+            Arc::clone(&self.books),
+            self.user,
+            self.end,
+            self.period,
+        ));
+        loop {
+            let online = Duration::from_millis(draw(ONLINE_MS));
+            if Instant::now() + online >= self.end {
+                tokio::time::sleep_until(self.end).await;
+                break;
+            }
+            tokio::time::sleep(online).await;
+            open.store(false, Ordering::Relaxed);
+            if !self.backend.crash(&handle) {
+                // In process nobody notices a dead socket by itself: the server's cleanup.
+                let _ = self.backend.close(&handle).await;
+            }
+            tokio::time::sleep(Duration::from_millis(draw(OFFLINE_MS))).await;
+            (handle, open) = self.connect().await;
+        }
+        agent.await.expect("an agent task never panics");
+        let deadline = Instant::now() + DRAIN;
+        while !self.caught_up() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let _ = self.backend.close(&handle).await;
+    }
+
+    fn caught_up(&self) -> bool {
+        self.books.ledger(self.user).caught_up()
+    }
+
+    /// Connects, resuming after the last position read (fresh the first time); retries a
+    /// refusal.
+    async fn connect(&self) -> (B::Handle, Arc<AtomicBool>) {
+        loop {
+            let resume = {
+                let mut ledger = self.books.ledger(self.user);
+                if let (Some(head), Some(last)) = (ledger.head, ledger.last) {
+                    ledger.reconnects += 1;
+                    if head != last {
+                        ledger.replay = Some((head, Instant::now()));
+                    }
+                }
+                ledger.last
+            };
+            let open = Arc::new(AtomicBool::new(true));
+            let sink = ClientSink {
+                user: self.user,
+                books: Arc::clone(&self.books),
+                open: Arc::clone(&open),
+            };
+            match self
+                .backend
+                .connect(&self.ctx, Box::new(sink), resume)
+                .await
+            {
+                Ok(c) => {
+                    let mut ledger = self.books.ledger(self.user);
+                    if resume.is_none() {
+                        // A fresh client's stream starts where the backend says it does.
+                        ledger.last = Some(c.from);
+                    }
+                    if resume.is_some() && c.recovered {
+                        ledger.recovered += 1;
+                    }
+                    return (c.handle, open);
+                }
+                Err(_) => {
+                    {
+                        let mut ledger = self.books.ledger(self.user);
+                        ledger.refused += 1;
+                        ledger.replay = None;
+                    }
+                    tokio::time::sleep(RETRY).await;
+                }
+            }
+        }
+    }
+}
+
+/// A user's agent: full runs, one event every `period`, until `end`.
+async fn agent<B: Backend>(
+    backend: Arc<B>,
+    ctx: UserContext,
+    books: Arc<Books>,
+    user: usize,
+    end: Instant,
+    period: Duration,
+) {
+    let mut run = 0u64;
+    loop {
+        for event in AgentEvent::example_run(&format!("r{run}"), 1, 1) {
+            if Instant::now() >= end {
+                return;
+            }
+            if let Ok(at) = backend.emit(&ctx, event) {
+                let mut ledger = books.ledger(user);
+                ledger.accepted += 1;
+                ledger.head = Some(at);
+            }
+            tokio::time::sleep(period).await;
+        }
+        run += 1;
+    }
+}
+
+/// A number from the runtime's seeded generator.
+fn draw(range: std::ops::Range<u64>) -> u64 {
+    madsim::rand::thread_rng().gen_range(range)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i].as_secs_f64() * 1e3
+}
+
+fn summarize(opts: Options, mode: &'static str, books: &Books, elapsed: Duration) -> Summary {
+    let mut s = Summary {
+        options: opts,
+        mode,
+        accepted: 0,
+        delivered: 0,
+        delivery_ratio: 0.0,
+        reconnects: 0,
+        recovered: 0,
+        gaps_signalled: 0,
+        lost_signalled: 0,
+        unsignalled_gaps: 0,
+        lost_unsignalled: 0,
+        duplicates: 0,
+        refused: 0,
+        replays: 0,
+        replay_p50_ms: 0.0,
+        replay_p99_ms: 0.0,
+        replay_max_ms: 0.0,
+        virtual_s: elapsed.as_secs_f64(),
+        digest: String::new(),
+    };
+    let mut digest = fnv::FnvHasher::default();
+    for user in 0..books.ledgers.len() {
+        let l = books.ledger(user);
+        s.accepted += l.accepted;
+        s.delivered += l.delivered;
+        s.reconnects += l.reconnects;
+        s.recovered += l.recovered;
+        s.gaps_signalled += l.gaps;
+        s.lost_signalled += l.lost_signalled;
+        s.unsignalled_gaps += l.holes;
+        s.lost_unsignalled += l.lost_unsignalled;
+        s.duplicates += l.duplicates;
+        s.refused += l.refused;
+        if !l.caught_up() {
+            // The stream's end never arrived and nothing said it would not.
+            let head = l.head.map_or(0, |h| h.seq);
+            s.unsignalled_gaps += 1;
+            s.lost_unsignalled += match l.last {
+                Some(last) if Some(last.epoch) == l.head.map(|h| h.epoch) => {
+                    head.saturating_sub(last.seq)
+                }
+                _ => head,
+            };
+        }
+        let last = l.last.map_or_else(String::new, |p| p.to_string());
+        digest.write(last.as_bytes());
+        for n in [
+            user as u64,
+            l.accepted,
+            l.delivered,
+            l.reconnects,
+            l.recovered,
+            l.gaps,
+            l.duplicates,
+        ] {
+            digest.write(&n.to_le_bytes());
+        }
+    }
+    let mut latencies = books
+        .latencies
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    latencies.sort();
+    for l in &latencies {
+        digest.write(&(l.as_nanos() as u64).to_le_bytes());
+    }
+    s.replays = latencies.len() as u64;
+    s.replay_p50_ms = percentile(&latencies, 0.50);
+    s.replay_p99_ms = percentile(&latencies, 0.99);
+    s.replay_max_ms = percentile(&latencies, 1.0);
+    s.delivery_ratio = if s.accepted == 0 {
+        1.0
+    } else {
+        s.delivered as f64 / s.accepted as f64
+    };
+    s.digest = format!("{:#018x}", digest.finish());
+    s
+}
+
+/// The summary as printed: a sentence, a markdown table and the digest. Byte-identical for
+/// the same options and seed.
+pub fn markdown(s: &Summary) -> String {
+    let o = &s.options;
+    let link = match o.net {
+        Some([lo, hi]) => format!(
+            "through the real WebSocket server over simulated TCP ({lo}–{hi} ms per packet)"
+        ),
+        None => "in process (clients read the core's sinks directly)".to_owned(),
+    };
+    let target = o
+        .bug
+        .map_or("the core".to_owned(), |b| format!("{b} ({})", b.story()));
+    format!(
+        "disconnect benchmark: {} users, {} events/s each for {} virtual s, every socket closed by force every 12–18 s and offline 1.5–2.5 s; history {} messages a user; seed {}; {target}, {link}\n\n\
+         | mode | users | accepted | delivered | delivery ratio | reconnects | recovered in full | gaps signalled (messages) | unsignalled gaps | duplicates | replays | replay p50 ms | replay p99 ms | replay max ms | virtual s |\n\
+         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n\
+         | {} | {} | {} | {} | {:.6} | {} | {} | {} ({}) | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} |\n\n\
+         connects refused: {}; digest {}\n",
+        o.users,
+        o.rate_per_s,
+        o.seconds,
+        o.history,
+        o.seed,
+        s.mode,
+        o.users,
+        s.accepted,
+        s.delivered,
+        s.delivery_ratio,
+        s.reconnects,
+        s.recovered,
+        s.gaps_signalled,
+        s.lost_signalled,
+        s.unsignalled_gaps,
+        s.duplicates,
+        s.replays,
+        s.replay_p50_ms,
+        s.replay_p99_ms,
+        s.replay_max_ms,
+        s.virtual_s,
+        s.refused,
+        s.digest,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wsreg::{Epoch, GapReason, UserKey};
+
+    fn env(epoch: Epoch, seq: u64, payload: Payload) -> Envelope {
+        let key = UserKey::new("u").expect("valid");
+        Envelope::new(key, Position::new(epoch, seq), payload)
+    }
+
+    fn text(epoch: Epoch, seq: u64) -> Envelope {
+        env(epoch, seq, Payload::Text { text: "t".into() })
+    }
+
+    #[test]
+    fn a_ledger_tells_holes_gaps_and_duplicates_apart() {
+        let e = Epoch::new(0, 1);
+        let now = Instant::now();
+        let mut l = Ledger::default();
+        l.read(&text(e, 1), now);
+        l.read(&text(e, 2), now);
+        l.read(&text(e, 2), now); // again
+        l.read(&text(e, 5), now); // 3 and 4 never said
+        let gap = Payload::Gap {
+            from: 6,
+            to: 8,
+            reason: GapReason::Trimmed,
+        };
+        l.read(&env(e, 8, gap), now);
+        l.read(&text(e, 9), now);
+        assert_eq!(
+            (l.delivered, l.duplicates, l.holes, l.lost_unsignalled),
+            (4, 1, 1, 2)
+        );
+        assert_eq!((l.gaps, l.lost_signalled), (1, 3));
+        assert_eq!(l.last, Some(Position::new(e, 9)));
+    }
+
+    #[test]
+    fn a_replay_ends_when_the_head_at_reconnect_is_read() {
+        let e = Epoch::new(0, 1);
+        let t = Instant::now();
+        let mut l = Ledger {
+            last: Some(Position::new(e, 1)),
+            replay: Some((Position::new(e, 3), t)),
+            ..Ledger::default()
+        };
+        assert_eq!(l.read(&text(e, 2), t + Duration::from_millis(4)), None);
+        assert_eq!(
+            l.read(&text(e, 3), t + Duration::from_millis(7)),
+            Some(Duration::from_millis(7))
+        );
+        assert!(l.replay.is_none());
+    }
+}
