@@ -24,7 +24,9 @@ pub struct RegistryConfig {
     /// its user's stream from the history, so a connection (a slow reader, or a client
     /// resuming) that falls further behind gets a gap marker for what was let go. Default 256.
     pub history_capacity: usize,
-    /// How long a message stays in the history. Default 5 minutes.
+    /// How long a message stays in the history: messages older than this are let go when the
+    /// user's next message is accepted or a connection of theirs opens (a reader already
+    /// reading never loses what it is about to read to the clock). Default 5 minutes.
     pub history_ttl: Duration,
     /// Messages retained over every user's history together. Past it, a user's new message
     /// lets go of that user's own oldest one, so the total stays under this plus one message

@@ -457,7 +457,6 @@ impl ManagerInner {
         if !st.conns.contains_key(&conn) {
             return Pick::Gone;
         }
-        self.trim(st, Instant::now());
         let paused = paused(st, conn);
         let h = &st.history;
         let (epoch, head, first) = (h.epoch(), h.head(), h.first());

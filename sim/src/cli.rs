@@ -136,6 +136,9 @@ struct BenchArgs {
     /// Seeds per zoo bug for the detection table (0 skips it).
     #[arg(long, default_value_t = 1_000)]
     zoo_seeds: u64,
+    /// Seeds per zoo bug through the real server over the simulated network (0 skips it).
+    #[arg(long, default_value_t = 200)]
+    net_seeds: u64,
     /// Measure only this zoo bug (and skip the throughput rows).
     #[arg(long)]
     bug: Option<Bug>,
@@ -518,8 +521,19 @@ fn bench(a: BenchArgs) -> Result<i32> {
         println!();
         print!("{}", crate::detection::markdown(&zoo));
     }
+    let net_zoo = if a.net_seeds == 0 {
+        Vec::new()
+    } else {
+        let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let progress = |bug: Bug| eprintln!("zoo through the network: measuring {bug}");
+        crate::detection::measure_net(&bugs, a.net_seeds, jobs, &progress)?
+    };
+    if !net_zoo.is_empty() {
+        println!();
+        print!("{}", crate::detection::markdown_net(&net_zoo));
+    }
     if let Some(path) = &a.json {
-        let all = serde_json::json!({ "throughput": throughput, "zoo": zoo });
+        let all = serde_json::json!({ "throughput": throughput, "zoo": zoo, "net_zoo": net_zoo });
         std::fs::write(path, serde_json::to_string_pretty(&all)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }

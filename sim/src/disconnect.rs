@@ -2,8 +2,8 @@
 //! virtual time, so a seed prints the same summary on every machine.
 //!
 //! Every user has one client and one agent. The agent emits full agent runs (started, thinking,
-//! tool executing, tool completed, completed) at a steady rate. The client connects once, fresh;
-//! then, again and again, its socket is closed by force after an online spell (12–18 s, drawn
+//! tool executing, tool completed, completed) at a steady rate. The client connects once, fresh,
+//! at a time drawn over the first 12 s; then, again and again, its socket is closed by force after an online spell (12–18 s, drawn
 //! per spell), it stays offline (1.5–2.5 s) and reconnects with the last position it read. When
 //! the agents stop, every client stays until it has read the whole stream.
 //!
@@ -132,6 +132,11 @@ pub struct Summary {
     pub replay_p99_ms: f64,
     /// Longest.
     pub replay_max_ms: f64,
+    /// Connect latency (from the call to the backend's answer, retries included) percentiles,
+    /// virtual ms.
+    pub connect_p50_ms: f64,
+    /// 99th percentile.
+    pub connect_p99_ms: f64,
     /// Virtual seconds from start to the last client done.
     pub virtual_s: f64,
     /// A hash over every client's final position and counts, in user order (explicit bytes).
@@ -216,6 +221,8 @@ impl Ledger {
 struct Books {
     ledgers: Vec<Mutex<Ledger>>,
     latencies: Mutex<Vec<Duration>>,
+    /// How long each connect took, from the call to the backend's answer.
+    connects: Mutex<Vec<Duration>>,
 }
 
 impl Books {
@@ -312,6 +319,7 @@ async fn measure<B: Backend>(opts: Options, mode: &'static str) -> Summary {
     let books = Arc::new(Books {
         ledgers: (0..opts.users).map(|_| Mutex::default()).collect(),
         latencies: Mutex::default(),
+        connects: Mutex::default(),
     });
     let t0 = Instant::now();
     let end = t0 + Duration::from_secs(opts.seconds);
@@ -347,8 +355,11 @@ struct Client<B: Backend> {
 
 impl<B: Backend> Client<B> {
     async fn live(self) {
-        // Spread the first connects over the first second.
-        tokio::time::sleep(Duration::from_micros(draw(0..1_000_000))).await;
+        // The first connects ramp up over the shortest online spell, so that from the start
+        // the sockets' cycles are spread out as in a running deployment (madsim's listener
+        // accepts about a thousand connections per virtual second: one at a time, each after a
+        // timer).
+        tokio::time::sleep(Duration::from_micros(draw(0..ONLINE_MS.start * 1_000))).await;
         let (mut handle, mut open) = self.connect().await;
         let agent = tokio::spawn(agent(
             Arc::clone(&self.backend),
@@ -405,11 +416,17 @@ impl<B: Backend> Client<B> {
                 books: Arc::clone(&self.books),
                 open: Arc::clone(&open),
             };
-            match self
+            let asked = Instant::now();
+            let connected = self
                 .backend
                 .connect(&self.ctx, Box::new(sink), resume)
-                .await
-            {
+                .await;
+            self.books
+                .connects
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(Instant::now() - asked);
+            match connected {
                 Ok(c) => {
                     let mut ledger = self.books.ledger(self.user);
                     if resume.is_none() {
@@ -492,6 +509,8 @@ fn summarize(opts: Options, mode: &'static str, books: &Books, elapsed: Duration
         replay_p50_ms: 0.0,
         replay_p99_ms: 0.0,
         replay_max_ms: 0.0,
+        connect_p50_ms: 0.0,
+        connect_p99_ms: 0.0,
         virtual_s: elapsed.as_secs_f64(),
         digest: String::new(),
     };
@@ -542,6 +561,14 @@ fn summarize(opts: Options, mode: &'static str, books: &Books, elapsed: Duration
     for l in &latencies {
         digest.write(&(l.as_nanos() as u64).to_le_bytes());
     }
+    let mut connects = books
+        .connects
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    connects.sort();
+    s.connect_p50_ms = percentile(&connects, 0.50);
+    s.connect_p99_ms = percentile(&connects, 0.99);
     s.replays = latencies.len() as u64;
     s.replay_p50_ms = percentile(&latencies, 0.50);
     s.replay_p99_ms = percentile(&latencies, 0.99);
@@ -573,7 +600,7 @@ pub fn markdown(s: &Summary) -> String {
          | mode | users | accepted | delivered | delivery ratio | reconnects | recovered in full | gaps signalled (messages) | unsignalled gaps | duplicates | replays | replay p50 ms | replay p99 ms | replay max ms | virtual s |\n\
          |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n\
          | {} | {} | {} | {} | {:.6} | {} | {} | {} ({}) | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} |\n\n\
-         connects refused: {}; digest {}\n",
+         connects: p50 {:.1} ms, p99 {:.1} ms, {} refused; digest {}\n",
         o.users,
         o.rate_per_s,
         o.seconds,
@@ -595,6 +622,8 @@ pub fn markdown(s: &Summary) -> String {
         s.replay_p99_ms,
         s.replay_max_ms,
         s.virtual_s,
+        s.connect_p50_ms,
+        s.connect_p99_ms,
         s.refused,
         s.digest,
     )

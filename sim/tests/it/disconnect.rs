@@ -19,15 +19,18 @@ fn small(history: usize, bug: Option<Bug>, net: bool) -> Summary {
 #[test]
 fn the_core_delivers_every_message_across_forced_disconnects() {
     let s = small(256, None, false);
-    assert!(s.accepted > 60 * 70, "{s:?}");
+    assert!(
+        s.accepted > 60 * 50,
+        "every agent emits from its first connect on: {s:?}"
+    );
     assert_eq!(s.delivered, s.accepted);
     assert_eq!(
         (s.unsignalled_gaps, s.duplicates, s.gaps_signalled),
         (0, 0, 0)
     );
     assert!(
-        s.reconnects >= 120,
-        "at least two forced closes per user in 40 s: {s:?}"
+        s.reconnects >= 60,
+        "at least one forced close per user in 40 s: {s:?}"
     );
     assert_eq!(s.recovered, s.reconnects);
 }
@@ -37,7 +40,8 @@ fn a_short_history_turns_loss_into_gap_markers() {
     let s = small(2, None, false);
     assert!(s.gaps_signalled > 0 && s.lost_signalled > 0, "{s:?}");
     assert_eq!(s.delivered + s.lost_signalled, s.accepted);
-    assert_eq!((s.unsignalled_gaps, s.duplicates, s.recovered), (0, 0, 0));
+    assert_eq!((s.unsignalled_gaps, s.duplicates), (0, 0));
+    assert!(s.recovered < s.reconnects / 2, "{s:?}");
 }
 
 #[test]

@@ -1,0 +1,190 @@
+//! What the stream contract costs in memory: heap bytes per idle user (its manager and the
+//! history it keeps for a client to resume from) and per live connection (its cursor and writer
+//! task), counted by a global allocator that tallies live bytes.
+//!
+//! `cargo bench --bench memory` prints one table. Each row builds 10,000 users on a
+//! current-thread tokio runtime and divides the growth of live heap bytes by 10,000. Messages are
+//! agent events of a typical size (a thinking step's text of 64 bytes, tool parameters and
+//! results of similar size). Connections write to a sink that discards, so the rows count the
+//! core alone, not a socket's buffers.
+
+#[cfg(madsim)]
+fn main() {
+    eprintln!("the memory benchmark measures real tokio: run `cargo bench --bench memory` without --cfg madsim");
+}
+
+#[cfg(not(madsim))]
+fn main() {
+    real::main();
+}
+
+#[cfg(not(madsim))]
+mod real {
+    use std::alloc::{GlobalAlloc, Layout, System};
+    use std::sync::atomic::{AtomicIsize, Ordering};
+
+    use wsreg::{
+        AgentEvent, ConnectionHandle, Envelope, Registry, RegistryConfig, SendFuture, Sink,
+        UserContext,
+    };
+
+    /// The system allocator, keeping a count of live bytes.
+    struct Counting;
+
+    static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+    // SAFETY: every call is passed to the system allocator unchanged; only a counter is kept.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+            LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+            // SAFETY: the caller's contract is System's.
+            unsafe { System.alloc(layout) }
+        }
+
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+            LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+            // SAFETY: the caller's contract is System's.
+            unsafe { System.dealloc(ptr, layout) }
+        }
+
+        unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+            LIVE.fetch_add(
+                new_size as isize - layout.size() as isize,
+                Ordering::Relaxed,
+            );
+            // SAFETY: the caller's contract is System's.
+            unsafe { System.realloc(ptr, layout, new_size) }
+        }
+    }
+
+    #[global_allocator]
+    static ALLOC: Counting = Counting;
+
+    const USERS: usize = 10_000;
+
+    /// A socket that takes everything and keeps nothing.
+    struct Discard;
+
+    impl Sink for Discard {
+        fn send(&mut self, _: Envelope) -> SendFuture<'_> {
+            Box::pin(std::future::ready(Ok(())))
+        }
+    }
+
+    fn live() -> isize {
+        LIVE.load(Ordering::Relaxed)
+    }
+
+    /// Agent events of a typical size, `n` of them, as whole runs.
+    fn events(n: usize) -> Vec<AgentEvent> {
+        let mut out = Vec::with_capacity(n);
+        let mut run = 0;
+        while out.len() < n {
+            let id = format!("run-{run:08}");
+            for e in AgentEvent::example_run(&id, 1, 1) {
+                out.push(match e {
+                    AgentEvent::AgentThinking { run_id, .. } => AgentEvent::AgentThinking {
+                        run_id,
+                        reasoning: "x".repeat(64),
+                    },
+                    other => other,
+                });
+            }
+            run += 1;
+        }
+        out.truncate(n);
+        out
+    }
+
+    fn contexts() -> Vec<UserContext> {
+        (0..USERS)
+            .map(|i| UserContext::new(&format!("user-{i:06}")).expect("valid id"))
+            .collect()
+    }
+
+    /// Bytes per user of a registry whose users each got `messages` messages through one
+    /// connection that then closed: what an idle user costs until it is reaped.
+    async fn idle(messages: usize, history: usize) -> f64 {
+        let registry = Registry::new(RegistryConfig {
+            max_managers: USERS,
+            history_capacity: history,
+            // Room for every message: the default global bound (1,000,000) would trim the
+            // fullest row to 100 messages a user.
+            max_history_messages: USERS * history,
+            ..Default::default()
+        });
+        let contexts = contexts();
+        let batch = events(messages);
+        let before = live();
+        for ctx in &contexts {
+            let conn = registry.connect(ctx, Discard).expect("under limits");
+            for e in &batch {
+                registry.emit(ctx.key(), e.clone()).expect("in order");
+            }
+            tokio::task::yield_now().await;
+            conn.close().expect("open");
+        }
+        settle().await;
+        let per_user = (live() - before) as f64 / USERS as f64;
+        drop(registry);
+        per_user
+    }
+
+    /// Bytes per connection opened on users that already have a manager.
+    async fn connection() -> f64 {
+        let registry = Registry::new(RegistryConfig {
+            max_managers: USERS,
+            max_connections: USERS * 2,
+            ..Default::default()
+        });
+        let contexts = contexts();
+        let mut first: Vec<ConnectionHandle> = contexts
+            .iter()
+            .map(|ctx| registry.connect(ctx, Discard).expect("under limits"))
+            .collect();
+        settle().await;
+        let before = live();
+        let second: Vec<ConnectionHandle> = contexts
+            .iter()
+            .map(|ctx| registry.connect(ctx, Discard).expect("under limits"))
+            .collect();
+        settle().await;
+        let per_conn = (live() - before) as f64 / USERS as f64;
+        first.extend(second);
+        for c in first {
+            c.close().expect("open");
+        }
+        per_conn
+    }
+
+    /// Lets every writer task run until it waits, and closed ones finish.
+    async fn settle() {
+        for _ in 0..4 {
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+
+    pub fn main() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        let envelope = std::mem::size_of::<Envelope>();
+        println!("| what | messages held | bytes |");
+        println!("|---|---:|---:|");
+        let empty = rt.block_on(idle(0, 256));
+        println!("| an idle user (manager + history) | 0 | {empty:.0} |");
+        for messages in [16, 256] {
+            let b = rt.block_on(idle(messages, 256));
+            println!(
+                "| an idle user (manager + history) | {messages} | {b:.0} ({:.0} a message) |",
+                (b - empty) / messages as f64
+            );
+        }
+        let c = rt.block_on(connection());
+        println!("| a live connection (cursor + writer task) | - | {c:.0} |");
+        println!(
+            "\n{USERS} users a row; an envelope is {envelope} bytes before its payload's strings"
+        );
+    }
+}
