@@ -11,7 +11,10 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::campaign::{check_determinism, derive, run_backend, run_campaign, CampaignOptions};
 use crate::config::SimConfig;
-use crate::outcome::{EXIT_NONDETERMINISM, EXIT_PASS, EXIT_USAGE, EXIT_VIOLATION};
+use crate::outcome::{
+    EXIT_NONDETERMINISM, EXIT_PASS, EXIT_REPLAY_DIFFERS, EXIT_REPLAY_NOW_PASSES, EXIT_USAGE,
+    EXIT_VIOLATION,
+};
 use crate::plan::Plan;
 use crate::recorder::Keep;
 use crate::report;
@@ -21,7 +24,8 @@ use crate::zoo::Bug;
 /// wsreg-sim: seeded deterministic simulation of wsreg's per-user WebSocket managers.
 ///
 /// Exit codes: 0 pass, 1 invariant violation (or a panic in the system under test), 2 usage or
-/// input error, 3 stuck (liveness), 4 nondeterminism.
+/// input error, 3 stuck (liveness), 4 nondeterminism. `replay`: 0 as recorded, 5 now passes,
+/// 6 fails differently, 2 cannot run.
 #[derive(Debug, Parser)]
 #[command(name = "wsreg-sim", version)]
 pub struct Cli {
@@ -41,7 +45,8 @@ enum Command {
     Bench(BenchArgs),
     /// Shrink a failing seed (or plan) to a minimal plan and write it as a snapshot.
     Shrink(ShrinkArgs),
-    /// Re-run a snapshot and say whether it still fails the same way.
+    /// Re-run a snapshot and say whether it still fails the same way (exit 0), now passes (5),
+    /// fails differently (6), or cannot run (2).
     Replay(ReplayArgs),
     /// The disconnect benchmark: every user's socket closed by force again and again while its
     /// agent emits; counts what clients lost, with and without a gap marker.
@@ -638,21 +643,24 @@ fn replay(a: ReplayArgs) -> Result<i32> {
     let now_line = now.lines().next().unwrap_or_default();
     println!("recorded: {}", snap.verdict);
     println!("now:      {now_line}");
-    Ok(if report.outcome.passed() {
-        match snap.expect {
-            Expect::Pass => {
-                println!("replay: passes, as expected (a core bug that has been fixed)")
-            }
-            Expect::Fail => println!("replay: NOW PASSES (the recorded failure no longer happens)"),
+    Ok(match (snap.expect, report.outcome.passed()) {
+        (Expect::Pass, true) => {
+            println!("replay: passes, as expected (a core bug that has been fixed)");
+            EXIT_PASS
         }
-        EXIT_PASS
-    } else if now_line == snap.verdict {
-        println!("replay: still failing the same way at the same step");
-        report.outcome.exit_code()
-    } else {
-        println!("replay: FAILS DIFFERENTLY\n{now}");
-        print!("{}", report::trace_excerpt(&report, false));
-        report.outcome.exit_code()
+        (Expect::Fail, true) => {
+            println!("replay: NOW PASSES (the recorded failure no longer happens)");
+            EXIT_REPLAY_NOW_PASSES
+        }
+        (Expect::Fail, false) if snap.fails_as_recorded(&report) => {
+            println!("replay: still failing the same way at the same step");
+            EXIT_PASS
+        }
+        (_, false) => {
+            println!("replay: FAILS DIFFERENTLY\n{now}");
+            print!("{}", report::trace_excerpt(&report, false));
+            EXIT_REPLAY_DIFFERS
+        }
     })
 }
 

@@ -84,7 +84,7 @@ pub(crate) async fn user_task<B: Backend>(world: Arc<World<B>>, u: usize, ops: V
                 close_tab(&world, u, tab).await;
                 open_tab(Arc::clone(&world), u, TabKind::default()).await;
             }
-            OpKind::Send => {
+            OpKind::Send {} => {
                 texts += 1;
                 let text = format!("{}/m{texts}", world.users[u].name);
                 let msg = tag(&wsreg::Payload::Text { text: text.clone() });

@@ -235,10 +235,15 @@ impl SimConfig {
         c
     }
 
-    /// A short stable hash of the config, printed beside the seed.
+    /// A short stable hash of the config, printed beside the seed: FNV-1a over its JSON (the
+    /// bytes printed beside it), so it never depends on how the toolchain hashes types.
     pub fn hash_hex(&self) -> String {
         let mut h = fnv::FnvHasher::default();
-        self.hash(&mut h);
+        h.write(
+            serde_json::to_string(self)
+                .expect("a config serialises")
+                .as_bytes(),
+        );
         format!("{:08x}", h.finish() as u32)
     }
 
@@ -246,10 +251,10 @@ impl SimConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let problem = if self.users == 0 {
             Some("users must be at least 1")
-        } else if self.users > 1_000_000 {
-            Some("users must be at most 1,000,000")
-        } else if self.ops > 10_000_000 {
-            Some("ops must be at most 10,000,000")
+        } else if self.users > crate::plan::MAX_USERS {
+            Some("users must be at most 100,000 (a plan's cap)")
+        } else if self.ops > crate::plan::MAX_OPS {
+            Some("ops must be at most 1,000,000 (a plan's cap)")
         } else if self.horizon_ms == 0 || self.horizon_ms > crate::plan::MAX_AT_MS {
             Some("horizon_ms must be 1 to 3,600,000")
         } else if self.weights.connect == 0 && self.ops > 0 {

@@ -14,6 +14,11 @@ pub const EXIT_USAGE: i32 = 2;
 pub const EXIT_STUCK: i32 = 3;
 /// Exit code: a seed did not replay identically.
 pub const EXIT_NONDETERMINISM: i32 = 4;
+/// Exit code of `replay`: a snapshot recorded failing now passes.
+pub const EXIT_REPLAY_NOW_PASSES: i32 = 5;
+/// Exit code of `replay`: the run fails, but not as recorded (another invariant, step or
+/// story), or a snapshot recorded as fixed fails again.
+pub const EXIT_REPLAY_DIFFERS: i32 = 6;
 
 /// How one run ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

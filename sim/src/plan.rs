@@ -145,8 +145,9 @@ pub enum OpKind {
         /// How many (1 to 16).
         n: u8,
     },
-    /// Send the user a text message.
-    Send,
+    /// Send the user a text message. (A struct variant, so that a field it does not take is
+    /// refused rather than ignored.)
+    Send {},
     /// Start an agent run: `agent_started`, `thinking` thoughts, `tools` nested tool calls,
     /// `agent_completed`, one event every `step_ms`.
     Run {
@@ -176,7 +177,7 @@ impl OpKind {
             OpKind::Crash { .. } => "crash",
             OpKind::Reconnect { .. } => "reconnect",
             OpKind::Burst { .. } => "burst",
-            OpKind::Send => "send",
+            OpKind::Send {} => "send",
             OpKind::Run { .. } => "run",
             OpKind::Mode { .. } => "mode",
         }
@@ -228,6 +229,8 @@ pub enum PlanError {
 /// Highest packet loss a plan may ask for (see [`NetPlan::loss_percent`]).
 pub const MAX_LOSS_PERCENT: u8 = 10;
 
+/// Most users one plan may hold.
+pub const MAX_USERS: usize = 100_000;
 /// Most ops one plan may hold.
 pub const MAX_OPS: usize = 1_000_000;
 /// Latest `at_ms` accepted (one virtual hour).
@@ -315,6 +318,15 @@ impl Plan {
         }
         if self.ops.len() > MAX_OPS {
             return bad(format!("{} ops; at most {MAX_OPS}", self.ops.len()));
+        }
+        if self.users.len() > MAX_USERS {
+            return bad(format!("{} users; at most {MAX_USERS}", self.users.len()));
+        }
+        if self.liveness_bound_ms == 0 {
+            return bad(
+                "liveness_bound_ms must be at least 1: with no time to drain, every run would be stuck"
+                    .into(),
+            );
         }
         let mut names = BTreeSet::new();
         for (i, u) in self.users.iter().enumerate() {
@@ -533,5 +545,26 @@ mod tests {
             Plan::from_json(&forever, "p.json"),
             Err(PlanError::Invalid(_))
         ));
+    }
+
+    #[test]
+    fn a_field_an_op_does_not_take_is_refused_not_ignored() {
+        let with = |op: &str, extra: &str| {
+            format!(
+                r#"{{"version": 1, {extra} "users": [{{"name": "u1", "thread": "t1"}}], "ops": [{op}]}}"#
+            )
+        };
+        for op in [
+            r#"{"at_ms": 0, "user": "u1", "op": "send", "text": "hi"}"#,
+            r#"{"at_ms": 0, "user": "u1", "op": "connect", "slw": true}"#,
+            r#"{"at_ms": 0, "user": "u1", "op": "close", "tabb": 1}"#,
+        ] {
+            let err = Plan::from_json(&with(op, ""), "p.json").unwrap_err();
+            assert!(err.to_string().contains("unknown field"), "{op}: {err}");
+        }
+        let ok = r#"{"at_ms": 0, "user": "u1", "op": "send"}"#;
+        assert!(Plan::from_json(&with(ok, ""), "p.json").is_ok());
+        let err = Plan::from_json(&with(ok, r#""liveness_bound_ms": 0,"#), "p.json").unwrap_err();
+        assert!(err.to_string().contains("liveness_bound_ms"), "{err}");
     }
 }

@@ -2,7 +2,7 @@
 //! client action becomes a numbered [`Step`], is hashed, kept (all, or the last few), and checked
 //! by the [`Checker`] before the next step happens.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -32,7 +32,7 @@ pub enum Keep {
 }
 
 /// Counts of what a run did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Stats {
     /// Connections opened.
     pub connections: u64,
@@ -42,6 +42,30 @@ pub struct Stats {
     pub received: u64,
     /// Managers created.
     pub managers: u64,
+    /// Per simulated user (by name): what was accepted for it and what its tabs read.
+    pub per_user: BTreeMap<String, Receipts>,
+}
+
+/// The user's receipts, made on first use.
+fn receipts<'a>(stats: &'a mut Stats, user: &str) -> &'a mut Receipts {
+    if !stats.per_user.contains_key(user) {
+        stats.per_user.insert(user.to_owned(), Receipts::default());
+    }
+    stats.per_user.get_mut(user).expect("inserted above")
+}
+
+/// What was sent to one user and what its tabs read, over all its tabs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Receipts {
+    /// Messages the backend accepted for the user.
+    pub accepted: u64,
+    /// Messages its tabs read (a message read by two tabs counts twice).
+    pub received: u64,
+    /// Gap markers its tabs read.
+    pub gaps: u64,
+    /// Messages or gap markers that reached a tab's buffer but were lost unread when the tab
+    /// crashed.
+    pub lost_unread: u64,
 }
 
 /// What a finished recorder hands back.
@@ -168,8 +192,27 @@ impl Recorder {
         };
         match &step.what {
             What::ConnAdded { .. } => st.stats.connections += 1,
-            What::Accepted { .. } => st.stats.accepted += 1,
-            What::Received { .. } => st.stats.received += 1,
+            What::Accepted { .. } => {
+                st.stats.accepted += 1;
+                receipts(&mut st.stats, &step.user).accepted += 1;
+            }
+            What::Received { lost, .. } => {
+                st.stats.received += 1;
+                let r = receipts(&mut st.stats, &step.user);
+                if *lost {
+                    r.lost_unread += 1;
+                } else {
+                    r.received += 1;
+                }
+            }
+            What::Gap { lost, .. } => {
+                let r = receipts(&mut st.stats, &step.user);
+                if *lost {
+                    r.lost_unread += 1;
+                } else {
+                    r.gaps += 1;
+                }
+            }
             What::ManagerCreated { .. } => st.stats.managers += 1,
             _ => {}
         }
@@ -261,7 +304,7 @@ impl Recorder {
             trace: std::mem::take(&mut st.trace).into(),
             violation: st.violation.clone(),
             coverage: st.checker.coverage().clone(),
-            stats: st.stats,
+            stats: std::mem::take(&mut st.stats),
         }
     }
 }

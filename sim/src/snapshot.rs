@@ -260,6 +260,34 @@ impl Snapshot {
         }
     }
 
+    /// This snapshot as a run shows it now: the verdict and story derived from `report`, the
+    /// recorded `found` and `replay` lines kept. What the corpus test and `replay` compare with
+    /// what was recorded, so a change of invariant, step or story at the same plan shows.
+    pub fn rederived(&self, report: &RunReport) -> Snapshot {
+        let text = report::verdict(report);
+        let mut lines = text.lines();
+        let verdict = lines.next().unwrap_or_default().to_owned();
+        let mut recorded: Vec<String> = lines.map(str::to_owned).collect();
+        recorded.extend(
+            self.recorded
+                .iter()
+                .filter(|l| l.starts_with("found: ") || l.starts_with("replay: "))
+                .cloned(),
+        );
+        Snapshot {
+            verdict,
+            recorded,
+            ..self.clone()
+        }
+    }
+
+    /// Whether `report` fails exactly as recorded: the same verdict line (invariant, step and
+    /// virtual time) and the same story.
+    pub fn fails_as_recorded(&self, report: &RunReport) -> bool {
+        let now = self.rederived(report);
+        !report.outcome.passed() && now.verdict == self.verdict && now.recorded == self.recorded
+    }
+
     /// Reads a snapshot file.
     pub fn load(path: &Path) -> Result<Snapshot, SnapshotError> {
         let shown = path.display().to_string();

@@ -278,10 +278,13 @@ impl fmt::Display for Step {
     }
 }
 
-/// The running hash over every step so far.
+/// The running hash over every step so far: FNV-1a over explicit bytes. Integers (and the
+/// enum discriminants `derive(Hash)` feeds in) go in as 8 little-endian bytes whatever their
+/// width or the platform's, so the hash does not depend on how the toolchain hashes them; the
+/// golden hashes pinned in the test suite catch any change of what a step feeds in.
 #[derive(Default)]
 pub struct TraceHash {
-    h: fnv::FnvHasher,
+    h: StableHasher,
 }
 
 impl fmt::Debug for TraceHash {
@@ -299,6 +302,68 @@ impl TraceHash {
     /// The hash so far.
     pub fn value(&self) -> u64 {
         self.h.finish()
+    }
+}
+
+/// FNV-1a with every integer written as 8 little-endian bytes.
+#[derive(Default)]
+pub struct StableHasher(fnv::FnvHasher);
+
+impl Hasher for StableHasher {
+    fn finish(&self) -> u64 {
+        self.0.finish()
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.write(bytes);
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u16(&mut self, n: u16) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0.write(&n.to_le_bytes());
+    }
+
+    fn write_u128(&mut self, n: u128) {
+        self.0.write(&n.to_le_bytes());
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    fn write_i8(&mut self, n: i8) {
+        self.write_u64(n as u64);
+    }
+
+    fn write_i16(&mut self, n: i16) {
+        self.write_u64(n as u64);
+    }
+
+    fn write_i32(&mut self, n: i32) {
+        self.write_u64(n as u64);
+    }
+
+    fn write_i64(&mut self, n: i64) {
+        self.write_u64(n as u64);
+    }
+
+    fn write_i128(&mut self, n: i128) {
+        self.write_u128(n as u128);
+    }
+
+    fn write_isize(&mut self, n: isize) {
+        self.write_u64(n as u64);
     }
 }
 

@@ -74,7 +74,7 @@ pub fn generate(config: &SimConfig, seed: Seed) -> Plan {
             },
             1 => OpKind::Close { tab },
             2 => OpKind::Crash { tab },
-            3 => OpKind::Send,
+            3 => OpKind::Send {},
             4 => OpKind::Run {
                 tools: rng.gen_range(0..=3),
                 thinking: rng.gen_range(0..=2),

@@ -47,7 +47,7 @@ fn a_run_that_cannot_drain_in_time_is_stuck_and_says_who_waits() {
         &path,
         r#"{
   "version": 1,
-  "liveness_bound_ms": 0,
+  "liveness_bound_ms": 1,
   "users": [{"name": "slowpoke", "thread": "t1"}],
   "ops": [
     {"at_ms": 0, "user": "slowpoke", "op": "connect", "slow": true},
@@ -75,4 +75,34 @@ fn a_passing_run_prints_seed_config_and_replay_first_and_last() {
     assert!(text
         .trim_end()
         .ends_with("replay: cargo sim run --seed 0x10"));
+}
+
+#[test]
+fn replay_says_how_a_snapshot_replays_by_its_exit_code() {
+    let corpus = wsreg_sim::snapshot::dir().join("I7-lifecycle-order-a0612c1d.snap");
+    let text = std::fs::read_to_string(&corpus).expect("a corpus snapshot");
+    assert!(text.contains("\ntarget: B22\n") && text.contains("at step 27 "));
+    let replay = |name: &str, body: &str| {
+        let path = temp(name);
+        std::fs::write(&path, body).unwrap();
+        sim(&["replay", path.to_str().unwrap()])
+    };
+    let same = replay("same.snap", &text);
+    assert_eq!(same.status.code(), Some(0), "{}", stdout(&same));
+    assert!(stdout(&same).contains("the same way"));
+    let fixed = replay(
+        "fixed.snap",
+        &text.replace("\ntarget: B22\n", "\ntarget: core\n"),
+    );
+    assert_eq!(fixed.status.code(), Some(5), "{}", stdout(&fixed));
+    assert!(stdout(&fixed).contains("NOW PASSES"));
+    let moved = replay("moved.snap", &text.replace("at step 27 ", "at step 26 "));
+    assert_eq!(moved.status.code(), Some(6), "{}", stdout(&moved));
+    let story = replay(
+        "story.snap",
+        &text.replace("\nstory: ", "\nstory: (edited) "),
+    );
+    assert_eq!(story.status.code(), Some(6), "a changed story is a change");
+    let broken = replay("broken.snap", "verdict: nothing else\n");
+    assert_eq!(broken.status.code(), Some(2), "{}", stderr(&broken));
 }

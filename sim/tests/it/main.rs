@@ -6,6 +6,7 @@ mod cli;
 mod corpus;
 mod determinism;
 mod disconnect;
+mod golden;
 mod net;
 mod planted;
 mod shrinking;

@@ -1,0 +1,56 @@
+//! Golden hashes: what a few fixed seeds mean. Every hash here is computed over explicit bytes
+//! (JSON for configs and plans, little-endian integers for trace steps), so it does not move with
+//! the toolchain; when one of these fails, a change made every recorded seed run something else.
+//! Update the pins deliberately, and say so in the commit.
+
+use std::sync::Arc;
+
+use wsreg_sim::campaign::{derive, run_backend};
+use wsreg_sim::recorder::Keep;
+use wsreg_sim::snapshot::plan_hash;
+use wsreg_sim::{Seed, SimConfig};
+
+/// seed, config hash, plan hash, runtime seed, trace hash.
+const GOLDEN: [(u64, &str, &str, u64, u64); 3] = [
+    (
+        0,
+        "35510b54",
+        "14f7553b",
+        1777879451275523015,
+        16328045525442130425,
+    ),
+    (
+        1,
+        "b122698c",
+        "836dfd38",
+        17333239414056529660,
+        15670598792070195771,
+    ),
+    (
+        0x2a,
+        "698cc7e6",
+        "5db689e3",
+        12554016060724579046,
+        1500903997767280829,
+    ),
+];
+
+#[test]
+fn fixed_seeds_keep_their_meaning() {
+    let mut now = Vec::new();
+    for (seed, ..) in GOLDEN {
+        let (config, plan, runtime_seed) = derive(&SimConfig::default(), Seed(seed));
+        let (config_hash, plan_hash) = (config.hash_hex(), plan_hash(&plan, None));
+        let report = run_backend(None, Arc::new(plan), runtime_seed, Keep::Tail(1)).expect("runs");
+        assert!(report.outcome.passed(), "seed {seed}: {:?}", report.outcome);
+        now.push((seed, config_hash, plan_hash, runtime_seed.0, report.hash));
+    }
+    let pinned: Vec<_> = GOLDEN
+        .iter()
+        .map(|&(s, c, p, r, t)| (s, c.to_owned(), p.to_owned(), r, t))
+        .collect();
+    assert_eq!(
+        now, pinned,
+        "what a seed means changed (see this file's header)"
+    );
+}
