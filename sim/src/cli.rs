@@ -1,5 +1,6 @@
-//! The command line: `run`, `fuzz`, `plan`. Parses flags, calls the library, prints, and maps
-//! outcomes to the fixed exit codes of [`crate::outcome`].
+//! The command line: `run`, `fuzz`, `plan`, `bench`, `shrink`, `replay`, `disconnect`. Parses
+//! flags, calls the library, prints, and maps outcomes to the fixed exit codes of
+//! [`crate::outcome`].
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

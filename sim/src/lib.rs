@@ -9,9 +9,13 @@
 //! [`Outcome`].
 //!
 //! Modules, one concept each: `seed`, `config`, `plan`, [`workload`], `backend` (the seam),
-//! [`zoo`] (planted bugs), `client` (simulated users), [`world`] (phases), `recorder`
-//! (observer → steps), `trace`, [`invariant`], `coverage`, `outcome`, `runtime` (the only
-//! madsim-specific code), [`campaign`] (many seeds), `report` (what is printed), [`cli`].
+//! [`zoo`] (planted bugs), `net` (any backend behind the real server over simulated TCP),
+//! `client` (simulated users), [`world`] (phases), `recorder` (observer and clients → steps),
+//! `trace` (steps and their stable hash), [`invariant`] (the checker), `coverage`, `outcome`
+//! (verdicts and exit codes), `runtime` (the only madsim-specific code), [`campaign`] (many
+//! seeds), `shrink`, `snapshot` (the regression corpus), `report` (what is printed), `bench`
+//! and `detection` (throughput and the zoo tables), [`disconnect`] (the disconnect benchmark),
+//! `stress` (baseline (b) on real tokio), [`cli`].
 
 pub mod backend;
 pub mod bench;

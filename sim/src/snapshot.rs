@@ -105,10 +105,10 @@ pub fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../snapshots")
 }
 
-fn participant(name: &str) -> String {
-    name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect()
+/// A user's name as the diagram shows it: Rust's escaping (so control characters and the like
+/// are visible) with Mermaid's special characters as entity codes. Distinct names stay distinct.
+fn shown(name: &str) -> String {
+    mermaid_text(&name.escape_debug().to_string())
 }
 
 /// Text with Mermaid's special characters as entity codes.
@@ -124,7 +124,9 @@ fn mermaid_text(s: &str) -> String {
     out
 }
 
-/// A Mermaid sequence diagram of the steps, the violating one highlighted.
+/// A Mermaid sequence diagram of the steps, the violating one highlighted: one lane per
+/// distinct user (lanes are numbered, so `team|2` and `team_2` never share one), and a note
+/// where the backend filed a user under a key other than the user's own id.
 pub fn diagram(steps: &[Step], violation: Option<u64>) -> String {
     let mut users: Vec<&str> = Vec::new();
     for s in steps {
@@ -132,18 +134,32 @@ pub fn diagram(steps: &[Step], violation: Option<u64>) -> String {
             users.push(&s.user);
         }
     }
+    let lane = |user: &str| {
+        users
+            .iter()
+            .position(|u| *u == user)
+            .map_or_else(|| "core".to_owned(), |i| format!("u{i}"))
+    };
     let mut out =
         String::from("```mermaid\nsequenceDiagram\n    participant core as registry + managers\n");
+    // Core observations name the key a backend filed a user under; client steps name the user.
+    // A lane that only the core names is a key no user has as its id.
+    let client = |w: &What| {
+        let t = w.to_string();
+        t.starts_with('>') || t.starts_with('!') || t.starts_with('<')
+    };
     for u in &users {
-        let _ = writeln!(
-            out,
-            "    participant {} as {}",
-            participant(u),
-            mermaid_text(u)
-        );
+        let is_user = steps.iter().any(|s| &*s.user == *u && client(&s.what));
+        let title = if is_user {
+            shown(u)
+        } else {
+            format!("key {}", shown(u))
+        };
+        let _ = writeln!(out, "    participant {} as {title}", lane(u));
     }
+    let mut keyed: Vec<(&str, &str)> = Vec::new();
     for s in steps {
-        let who = participant(&s.user);
+        let who = lane(&s.user);
         let conn = s.conn.map_or(String::new(), |c| format!(" c{c}"));
         let text = mermaid_text(&s.what.to_string());
         let line = match &s.what {
@@ -160,6 +176,17 @@ pub fn diagram(steps: &[Step], violation: Option<u64>) -> String {
             let _ = writeln!(out, "    rect rgb(255, 200, 200)\n    {line}\n    Note over core,{who}: VIOLATION at step {}\n    end", s.n);
         } else {
             let _ = writeln!(out, "{line}");
+        }
+        if let What::Connected { key, .. } = &s.what {
+            if **key != *s.user && !keyed.contains(&(&*s.user, &**key)) {
+                keyed.push((&s.user, key));
+                let _ = writeln!(
+                    out,
+                    "    Note over {who}: filed under key {}, not {}",
+                    shown(key),
+                    shown(&s.user)
+                );
+            }
         }
     }
     out.push_str("```\n");

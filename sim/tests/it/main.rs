@@ -9,5 +9,6 @@ mod disconnect;
 mod golden;
 mod net;
 mod planted;
+mod readme;
 mod shrinking;
 mod support;

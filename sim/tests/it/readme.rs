@@ -1,0 +1,65 @@
+//! The README is the front door: it defines every invariant and every zoo bug it names, in
+//! tables that must match the `Invariant` and `Bug` enums.
+
+use wsreg_sim::invariant::Invariant;
+use wsreg_sim::zoo::Bug;
+
+fn readme() -> String {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md");
+    std::fs::read_to_string(path).expect("README.md at the workspace root")
+}
+
+/// The first two cells of every table row whose first cell starts with `prefix` and a digit.
+fn rows(text: &str, prefix: char) -> Vec<(String, String)> {
+    text.lines()
+        .filter_map(|l| {
+            let mut cells = l.strip_prefix('|')?.split('|').map(str::trim);
+            let (id, second) = (cells.next()?, cells.next()?);
+            let rest = id.strip_prefix(prefix)?;
+            (!rest.is_empty() && rest.chars().all(|c| c.is_ascii_digit()))
+                .then(|| (id.to_owned(), second.to_owned()))
+        })
+        .collect()
+}
+
+#[test]
+fn the_readme_defines_exactly_the_invariants_the_checker_has() {
+    let text = readme();
+    let section = text
+        .split("## What is checked: the invariants")
+        .nth(1)
+        .expect("the invariants section");
+    let defined = rows(section.split("\n## ").next().unwrap_or_default(), 'I');
+    let expected: Vec<(String, String)> = Invariant::ALL
+        .iter()
+        .map(|i| (format!("{i:?}"), i.name().replace('-', " ")))
+        .collect();
+    let defined_ids: Vec<_> = defined.iter().map(|(id, _)| id.clone()).collect();
+    let expected_ids: Vec<_> = expected.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(defined_ids, expected_ids, "README invariants table vs the Invariant enum");
+    for ((id, name), (_, want)) in defined.iter().zip(&expected) {
+        assert_eq!(
+            name.replace('-', " "),
+            *want,
+            "{id}: the README's name differs from the enum's"
+        );
+    }
+}
+
+#[test]
+fn the_readme_defines_exactly_the_zoo_bugs() {
+    let text = readme();
+    let section = text
+        .split("## What is checked: the invariants")
+        .nth(1)
+        .expect("the invariants section");
+    let defined: Vec<String> = rows(section.split("\n## ").next().unwrap_or_default(), 'B')
+        .into_iter()
+        .map(|(id, text)| {
+            assert!(text.len() > 20, "{id} needs a definition, not {text:?}");
+            id
+        })
+        .collect();
+    let expected: Vec<String> = Bug::ALL.iter().map(|b| b.to_string()).collect();
+    assert_eq!(defined, expected, "README zoo table vs the Bug enum");
+}
