@@ -377,7 +377,7 @@ fn summarise(
             let message = match &r.outcome {
                 Outcome::Violation(v) => v.message.clone(),
                 Outcome::Stuck { blocked } => blocked.join("; "),
-                Outcome::Panic { message } => message.clone(),
+                Outcome::Panic { message, by, .. } => format!("in {by}: {message}"),
                 Outcome::Pass => String::new(),
             };
             kinds.push((r.outcome.label(), message));

@@ -33,7 +33,7 @@ use wsreg::{
 };
 
 use crate::backend::Backend;
-use crate::runtime::{simulate, Link, RuntimeError};
+use crate::runtime::{simulate, Link, Panicked, RuntimeError};
 use crate::zoo::Bug;
 
 /// What to run.
@@ -283,12 +283,15 @@ pub fn run(opts: &Options) -> Result<(Summary, Duration), DisconnectError> {
     }
     let started = std::time::Instant::now();
     let o = opts.clone();
-    let summary = crate::with_backend!(opts.bug, simulated(o))?.map_err(DisconnectError::Panic)?;
+    let summary = crate::with_backend!(opts.bug, simulated(o))?.map_err(|p| {
+        let at = p.at.map_or(String::new(), |at| format!(" at {at}"));
+        DisconnectError::Panic(format!("in {}{at}: {}", p.by, p.message))
+    })?;
     Ok((summary, started.elapsed()))
 }
 
 /// One run against `B`, on a fresh thread and runtime.
-fn simulated<B: Backend>(o: Options) -> Result<Result<Summary, String>, RuntimeError> {
+fn simulated<B: Backend>(o: Options) -> Result<Result<Summary, Panicked>, RuntimeError> {
     let link = o.net.map(|latency_ms| Link {
         latency_ms,
         loss_percent: 0,

@@ -37,6 +37,11 @@ pub enum Outcome {
     Panic {
         /// The panic message.
         message: String,
+        /// Who panicked, from where the panic was raised: `the system under test` (the core,
+        /// the server or a planted bug), `the harness`, or `a dependency`.
+        by: String,
+        /// Where (`file:line`), if known.
+        at: Option<String>,
     },
 }
 

@@ -40,7 +40,10 @@ pub fn verdict(report: &RunReport) -> String {
             }
             s
         }
-        Outcome::Panic { message } => format!("verdict: PANIC in the system under test: {message}"),
+        Outcome::Panic { message, by, at } => match at {
+            Some(at) => format!("verdict: PANIC in {by} at {at}: {message}"),
+            None => format!("verdict: PANIC in {by}: {message}"),
+        },
     }
 }
 

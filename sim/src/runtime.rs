@@ -32,13 +32,76 @@ pub struct Link {
     pub loss_percent: u8,
 }
 
+/// A run that panicked: the message, and who raised it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Panicked {
+    /// The panic message.
+    pub message: String,
+    /// `the system under test`, `the harness` or `a dependency`.
+    pub by: &'static str,
+    /// Where it was raised (`file:line`), if the panic hook saw it.
+    pub at: Option<String>,
+}
+
+std::thread_local! {
+    /// Where the last panic on this thread was raised, as the panic hook saw it.
+    static RAISED_AT: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Installs (once) a panic hook that notes where each panic was raised, then runs the hook
+/// that was there before (which prints it).
+fn note_panic_locations() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let at = info
+                .location()
+                .map(|l| format!("{}:{}", l.file(), l.line()));
+            RAISED_AT.with(|r| *r.borrow_mut() = at);
+            previous(info);
+        }));
+    });
+}
+
+/// Who raised a panic at `file`: the simulator's own code (but for its planted bugs) is the
+/// harness; the toolchain's and the registry's crates are dependencies; everything else (the
+/// core, the server, a planted bug, a team's own backend) is the system under test.
+pub fn culprit(file: &str) -> &'static str {
+    let file = file.replace('\\', "/");
+    let in_sim = file.starts_with("sim/src/") || file.contains("/sim/src/");
+    let in_zoo = file.starts_with("sim/src/zoo/") || file.contains("/sim/src/zoo/");
+    if file.contains("/.cargo/registry/") || file.starts_with("/rustc/") {
+        "a dependency"
+    } else if in_sim && !in_zoo {
+        "the harness"
+    } else {
+        "the system under test"
+    }
+}
+
+fn panicked(payload: Box<dyn std::any::Any + Send>) -> Panicked {
+    let message = payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic with no message".to_owned());
+    let at = RAISED_AT.with(|r| r.borrow_mut().take());
+    Panicked {
+        message,
+        by: at.as_deref().map_or("the system under test", culprit),
+        at,
+    }
+}
+
 /// Runs `make()`'s future to completion on a fresh thread, in a fresh madsim runtime seeded
-/// with `seed` (and shaped by `link`, for runs with a network). `Ok(Err(message))` is a panic.
+/// with `seed` (and shaped by `link`, for runs with a network). `Ok(Err(_))` is a panic, with
+/// who raised it.
 pub fn simulate<T, F, Fut>(
     seed: u64,
     link: Option<Link>,
     make: F,
-) -> Result<Result<T, String>, RuntimeError>
+) -> Result<Result<T, Panicked>, RuntimeError>
 where
     T: Send + 'static,
     F: FnOnce() -> Fut + Send + 'static,
@@ -46,6 +109,7 @@ where
 {
     #[cfg(madsim)]
     {
+        note_panic_locations();
         let thread = std::thread::Builder::new()
             .name(format!("sim-{seed:#x}"))
             .spawn(move || {
@@ -58,24 +122,29 @@ where
                 }
                 let mut rt = madsim::runtime::Runtime::with_seed_and_config(seed, config);
                 rt.set_time_limit(std::time::Duration::from_secs(6 * 3600));
-                rt.block_on(make())
+                // Caught on this thread, where the hook noted the panic's location.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(make())))
+                    .map_err(panicked)
             })?;
-        Ok(thread.join().map_err(|panic| {
-            panic
-                .downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic with no message".to_owned())
-        }))
+        Ok(thread
+            .join()
+            .unwrap_or_else(|payload| Err(panicked(payload))))
     }
     #[cfg(not(madsim))]
     {
-        let _ = (seed, link, make);
+        let _ = (
+            seed,
+            link,
+            make,
+            note_panic_locations,
+            panicked as fn(_) -> _,
+        );
         Err(RuntimeError::NotSimulated)
     }
 }
 
-/// Runs `plan` with `runtime_seed` on a fresh thread; a panic becomes [`Outcome::Panic`](crate::Outcome).
+/// Runs `plan` with `runtime_seed` on a fresh thread; a panic becomes [`Outcome::Panic`](crate::Outcome)
+/// with the trace up to it.
 /// A plan with a `net` section runs `B` behind the real WebSocket server, over the simulated
 /// network (see `net::NetBackend`).
 pub fn run_plan<B: Backend>(
@@ -87,12 +156,38 @@ pub fn run_plan<B: Backend>(
         latency_ms: net.latency_ms,
         loss_percent: net.loss_percent,
     });
+    let black_box = Arc::new(std::sync::OnceLock::new());
+    let recorder = Arc::clone(&black_box);
     let ran = simulate(runtime_seed, link, move || async move {
         #[cfg(madsim)]
         if plan.net.is_some() {
-            return crate::world::execute::<crate::net::NetBackend<B>>(plan, keep).await;
+            return crate::world::execute::<crate::net::NetBackend<B>>(plan, keep, recorder).await;
         }
-        crate::world::execute::<B>(plan, keep).await
+        crate::world::execute::<B>(plan, keep, recorder).await
     })?;
-    Ok(ran.unwrap_or_else(RunReport::panicked))
+    Ok(ran.unwrap_or_else(|panic| {
+        let kept = black_box
+            .get()
+            .map(|r: &Arc<crate::recorder::Recorder>| r.finish(false));
+        RunReport::panicked(panic, kept)
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::culprit;
+
+    #[test]
+    fn a_panic_is_laid_at_the_right_door() {
+        assert_eq!(culprit("src/manager.rs"), "the system under test");
+        assert_eq!(culprit("server/src/server.rs"), "the system under test");
+        assert_eq!(culprit("sim/src/zoo/stream.rs"), "the system under test");
+        assert_eq!(culprit("my-team/src/registry.rs"), "the system under test");
+        assert_eq!(culprit("sim/src/world.rs"), "the harness");
+        assert_eq!(culprit("/work/x/sim/src/invariant/mod.rs"), "the harness");
+        assert_eq!(
+            culprit("/root/.cargo/registry/src/index/tokio-1/src/a.rs"),
+            "a dependency"
+        );
+    }
 }

@@ -47,7 +47,8 @@ pub fn stress_plan<B: crate::Backend>(
             .worker_threads(2)
             .enable_all()
             .build()?;
-        Ok(rt.block_on(crate::world::execute::<B>(plan, keep)))
+        let black_box = Arc::default();
+        Ok(rt.block_on(crate::world::execute::<B>(plan, keep, black_box)))
     }
     #[cfg(madsim)]
     {

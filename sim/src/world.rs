@@ -19,7 +19,7 @@ use crate::coverage::Coverage;
 use crate::invariant::{Invariant, Violation};
 use crate::outcome::Outcome;
 use crate::plan::{NetFault, NetFaultKind, Plan};
-use crate::recorder::{tag, Keep, Recorder, Stats};
+use crate::recorder::{tag, Keep, Recorder, Recording, Stats};
 use crate::trace::{Step, What};
 
 /// A simulated user.
@@ -80,16 +80,32 @@ pub struct RunReport {
 }
 
 impl RunReport {
-    /// The report of a run whose thread panicked.
-    pub fn panicked(message: String) -> Self {
-        Self {
-            outcome: Outcome::Panic { message },
-            steps: 0,
-            hash: 0,
-            virtual_us: 0,
-            trace: Vec::new(),
-            coverage: Coverage::default(),
-            stats: Stats::default(),
+    /// The report of a run that panicked, with what its recorder had kept up to the panic.
+    pub fn panicked(panic: crate::runtime::Panicked, kept: Option<Recording>) -> Self {
+        let outcome = Outcome::Panic {
+            message: panic.message,
+            by: panic.by.to_owned(),
+            at: panic.at,
+        };
+        match kept {
+            Some(rec) => Self {
+                outcome,
+                steps: rec.steps,
+                hash: rec.hash,
+                virtual_us: 0,
+                trace: rec.trace,
+                coverage: rec.coverage,
+                stats: rec.stats,
+            },
+            None => Self {
+                outcome,
+                steps: 0,
+                hash: 0,
+                virtual_us: 0,
+                trace: Vec::new(),
+                coverage: Coverage::default(),
+                stats: Stats::default(),
+            },
         }
     }
 }
@@ -396,12 +412,18 @@ pub(crate) fn buggify(plan: &Plan) -> bool {
 }
 
 /// Runs `plan` against a fresh `B` inside the current (simulated) runtime.
-pub async fn execute<B: Backend>(plan: Arc<Plan>, keep: Keep) -> RunReport {
+pub async fn execute<B: Backend>(
+    plan: Arc<Plan>,
+    keep: Keep,
+    black_box: Arc<std::sync::OnceLock<Arc<Recorder>>>,
+) -> RunReport {
     if plan.buggify && plan.net.is_none() {
         madsim::buggify::enable();
     }
     let network = plan.net.is_some();
     let recorder = Arc::new(Recorder::new(plan.limits.clone(), keep, network));
+    // Should the run panic, its trace up to the panic is read from here.
+    let _ = black_box.set(Arc::clone(&recorder));
     let observer = recorder
         .checking()
         .then(|| Arc::clone(&recorder) as Arc<dyn wsreg::Observer>);

@@ -8,6 +8,7 @@ mod determinism;
 mod disconnect;
 mod golden;
 mod net;
+mod panics;
 mod planted;
 mod readme;
 mod shrinking;

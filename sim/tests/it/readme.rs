@@ -36,7 +36,10 @@ fn the_readme_defines_exactly_the_invariants_the_checker_has() {
         .collect();
     let defined_ids: Vec<_> = defined.iter().map(|(id, _)| id.clone()).collect();
     let expected_ids: Vec<_> = expected.iter().map(|(id, _)| id.clone()).collect();
-    assert_eq!(defined_ids, expected_ids, "README invariants table vs the Invariant enum");
+    assert_eq!(
+        defined_ids, expected_ids,
+        "README invariants table vs the Invariant enum"
+    );
     for ((id, name), (_, want)) in defined.iter().zip(&expected) {
         assert_eq!(
             name.replace('-', " "),
