@@ -19,12 +19,13 @@ pub enum ClientMessage {
         #[serde(default)]
         tools: u8,
     },
-    /// Liveness check.
-    Ping,
+    /// Liveness check. (Struct variants, so that a field they do not take is refused rather
+    /// than ignored.)
+    Ping {},
     /// Leaving: the server stops queueing for this socket, writes what it had already sent on
     /// its way, then closes the socket. (A WebSocket close frame instead makes the server close
     /// at once, and whatever was still being written is lost.)
-    Close,
+    Close {},
 }
 
 /// What the server sends.
@@ -193,7 +194,14 @@ mod tests {
             parse(r#"{"type":"start_run","tools":2}"#),
             Ok(ClientMessage::StartRun { tools: 2 })
         );
-        assert_eq!(parse(r#"{"type":"ping"}"#), Ok(ClientMessage::Ping));
-        assert_eq!(parse(r#"{"type":"close"}"#), Ok(ClientMessage::Close));
+        assert_eq!(parse(r#"{"type":"ping"}"#), Ok(ClientMessage::Ping {}));
+        assert_eq!(parse(r#"{"type":"close"}"#), Ok(ClientMessage::Close {}));
+        for unknown in [
+            r#"{"type":"ping","at":1}"#,
+            r#"{"type":"close","now":true}"#,
+            r#"{"type":"start_run","tools":1,"tool":2}"#,
+        ] {
+            assert_eq!(code(unknown), "bad_request", "{unknown}");
+        }
     }
 }

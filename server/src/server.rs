@@ -30,6 +30,9 @@ use crate::protocol::{parse, refusal, ClientMessage, ServerMessage};
 /// holds many sockets.
 pub const READ_BUFFER_BYTES: usize = 4 * 1024;
 
+/// The first and the longest wait after a failed accept.
+const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
+
 /// Server settings.
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -48,7 +51,11 @@ pub struct ServerConfig {
     /// A socket that sends nothing, not even the pong a WebSocket client answers a ping with,
     /// for this long is closed as dead (a client gone without closing its TCP connection).
     pub idle_timeout: Duration,
-    /// The clock tokens are checked against, in ms since the epoch.
+    /// How long a connection may take from its TCP accept to a completed WebSocket handshake;
+    /// one that has not finished by then is dropped, so silent connections cannot pile up.
+    pub handshake_timeout: Duration,
+    /// The clock tokens are checked against, in ms since the epoch, read when the handshake's
+    /// request arrives.
     pub now_ms: fn() -> u64,
     /// Names this server process in every welcome, so a client can tell that the server
     /// restarted (and that the recovery queues of the old process are gone). [`ServerConfig::new`]
@@ -67,6 +74,7 @@ impl ServerConfig {
             drain_timeout: Duration::from_secs(5),
             heartbeat: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
+            handshake_timeout: Duration::from_secs(10),
             now_ms,
             boot: now_ms(),
         }
@@ -86,6 +94,7 @@ pub struct Server<H: Hub = Registry> {
     config: ServerConfig,
     hub: H,
     runs: AtomicU64,
+    accept_errors: AtomicU64,
     /// Flipped when the server shuts down; every socket's read loop then closes its socket.
     closing: tokio::sync::watch::Sender<bool>,
 }
@@ -190,6 +199,7 @@ impl<H: Hub> Server<H> {
             hub,
             config,
             runs: AtomicU64::new(0),
+            accept_errors: AtomicU64::new(0),
             closing: tokio::sync::watch::Sender::new(false),
         })
     }
@@ -199,22 +209,44 @@ impl<H: Hub> Server<H> {
         &self.hub
     }
 
+    /// How many times accepting a connection failed (out of file descriptors, for one); the
+    /// server waits a moment and goes on accepting each time.
+    pub fn accept_errors(&self) -> u64 {
+        self.accept_errors.load(Ordering::Relaxed)
+    }
+
     /// Accepts connections until `shutdown` completes, then drains every queue (up to the
-    /// drain timeout) and closes every socket.
+    /// drain timeout) and closes every socket. A failed accept never ends it: at the open-files
+    /// limit it waits (10 ms, doubling to 1 s) for sockets to close, and everyone already
+    /// connected is served meanwhile.
     pub async fn serve(
         self: Arc<Self>,
         listener: TcpListener,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
         tokio::pin!(shutdown);
+        let mut backoff = ACCEPT_BACKOFF.0;
         loop {
-            tokio::select! {
+            let failed = tokio::select! {
                 biased;
                 _ = &mut shutdown => break,
-                accepted = listener.accept() => {
-                    let (stream, _) = accepted?;
-                    tokio::spawn(Arc::clone(&self).handle(stream));
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _)) => {
+                        backoff = ACCEPT_BACKOFF.0;
+                        tokio::spawn(Arc::clone(&self).handle(stream));
+                        false
+                    }
+                    Err(_) => true,
+                },
+            };
+            if failed {
+                self.accept_errors.fetch_add(1, Ordering::Relaxed);
+                tokio::select! {
+                    biased;
+                    _ = &mut shutdown => break,
+                    _ = tokio::time::sleep(backoff) => {}
                 }
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF.1);
             }
         }
         let deadline = tokio::time::Instant::now() + self.config.drain_timeout;
@@ -229,11 +261,13 @@ impl<H: Hub> Server<H> {
     async fn handle(self: Arc<Self>, stream: TcpStream) {
         let mut asked: Option<Handshake> = None;
         let secret = self.config.secret.clone();
-        let now = (self.config.now_ms)();
+        let now_ms = self.config.now_ms;
         // The signature is tungstenite's handshake callback; its error type is an HTTP response.
+        // The token's expiry is checked against the clock when the request arrives, not when the
+        // TCP connection was accepted.
         #[allow(clippy::result_large_err)]
         let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-            match authenticate(req, &secret, now) {
+            match authenticate(req, &secret, now_ms()) {
                 Ok(handshake) => {
                     asked = Some(handshake);
                     Ok(resp)
@@ -249,10 +283,11 @@ impl<H: Hub> Server<H> {
             .max_frame_size(Some(self.config.max_frame_bytes))
             .max_message_size(Some(self.config.max_frame_bytes))
             .read_buffer_size(READ_BUFFER_BYTES);
-        let Ok(ws) =
-            tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(limits)).await
+        let handshake =
+            tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(limits));
+        let Ok(Ok(ws)) = tokio::time::timeout(self.config.handshake_timeout, handshake).await
         else {
-            return; // refused or broken handshake: nothing was registered
+            return; // refused, broken or too slow a handshake: nothing was registered
         };
         let Some(Handshake { ctx, resume }) = asked else {
             return;
@@ -331,10 +366,10 @@ impl<H: Hub> Server<H> {
             heard = tokio::time::Instant::now();
             let reply = match frame {
                 Ok(Message::Text(text)) => match parse(&text) {
-                    Ok(ClientMessage::Ping) => Some(ServerMessage::Pong),
+                    Ok(ClientMessage::Ping {}) => Some(ServerMessage::Pong),
                     // Leaving: the hub stops handing this socket messages; those it already
                     // handed over are still written, then the socket closes.
-                    Ok(ClientMessage::Close) => break,
+                    Ok(ClientMessage::Close {}) => break,
                     Ok(ClientMessage::StartRun { tools }) if tools <= 8 => {
                         self.start_run(&ctx, tools);
                         None

@@ -221,7 +221,7 @@ async fn bad_frames_get_error_frames_or_a_close_and_never_affect_others() {
         error_code(erin.next().await.unwrap().unwrap()),
         "bad_request"
     );
-    erin.send(&ClientMessage::Ping).await.unwrap();
+    erin.send(&ClientMessage::Ping {}).await.unwrap();
     assert_eq!(erin.next().await.unwrap().unwrap(), ServerMessage::Pong);
     // Oversize: the server closes this socket (1009) and only this one.
     let _ = erin.send_raw("x".repeat(4096)).await;
@@ -280,7 +280,7 @@ async fn leaving_with_close_gets_what_was_already_sent_then_the_socket_closes() 
         .await
         .unwrap();
     let first = events(&mut hana, 1).await;
-    hana.send(&ClientMessage::Close).await.unwrap();
+    hana.send(&ClientMessage::Close {}).await.unwrap();
     let mut seqs = vec![first[0].0];
     let ended = tokio::time::timeout(Duration::from_secs(5), async {
         while let Some(Ok(frame)) = hana.next().await {
@@ -349,4 +349,121 @@ async fn a_client_that_stops_answering_pings_is_closed_and_a_live_one_is_kept() 
     );
     stop.send(()).unwrap();
     done.await.unwrap().unwrap();
+}
+
+/// Starts a server with `config`'s clock and handshake timeout; returns its address.
+async fn start_with(config: ServerConfig) -> (String, oneshot::Sender<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = Server::new(config);
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(server.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    (addr, stop)
+}
+
+#[tokio::test]
+async fn a_connection_that_never_finishes_its_handshake_is_dropped() {
+    use tokio::io::AsyncReadExt;
+    let mut config = ServerConfig::new(SECRET, clock);
+    config.handshake_timeout = Duration::from_millis(200);
+    let (addr, _stop) = start_with(config).await;
+    let mut silent = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let mut buf = [0u8; 16];
+    let read = tokio::time::timeout(Duration::from_secs(5), silent.read(&mut buf)).await;
+    assert!(
+        matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+        "the server should have closed the silent connection: {read:?}"
+    );
+    // Everyone else is served as before.
+    let mut bystander = login(&addr, "bystander").await;
+    bystander.send(&ClientMessage::Ping {}).await.unwrap();
+    assert_eq!(
+        bystander.next().await.unwrap().unwrap(),
+        ServerMessage::Pong
+    );
+}
+
+static UPGRADE_CLOCK: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1_000);
+
+fn upgrade_clock() -> u64 {
+    UPGRADE_CLOCK.load(std::sync::atomic::Ordering::SeqCst)
+}
+
+#[tokio::test]
+async fn a_token_that_expires_between_accept_and_upgrade_is_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (addr, _stop) = start_with(ServerConfig::new(SECRET, upgrade_clock)).await;
+    let token = auth::issue(SECRET, "slowpoke", 1_500);
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await; // accepted, waiting for the request
+    UPGRADE_CLOCK.store(2_000, std::sync::atomic::Ordering::SeqCst);
+    let request = format!(
+        "GET /?token={token} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    slow.write_all(request.as_bytes()).await.unwrap();
+    let mut response = vec![0u8; 512];
+    let n = slow.read(&mut response).await.unwrap();
+    let response = String::from_utf8_lossy(&response[..n]);
+    assert!(response.starts_with("HTTP/1.1 401"), "{response}");
+}
+
+#[tokio::test]
+async fn at_the_open_files_limit_the_server_stays_up_and_serves_again() {
+    let addr = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().to_string()
+    };
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 40 && exec {} --secret test-secret serve --addr {addr}",
+            env!("CARGO_BIN_EXE_wsreg-server")
+        ))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("sh runs");
+    let mut up = false;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(&addr).await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "the server never listened");
+    // More raw connections than the process has file descriptors: its accepts start failing.
+    let mut hogs = Vec::new();
+    for _ in 0..80 {
+        hogs.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the server exited at the open-files limit"
+    );
+    drop(hogs);
+    let expires = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        + 3_600_000;
+    let token = auth::issue(SECRET, "after", expires);
+    let mut welcomed = false;
+    for _ in 0..50 {
+        if let Ok(mut c) = Client::connect(&addr, &token).await {
+            if let Some(Ok(ServerMessage::Welcome { .. })) = c.next().await {
+                welcomed = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        welcomed,
+        "the server did not serve again once sockets closed"
+    );
 }

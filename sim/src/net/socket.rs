@@ -132,7 +132,7 @@ async fn pump(
             command = commands.recv(), if listening => {
                 match command {
                     Some(Command::Leave(done)) => {
-                        let sent = client.send(&ClientMessage::Close).await.is_ok();
+                        let sent = client.send(&ClientMessage::Close {}).await.is_ok();
                         let _ = done.send(sent);
                         listening = false; // read on until the server closes the socket
                         continue;
