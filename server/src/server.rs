@@ -2,9 +2,10 @@
 //! core connection per socket, a read loop for client messages, and a graceful shutdown that
 //! drains every queue before closing.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -51,6 +52,12 @@ pub struct ServerConfig {
     /// A socket that sends nothing, not even the pong a WebSocket client answers a ping with,
     /// for this long is closed as dead (a client gone without closing its TCP connection).
     pub idle_timeout: Duration,
+    /// How long writing one frame to a socket may take; a socket whose client stopped reading
+    /// is closed after it, and its connection slot freed.
+    pub write_timeout: Duration,
+    /// Demo runs one user may have in flight at once; a `start_run` past it gets an error
+    /// frame `run_limit`.
+    pub max_runs_per_user: usize,
     /// How long a connection may take from its TCP accept to a completed WebSocket handshake;
     /// one that has not finished by then is dropped, so silent connections cannot pile up.
     pub handshake_timeout: Duration,
@@ -75,6 +82,8 @@ impl ServerConfig {
             heartbeat: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
             handshake_timeout: Duration::from_secs(10),
+            write_timeout: Duration::from_secs(30),
+            max_runs_per_user: 4,
             now_ms,
             boot: now_ms(),
         }
@@ -94,6 +103,8 @@ pub struct Server<H: Hub = Registry> {
     config: ServerConfig,
     hub: H,
     runs: AtomicU64,
+    /// Demo runs in flight, per user id (only users with some).
+    in_flight: Mutex<BTreeMap<String, usize>>,
     accept_errors: AtomicU64,
     /// Flipped when the server shuts down; every socket's read loop then closes its socket.
     closing: tokio::sync::watch::Sender<bool>,
@@ -199,6 +210,7 @@ impl<H: Hub> Server<H> {
             hub,
             config,
             runs: AtomicU64::new(0),
+            in_flight: Mutex::default(),
             accept_errors: AtomicU64::new(0),
             closing: tokio::sync::watch::Sender::new(false),
         })
@@ -294,14 +306,17 @@ impl<H: Hub> Server<H> {
         };
         let (mut write, mut read) = ws.split();
         let (tx, mut rx) = mpsc::channel::<Message>(64);
+        let write_timeout = self.config.write_timeout;
         tokio::spawn(async move {
             while let Some(frame) = rx.recv().await {
                 let last = matches!(frame, Message::Close(_));
-                if write.send(frame).await.is_err() || last {
+                // A client that stopped reading blocks the write: give up on the socket.
+                let sent = tokio::time::timeout(write_timeout, write.send(frame)).await;
+                if !matches!(sent, Ok(Ok(()))) || last {
                     break;
                 }
             }
-            let _ = write.close().await;
+            let _ = tokio::time::timeout(write_timeout, write.close()).await;
         });
         let (open, welcomed) = oneshot::channel();
         let sink = FrameSink {
@@ -352,12 +367,14 @@ impl<H: Hub> Server<H> {
                     break;
                 }
                 Next::Beat if heard.elapsed() >= idle => {
-                    let _ = tx.send(close(CloseCode::Policy, "no heartbeat")).await;
+                    let _ = tx.try_send(close(CloseCode::Policy, "no heartbeat"));
                     break;
                 }
                 Next::Beat => {
                     next_beat += beat;
-                    let _ = tx.send(Message::Ping(Vec::new().into())).await;
+                    // Never waits: behind a client that stopped reading the queue is full, and
+                    // this loop must stay free to notice the silence and close the socket.
+                    let _ = tx.try_send(Message::Ping(Vec::new().into()));
                     continue;
                 }
                 Next::Frame(None) => break,
@@ -371,8 +388,17 @@ impl<H: Hub> Server<H> {
                     // handed over are still written, then the socket closes.
                     Ok(ClientMessage::Close {}) => break,
                     Ok(ClientMessage::StartRun { tools }) if tools <= 8 => {
-                        self.start_run(&ctx, tools);
-                        None
+                        if self.start_run(&ctx, tools) {
+                            None
+                        } else {
+                            Some(ServerMessage::Error {
+                                code: "run_limit".into(),
+                                message: format!(
+                                    "at most {} runs in flight per user",
+                                    self.config.max_runs_per_user
+                                ),
+                            })
+                        }
                     }
                     Ok(ClientMessage::StartRun { tools }) => Some(ServerMessage::Error {
                         code: "bad_request".into(),
@@ -387,14 +413,26 @@ impl<H: Hub> Server<H> {
                 Ok(Message::Close(_)) => break,
                 Ok(_) => None,
                 Err(WsError::Capacity(e)) => {
-                    let _ = tx.send(close(CloseCode::Size, &e.to_string())).await;
+                    let _ = tx.try_send(close(CloseCode::Size, &e.to_string()));
+                    break;
+                }
+                Err(WsError::Protocol(e)) => {
+                    let _ = tx.try_send(close(CloseCode::Protocol, &e.to_string()));
+                    break;
+                }
+                Err(WsError::Utf8(e)) => {
+                    let _ = tx.try_send(close(CloseCode::Invalid, &e));
                     break;
                 }
                 Err(_) => break,
             };
             if let Some(reply) = reply {
-                if tx.send(Message::text(reply.to_json())).await.is_err() {
-                    break;
+                let sent = tokio::time::timeout(
+                    self.config.write_timeout,
+                    tx.send(Message::text(reply.to_json())),
+                );
+                if !matches!(sent.await, Ok(Ok(()))) {
+                    break; // the client sends but does not read its replies
                 }
             }
         }
@@ -402,19 +440,44 @@ impl<H: Hub> Server<H> {
         let _ = self.hub.disconnect(&conn).await; // already gone if the socket failed first
     }
 
-    /// The demo agent: a full run with `tools` nested tool calls, `agent_step` apart.
-    fn start_run(self: &Arc<Self>, ctx: &UserContext, tools: u8) {
+    /// The demo agent: a full run with `tools` nested tool calls, `agent_step` apart. Returns
+    /// false, starting nothing, when the user already has `max_runs_per_user` in flight.
+    fn start_run(self: &Arc<Self>, ctx: &UserContext, tools: u8) -> bool {
+        {
+            let mut in_flight = self
+                .in_flight
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let n = in_flight.entry(ctx.user_id().to_owned()).or_insert(0);
+            if *n >= self.config.max_runs_per_user {
+                return false;
+            }
+            *n += 1;
+        }
         let n = self.runs.fetch_add(1, Ordering::Relaxed) + 1;
         let run_id = format!("{}/run-{n}", ctx.user_id());
         let events = AgentEvent::example_run(&run_id, tools, 1);
         let (server, ctx, step) = (Arc::clone(self), ctx.clone(), self.config.agent_step);
         tokio::spawn(async move {
-            for event in events {
-                if server.hub.emit(&ctx, event).is_err() {
-                    return; // the user is gone
+            for (i, event) in events.into_iter().enumerate() {
+                if i > 0 {
+                    tokio::time::sleep(step).await;
                 }
-                tokio::time::sleep(step).await;
+                if server.hub.emit(&ctx, event).is_err() {
+                    break; // the user is gone
+                }
+            }
+            let mut in_flight = server
+                .in_flight
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(n) = in_flight.get_mut(ctx.user_id()) {
+                *n -= 1;
+                if *n == 0 {
+                    in_flight.remove(ctx.user_id());
+                }
             }
         });
+        true
     }
 }

@@ -467,3 +467,155 @@ async fn at_the_open_files_limit_the_server_stays_up_and_serves_again() {
         "the server did not serve again once sockets closed"
     );
 }
+
+/// A raw socket past the WebSocket handshake, as `user`.
+async fn raw_upgrade(addr: &str, user: &str) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let token = auth::issue(SECRET, user, 2_000_000);
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request = format!(
+        "GET /?token={token} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).await.unwrap();
+        head.push(b[0]);
+    }
+    assert!(
+        head.starts_with(b"HTTP/1.1 101"),
+        "{}",
+        String::from_utf8_lossy(&head)
+    );
+    s
+}
+
+/// Reads server frames until a close frame; returns its status code.
+async fn close_code(s: &mut tokio::net::TcpStream) -> u16 {
+    use tokio::io::AsyncReadExt;
+    loop {
+        let mut h = [0u8; 2];
+        s.read_exact(&mut h).await.unwrap();
+        let mut len = u64::from(h[1] & 0x7f);
+        if len == 126 {
+            len = u64::from(s.read_u16().await.unwrap());
+        } else if len == 127 {
+            len = s.read_u64().await.unwrap();
+        }
+        let mut payload = vec![0u8; len as usize];
+        s.read_exact(&mut payload).await.unwrap();
+        if h[0] & 0x0f == 0x8 {
+            return u16::from_be_bytes([payload[0], payload[1]]);
+        }
+    }
+}
+
+#[tokio::test]
+async fn invalid_utf8_closes_with_1007_and_a_protocol_violation_with_1002() {
+    use tokio::io::AsyncWriteExt;
+    let running = start(5).await;
+    // A masked text frame whose payload is not UTF-8.
+    let mut bad_text = raw_upgrade(&running.addr, "mallory").await;
+    let mask = [1u8, 2, 3, 4];
+    let payload: Vec<u8> = [0xffu8, 0xfe, 0xfd]
+        .iter()
+        .enumerate()
+        .map(|(i, b)| b ^ mask[i % 4])
+        .collect();
+    let mut frame = vec![0x81, 0x80 | payload.len() as u8];
+    frame.extend(mask);
+    frame.extend(payload);
+    bad_text.write_all(&frame).await.unwrap();
+    assert_eq!(close_code(&mut bad_text).await, 1007);
+    // An unmasked frame from a client is a protocol violation.
+    let mut unmasked = raw_upgrade(&running.addr, "mallory").await;
+    unmasked.write_all(&[0x81, 0x02, b'h', b'i']).await.unwrap();
+    assert_eq!(close_code(&mut unmasked).await, 1002);
+    // Others are served as before.
+    let mut bystander = login(&running.addr, "bystander").await;
+    bystander.send(&ClientMessage::Ping {}).await.unwrap();
+    assert_eq!(
+        bystander.next().await.unwrap().unwrap(),
+        ServerMessage::Pong
+    );
+}
+
+#[tokio::test]
+async fn a_start_run_flood_is_refused_past_the_runs_in_flight_limit() {
+    let running = start(50).await;
+    let mut ivan = login(&running.addr, "ivan").await;
+    for _ in 0..10 {
+        ivan.send(&ClientMessage::StartRun { tools: 1 })
+            .await
+            .unwrap();
+    }
+    let mut refused = 0;
+    let mut completed = 0;
+    while completed < 4 {
+        match ivan.next().await.unwrap().unwrap() {
+            ServerMessage::Error { code, .. } if code == "run_limit" => refused += 1,
+            ServerMessage::Event {
+                event: wsreg::AgentEvent::AgentCompleted { .. },
+                ..
+            } => completed += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(refused, 6, "four runs in flight at most");
+    // Once they finish, the user may start runs again.
+    ivan.send(&ClientMessage::StartRun { tools: 0 })
+        .await
+        .unwrap();
+    loop {
+        match ivan.next().await.unwrap().unwrap() {
+            ServerMessage::Error { code, .. } => panic!("refused again: {code}"),
+            ServerMessage::Event {
+                event: wsreg::AgentEvent::AgentStarted { .. },
+                ..
+            } => break,
+            _ => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_closed_and_its_slot_freed() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let mut config = ServerConfig::new(SECRET, clock);
+    config.heartbeat = Duration::from_millis(100);
+    config.idle_timeout = Duration::from_millis(500);
+    config.write_timeout = Duration::from_millis(300);
+    let server = Server::new(config);
+    let registry = std::sync::Arc::clone(&server);
+    tokio::spawn(server.serve(listener, std::future::pending()));
+    let _stuck = raw_upgrade(&addr, "judy").await; // never read from again
+    let judy = wsreg::UserContext::new("judy").unwrap();
+    let big = "x".repeat(32 * 1024);
+    let live = || {
+        registry
+            .hub()
+            .get(judy.key())
+            .map_or(0, |m| m.connection_count())
+    };
+    for _ in 0..60 {
+        if live() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(live(), 1);
+    for _ in 0..2_000 {
+        registry.hub().send_text(judy.key(), &big).unwrap();
+    }
+    let mut freed = false;
+    for _ in 0..100 {
+        if live() == 0 {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(freed, "the stuck socket still holds its connection slot");
+}
