@@ -106,8 +106,33 @@ pub struct Server<H: Hub = Registry> {
     /// Demo runs in flight, per user id (only users with some).
     in_flight: Mutex<BTreeMap<String, usize>>,
     accept_errors: AtomicU64,
+    /// Sockets past their handshake whose task has not finished (their close frame written).
+    sockets: AtomicU64,
+    /// Notified when `sockets` drops to zero.
+    all_closed: tokio::sync::Notify,
     /// Flipped when the server shuts down; every socket's read loop then closes its socket.
     closing: tokio::sync::watch::Sender<bool>,
+}
+
+/// Counts a socket as open while it lives.
+struct OpenSocket<'a> {
+    count: &'a AtomicU64,
+    all_closed: &'a tokio::sync::Notify,
+}
+
+impl<'a> OpenSocket<'a> {
+    fn new(count: &'a AtomicU64, all_closed: &'a tokio::sync::Notify) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Self { count, all_closed }
+    }
+}
+
+impl Drop for OpenSocket<'_> {
+    fn drop(&mut self) {
+        if self.count.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.all_closed.notify_waiters();
+        }
+    }
 }
 
 /// The core's sink for one socket: frames go to that socket's writer task, after the welcome
@@ -212,6 +237,8 @@ impl<H: Hub> Server<H> {
             runs: AtomicU64::new(0),
             in_flight: Mutex::default(),
             accept_errors: AtomicU64::new(0),
+            sockets: AtomicU64::new(0),
+            all_closed: tokio::sync::Notify::new(),
             closing: tokio::sync::watch::Sender::new(false),
         })
     }
@@ -267,6 +294,22 @@ impl<H: Hub> Server<H> {
         }
         self.hub.shutdown();
         self.closing.send_replace(true);
+        // Every socket is told (1001, going away) and its task finishes before this returns, so
+        // a process that exits next does not cut them off; bounded by the drain timeout again.
+        let deadline = tokio::time::Instant::now() + self.config.drain_timeout;
+        loop {
+            let closed = self.all_closed.notified();
+            tokio::pin!(closed);
+            closed.as_mut().enable();
+            if self.sockets.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            tokio::select! {
+                biased;
+                _ = &mut closed => {}
+                _ = tokio::time::sleep_until(deadline) => break,
+            }
+        }
         Ok(())
     }
 
@@ -304,10 +347,11 @@ impl<H: Hub> Server<H> {
         let Some(Handshake { ctx, resume }) = asked else {
             return;
         };
+        let _open = OpenSocket::new(&self.sockets, &self.all_closed);
         let (mut write, mut read) = ws.split();
         let (tx, mut rx) = mpsc::channel::<Message>(64);
         let write_timeout = self.config.write_timeout;
-        tokio::spawn(async move {
+        let writer = tokio::spawn(async move {
             while let Some(frame) = rx.recv().await {
                 let last = matches!(frame, Message::Close(_));
                 // A client that stopped reading blocks the write: give up on the socket.
@@ -438,6 +482,8 @@ impl<H: Hub> Server<H> {
         }
         drop(tx);
         let _ = self.hub.disconnect(&conn).await; // already gone if the socket failed first
+                                                  // The writer ends once it wrote the close frame (or gave up on the socket).
+        let _ = writer.await;
     }
 
     /// The demo agent: a full run with `tools` nested tool calls, `agent_step` apart. Returns

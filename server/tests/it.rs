@@ -491,23 +491,66 @@ async fn raw_upgrade(addr: &str, user: &str) -> tokio::net::TcpStream {
     s
 }
 
-/// Reads server frames until a close frame; returns its status code.
-async fn close_code(s: &mut tokio::net::TcpStream) -> u16 {
+/// Reads server frames until a close frame; returns its status code (`None`: the socket ended
+/// without one).
+async fn try_close_code(s: &mut tokio::net::TcpStream) -> Option<u16> {
     use tokio::io::AsyncReadExt;
     loop {
         let mut h = [0u8; 2];
-        s.read_exact(&mut h).await.unwrap();
+        s.read_exact(&mut h).await.ok()?;
         let mut len = u64::from(h[1] & 0x7f);
         if len == 126 {
-            len = u64::from(s.read_u16().await.unwrap());
+            len = u64::from(s.read_u16().await.ok()?);
         } else if len == 127 {
-            len = s.read_u64().await.unwrap();
+            len = s.read_u64().await.ok()?;
         }
         let mut payload = vec![0u8; len as usize];
-        s.read_exact(&mut payload).await.unwrap();
+        s.read_exact(&mut payload).await.ok()?;
         if h[0] & 0x0f == 0x8 {
-            return u16::from_be_bytes([payload[0], payload[1]]);
+            return Some(u16::from_be_bytes([payload[0], payload[1]]));
         }
+    }
+}
+
+async fn close_code(s: &mut tokio::net::TcpStream) -> u16 {
+    try_close_code(s).await.expect("a close frame")
+}
+
+#[tokio::test]
+async fn a_shutdown_tells_every_socket_1001_before_serve_returns() {
+    // The server on a runtime of its own that is dropped as soon as serve returns, as the
+    // binary's is: whatever serve did not wait for is cut off.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let server = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let listener = TcpListener::from_std(listener).unwrap();
+            let server = Server::new(ServerConfig::new(SECRET, clock));
+            let shutdown = async move {
+                while stopped.try_recv().is_err() {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            };
+            server.serve(listener, shutdown).await.unwrap();
+        });
+        drop(rt);
+    });
+    let mut sockets = Vec::new();
+    for i in 0..20 {
+        sockets.push(raw_upgrade(&addr, &format!("user{i}")).await);
+    }
+    stop.send(()).unwrap();
+    tokio::task::spawn_blocking(move || server.join().unwrap())
+        .await
+        .unwrap();
+    for s in &mut sockets {
+        assert_eq!(try_close_code(s).await, Some(1001));
     }
 }
 
