@@ -516,10 +516,10 @@ fn bench(a: BenchArgs) -> Result<i32> {
         print!("{}", crate::bench::markdown(b));
     }
     let bugs: Vec<Bug> = a.bug.map_or_else(|| Bug::ALL.to_vec(), |b| vec![b]);
+    let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
     let zoo = if a.zoo_seeds == 0 {
         Vec::new()
     } else {
-        let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
         let progress = |bug: Bug| eprintln!("zoo: measuring {bug}");
         crate::detection::measure(&bugs, a.zoo_seeds, jobs, &progress)?
     };
@@ -530,7 +530,6 @@ fn bench(a: BenchArgs) -> Result<i32> {
     let net_zoo = if a.net_seeds == 0 {
         Vec::new()
     } else {
-        let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
         let progress = |bug: Bug| eprintln!("zoo through the network: measuring {bug}");
         crate::detection::measure_net(&bugs, a.net_seeds, jobs, &progress)?
     };

@@ -485,6 +485,15 @@ fn draw(range: std::ops::Range<u64>) -> u64 {
     madsim::rand::thread_rng().gen_range(range)
 }
 
+fn sorted(samples: &Mutex<Vec<Duration>>) -> Vec<Duration> {
+    let mut v = samples
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    v.sort();
+    v
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -555,21 +564,11 @@ fn summarize(opts: Options, mode: &'static str, books: &Books, elapsed: Duration
             digest.write(&n.to_le_bytes());
         }
     }
-    let mut latencies = books
-        .latencies
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
-    latencies.sort();
+    let latencies = sorted(&books.latencies);
     for l in &latencies {
         digest.write(&(l.as_nanos() as u64).to_le_bytes());
     }
-    let mut connects = books
-        .connects
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
-    connects.sort();
+    let connects = sorted(&books.connects);
     s.connect_p50_ms = percentile(&connects, 0.50);
     s.connect_p99_ms = percentile(&connects, 0.99);
     s.replays = latencies.len() as u64;

@@ -4,9 +4,15 @@
 use wsreg_sim::invariant::Invariant;
 use wsreg_sim::zoo::Bug;
 
-fn readme() -> String {
+/// The README's section that defines the invariants and the zoo.
+fn definitions() -> String {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md");
-    std::fs::read_to_string(path).expect("README.md at the workspace root")
+    let text = std::fs::read_to_string(path).expect("README.md at the workspace root");
+    let section = text
+        .split("## What is checked: the invariants")
+        .nth(1)
+        .expect("the invariants section");
+    section.split("\n## ").next().unwrap_or_default().to_owned()
 }
 
 /// The first two cells of every table row whose first cell starts with `prefix` and a digit.
@@ -24,12 +30,7 @@ fn rows(text: &str, prefix: char) -> Vec<(String, String)> {
 
 #[test]
 fn the_readme_defines_exactly_the_invariants_the_checker_has() {
-    let text = readme();
-    let section = text
-        .split("## What is checked: the invariants")
-        .nth(1)
-        .expect("the invariants section");
-    let defined = rows(section.split("\n## ").next().unwrap_or_default(), 'I');
+    let defined = rows(&definitions(), 'I');
     let expected: Vec<(String, String)> = Invariant::ALL
         .iter()
         .map(|i| (format!("{i:?}"), i.name().replace('-', " ")))
@@ -51,12 +52,7 @@ fn the_readme_defines_exactly_the_invariants_the_checker_has() {
 
 #[test]
 fn the_readme_defines_exactly_the_zoo_bugs() {
-    let text = readme();
-    let section = text
-        .split("## What is checked: the invariants")
-        .nth(1)
-        .expect("the invariants section");
-    let defined: Vec<String> = rows(section.split("\n## ").next().unwrap_or_default(), 'B')
+    let defined: Vec<String> = rows(&definitions(), 'B')
         .into_iter()
         .map(|(id, text)| {
             assert!(text.len() > 20, "{id} needs a definition, not {text:?}");
