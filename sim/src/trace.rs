@@ -278,10 +278,10 @@ impl fmt::Display for Step {
     }
 }
 
-/// The running hash over every step so far: FNV-1a over explicit bytes. Integers (and the
-/// enum discriminants `derive(Hash)` feeds in) go in as 8 little-endian bytes whatever their
-/// width or the platform's, so the hash does not depend on how the toolchain hashes them; the
-/// golden hashes pinned in the test suite catch any change of what a step feeds in.
+/// The running hash over every step so far: FNV-1a over explicit bytes. Integers go in as their
+/// little-endian bytes, and the enum discriminants `derive(Hash)` feeds in as 8, so the hash
+/// depends on neither the platform's byte order nor its width; the golden hashes pinned in the
+/// test suite catch any change of what a step feeds in.
 #[derive(Default)]
 pub struct TraceHash {
     h: StableHasher,
@@ -305,7 +305,8 @@ impl TraceHash {
     }
 }
 
-/// FNV-1a with every integer written as 8 little-endian bytes.
+/// FNV-1a with every integer written as its little-endian bytes (`usize` and `isize`, whose
+/// width is the platform's, as 8), so nothing depends on the platform's byte order or width.
 #[derive(Default)]
 pub struct StableHasher(fnv::FnvHasher);
 
@@ -319,15 +320,15 @@ impl Hasher for StableHasher {
     }
 
     fn write_u8(&mut self, n: u8) {
-        self.write_u64(u64::from(n));
+        self.0.write(&[n]);
     }
 
     fn write_u16(&mut self, n: u16) {
-        self.write_u64(u64::from(n));
+        self.0.write(&n.to_le_bytes());
     }
 
     fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
+        self.0.write(&n.to_le_bytes());
     }
 
     fn write_u64(&mut self, n: u64) {
@@ -343,15 +344,15 @@ impl Hasher for StableHasher {
     }
 
     fn write_i8(&mut self, n: i8) {
-        self.write_u64(n as u64);
+        self.write_u8(n as u8);
     }
 
     fn write_i16(&mut self, n: i16) {
-        self.write_u64(n as u64);
+        self.write_u16(n as u16);
     }
 
     fn write_i32(&mut self, n: i32) {
-        self.write_u64(n as u64);
+        self.write_u32(n as u32);
     }
 
     fn write_i64(&mut self, n: i64) {
