@@ -14,7 +14,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct RegistryConfig {
-    /// Most managers (users) the registry holds at once. Default 10,000.
+    /// Most managers (users) the registry holds at once. A new user past it evicts the manager
+    /// idle longest (one without connections) and is refused only when every manager has a
+    /// connection. Default 10,000.
     pub max_managers: usize,
     /// Most connections across all users. Default 100,000.
     pub max_connections: usize,

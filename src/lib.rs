@@ -29,9 +29,11 @@
 
 mod config;
 mod connection;
+mod core;
 mod error;
 mod event;
 mod identity;
+mod lock_order;
 mod manager;
 mod mode;
 mod observer;

@@ -6,19 +6,21 @@
 //! connection, so a slow reader costs a cursor, never a drop.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::connection::{ConnectionHandle, ConnectionId};
+use crate::core::Core;
 use crate::error::Error;
 use crate::event::{AgentEvent, Envelope, Lifecycles, Payload};
 use crate::identity::UserKey;
+use crate::lock_order::{self, ManagerGuard};
 use crate::mode::Mode;
+use crate::observer::RemoveReason;
 use crate::observer::{CloseReason, ManagerId, Observation};
-use crate::registry::{Core, RegistryInner};
+use crate::registry::RegistryInner;
 use crate::stream::{Epoch, GapReason, History, Position};
 use crate::transport::Sink;
 use crate::view::{ConnectionView, ManagerView};
@@ -55,14 +57,17 @@ pub(crate) struct ManagerInner {
 }
 
 pub(crate) struct State {
-    pub(crate) closed: bool,
+    closed: bool,
     mode: Mode,
     conns: BTreeMap<ConnectionId, Slot>,
     history: History,
     lifecycles: Lifecycles,
     /// Bumped whenever the manager becomes idle or busy; a reap timer only fires for its
     /// generation.
-    pub(crate) idle_generation: u64,
+    idle_generation: u64,
+    /// When the manager last became idle ([`Core::idle_stamp`]); meaningless while it has
+    /// connections.
+    idle_since: u64,
 }
 
 /// One connection's place in the stream.
@@ -99,7 +104,7 @@ impl UserManager {
         core: Arc<Core>,
         registry: Weak<RegistryInner>,
     ) -> Self {
-        let epoch = Epoch::new(core.boot, id.get());
+        let epoch = Epoch::new(core.boot(), id.get());
         let state = State {
             closed: false,
             mode: Mode::default(),
@@ -107,6 +112,7 @@ impl UserManager {
             history: History::new(epoch),
             lifecycles: Lifecycles::default(),
             idle_generation: 0,
+            idle_since: core.idle_stamp(),
         };
         Self {
             inner: Arc::new(ManagerInner {
@@ -268,19 +274,14 @@ fn wake_all(st: &State) {
 }
 
 impl ManagerInner {
-    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub(crate) fn id(&self) -> ManagerId {
-        self.id
+    /// This manager's lock (after the registry's, if both: see [`lock_order`]).
+    pub(crate) fn lock(&self) -> ManagerGuard<'_, State> {
+        lock_order::manager(&self.state)
     }
 
     #[inline]
-    pub(crate) fn report(&self, observation: Observation<'_>) {
-        if let Some(observer) = &self.core.observer {
-            observer.observe(&observation);
-        }
+    fn report(&self, observation: Observation<'_>) {
+        self.core.report(observation);
     }
 
     fn check_open(&self, st: &State) -> Result<(), Error> {
@@ -322,7 +323,7 @@ impl ManagerInner {
         resume: Option<Position>,
     ) -> Result<(ConnectionHandle, Arc<Signals>), Error> {
         self.check_open(st)?;
-        let config = &self.core.config;
+        let config = self.core.config();
         if st.conns.len() >= config.max_connections_per_user {
             return Err(Error::UserConnectionLimit {
                 user: self.key.to_string(),
@@ -359,14 +360,11 @@ impl ManagerInner {
                 (Position::new(epoch, next - 1), next, None, false)
             }
         };
-        self.core
-            .total_connections
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < config.max_connections).then_some(n + 1)
-            })
-            .map_err(|_| Error::ConnectionLimit {
+        if !self.core.take_connection_slot() {
+            return Err(Error::ConnectionLimit {
                 max: config.max_connections,
-            })?;
+            });
+        }
         let id = self.core.mint_connection();
         let was_idle = st.conns.is_empty();
         let slot = Slot {
@@ -408,16 +406,14 @@ impl ManagerInner {
             payload: env.payload(),
         });
         let now = Instant::now();
-        let full = self.core.history_total.load(Ordering::Acquire)
-            >= self.core.config.max_history_messages;
-        if full {
+        if self.core.histories_full() {
             if let Some(seq) = st.history.pop_oldest() {
-                self.core.history_total.fetch_sub(1, Ordering::AcqRel);
+                self.core.message_released();
                 self.trimmed(st.history.epoch(), seq, seq);
             }
         }
         st.history.push(env, now);
-        self.core.history_total.fetch_add(1, Ordering::AcqRel);
+        self.core.message_retained();
         self.trim(st, now);
         wake_all(st);
         at
@@ -425,13 +421,13 @@ impl ManagerInner {
 
     /// Lets go of what the history holds beyond its count or its age.
     fn trim(&self, st: &mut State, now: Instant) {
-        let config = &self.core.config;
+        let config = self.core.config();
         let cutoff = now.checked_sub(config.history_ttl);
         let h = &mut st.history;
         let (mut from, mut to) = (0, 0);
         while h.len() > config.history_capacity || cutoff.is_some_and(|c| h.oldest_before(c)) {
             let Some(seq) = h.pop_oldest() else { break };
-            self.core.history_total.fetch_sub(1, Ordering::AcqRel);
+            self.core.message_released();
             if from == 0 {
                 from = seq;
             }
@@ -493,7 +489,7 @@ impl ManagerInner {
         reason: CloseReason,
     ) -> Option<u64> {
         let slot = st.conns.remove(&conn)?;
-        self.core.total_connections.fetch_sub(1, Ordering::AcqRel);
+        self.core.release_connection_slot();
         slot.signals.closed.notify_one();
         self.report(Observation::ConnectionRemoved {
             user: &self.key,
@@ -504,6 +500,7 @@ impl ManagerInner {
         });
         if st.conns.is_empty() {
             st.idle_generation += 1;
+            st.idle_since = self.core.idle_stamp();
             return Some(st.idle_generation);
         }
         // In isolated mode another connection may now be the newest, and read.
@@ -511,20 +508,64 @@ impl ManagerInner {
         None
     }
 
+    /// Removes the manager if it is still idle at `generation` (no connection came and went
+    /// since the reap was scheduled) and not yet closed; says whether it did. Called by the
+    /// registry under its lock.
+    pub(crate) fn remove_if_idle(&self, generation: u64) -> bool {
+        let mut st = self.lock();
+        if st.idle_generation != generation || st.closed {
+            return false;
+        }
+        self.close_and_report(&mut st, RemoveReason::Idle);
+        true
+    }
+
+    /// When the manager became idle, if it is idle (open, with no connection).
+    pub(crate) fn idle_since(&self) -> Option<u64> {
+        let st = self.lock();
+        (st.conns.is_empty() && !st.closed).then_some(st.idle_since)
+    }
+
+    /// Removes the manager if it is idle now (open, with no connection); says whether it did.
+    /// Called by the registry under its lock, to make room for a new user.
+    pub(crate) fn evict_if_idle(&self) -> bool {
+        let mut st = self.lock();
+        if !st.conns.is_empty() || st.closed {
+            return false;
+        }
+        self.close_and_report(&mut st, RemoveReason::Evicted);
+        true
+    }
+
+    /// Removes the manager whatever it holds. Called by the registry under its lock.
+    pub(crate) fn remove(&self, reason: RemoveReason) {
+        let mut st = self.lock();
+        self.close_and_report(&mut st, reason);
+    }
+
+    fn close_and_report(&self, st: &mut State, reason: RemoveReason) {
+        let close = match reason {
+            RemoveReason::Shutdown => CloseReason::Shutdown,
+            RemoveReason::Idle | RemoveReason::Evicted => CloseReason::Closed,
+        };
+        self.close_locked(st, close);
+        self.report(Observation::ManagerRemoved {
+            user: &self.key,
+            manager: self.id,
+            reason,
+        });
+    }
+
     /// Empties the manager for removal: every connection closed, the history let go.
-    pub(crate) fn close_locked(&self, st: &mut State, reason: CloseReason) {
+    fn close_locked(&self, st: &mut State, reason: CloseReason) {
         let conns: Vec<ConnectionId> = st.conns.keys().copied().collect();
         for conn in conns {
             self.detach(st, conn, reason);
         }
         st.closed = true;
         while st.history.pop_oldest().is_some() {
-            self.core.history_total.fetch_sub(1, Ordering::AcqRel);
+            self.core.message_released();
         }
-    }
-
-    pub(crate) fn key(&self) -> &UserKey {
-        &self.key
     }
 
     /// After the idle TTL, asks the registry to reap this manager if it is still idle at
@@ -532,7 +573,7 @@ impl ManagerInner {
     pub(crate) fn schedule_reap(self: &Arc<Self>, generation: Option<u64>) {
         let Some(generation) = generation else { return };
         let registry = Weak::clone(&self.registry);
-        let ttl = self.core.config.idle_ttl;
+        let ttl = self.core.config().idle_ttl;
         let key = self.key.clone();
         let id = self.id;
         tokio::spawn(async move {

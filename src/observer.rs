@@ -41,6 +41,10 @@ pub enum CloseReason {
 pub enum RemoveReason {
     /// It had no connection for the idle TTL.
     Idle,
+    /// It had no connection, the registry was at its manager limit, and a new user asked for
+    /// one: the manager idle longest made room (its user's next manager starts a new epoch, as
+    /// after an idle reap).
+    Evicted,
     /// The registry shut down.
     Shutdown,
 }

@@ -1,47 +1,24 @@
 //! [`Registry`]: the one place that hands out managers, one per user.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::config::RegistryConfig;
-use crate::connection::{ConnectionHandle, ConnectionId};
+use crate::connection::ConnectionHandle;
+use crate::core::Core;
 use crate::error::Error;
 use crate::event::AgentEvent;
 use crate::identity::{UserContext, UserKey};
+use crate::lock_order;
 use crate::manager::UserManager;
 use crate::mode::Mode;
-use crate::observer::{CloseReason, ManagerId, Observation, Observer, RemoveReason};
+use crate::observer::{ManagerId, Observation, Observer, RemoveReason};
 use crate::stream::{Epoch, Position};
 use crate::transport::Sink;
 use crate::view::RegistryView;
 
-/// Numbers registry instances, so connection ids are unique across registries in one process.
-/// Never displayed, so it never reaches a trace.
-static REGISTRY_INSTANCES: AtomicU64 = AtomicU64::new(0);
-
-/// What a registry and its managers share: configuration, the observer and the counters.
-pub(crate) struct Core {
-    pub(crate) config: RegistryConfig,
-    pub(crate) observer: Option<Arc<dyn Observer>>,
-    pub(crate) total_connections: AtomicUsize,
-    /// Messages retained over every user's history.
-    pub(crate) history_total: AtomicUsize,
-    /// This registry's boot id, the first half of every epoch it hands out.
-    pub(crate) boot: u64,
-    instance: u64,
-    next_connection: AtomicU64,
-}
-
-impl Core {
-    pub(crate) fn mint_connection(&self) -> ConnectionId {
-        ConnectionId {
-            registry: self.instance,
-            n: self.next_connection.fetch_add(1, Ordering::Relaxed) + 1,
-        }
-    }
-}
-
+/// The registry's state: the shared core and the map of managers, behind the registry's lock
+/// (taken first, see [`lock_order`]).
 pub(crate) struct RegistryInner {
     core: Arc<Core>,
     map: Mutex<Managers>,
@@ -59,13 +36,15 @@ struct Managers {
 /// - [`Registry::get_or_create`] is atomic: every caller asking for one user, under any
 ///   interleaving, gets the same live manager, and it is the one the registry holds.
 /// - Limits on managers and connections are checked and applied under one lock; hitting one is a
-///   typed [`Error`] that changes nothing.
+///   typed [`Error`] that changes nothing. At the manager limit, the manager idle longest (no
+///   connection) is evicted to make room for a new user; only when every manager has a
+///   connection is the new user refused.
 /// - A manager whose last connection closed is reaped after [`RegistryConfig::idle_ttl`]
 ///   (`tokio::time`, so virtual under a simulator) unless a connection arrives first; a reaped
 ///   manager is never handed out again.
 ///
 /// Lock order is registry, then manager; a manager never takes the registry lock while holding
-/// its own. The registry spawns tasks, so it must be used inside a tokio runtime.
+/// its own (checked on every acquisition in debug builds). The registry spawns tasks, so it must be used inside a tokio runtime.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), wsreg::Error> {
@@ -99,7 +78,7 @@ impl Default for Registry {
 impl std::fmt::Debug for Registry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Registry")
-            .field("config", &self.inner.core.config)
+            .field("config", &self.inner.core.config())
             .finish_non_exhaustive()
     }
 }
@@ -116,19 +95,9 @@ impl Registry {
     }
 
     fn build(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
-        let boot = config.boot.unwrap_or_else(random_boot);
-        let core = Core {
-            config,
-            observer,
-            total_connections: AtomicUsize::new(0),
-            history_total: AtomicUsize::new(0),
-            boot,
-            instance: REGISTRY_INSTANCES.fetch_add(1, Ordering::Relaxed),
-            next_connection: AtomicU64::new(0),
-        };
         Self {
             inner: Arc::new(RegistryInner {
-                core: Arc::new(core),
+                core: Arc::new(Core::new(config, observer)),
                 map: Mutex::new(Managers::default()),
             }),
         }
@@ -136,7 +105,7 @@ impl Registry {
 
     /// The configuration.
     pub fn config(&self) -> &RegistryConfig {
-        &self.inner.core.config
+        self.inner.core.config()
     }
 
     /// The user's manager, created if it has none. A new manager with no connection is reaped
@@ -218,11 +187,7 @@ impl Registry {
     /// A read-only picture of every manager, in key order.
     pub fn inspect(&self) -> RegistryView {
         let map = self.inner.lock();
-        let managers: Vec<_> = map
-            .by_key
-            .values()
-            .map(|m| m.inner().view(&m.inner().lock()))
-            .collect();
+        let managers: Vec<_> = map.by_key.values().map(UserManager::view).collect();
         RegistryView {
             connections: managers.iter().map(|m| m.connections.len()).sum(),
             managers,
@@ -234,38 +199,15 @@ impl Registry {
     pub fn shutdown(&self) {
         let mut map = self.inner.lock();
         map.shutting_down = true;
-        for (key, manager) in std::mem::take(&mut map.by_key) {
-            let inner = manager.inner();
-            let mut st = inner.lock();
-            inner.close_locked(&mut st, CloseReason::Shutdown);
-            inner.report(Observation::ManagerRemoved {
-                user: &key,
-                manager: inner.id(),
-                reason: RemoveReason::Shutdown,
-            });
+        for manager in std::mem::take(&mut map.by_key).into_values() {
+            manager.inner().remove(RemoveReason::Shutdown);
         }
     }
-}
-
-/// A boot id nobody chose: drawn from the standard library's per-instance hash keys, which are
-/// random per process (and, under a deterministic simulator, a function of its seed).
-fn random_boot() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(REGISTRY_INSTANCES.load(Ordering::Relaxed));
-    // Keep it short enough to read in logs and URLs.
-    h.finish() >> 16
 }
 
 impl RegistryInner {
     fn lock(&self) -> MutexGuard<'_, Managers> {
-        self.map.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn report(&self, observation: Observation<'_>) {
-        if let Some(observer) = &self.core.observer {
-            observer.observe(&observation);
-        }
+        lock_order::registry(&self.map)
     }
 
     fn get_or_create_locked(
@@ -279,8 +221,8 @@ impl RegistryInner {
         if let Some(existing) = map.by_key.get(key) {
             return Ok(existing.clone());
         }
-        let max = self.core.config.max_managers;
-        if map.by_key.len() >= max {
+        let max = self.core.config().max_managers;
+        if map.by_key.len() >= max && !self.evict_longest_idle(map) {
             return Err(Error::ManagerLimit { max });
         }
         map.next_manager += 1;
@@ -292,13 +234,35 @@ impl RegistryInner {
             Arc::downgrade(self),
         );
         map.by_key.insert(key.clone(), manager.clone());
-        self.report(Observation::ManagerCreated {
+        self.core.report(Observation::ManagerCreated {
             user: key,
             manager: id,
-            epoch: Epoch::new(self.core.boot, id.get()),
+            epoch: Epoch::new(self.core.boot(), id.get()),
         });
         manager.inner().schedule_reap(Some(0));
         Ok(manager)
+    }
+
+    /// At the manager limit: removes the manager that has been idle (without a connection)
+    /// longest, so that a new user is served rather than refused; false when every manager has
+    /// a connection. A scan of every manager, paid only at the limit.
+    fn evict_longest_idle(&self, map: &mut Managers) -> bool {
+        let victim = map
+            .by_key
+            .iter()
+            .filter_map(|(key, m)| Some((m.inner().idle_since()?, key)))
+            .min();
+        let Some((_, key)) = victim else {
+            return false;
+        };
+        let key = key.clone();
+        // Under the registry's lock no new manager can appear, but a connection can still
+        // arrive through a `UserManager` handle; the eviction re-checks under the manager's lock.
+        if !map.by_key[&key].inner().evict_if_idle() {
+            return false;
+        }
+        map.by_key.remove(&key);
+        true
     }
 
     /// Removes the manager if it is still the registered one and still idle since `generation`.
@@ -307,22 +271,8 @@ impl RegistryInner {
         let Some(manager) = map.by_key.get(key) else {
             return;
         };
-        let inner = manager.inner();
-        if inner.id() != id {
-            return;
+        if manager.id() == id && manager.inner().remove_if_idle(generation) {
+            map.by_key.remove(key);
         }
-        {
-            let mut st = inner.lock();
-            if st.idle_generation != generation || st.closed {
-                return;
-            }
-            inner.close_locked(&mut st, CloseReason::Closed);
-            self.report(Observation::ManagerRemoved {
-                user: inner.key(),
-                manager: id,
-                reason: RemoveReason::Idle,
-            });
-        }
-        map.by_key.remove(key);
     }
 }

@@ -4,8 +4,11 @@ use std::sync::Arc;
 
 use tokio::sync::Barrier;
 use wsreg::{
-    channel_sink, ContextError, ContextField, Error, Registry, RegistryConfig, UserContext,
+    channel_sink, ContextError, ContextField, Error, GapReason, Payload, Registry, RegistryConfig,
+    UserContext,
 };
+
+use crate::support::Recorder;
 
 #[test]
 fn invalid_contexts_are_rejected_with_the_field_named() {
@@ -39,15 +42,21 @@ fn invalid_contexts_are_rejected_with_the_field_named() {
 }
 
 #[tokio::test]
-async fn the_manager_limit_refuses_a_new_user_and_changes_nothing() {
+async fn the_manager_limit_refuses_a_new_user_only_when_every_manager_is_busy() {
     let registry = Registry::new(RegistryConfig {
         max_managers: 2,
         ..Default::default()
     });
+    let mut inboxes = Vec::new();
+    let mut conns = Vec::new();
     for u in ["a", "b"] {
-        registry
-            .get_or_create(&UserContext::new(u).unwrap())
-            .unwrap();
+        let (sink, inbox) = channel_sink(1);
+        conns.push(
+            registry
+                .connect(&UserContext::new(u).unwrap(), sink)
+                .unwrap(),
+        );
+        inboxes.push(inbox);
     }
     let before = registry.inspect();
     let err = registry
@@ -63,6 +72,62 @@ async fn the_manager_limit_refuses_a_new_user_and_changes_nothing() {
     assert!(registry
         .get_or_create(&UserContext::new("a").unwrap())
         .is_ok());
+}
+
+#[tokio::test]
+async fn after_a_wave_of_logins_a_new_user_evicts_the_manager_idle_longest() {
+    let observer = Recorder::new();
+    let registry = Registry::with_observer(
+        RegistryConfig {
+            max_managers: 3,
+            ..Default::default()
+        },
+        observer.clone(),
+    );
+    let ctx = |u: &str| UserContext::new(u).unwrap();
+    // a and b log in and leave (a first); c stays.
+    let (sink, _a_tab) = channel_sink(4);
+    let a = registry.connect(&ctx("a"), sink).unwrap();
+    let seen = registry.send_text(ctx("a").key(), "hello").unwrap();
+    let (sink, _b_tab) = channel_sink(4);
+    let b = registry.connect(&ctx("b"), sink).unwrap();
+    let (sink, _c_tab) = channel_sink(4);
+    let _c = registry.connect(&ctx("c"), sink).unwrap();
+    a.close().unwrap();
+    b.close().unwrap();
+    // d is served: a, idle longest, makes room; b (idle since later) and c (connected) stay.
+    let (sink, _d_tab) = channel_sink(4);
+    registry.connect(&ctx("d"), sink).unwrap();
+    let held: Vec<String> = registry
+        .inspect()
+        .managers
+        .iter()
+        .map(|m| m.user.to_string())
+        .collect();
+    assert_eq!(held, ["b", "c", "d"]);
+    assert_eq!(observer.matching("removed a").len(), 1);
+    // a comes back with its old position: a new manager, a new epoch, and the client is told
+    // its old stream is gone rather than handed a position that means something else now.
+    let (sink, mut a_again) = channel_sink(4);
+    let resumed = registry.resume(&ctx("a"), sink, Some(seen)).unwrap();
+    assert_eq!(
+        observer.matching("removed b").len(),
+        1,
+        "b, idle now, made room"
+    );
+    assert!(!resumed.recovered());
+    assert_ne!(resumed.continues_after().epoch, seen.epoch);
+    let first = a_again.recv().await.unwrap();
+    assert!(
+        matches!(
+            first.payload(),
+            Payload::Gap {
+                reason: GapReason::EpochChanged,
+                ..
+            }
+        ),
+        "{first:?}"
+    );
 }
 
 #[tokio::test]
