@@ -188,8 +188,9 @@ impl Default for SimConfig {
 
 impl SimConfig {
     /// The config one seed runs with: `self` itself, or with swarm on, a per-seed variation in
-    /// which each op kind (but `connect` and `run`) and each fault is off with probability 1/4
-    /// and every weight is scaled by 1 to 4.
+    /// which each op kind (but `connect` and `run`) and each fault is off with probability 1/4,
+    /// every weight is scaled by 1 to 4, and one seed in four has room for only half its users'
+    /// managers.
     pub fn for_seed(&self, seed: Seed) -> SimConfig {
         let mut c = self.clone();
         c.swarm = false;
@@ -220,6 +221,11 @@ impl SimConfig {
         let f = &mut c.faults;
         for fault in [&mut f.slow_consumers, &mut f.buggify, &mut f.jitter] {
             *fault = *fault && !rng.gen_ratio(1, 4);
+        }
+        // A quarter of the seeds run with room for half the users only: connects past it evict
+        // idle managers, or are refused when every manager is busy.
+        if seed.rng("limits").gen_ratio(1, 4) {
+            c.limits.max_managers = c.limits.max_managers.min((c.users / 2).max(1));
         }
         if let Some(net) = &mut c.net {
             let mut rng = seed.rng("net-config");

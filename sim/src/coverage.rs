@@ -10,7 +10,7 @@ use wsreg::{CloseReason, RemoveReason};
 use crate::trace::{Step, What};
 
 /// Every coverage point, with what it means.
-pub const POINTS: [(&str, &str); 12] = [
+pub const POINTS: [(&str, &str); 13] = [
     (
         "resumed_recovered",
         "a tab resumed after its client's last position and the history held all it missed",
@@ -42,6 +42,10 @@ pub const POINTS: [(&str, &str); 12] = [
         "a user came back within the TTL and kept its manager",
     ),
     ("manager_reaped", "an idle manager was reaped after its TTL"),
+    (
+        "manager_evicted",
+        "a new user at the manager limit evicted the manager idle longest",
+    ),
     ("limit_refused", "a connect was refused by a limit"),
     ("many_tabs", "a user held three or more connections at once"),
 ];
@@ -192,8 +196,10 @@ impl Coverage {
             }
             What::ManagerRemoved(reason) => {
                 self.idle_keys.remove(&s.user);
-                if *reason == RemoveReason::Idle {
-                    self.hit("manager_reaped");
+                match reason {
+                    RemoveReason::Idle => self.hit("manager_reaped"),
+                    RemoveReason::Evicted => self.hit("manager_evicted"),
+                    RemoveReason::Shutdown => {}
                 }
             }
             What::Trimmed { .. } => self.hit("history_trimmed"),
