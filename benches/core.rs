@@ -25,9 +25,14 @@ fn main() {
 mod workload;
 
 #[cfg(not(madsim))]
+#[path = "support/table.rs"]
+mod table;
+
+#[cfg(not(madsim))]
 mod real {
     use std::time::Instant;
 
+    use super::table::{self, Col};
     use super::workload::workload;
 
     fn measure(users: usize, rounds: usize) -> f64 {
@@ -51,10 +56,32 @@ mod real {
             }
             rows.push((users, best));
         }
-        println!("| users | ops/s (best of 3) | ratio to 10 users |");
-        println!("|---:|---:|---:|");
-        for (users, rate) in &rows {
-            println!("| {users} | {rate:.0} | {:.2} |", rate / rows[0].1);
-        }
+        let col = |title, measured| Col {
+            title,
+            number: true,
+            measured,
+        };
+        let rows: Vec<Vec<String>> = rows
+            .iter()
+            .map(|(users, rate)| {
+                let ratio = rate / rows[0].1;
+                vec![
+                    users.to_string(),
+                    format!("{rate:.0}"),
+                    format!("{ratio:.2}"),
+                ]
+            })
+            .collect();
+        table::emit(
+            "core",
+            "cargo bench --bench core",
+            &[
+                col("users", false),
+                col("ops/s (best of 3)", true),
+                col("ratio to 10 users", true),
+            ],
+            &rows,
+            &[],
+        );
     }
 }

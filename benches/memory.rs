@@ -19,10 +19,15 @@ fn main() {
 }
 
 #[cfg(not(madsim))]
+#[path = "support/table.rs"]
+mod table;
+
+#[cfg(not(madsim))]
 mod real {
     use std::alloc::{GlobalAlloc, Layout, System};
     use std::sync::atomic::{AtomicIsize, Ordering};
 
+    use crate::table::{self, Col};
     use wsreg::{
         AgentEvent, ConnectionHandle, Envelope, Registry, RegistryConfig, SendFuture, Sink,
         UserContext,
@@ -170,21 +175,43 @@ mod real {
             .build()
             .expect("runtime");
         let envelope = std::mem::size_of::<Envelope>();
-        println!("| what | messages held | bytes |");
-        println!("|---|---:|---:|");
         let empty = rt.block_on(idle(0, 256));
-        println!("| an idle user (manager + history) | 0 | {empty:.0} |");
+        let mut rows = vec![vec![
+            "an idle user (manager + history)".to_owned(),
+            "0".to_owned(),
+            format!("{empty:.0}"),
+        ]];
         for messages in [16, 256] {
             let b = rt.block_on(idle(messages, 256));
-            println!(
-                "| an idle user (manager + history) | {messages} | {b:.0} ({:.0} a message) |",
-                (b - empty) / messages as f64
-            );
+            rows.push(vec![
+                "an idle user (manager + history)".to_owned(),
+                messages.to_string(),
+                format!("{b:.0} ({:.0} a message)", (b - empty) / messages as f64),
+            ]);
         }
         let c = rt.block_on(connection());
-        println!("| a live connection (cursor + writer task) | - | {c:.0} |");
-        println!(
-            "\n{USERS} users a row; an envelope is {envelope} bytes before its payload's strings"
+        rows.push(vec![
+            "a live connection (cursor + writer task)".to_owned(),
+            "-".to_owned(),
+            format!("{c:.0}"),
+        ]);
+        let col = |title, number| Col {
+            title,
+            number,
+            measured: false,
+        };
+        table::emit(
+            "memory",
+            "cargo bench --bench memory",
+            &[
+                col("what", false),
+                col("messages held", true),
+                col("bytes", true),
+            ],
+            &rows,
+            &[format!(
+                "{USERS} users a row; an envelope is {envelope} bytes before its payload's strings"
+            )],
         );
     }
 }

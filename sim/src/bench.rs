@@ -16,6 +16,7 @@ use crate::config::{NetConfig, SimConfig};
 use crate::recorder::Keep;
 use crate::runtime::RuntimeError;
 use crate::seed::SeedRange;
+use crate::table::{Column, Table};
 
 #[path = "../../benches/support/workload.rs"]
 mod core_workload;
@@ -212,20 +213,35 @@ pub fn run(rounds: usize, scale: u64) -> Result<Bench, RuntimeError> {
     })
 }
 
-/// The benchmark as a markdown table.
-pub fn markdown(b: &Bench) -> String {
-    let mut out = String::from(
-        "| run | users/seed | seeds | steps | wall s (median) | steps/s | seeds/s |\n|---|---:|---:|---:|---:|---:|---:|\n",
+/// The benchmark as a table: one row per run, the ratios as notes.
+pub fn table(b: &Bench, command: &str) -> Table {
+    let mut t = Table::new(
+        "throughput",
+        command,
+        vec![
+            Column::text("run"),
+            Column::count("users/seed"),
+            Column::count("seeds"),
+            Column::count("steps"),
+            Column::measured("wall s (median)"),
+            Column::measured("steps/s"),
+            Column::measured("seeds/s"),
+        ],
     );
     for r in &b.rows {
-        out.push_str(&format!(
-            "| {} | {} | {} | {} | {:.3} | {:.0} | {:.1} |\n",
-            r.name, r.users, r.seeds, r.steps, r.wall_s, r.steps_per_s, r.seeds_per_s
-        ));
+        t.row(vec![
+            r.name.clone(),
+            r.users.to_string(),
+            r.seeds.to_string(),
+            r.steps.to_string(),
+            format!("{:.3}", r.wall_s),
+            format!("{:.0}", r.steps_per_s),
+            format!("{:.1}", r.seeds_per_s),
+        ]);
     }
-    out.push_str(&format!(
-        "\nchecked / bare madsim: {:.2} (target >= 0.5); 10,000 users / 10 users: {:.2} (target >= 0.5); seeds/s through the network / in process: {:.3}; {} rounds, one worker thread\n",
+    t.notes.push(format!(
+        "checked / bare madsim: {:.2} (target >= 0.5); 10,000 users / 10 users: {:.2} (target >= 0.5); seeds/s through the network / in process: {:.3}; {} rounds, one worker thread",
         b.ratios.checked_over_bare, b.ratios.users_10k_over_10, b.ratios.net_over_in_process, b.rounds
     ));
-    out
+    t
 }

@@ -1,4 +1,4 @@
-//! The command line: `run`, `fuzz`, `plan`, `bench`, `shrink`, `replay`, `disconnect`. Parses
+//! The command line: `run`, `fuzz`, `plan`, `bench`, `shrink`, `replay`, `disconnect`, `tables`. Parses
 //! flags, calls the library, prints, and maps outcomes to the fixed exit codes of
 //! [`crate::outcome`].
 
@@ -52,6 +52,25 @@ enum Command {
     /// The disconnect benchmark: every user's socket closed by force again and again while its
     /// agent emits; counts what clients lost, with and without a gap marker.
     Disconnect(DisconnectArgs),
+    /// Re-render the README's tables from the measured tables' JSON (`--check`: fail on drift).
+    Tables(TablesArgs),
+}
+
+#[derive(Debug, Args)]
+struct TablesArgs {
+    /// The README whose `<!-- table: NAME -->` blocks are rendered.
+    #[arg(long, default_value = "README.md")]
+    readme: PathBuf,
+    /// The committed tables, one `NAME.json` each.
+    #[arg(long, default_value = "docs/tables")]
+    dir: PathBuf,
+    /// Do not write: exit 1 when the README differs from what the tables render.
+    #[arg(long)]
+    check: bool,
+    /// Also compare the tables of a fresh measurement in this directory with the committed ones:
+    /// every count must match (wall-clock cells may differ).
+    #[arg(long)]
+    fresh: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -86,6 +105,9 @@ struct DisconnectArgs {
     /// Also write the summary as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Also write the table as JSON into this directory, for `tables`.
+    #[arg(long)]
+    tables: Option<PathBuf>,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -139,6 +161,9 @@ struct BenchArgs {
     /// Also write the results as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Also write each printed table as JSON into this directory, for `tables`.
+    #[arg(long)]
+    tables: Option<PathBuf>,
     /// Seeds per zoo bug for the detection table (0 skips it).
     #[arg(long, default_value_t = 1_000)]
     zoo_seeds: u64,
@@ -335,6 +360,7 @@ pub fn main() -> i32 {
         Command::Shrink(a) => shrink(a),
         Command::Replay(a) => replay(a),
         Command::Disconnect(a) => disconnect(a),
+        Command::Tables(a) => tables(a),
     };
     match result {
         Ok(code) => code,
@@ -512,8 +538,11 @@ fn bench(a: BenchArgs) -> Result<i32> {
         Some(_) => None,
         None => Some(crate::bench::run(a.rounds, a.scale)?),
     };
+    let command = crate::table::invocation("cargo sim");
+    let mut printed = Vec::new();
     if let Some(b) = &throughput {
-        print!("{}", crate::bench::markdown(b));
+        printed.push(crate::bench::table(b, &command));
+        print!("{}", printed[0].markdown());
     }
     let bugs: Vec<Bug> = a.bug.map_or_else(|| Bug::ALL.to_vec(), |b| vec![b]);
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -525,7 +554,8 @@ fn bench(a: BenchArgs) -> Result<i32> {
     };
     if !zoo.is_empty() {
         println!();
-        print!("{}", crate::detection::markdown(&zoo));
+        printed.push(crate::detection::table(&zoo, &command));
+        print!("{}", printed[printed.len() - 1].markdown());
     }
     let net_zoo = if a.net_seeds == 0 {
         Vec::new()
@@ -535,7 +565,13 @@ fn bench(a: BenchArgs) -> Result<i32> {
     };
     if !net_zoo.is_empty() {
         println!();
-        print!("{}", crate::detection::markdown_net(&net_zoo));
+        printed.push(crate::detection::table_net(&net_zoo, &command));
+        print!("{}", printed[printed.len() - 1].markdown());
+    }
+    if let Some(dir) = &a.tables {
+        for t in &printed {
+            t.write_to(dir)?;
+        }
     }
     if let Some(path) = &a.json {
         let all = serde_json::json!({ "throughput": throughput, "zoo": zoo, "net_zoo": net_zoo });
@@ -704,7 +740,59 @@ fn disconnect(a: DisconnectArgs) -> Result<i32> {
         std::fs::write(path, serde_json::to_string_pretty(&summary)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
+    if let Some(dir) = &a.tables {
+        crate::disconnect::table(&summary, &crate::table::invocation("cargo sim")).write_to(dir)?;
+    }
     Ok(code)
+}
+
+fn tables(a: TablesArgs) -> Result<i32> {
+    use crate::table::{check_readme, render_readme, Table};
+    let readme = std::fs::read_to_string(&a.readme)
+        .with_context(|| format!("reading {}", a.readme.display()))?;
+    let mut drift = Vec::new();
+    if let Some(fresh) = &a.fresh {
+        let mut names: Vec<String> = std::fs::read_dir(fresh)
+            .with_context(|| format!("reading {}", fresh.display()))?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter_map(|f| f.strip_suffix(".json").map(str::to_owned))
+            .collect();
+        names.sort();
+        if names.is_empty() {
+            bail!("{} holds no tables", fresh.display());
+        }
+        for name in &names {
+            let committed = Table::read(&a.dir, name)?;
+            drift.extend(committed.count_drift(&Table::read(fresh, name)?));
+            println!("tables: {name}: compared with {}", a.dir.display());
+        }
+    }
+    if a.check {
+        match check_readme(&readme, &a.dir) {
+            Ok(used) => println!(
+                "tables: the README shows {} tables as committed",
+                used.len()
+            ),
+            Err(e) => drift.push(e.to_string()),
+        }
+    } else {
+        let (rendered, used) = render_readme(&readme, &a.dir)?;
+        std::fs::write(&a.readme, rendered)
+            .with_context(|| format!("writing {}", a.readme.display()))?;
+        println!(
+            "tables: rendered {} tables into {}",
+            used.len(),
+            a.readme.display()
+        );
+    }
+    for d in &drift {
+        println!("drift: {d}");
+    }
+    Ok(if drift.is_empty() {
+        EXIT_PASS
+    } else {
+        EXIT_VIOLATION
+    })
 }
 
 fn plan(a: PlanArgs) -> Result<i32> {

@@ -17,6 +17,7 @@ use crate::recorder::Keep;
 use crate::runtime::RuntimeError;
 use crate::seed::SeedRange;
 use crate::shrink::{shrink, ShrinkOptions};
+use crate::table::{Column, Table};
 use crate::zoo::Bug;
 
 /// How one way of testing fared against one bug.
@@ -244,29 +245,34 @@ pub fn measure_net(
     Ok(rows)
 }
 
-/// The network zoo table in markdown.
-pub fn markdown_net(rows: &[NetRow]) -> String {
-    let mut out = String::from(
-        "| bug | seeds failing | first failing seed | caught by |\n|---|---:|---:|---|\n",
+/// The network zoo table.
+pub fn table_net(rows: &[NetRow], command: &str) -> Table {
+    let mut t = Table::new(
+        "zoo-net",
+        command,
+        vec![
+            Column::text("bug"),
+            Column::count("seeds failing"),
+            Column::count("first failing seed"),
+            Column::text("caught by"),
+        ],
     );
     for r in rows {
         let by: Vec<String> = r.by.iter().map(|(l, n)| format!("{l} {n}")).collect();
-        out.push_str(&format!(
-            "| {} | {}/{} | {} | {} |\n",
-            r.bug,
-            r.failing,
-            r.seeds,
+        t.row(vec![
+            r.bug.to_string(),
+            format!("{}/{}", r.failing, r.seeds),
             r.first.map_or("-".to_owned(), |s| s.to_string()),
-            by.join(", ")
-        ));
+            by.join(", "),
+        ]);
     }
     let caught = rows.iter().filter(|r| r.failing > 0).count();
-    out.push_str(&format!(
-        "\nthrough the network: {caught} of {} bugs caught within {} seeds\n",
+    t.notes.push(format!(
+        "through the network: {caught} of {} bugs caught within {} seeds",
         rows.len(),
         rows.first().map_or(0, |r| r.seeds)
     ));
-    out
+    t
 }
 
 /// The geometric mean of the rows' ratios.
@@ -278,10 +284,29 @@ pub fn geometric_mean(rows: &[BugRow]) -> f64 {
     (logs / rows.len() as f64).exp()
 }
 
-/// The zoo table in markdown.
-pub fn markdown(rows: &[BugRow]) -> String {
-    let mut out = String::from(
-        "| bug | expected | harness: found in | median seeds to 1st | virtual s to 1st | wall ms to 1st | first caught by | as expected | reproduces | baseline (a): found in | median seeds | reproduces | ratio (a)/harness | shrunk ops | shrink s | trace lines |\n|---|---|---:|---:|---:|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+/// The zoo table.
+pub fn table(rows: &[BugRow], command: &str) -> Table {
+    let mut t = Table::new(
+        "zoo",
+        command,
+        vec![
+            Column::text("bug"),
+            Column::text("expected"),
+            Column::count("harness: found in"),
+            Column::count("median seeds to 1st"),
+            Column::count("virtual s to 1st"),
+            Column::measured("wall ms to 1st"),
+            Column::text("first caught by"),
+            Column::text("as expected"),
+            Column::count("reproduces"),
+            Column::count("baseline (a): found in"),
+            Column::count("median seeds"),
+            Column::count("reproduces"),
+            Column::count("ratio (a)/harness"),
+            Column::count("shrunk ops"),
+            Column::measured("shrink s"),
+            Column::count("trace lines"),
+        ],
     );
     for r in rows {
         let h = &r.harness;
@@ -293,42 +318,36 @@ pub fn markdown(rows: &[BugRow]) -> String {
         let shrunk = r
             .shrunk_ops
             .map_or("-".to_owned(), |(a, b)| format!("{a} → {b}"));
-        out.push_str(&format!(
-            "| {} | {} | {}/{} | {}{:.1} | {:.3} | {:.1} | {} | {} | {} | {}/{} | {}{:.1} | {} | {}{:.1} | {} | {:.2} | {} |\n",
-            r.bug,
+        t.row(vec![
+            r.bug.to_string(),
             r.expected.join(", "),
-            h.detected,
-            h.seeds,
-            at_least(h.censored),
-            h.median_seeds,
-            h.median_virtual_s,
-            h.median_wall_ms,
+            format!("{}/{}", h.detected, h.seeds),
+            format!("{}{:.1}", at_least(h.censored), h.median_seeds),
+            format!("{:.3}", h.median_virtual_s),
+            format!("{:.1}", h.median_wall_ms),
             first,
-            if r.caught_as_expected { "yes" } else { "NO" },
+            (if r.caught_as_expected { "yes" } else { "NO" }).to_owned(),
             reproduced(h.reproduced),
-            b.detected,
-            b.seeds,
-            at_least(b.censored),
-            b.median_seeds,
+            format!("{}/{}", b.detected, b.seeds),
+            format!("{}{:.1}", at_least(b.censored), b.median_seeds),
             reproduced(b.reproduced),
-            r.ratio_bound,
-            r.ratio,
+            format!("{}{:.1}", r.ratio_bound, r.ratio),
             shrunk,
-            r.shrink_s,
-            r.shrunk_trace,
-        ));
+            format!("{:.2}", r.shrink_s),
+            r.shrunk_trace.to_string(),
+        ]);
     }
     let bound = if rows.iter().any(|r| r.ratio_bound == ">= ") {
         "at least "
     } else {
         ""
     };
-    out.push_str(&format!(
-        "\ngeometric mean of the seeds-to-detection ratios, baseline (a) over the harness: {bound}{:.2} (target >= 5); `>=` marks a median block in which baseline (a) found nothing in its {} seeds, so the true ratio is higher\n",
+    t.notes.push(format!(
+        "geometric mean of the seeds-to-detection ratios, baseline (a) over the harness: {bound}{:.2} (target >= 5); `>=` marks a median block in which baseline (a) found nothing in its {} seeds, so the true ratio is higher",
         geometric_mean(rows),
         rows.first().map_or(0, |r| r.harness.seeds / BLOCKS)
     ));
-    out
+    t
 }
 
 fn at_least(censored: bool) -> &'static str {

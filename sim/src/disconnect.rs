@@ -34,6 +34,7 @@ use wsreg::{
 
 use crate::backend::Backend;
 use crate::runtime::{simulate, Link, Panicked, RuntimeError};
+use crate::table::{Column, Table};
 use crate::zoo::Bug;
 
 /// What to run.
@@ -598,37 +599,68 @@ pub fn markdown(s: &Summary) -> String {
         .bug
         .map_or("the core".to_owned(), |b| format!("{b} ({})", b.story()));
     format!(
-        "disconnect benchmark: {} users, {} events/s each for {} virtual s, every socket closed by force every 12–18 s and offline 1.5–2.5 s; history {} messages a user; seed {}; {target}, {link}\n\n\
-         | mode | users | accepted | delivered | delivery ratio | reconnects | recovered in full | gaps signalled (messages) | unsignalled gaps | duplicates | replays | replay p50 ms | replay p99 ms | replay max ms | virtual s |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n\
-         | {} | {} | {} | {} | {:.6} | {} | {} | {} ({}) | {} | {} | {} | {:.1} | {:.1} | {:.1} | {:.1} |\n\n\
-         connects: p50 {:.1} ms, p99 {:.1} ms, {} refused; digest {}\n",
+        "disconnect benchmark: {} users, {} events/s each for {} virtual s, every socket closed by force every 12–18 s and offline 1.5–2.5 s; history {} messages a user; seed {}; {target}, {link}\n\n{}digest {}\n",
         o.users,
         o.rate_per_s,
         o.seconds,
         o.history,
         o.seed,
-        s.mode,
-        o.users,
-        s.accepted,
-        s.delivered,
-        s.delivery_ratio,
-        s.reconnects,
-        s.recovered,
-        s.gaps_signalled,
-        s.lost_signalled,
-        s.unsignalled_gaps,
-        s.duplicates,
-        s.replays,
-        s.replay_p50_ms,
-        s.replay_p99_ms,
-        s.replay_max_ms,
-        s.virtual_s,
-        s.connect_p50_ms,
-        s.connect_p99_ms,
-        s.refused,
+        table(s, "").markdown(),
         s.digest,
     )
+}
+
+/// The summary as a one-row table, named `disconnect-` and the mode. Every cell is a function
+/// of the options and the seed (times are virtual).
+pub fn table(s: &Summary, command: &str) -> Table {
+    let name = format!("disconnect-{}", s.mode.replace(' ', "-"));
+    let mut t = Table::new(
+        &name,
+        command,
+        [
+            "users",
+            "accepted",
+            "delivered",
+            "delivery ratio",
+            "reconnects",
+            "recovered in full",
+            "gaps signalled (messages)",
+            "unsignalled gaps",
+            "duplicates",
+            "replays",
+            "replay p50 ms",
+            "replay p99 ms",
+            "replay max ms",
+            "virtual s",
+        ]
+        .iter()
+        .fold(vec![Column::text("mode")], |mut c, title| {
+            c.push(Column::count(title));
+            c
+        }),
+    );
+    t.row(vec![
+        s.mode.to_owned(),
+        s.options.users.to_string(),
+        s.accepted.to_string(),
+        s.delivered.to_string(),
+        format!("{:.6}", s.delivery_ratio),
+        s.reconnects.to_string(),
+        s.recovered.to_string(),
+        format!("{} ({})", s.gaps_signalled, s.lost_signalled),
+        s.unsignalled_gaps.to_string(),
+        s.duplicates.to_string(),
+        s.replays.to_string(),
+        format!("{:.1}", s.replay_p50_ms),
+        format!("{:.1}", s.replay_p99_ms),
+        format!("{:.1}", s.replay_max_ms),
+        format!("{:.1}", s.virtual_s),
+    ]);
+    t.notes.push(format!(
+        "{}: connects p50 {:.1} ms, p99 {:.1} ms, {} refused",
+        s.mode, s.connect_p50_ms, s.connect_p99_ms, s.refused
+    ));
+    t
 }
 
 #[cfg(test)]

@@ -1,8 +1,9 @@
 //! wsreg-sim: a seeded deterministic simulator for wsreg, built on madsim.
 //!
 //! One seed drives many concurrent simulated users against the core (or any [`Backend`]),
-//! faults included; every core observation and client action is a step, and the invariants of
-//! DESIGN section 3 are checked after every step.
+//! faults included; every core observation and client action is a step, and the invariants
+//! I1–I10 (defined in the README, named by [`invariant::Invariant`]) are checked after every
+//! step.
 //!
 //! Data flow: [`Seed`] → [`SimConfig::for_seed`] (swarm) → [`workload::generate`] ([`Plan`]) →
 //! [`run_plan`] (a fresh thread, a madsim runtime, a [`world`]) → [`RunReport`] with an
@@ -15,7 +16,8 @@
 //! (verdicts and exit codes), `runtime` (the only madsim-specific code), [`campaign`] (many
 //! seeds), `shrink`, `snapshot` (the regression corpus), `report` (what is printed), `bench`
 //! and `detection` (throughput and the zoo tables), [`disconnect`] (the disconnect benchmark),
-//! `stress` (baseline (b) on real tokio), [`cli`].
+//! `stress` (baseline (b) on real tokio), [`table`] (measured tables as JSON and as the README's
+//! markdown), [`cli`].
 
 pub mod backend;
 pub mod bench;
@@ -38,6 +40,7 @@ pub mod seed;
 pub mod shrink;
 pub mod snapshot;
 pub mod stress;
+pub mod table;
 pub mod trace;
 pub mod workload;
 pub mod world;

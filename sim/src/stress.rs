@@ -15,6 +15,7 @@ use crate::plan::Plan;
 use crate::recorder::Keep;
 use crate::runtime::RuntimeError;
 use crate::seed::Seed;
+use crate::table::{Align, Column, Kind, Table};
 use crate::world::RunReport;
 use crate::zoo::Bug;
 
@@ -96,25 +97,33 @@ pub fn stress_bug(bug: Bug, iterations: u32) -> Result<StressRow, RuntimeError> 
     })
 }
 
-/// The stress table in markdown.
-pub fn markdown(rows: &[StressRow]) -> String {
-    let mut out = String::from(
-        "| bug | baseline (b): found at iteration | failure | wall s | same failure when run again |\n|---|---:|---|---:|---|\n",
+/// The stress table. Its outcomes come from real tokio scheduling, so they are `measured`.
+pub fn table(rows: &[StressRow], command: &str) -> Table {
+    let mut t = Table::new(
+        "stress",
+        command,
+        vec![
+            Column::text("bug"),
+            Column::measured("baseline (b): found at iteration"),
+            Column::new("failure", Align::Left, Kind::Measured),
+            Column::measured("wall s"),
+            Column::new("same failure when run again", Align::Left, Kind::Measured),
+        ],
     );
     for r in rows {
-        out.push_str(&format!(
-            "| {} | {} | {} | {:.1} | {} |\n",
-            r.bug,
+        t.row(vec![
+            r.bug.to_string(),
             r.found_at
                 .map_or(format!("not in {}", r.iterations), |i| i.to_string()),
-            r.label.as_deref().unwrap_or("-"),
-            r.wall_s,
+            r.label.clone().unwrap_or_else(|| "-".to_owned()),
+            format!("{:.1}", r.wall_s),
             match r.reproduced {
                 Some(true) => "yes",
                 Some(false) => "no",
                 None => "-",
             }
-        ));
+            .to_owned(),
+        ]);
     }
-    out
+    t
 }

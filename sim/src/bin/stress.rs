@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use wsreg_sim::stress::{markdown, stress_bug};
+use wsreg_sim::stress::{stress_bug, table};
 use wsreg_sim::zoo::Bug;
 
 /// Runs each zoo bug's workload in a real tokio stress loop, with end-of-run assertions only.
@@ -23,6 +23,9 @@ struct Args {
     /// Also write the rows as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Also write the table as JSON into this directory (`stress.json`), for `cargo sim tables`.
+    #[arg(long)]
+    tables: Option<PathBuf>,
 }
 
 fn main() {
@@ -53,7 +56,14 @@ fn main() {
     });
     let mut rows = rows.into_inner().expect("rows");
     rows.sort_by_key(|r| r.bug);
-    print!("{}", markdown(&rows));
+    let t = table(&rows, &wsreg_sim::table::invocation("cargo stress"));
+    print!("{}", t.markdown());
+    if let Some(dir) = &args.tables {
+        if let Err(e) = t.write_to(dir) {
+            eprintln!("error: {e}");
+            std::process::exit(wsreg_sim::outcome::EXIT_USAGE);
+        }
+    }
     if let Some(path) = args.json {
         let text = serde_json::to_string_pretty(&rows).expect("rows serialise");
         if let Err(e) = std::fs::write(&path, text) {

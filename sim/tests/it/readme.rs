@@ -62,3 +62,34 @@ fn the_readme_defines_exactly_the_zoo_bugs() {
     let expected: Vec<String> = Bug::ALL.iter().map(|b| b.to_string()).collect();
     assert_eq!(defined, expected, "README zoo table vs the Bug enum");
 }
+
+/// Every table in the README is rendered from the JSON a command wrote (`docs/tables/`); a table
+/// edited by hand, or JSON re-measured without re-rendering, fails here.
+#[test]
+fn the_readme_tables_are_the_ones_the_commands_printed() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let dir = root.join("docs/tables");
+    let used = wsreg_sim::table::check_readme(&readme, &dir).unwrap_or_else(|e| panic!("{e}"));
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .expect("docs/tables")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|f| f.strip_suffix(".json").map(str::to_owned))
+        .collect();
+    files.sort();
+    let mut shown = used.clone();
+    shown.sort();
+    assert_eq!(
+        shown, files,
+        "every committed table is shown once, and only those"
+    );
+    for t in used {
+        let table = wsreg_sim::table::Table::read(&dir, &t).expect("read");
+        let printed_by = readme.contains(&format!("`{}`", table.command));
+        assert!(
+            printed_by,
+            "{t}: the README names its command `{}`",
+            table.command
+        );
+    }
+}
