@@ -1,5 +1,5 @@
 //! The one place that knows about madsim's runtime: each run gets a fresh OS thread and a fresh
-//! seeded runtime on it, with nothing built on that thread before the runtime (DESIGN section 4).
+//! seeded runtime on it, with nothing built on that thread before the runtime.
 //! A build without `--cfg madsim` refuses to run anything.
 
 use std::sync::Arc;

@@ -1,5 +1,5 @@
 //! The checker: a small model of what the core should hold, fed every [`Step`], and the named
-//! invariants of DESIGN section 3 checked against it after every step. Every check is a few
+//! invariants I1–I10 (defined in the README) checked against it after every step. Every check is a few
 //! ordered-map operations on the keys the step names, so the per-step cost does not grow with the
 //! number of users. Each group of invariants lives in its own file.
 
@@ -21,7 +21,7 @@ use crate::config::Limits;
 use crate::coverage::Coverage;
 use crate::trace::{MsgTag, Step, What};
 
-/// The invariants of DESIGN section 3.
+/// The invariants, I1–I10, each defined in the README.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub enum Invariant {
     /// Every message delivered to a connection was addressed to that connection's user.

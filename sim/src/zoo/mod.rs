@@ -1,4 +1,4 @@
-//! The bug zoo: every bug of the modelled system's catalogue (DESIGN section 5) planted as a
+//! The bug zoo: every bug of the catalogue in the README (B1, B3–B22) planted as a
 //! [`Backend`](crate::Backend) over the real core, the way a buggy registry would be built, so
 //! the core itself stays correct and carries no zoo code. Each measures the harness: it must be
 //! caught by one of its expected invariants.
@@ -110,7 +110,7 @@ impl Bug {
         }
     }
 
-    /// The invariants expected to catch it: DESIGN's, plus I3 where the planted key function is
+    /// The invariants expected to catch it (the README's bug table), plus I3 where the planted key function is
     /// itself what breaks (B10 and B18 file a user under another's key, which the harness sees
     /// at the connect, before any message is misdelivered).
     pub fn expected(self) -> &'static [Invariant] {

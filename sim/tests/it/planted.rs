@@ -1,4 +1,4 @@
-//! Deliberately broken variants of the core are caught by the invariant DESIGN names, within a
+//! Deliberately broken variants of the core are caught by the invariant the README names for them, within a
 //! bounded number of seeds, and the reported seed reproduces in a fresh process. The real core
 //! passes a campaign.
 
