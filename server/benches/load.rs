@@ -1,10 +1,17 @@
-//! Load on a real server over loopback: N clients (default 1,000 sockets), each starting R agent
-//! runs, all at once. Reports events delivered per second, the p50/p99 latency from sending
-//! `start_run` to receiving that run's `agent_completed` (the demo agent emits without pauses,
-//! so this is the pipeline: frame in, seven emits, seven frames out), and counts misdelivered and
-//! lost events (zero expected). Bounded: it stops by itself, and gives up after 60 s.
+//! Load on a real server over loopback: N sockets (default 10,000), each starting R agent runs
+//! (default 4, the server's runs-in-flight limit), all at once. The server runs in a child
+//! process (this binary again), so its resident memory is its own: the table reports the
+//! server's RSS per open socket (measured with every socket connected and idle, over the
+//! server's RSS before the first connect), events delivered per second, the p50/p99 latency from
+//! sending `start_run` to receiving that run's `agent_completed` (the demo agent emits without
+//! pauses: frame in, seven emits, seven frames out), and counts misdelivered events, lost events
+//! and unsignalled gaps (a position that does not follow the last one; zero expected).
 //!
-//! `cargo bench -p wsreg-server --bench load [-- CLIENTS RUNS]`
+//! Sockets connect 200 at a time (a burst of 10,000 SYNs overflows the loopback accept queue,
+//! and the kernel's retransmission then dominates). The open-files limit is raised to its hard
+//! maximum in both processes. Bounded: it gives up after 120 s.
+//!
+//! `cargo bench -p wsreg-server --bench load [-- CLIENTS RUNS] [--tables DIR]`
 
 #[cfg(madsim)]
 fn main() {
@@ -17,17 +24,30 @@ fn main() {
 }
 
 #[cfg(not(madsim))]
+#[path = "../../benches/support/table.rs"]
+mod table;
+
+#[cfg(not(madsim))]
 mod real {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Child, Command, Stdio};
+    use std::sync::Arc;
     use std::time::{Duration, Instant};
 
+    use crate::table::{self, Col};
     use tokio::net::TcpListener;
+    use tokio::sync::{Barrier, Semaphore};
     use wsreg::RegistryConfig;
     use wsreg_server::client::Client;
     use wsreg_server::protocol::{ClientMessage, ServerMessage};
     use wsreg_server::{auth, Server, ServerConfig};
 
     const EVENTS_PER_RUN: usize = 7; // started, thinking, 2 x (executing, completed), completed
+    const SECRET: &[u8] = b"load";
+    /// Set in the child: serve, print the address, stop when stdin closes.
+    const SERVE: &str = "WSREG_LOAD_SERVE";
 
+    #[derive(Default)]
     struct ClientResult {
         latencies: Vec<Duration>,
         events: usize,
@@ -35,9 +55,73 @@ mod real {
         gaps: usize,
     }
 
-    async fn one_client(addr: String, user: String, runs: usize) -> ClientResult {
-        let token = auth::issue(b"load", &user, u64::MAX);
+    fn raise_open_files() {
+        if let Ok((_, hard)) = rlimit::Resource::NOFILE.get() {
+            let _ = rlimit::Resource::NOFILE.set(hard, hard);
+        }
+    }
+
+    /// The child: a server sized for the load, on an ephemeral port.
+    fn serve(clients: usize, runs: usize) {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            println!("{}", listener.local_addr().expect("addr"));
+            let mut config = ServerConfig::new(SECRET, || 0);
+            config.agent_step = Duration::ZERO;
+            config.max_runs_per_user = runs.max(1);
+            config.registry = RegistryConfig {
+                max_connections: clients * 2,
+                max_managers: clients * 2,
+                max_connections_per_user: 2,
+                history_capacity: 256,
+                ..RegistryConfig::default()
+            };
+            let stdin_closed = tokio::task::spawn_blocking(|| {
+                let mut line = String::new();
+                while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {}
+            });
+            let _ = Server::new(config)
+                .serve(listener, async {
+                    let _ = stdin_closed.await;
+                })
+                .await;
+        });
+    }
+
+    /// Resident bytes of a process.
+    fn rss(pid: u32) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    }
+
+    async fn one_client(
+        addr: String,
+        user: String,
+        runs: usize,
+        handshakes: Arc<Semaphore>,
+        connected: Arc<Barrier>,
+        go: Arc<Barrier>,
+    ) -> ClientResult {
+        let token = auth::issue(SECRET, &user, u64::MAX);
+        let permit = handshakes.acquire_owned().await.expect("semaphore");
         let mut c = Client::connect(&addr, &token).await.expect("connect");
+        let welcome = c.next().await;
+        assert!(
+            matches!(welcome, Some(Ok(ServerMessage::Welcome { .. }))),
+            "{welcome:?}"
+        );
+        drop(permit);
+        connected.wait().await;
+        go.wait().await;
         let mut sent = Vec::new();
         for _ in 0..runs {
             sent.push(Instant::now());
@@ -45,12 +129,7 @@ mod real {
                 .await
                 .expect("send");
         }
-        let mut r = ClientResult {
-            latencies: Vec::new(),
-            events: 0,
-            misdelivered: 0,
-            gaps: 0,
-        };
+        let mut r = ClientResult::default();
         let mut last_seq = 0;
         while r.latencies.len() < runs {
             let Some(Ok(frame)) = c.next().await else {
@@ -75,67 +154,126 @@ mod real {
         r
     }
 
+    fn spawn_server(clients: usize, runs: usize) -> (Child, String) {
+        let mut child = Command::new(std::env::current_exe().expect("this binary"))
+            .env(SERVE, format!("{clients} {runs}"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("the server process starts");
+        let mut addr = String::new();
+        BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut addr)
+            .expect("the server prints its address");
+        (child, addr.trim().to_owned())
+    }
+
     pub fn main() {
+        raise_open_files();
+        if let Ok(sizes) = std::env::var(SERVE) {
+            let mut n = sizes.split(' ').map(|s| s.parse().unwrap_or(1));
+            serve(n.next().unwrap_or(1), n.next().unwrap_or(1));
+            return;
+        }
         let args: Vec<usize> = std::env::args()
             .skip(1)
             .filter_map(|a| a.parse().ok())
             .collect();
-        let clients = args.first().copied().unwrap_or(1_000);
-        let runs = args.get(1).copied().unwrap_or(10);
+        let clients = args.first().copied().unwrap_or(10_000);
+        let runs = args.get(1).copied().unwrap_or(4);
+        let (mut server, addr) = spawn_server(clients, runs);
+        let idle_rss = rss(server.id());
         let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(1)
             .enable_all()
             .build()
             .expect("runtime");
-        rt.block_on(async move {
-            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            let addr = listener.local_addr().expect("addr").to_string();
-            let mut config = ServerConfig::new(b"load", || 0);
-            config.agent_step = Duration::ZERO;
-            config.registry = RegistryConfig {
-                max_connections_per_user: 2,
-                history_capacity: 256,
-                ..RegistryConfig::default()
-            };
-            let server = Server::new(config);
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            let serving = tokio::spawn(server.serve(listener, async {
-                let _ = stopped.await;
-            }));
-            let started = Instant::now();
+        let pid = server.id();
+        let (all, wall, per_socket) = rt.block_on(async move {
+            let handshakes = Arc::new(Semaphore::new(200));
+            let connected = Arc::new(Barrier::new(clients + 1));
+            let go = Arc::new(Barrier::new(clients + 1));
             let tasks: Vec<_> = (0..clients)
-                .map(|i| tokio::spawn(one_client(addr.clone(), format!("user{i}"), runs)))
+                .map(|i| {
+                    tokio::spawn(one_client(
+                        addr.clone(),
+                        format!("user{i}"),
+                        runs,
+                        Arc::clone(&handshakes),
+                        Arc::clone(&connected),
+                        Arc::clone(&go),
+                    ))
+                })
                 .collect();
+            connected.wait().await;
+            tokio::time::sleep(Duration::from_millis(500)).await; // let the server settle
+            let per_socket = rss(pid).saturating_sub(idle_rss) as f64 / clients as f64;
+            let started = Instant::now();
+            go.wait().await;
             let mut all = Vec::new();
-            let results = tokio::time::timeout(Duration::from_secs(60), async {
+            let finished = tokio::time::timeout(Duration::from_secs(120), async {
                 for t in tasks {
                     all.push(t.await.expect("client task"));
                 }
             })
             .await;
-            let wall = started.elapsed();
-            let _ = stop.send(());
-            let _ = serving.await;
-            if results.is_err() {
-                println!("gave up after 60 s with {} of {clients} clients done", all.len());
+            if finished.is_err() {
+                println!(
+                    "gave up after 120 s with {} of {clients} clients done",
+                    all.len()
+                );
             }
-            let mut lat: Vec<Duration> = all.iter().flat_map(|r| r.latencies.clone()).collect();
-            lat.sort();
-            let pct = |p: f64| lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)));
-            let events: usize = all.iter().map(|r| r.events).sum();
-            let expected = clients * runs * EVENTS_PER_RUN;
-            println!("| clients | runs each | events | wall s | events/s | run p50 ms | run p99 ms | misdelivered | lost | seq gaps |");
-            println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-            println!(
-                "| {clients} | {runs} | {events} | {:.2} | {:.0} | {:.1} | {:.1} | {} | {} | {} |",
-                wall.as_secs_f64(),
-                events as f64 / wall.as_secs_f64(),
-                pct(0.50).map_or(0.0, |d| d.as_secs_f64() * 1e3),
-                pct(0.99).map_or(0.0, |d| d.as_secs_f64() * 1e3),
-                all.iter().map(|r| r.misdelivered).sum::<usize>(),
-                expected.saturating_sub(events),
-                all.iter().map(|r| r.gaps).sum::<usize>(),
-            );
+            (all, started.elapsed(), per_socket)
         });
+        drop(server.stdin.take()); // the server drains and stops
+        let _ = server.wait();
+        let mut lat: Vec<Duration> = all.iter().flat_map(|r| r.latencies.clone()).collect();
+        lat.sort();
+        let pct = |p: f64| {
+            lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
+                .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+        };
+        let events: usize = all.iter().map(|r| r.events).sum();
+        let expected = clients * runs * EVENTS_PER_RUN;
+        let col = |title, measured| Col {
+            title,
+            number: true,
+            measured,
+        };
+        let (count, measured) = (|t| col(t, false), |t| col(t, true));
+        table::emit(
+            "server-load",
+            "cargo bench -p wsreg-server --bench load",
+            &[
+                count("sockets"),
+                count("runs each"),
+                count("events"),
+                measured("server RSS per socket (KiB)"),
+                measured("wall s"),
+                measured("events/s"),
+                measured("run p50 ms"),
+                measured("run p99 ms"),
+                count("misdelivered"),
+                count("lost"),
+                count("unsignalled gaps"),
+            ],
+            &[vec![
+                clients.to_string(),
+                runs.to_string(),
+                events.to_string(),
+                format!("{:.1}", per_socket / 1024.0),
+                format!("{:.2}", wall.as_secs_f64()),
+                format!("{:.0}", events as f64 / wall.as_secs_f64()),
+                format!("{:.1}", pct(0.50)),
+                format!("{:.1}", pct(0.99)),
+                all.iter().map(|r| r.misdelivered).sum::<usize>().to_string(),
+                expected.saturating_sub(events).to_string(),
+                all.iter().map(|r| r.gaps).sum::<usize>().to_string(),
+            ]],
+            &[format!(
+                "server RSS before the first connect {:.1} MiB; client and server are separate processes on one machine",
+                idle_rss as f64 / (1024.0 * 1024.0)
+            )],
+        );
     }
 }

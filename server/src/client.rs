@@ -19,7 +19,9 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connects to `ws://{addr}/?token={token}`. A refused token is an `Http` error (401).
+    /// Connects to `ws://{addr}/?token={token}`. `addr` is `host:port`, optionally followed by
+    /// a path (`host:port/ws`, for an endpoint mounted in an axum app). A refused token is an
+    /// `Http` error (401).
     pub async fn connect(addr: &str, token: &str) -> Result<Client, WsError> {
         Self::connect_in_thread(addr, token, None).await
     }
@@ -53,8 +55,9 @@ impl Client {
             }
             query.finish()
         };
-        let url = format!("ws://{addr}/?{query}");
-        let stream = TcpStream::connect(addr).await?;
+        let (host, path) = addr.split_once('/').unwrap_or((addr, ""));
+        let url = format!("ws://{host}/{path}?{query}");
+        let stream = TcpStream::connect(host).await?;
         let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
         let (ws, _) =
             tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;

@@ -3,14 +3,26 @@
 //! - [`auth`]: HMAC-signed tokens naming a user id and an expiry.
 //! - [`protocol`]: the JSON frames both ways.
 //! - [`hub`]: what the server needs from a registry ([`wsreg::Registry`] is one).
-//! - [`server`]: the listener, per-socket handling, the demo agent, graceful shutdown.
+//! - [`handshake`]: what an upgrade request asks for, checked before anything is registered.
+//! - [`server`]: the listener, the demo agent, graceful shutdown; each socket's protocol
+//!   (heartbeats, budgets, timeouts) lives in a private `session` module.
+//! - [`rate`]: the per-socket message budget.
+//! - [`metrics`]: Prometheus metrics and `tracing` events, fed by the core as an observer.
+//! - `axum` (real tokio only): the same endpoint as an axum handler, with `/metrics` and
+//!   `/healthz`.
 //! - [`client`]: a small client, used by the CLI, the tests and the load benchmark.
 
 pub mod auth;
+#[cfg(not(madsim))]
+pub mod axum;
 pub mod client;
+pub mod handshake;
 pub mod hub;
+pub mod metrics;
 pub mod protocol;
+pub mod rate;
 pub mod server;
+mod session;
 
 pub use hub::{Hub, Registered};
 pub use server::{Server, ServerConfig};

@@ -4,6 +4,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
 use wsreg::Position;
 use wsreg_server::client::Client;
 use wsreg_server::protocol::{ClientMessage, ServerMessage};
@@ -29,11 +30,17 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve until Ctrl-C, then drain every queue and close.
+    /// Serve until Ctrl-C, then drain every queue and close. Logs go to stderr, filtered by
+    /// `RUST_LOG` (default `info`; `debug` shows every connection and manager).
     Serve {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:9001")]
         addr: String,
+        /// Also serve `/metrics` (Prometheus) and `/healthz` on this address.
+        #[arg(long)]
+        metrics_addr: Option<String>,
+        #[command(flatten)]
+        limits: Limits,
     },
     /// Print a token for a user.
     Token {
@@ -61,6 +68,55 @@ enum Command {
     },
 }
 
+/// The server's limits, each with its default.
+#[derive(Debug, clap::Args)]
+struct Limits {
+    /// Connections over every user.
+    #[arg(long, default_value_t = 100_000)]
+    max_connections: usize,
+    /// Connections (tabs) one user may hold at once.
+    #[arg(long, default_value_t = 8)]
+    max_connections_per_user: usize,
+    /// Users with a manager at once; past it the manager idle longest is evicted.
+    #[arg(long, default_value_t = 10_000)]
+    max_managers: usize,
+    /// Seconds from TCP accept to a finished WebSocket handshake.
+    #[arg(long, default_value_t = 10)]
+    handshake_timeout_s: u64,
+    /// Seconds writing one frame may take before the socket is given up.
+    #[arg(long, default_value_t = 30)]
+    write_timeout_s: u64,
+    /// Demo agent runs one user may have in flight.
+    #[arg(long, default_value_t = 4)]
+    max_runs_per_user: usize,
+    /// Frames one socket may send per second.
+    #[arg(long, default_value_t = 50)]
+    max_messages_per_second: u32,
+}
+
+impl Limits {
+    fn apply(&self, c: &mut ServerConfig) -> Result<()> {
+        if self.max_connections == 0
+            || self.max_connections_per_user == 0
+            || self.max_managers == 0
+            || self.handshake_timeout_s == 0
+            || self.write_timeout_s == 0
+            || self.max_runs_per_user == 0
+            || self.max_messages_per_second == 0
+        {
+            anyhow::bail!("every limit must be at least 1");
+        }
+        c.registry.max_connections = self.max_connections;
+        c.registry.max_connections_per_user = self.max_connections_per_user;
+        c.registry.max_managers = self.max_managers;
+        c.handshake_timeout = Duration::from_secs(self.handshake_timeout_s);
+        c.write_timeout = Duration::from_secs(self.write_timeout_s);
+        c.max_runs_per_user = self.max_runs_per_user;
+        c.max_messages_per_second = self.max_messages_per_second;
+        Ok(())
+    }
+}
+
 fn humantime_secs(s: &str) -> Result<Duration, String> {
     let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
     let n: u64 = n
@@ -73,6 +129,14 @@ fn humantime_secs(s: &str) -> Result<Duration, String> {
         _ => return Err(format!("{s:?} is not a duration like 30s, 10m or 1h")),
     };
     Ok(Duration::from_secs(secs))
+}
+
+/// Prints one line; false when standard output is gone (a closed pipe), so the client stops
+/// quietly instead of panicking.
+fn print_line(line: &str) -> bool {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{line}").and_then(|()| out.flush()).is_ok()
 }
 
 /// How often the client tries to resume after its connection dropped, before giving up.
@@ -115,13 +179,17 @@ async fn follow(addr: &str, token: &str, user: &str, runs: u32, tools: u8) -> Re
                 continue;
             }
             let Some(at) = frame.position() else {
-                println!("{}", frame.to_json());
+                if !print_line(&frame.to_json()) {
+                    return Ok(()); // the reader went away (`| head`)
+                }
                 continue;
             };
             if last.is_some_and(|l| l.epoch == at.epoch && at.seq <= l.seq) {
                 continue; // already printed
             }
-            println!("{}", frame.to_json());
+            if !print_line(&frame.to_json()) {
+                return Ok(());
+            }
             last = Some(at);
             if let ServerMessage::Event { event, .. } = &frame {
                 if event.kind() == "agent_completed" {
@@ -143,22 +211,75 @@ async fn follow(addr: &str, token: &str, user: &str, runs: u32, tools: u8) -> Re
     Ok(())
 }
 
+/// Serves `/metrics` and `/healthz` on `addr` until `stopped` turns true.
+#[cfg(not(madsim))]
+async fn serve_ops(
+    server: &std::sync::Arc<Server>,
+    addr: &str,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    let ops = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    tracing::info!("metrics on http://{addr}/metrics, health on http://{addr}/healthz");
+    let app = wsreg_server::axum::ops_router::<_, ()>(server.clone());
+    Ok(tokio::spawn(async move {
+        axum::serve(ops, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await
+    }))
+}
+
+/// Inside the simulator there is no HTTP server for metrics.
+#[cfg(madsim)]
+async fn serve_ops(
+    _: &std::sync::Arc<Server>,
+    _: &str,
+    _: tokio::sync::watch::Receiver<bool>,
+) -> Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    anyhow::bail!("--metrics-addr needs a real tokio build")
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
     let secret = cli.secret.as_bytes();
     match cli.command {
-        Command::Serve { addr } => {
+        Command::Serve {
+            addr,
+            metrics_addr,
+            limits,
+        } => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+                )
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .init();
+            let mut config = ServerConfig::new(secret, now_ms);
+            limits.apply(&mut config)?;
             let listener = tokio::net::TcpListener::bind(&addr)
                 .await
                 .with_context(|| format!("binding {addr}"))?;
-            eprintln!("wsreg-server listening on ws://{addr} (Ctrl-C drains and stops)");
-            let server = Server::new(ServerConfig::new(secret, now_ms));
+            let server = Server::new(config);
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let ops = match metrics_addr {
+                Some(m) => Some(serve_ops(&server, &m, stopped).await?),
+                None => None,
+            };
+            tracing::info!("listening on ws://{addr} (Ctrl-C drains and stops)");
             let shutdown = async {
                 let _ = tokio::signal::ctrl_c().await;
             };
             server.serve(listener, shutdown).await?;
-            eprintln!("drained and stopped");
+            let _ = stop.send(true);
+            if let Some(ops) = ops {
+                ops.await??;
+            }
+            tracing::info!("drained and stopped");
         }
         Command::Token { user, ttl } => {
             println!(

@@ -8,23 +8,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
 use tokio_tungstenite::tungstenite::http::StatusCode;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use wsreg::{
-    AgentEvent, Envelope, Epoch, Position, Registry, RegistryConfig, SendFuture, Sink, SinkError,
-    UserContext,
-};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use wsreg::{AgentEvent, Registry, RegistryConfig, UserContext};
 
-use crate::auth;
+use crate::handshake::{authenticate, Handshake};
 use crate::hub::Hub;
-use crate::protocol::{parse, refusal, ClientMessage, ServerMessage};
+use crate::metrics::{Metrics, Refusal};
 
 /// Each socket's read buffer. tungstenite's default (128 KiB, zeroed when the socket opens)
 /// suits few sockets with heavy reads; clients here send small control messages, and a server
@@ -58,6 +51,10 @@ pub struct ServerConfig {
     /// Demo runs one user may have in flight at once; a `start_run` past it gets an error
     /// frame `run_limit`.
     pub max_runs_per_user: usize,
+    /// Frames (text, binary or ping) one socket may send per second, in bursts of as many. Past
+    /// it a frame is ignored and the client told once with an error frame `rate_limited`; a
+    /// client that keeps sending a whole second's budget more is closed with 1008.
+    pub max_messages_per_second: u32,
     /// How long a connection may take from its TCP accept to a completed WebSocket handshake;
     /// one that has not finished by then is dropped, so silent connections cannot pile up.
     pub handshake_timeout: Duration,
@@ -84,17 +81,11 @@ impl ServerConfig {
             handshake_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(30),
             max_runs_per_user: 4,
+            max_messages_per_second: 50,
             now_ms,
             boot: now_ms(),
         }
     }
-}
-
-/// What a socket's read loop woke up for.
-enum Next<F> {
-    Shutdown,
-    Beat,
-    Frame(Option<F>),
 }
 
 /// A running server's shared state, over the real core ([`Registry`], the default) or any
@@ -112,105 +103,38 @@ pub struct Server<H: Hub = Registry> {
     all_closed: tokio::sync::Notify,
     /// Flipped when the server shuts down; every socket's read loop then closes its socket.
     closing: tokio::sync::watch::Sender<bool>,
+    metrics: Arc<Metrics>,
 }
 
 /// Counts a socket as open while it lives.
-struct OpenSocket<'a> {
+pub(crate) struct OpenSocket<'a> {
     count: &'a AtomicU64,
     all_closed: &'a tokio::sync::Notify,
+    metrics: &'a Metrics,
 }
 
 impl<'a> OpenSocket<'a> {
-    fn new(count: &'a AtomicU64, all_closed: &'a tokio::sync::Notify) -> Self {
+    fn new(
+        count: &'a AtomicU64,
+        all_closed: &'a tokio::sync::Notify,
+        metrics: &'a Metrics,
+    ) -> Self {
         count.fetch_add(1, Ordering::AcqRel);
-        Self { count, all_closed }
+        Self {
+            count,
+            all_closed,
+            metrics,
+        }
     }
 }
 
 impl Drop for OpenSocket<'_> {
     fn drop(&mut self) {
+        self.metrics.socket_finished();
         if self.count.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.all_closed.notify_waiters();
         }
     }
-}
-
-/// The core's sink for one socket: frames go to that socket's writer task, after the welcome
-/// (which names the connection, so it can only be written once the socket is registered).
-struct FrameSink {
-    frames: mpsc::Sender<Message>,
-    welcomed: Option<oneshot::Receiver<()>>,
-}
-
-impl Sink for FrameSink {
-    fn send(&mut self, envelope: Envelope) -> SendFuture<'_> {
-        let frame = Message::text(ServerMessage::from_envelope(&envelope).to_json());
-        Box::pin(async move {
-            if let Some(welcomed) = &mut self.welcomed {
-                // Cancel-safe: the gate is only dropped once it has opened.
-                let _ = welcomed.await;
-                self.welcomed = None;
-            }
-            self.frames
-                .send(frame)
-                .await
-                .map_err(|_| SinkError("the socket is gone".into()))
-        })
-    }
-}
-
-fn close(code: CloseCode, reason: &str) -> Message {
-    Message::Close(Some(CloseFrame {
-        code,
-        reason: reason.to_owned().into(),
-    }))
-}
-
-/// A query parameter of the handshake request, percent-decoded.
-fn param(req: &Request, name: &str) -> Option<String> {
-    form_urlencoded::parse(req.uri().query()?.as_bytes())
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
-/// What a handshake asks for: who (a verified token, 401 if not), in which `thread` (400 if
-/// the core refuses it), and from where in the user's stream (`since` and `epoch`, together or
-/// not at all; 400 if malformed).
-struct Handshake {
-    ctx: UserContext,
-    resume: Option<Position>,
-}
-
-fn authenticate(
-    req: &Request,
-    secret: &[u8],
-    now_ms: u64,
-) -> Result<Handshake, (StatusCode, String)> {
-    let token = param(req, "token").ok_or(auth::AuthError::Missing);
-    let ctx = token
-        .and_then(|t| auth::verify(secret, &t, now_ms))
-        .map_err(|e| (StatusCode::UNAUTHORIZED, format!("unauthorized: {e}")))?;
-    let bad = |why: String| (StatusCode::BAD_REQUEST, why);
-    let ctx = match param(req, "thread") {
-        Some(thread) => ctx
-            .with_thread_id(&thread)
-            .map_err(|e| bad(format!("bad thread: {e}")))?,
-        None => ctx,
-    };
-    let resume = match (param(req, "since"), param(req, "epoch")) {
-        (None, None) => None,
-        (Some(since), Some(epoch)) => {
-            let seq = since
-                .parse::<u64>()
-                .map_err(|_| bad(format!("bad since: {since:?} is not a sequence number")))?;
-            let epoch = epoch
-                .parse::<Epoch>()
-                .map_err(|e| bad(format!("bad epoch: {e}")))?;
-            Some(Position::new(epoch, seq))
-        }
-        _ => return Err(bad("since and epoch go together".into())),
-    };
-    Ok(Handshake { ctx, resume })
 }
 
 impl Server {
@@ -219,7 +143,10 @@ impl Server {
     pub fn new(config: ServerConfig) -> Arc<Self> {
         let mut registry = config.registry.clone();
         registry.boot.get_or_insert(config.boot);
-        Self::with_hub(config, Registry::new(registry))
+        let metrics = Arc::new(Metrics::new());
+        let observer: Arc<dyn wsreg::Observer> = Arc::clone(&metrics) as _;
+        let hub = Registry::with_observer(registry, observer);
+        Self::build(config, hub, metrics)
     }
 
     /// The registry (for inspection, and for other parts of the backend to emit through).
@@ -231,7 +158,12 @@ impl Server {
 impl<H: Hub> Server<H> {
     /// A server over `hub` (`config.registry` is then the hub's business).
     pub fn with_hub(config: ServerConfig, hub: H) -> Arc<Self> {
+        Self::build(config, hub, Arc::new(Metrics::new()))
+    }
+
+    fn build(config: ServerConfig, hub: H, metrics: Arc<Metrics>) -> Arc<Self> {
         Arc::new(Self {
+            metrics,
             hub,
             config,
             runs: AtomicU64::new(0),
@@ -246,6 +178,43 @@ impl<H: Hub> Server<H> {
     /// The hub the server registers sockets with.
     pub fn hub(&self) -> &H {
         &self.hub
+    }
+
+    /// The settings it runs with.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// Its metrics (the core's, too, when the hub is the server's own registry).
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Prometheus's text format of every metric, with the pending-message gauge read now.
+    pub fn render_metrics(&self) -> String {
+        self.metrics.set_pending(self.hub.queued());
+        self.metrics.render()
+    }
+
+    /// Whether it is shutting down (health checks answer 503 from then on).
+    pub fn is_closing(&self) -> bool {
+        *self.closing.borrow()
+    }
+
+    /// Sockets past their handshake whose task has not finished.
+    pub fn open_sockets(&self) -> u64 {
+        self.sockets.load(Ordering::Acquire)
+    }
+
+    /// Wakes when the server starts shutting down.
+    pub(crate) fn closing(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.closing.subscribe()
+    }
+
+    /// Counts a socket open while the guard lives.
+    pub(crate) fn open_socket(&self) -> OpenSocket<'_> {
+        self.metrics.socket_opened();
+        OpenSocket::new(&self.sockets, &self.all_closed, &self.metrics)
     }
 
     /// How many times accepting a connection failed (out of file descriptors, for one); the
@@ -280,6 +249,11 @@ impl<H: Hub> Server<H> {
             };
             if failed {
                 self.accept_errors.fetch_add(1, Ordering::Relaxed);
+                self.metrics.accept_failed();
+                tracing::warn!(
+                    backoff_ms = backoff.as_millis() as u64,
+                    "accept failed; backing off"
+                );
                 tokio::select! {
                     biased;
                     _ = &mut shutdown => break,
@@ -314,7 +288,7 @@ impl<H: Hub> Server<H> {
     }
 
     async fn handle(self: Arc<Self>, stream: TcpStream) {
-        let mut asked: Option<Handshake> = None;
+        let mut asked: Result<Handshake, Refusal> = Err(Refusal::Broken);
         let secret = self.config.secret.clone();
         let now_ms = self.config.now_ms;
         // The signature is tungstenite's handshake callback; its error type is an HTTP response.
@@ -322,15 +296,17 @@ impl<H: Hub> Server<H> {
         // TCP connection was accepted.
         #[allow(clippy::result_large_err)]
         let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
-            match authenticate(req, &secret, now_ms()) {
+            match authenticate(req.uri().query(), &secret, now_ms()) {
                 Ok(handshake) => {
-                    asked = Some(handshake);
+                    asked = Ok(handshake);
                     Ok(resp)
                 }
-                Err((status, why)) => {
-                    let mut refusal = ErrorResponse::new(Some(why));
-                    *refusal.status_mut() = status;
-                    Err(refusal)
+                Err(refused) => {
+                    asked = Err(refused.reason);
+                    let mut response = ErrorResponse::new(Some(refused.why));
+                    *response.status_mut() =
+                        StatusCode::from_u16(refused.status).unwrap_or(StatusCode::BAD_REQUEST);
+                    Err(response)
                 }
             }
         };
@@ -340,155 +316,28 @@ impl<H: Hub> Server<H> {
             .read_buffer_size(READ_BUFFER_BYTES);
         let handshake =
             tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(limits));
-        let Ok(Ok(ws)) = tokio::time::timeout(self.config.handshake_timeout, handshake).await
-        else {
-            return; // refused, broken or too slow a handshake: nothing was registered
-        };
-        let Some(Handshake { ctx, resume }) = asked else {
-            return;
-        };
-        let _open = OpenSocket::new(&self.sockets, &self.all_closed);
-        let (mut write, mut read) = ws.split();
-        let (tx, mut rx) = mpsc::channel::<Message>(64);
-        let write_timeout = self.config.write_timeout;
-        let writer = tokio::spawn(async move {
-            while let Some(frame) = rx.recv().await {
-                let last = matches!(frame, Message::Close(_));
-                // A client that stopped reading blocks the write: give up on the socket.
-                let sent = tokio::time::timeout(write_timeout, write.send(frame)).await;
-                if !matches!(sent, Ok(Ok(()))) || last {
-                    break;
-                }
+        let ws = match tokio::time::timeout(self.config.handshake_timeout, handshake).await {
+            Ok(Ok(ws)) => ws,
+            // Refused, broken or too slow a handshake: nothing was registered.
+            Ok(Err(_)) => {
+                self.metrics.refused(asked.err().unwrap_or(Refusal::Broken));
+                return;
             }
-            let _ = tokio::time::timeout(write_timeout, write.close()).await;
-        });
-        let (open, welcomed) = oneshot::channel();
-        let sink = FrameSink {
-            frames: tx.clone(),
-            welcomed: Some(welcomed),
-        };
-        let registered = match self.hub.connect(&ctx, Box::new(sink), resume).await {
-            Ok(registered) => registered,
-            Err(e) => {
-                let _ = tx.send(Message::text(refusal(&e).to_json())).await;
-                let _ = tx.send(close(CloseCode::Again, "refused")).await;
+            Err(_) => {
+                self.metrics.refused(Refusal::Timeout);
                 return;
             }
         };
-        let welcome = ServerMessage::Welcome {
-            user: ctx.user_id().to_owned(),
-            key: registered.key.as_str().to_owned(),
-            conn: registered.id,
-            manager: registered.manager,
-            boot: self.config.boot,
-            epoch: registered.from.epoch,
-            seq: registered.from.seq,
-            recovered: registered.recovered,
-        };
-        let welcomed = tx.send(Message::text(welcome.to_json())).await.is_ok();
-        let _ = open.send(());
-        let conn = registered.conn;
-        if !welcomed {
-            let _ = self.hub.disconnect(&conn).await;
+        let Ok(asked) = asked else {
             return;
-        }
-        let mut closing = self.closing.subscribe();
-        let (beat, idle) = (self.config.heartbeat, self.config.idle_timeout);
-        let mut heard = tokio::time::Instant::now();
-        let mut next_beat = heard + beat;
-        loop {
-            let next = tokio::select! {
-                biased;
-                _ = closing.wait_for(|c| *c) => Next::Shutdown,
-                _ = tokio::time::sleep_until(next_beat) => Next::Beat,
-                frame = read.next() => Next::Frame(frame),
-            };
-            let frame = match next {
-                Next::Shutdown => {
-                    let _ = tx
-                        .send(close(CloseCode::Away, "server shutting down"))
-                        .await;
-                    break;
-                }
-                Next::Beat if heard.elapsed() >= idle => {
-                    let _ = tx.try_send(close(CloseCode::Policy, "no heartbeat"));
-                    break;
-                }
-                Next::Beat => {
-                    next_beat += beat;
-                    // Never waits: behind a client that stopped reading the queue is full, and
-                    // this loop must stay free to notice the silence and close the socket.
-                    let _ = tx.try_send(Message::Ping(Vec::new().into()));
-                    continue;
-                }
-                Next::Frame(None) => break,
-                Next::Frame(Some(frame)) => frame,
-            };
-            heard = tokio::time::Instant::now();
-            let reply = match frame {
-                Ok(Message::Text(text)) => match parse(&text) {
-                    Ok(ClientMessage::Ping {}) => Some(ServerMessage::Pong),
-                    // Leaving: the hub stops handing this socket messages; those it already
-                    // handed over are still written, then the socket closes.
-                    Ok(ClientMessage::Close {}) => break,
-                    Ok(ClientMessage::StartRun { tools }) if tools <= 8 => {
-                        if self.start_run(&ctx, tools) {
-                            None
-                        } else {
-                            Some(ServerMessage::Error {
-                                code: "run_limit".into(),
-                                message: format!(
-                                    "at most {} runs in flight per user",
-                                    self.config.max_runs_per_user
-                                ),
-                            })
-                        }
-                    }
-                    Ok(ClientMessage::StartRun { tools }) => Some(ServerMessage::Error {
-                        code: "bad_request".into(),
-                        message: format!("tools must be at most 8, not {tools}"),
-                    }),
-                    Err(error) => Some(error),
-                },
-                Ok(Message::Binary(_)) => Some(ServerMessage::Error {
-                    code: "bad_request".into(),
-                    message: "binary frames are not part of the protocol".into(),
-                }),
-                Ok(Message::Close(_)) => break,
-                Ok(_) => None,
-                Err(WsError::Capacity(e)) => {
-                    let _ = tx.try_send(close(CloseCode::Size, &e.to_string()));
-                    break;
-                }
-                Err(WsError::Protocol(e)) => {
-                    let _ = tx.try_send(close(CloseCode::Protocol, &e.to_string()));
-                    break;
-                }
-                Err(WsError::Utf8(e)) => {
-                    let _ = tx.try_send(close(CloseCode::Invalid, &e));
-                    break;
-                }
-                Err(_) => break,
-            };
-            if let Some(reply) = reply {
-                let sent = tokio::time::timeout(
-                    self.config.write_timeout,
-                    tx.send(Message::text(reply.to_json())),
-                );
-                if !matches!(sent.await, Ok(Ok(()))) {
-                    break; // the client sends but does not read its replies
-                }
-            }
-        }
-        drop(tx);
-        let _ = self.hub.disconnect(&conn).await; // already gone if the socket failed first
-                                                  // The writer ends once it wrote the close frame (or gave up on the socket).
-        let _ = writer.await;
+        };
+        let (write, read) = ws.split();
+        self.session(asked, write, read).await;
     }
 
     /// The demo agent: a full run with `tools` nested tool calls, `agent_step` apart. Returns
     /// false, starting nothing, when the user already has `max_runs_per_user` in flight.
-    fn start_run(self: &Arc<Self>, ctx: &UserContext, tools: u8) -> bool {
+    pub(crate) fn start_run(self: &Arc<Self>, ctx: &UserContext, tools: u8) -> bool {
         {
             let mut in_flight = self
                 .in_flight

@@ -10,11 +10,8 @@ use wsreg_server::client::Client;
 use wsreg_server::protocol::{ClientMessage, ServerMessage};
 use wsreg_server::{auth, Server, ServerConfig};
 
-const SECRET: &[u8] = b"test-secret";
-
-fn clock() -> u64 {
-    1_000_000
-}
+mod support;
+use support::*;
 
 struct Running {
     addr: String,
@@ -34,38 +31,6 @@ async fn start(agent_step_ms: u64) -> Running {
         let _ = stopped.await;
     }));
     Running { addr, stop, done }
-}
-
-async fn login(addr: &str, user: &str) -> Client {
-    login_after(addr, user, None).await.0
-}
-
-/// Logs in resuming after `since`; returns the client and its welcome.
-async fn login_after(addr: &str, user: &str, since: Option<Position>) -> (Client, ServerMessage) {
-    let token = auth::issue(SECRET, user, 2_000_000);
-    let mut c = Client::resume(addr, &token, None, since).await.unwrap();
-    let welcome = c.next().await.unwrap().unwrap();
-    assert!(
-        matches!(&welcome, ServerMessage::Welcome { user: u, key, conn, .. } if u == user && key == user && *conn > 0),
-        "{welcome:?}"
-    );
-    (c, welcome)
-}
-
-/// Reads frames until `n` agent events arrived; returns (seq, kind, run_id) of each.
-async fn events(c: &mut Client, n: usize) -> Vec<(u64, String, String)> {
-    let mut out = Vec::new();
-    while out.len() < n {
-        let frame = tokio::time::timeout(Duration::from_secs(5), c.next())
-            .await
-            .expect("events within 5 s")
-            .expect("socket open")
-            .unwrap();
-        if let ServerMessage::Event { seq, event, .. } = frame {
-            out.push((seq, event.kind().to_owned(), event.run_id().to_owned()));
-        }
-    }
-    out
 }
 
 #[tokio::test]
@@ -352,17 +317,6 @@ async fn a_client_that_stops_answering_pings_is_closed_and_a_live_one_is_kept() 
 }
 
 /// Starts a server with `config`'s clock and handshake timeout; returns its address.
-async fn start_with(config: ServerConfig) -> (String, oneshot::Sender<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let server = Server::new(config);
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(server.serve(listener, async {
-        let _ = stopped.await;
-    }));
-    (addr, stop)
-}
-
 #[tokio::test]
 async fn a_connection_that_never_finishes_its_handshake_is_dropped() {
     use tokio::io::AsyncReadExt;
@@ -393,127 +347,14 @@ fn upgrade_clock() -> u64 {
 
 #[tokio::test]
 async fn a_token_that_expires_between_accept_and_upgrade_is_refused() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let (addr, _stop) = start_with(ServerConfig::new(SECRET, upgrade_clock)).await;
     let token = auth::issue(SECRET, "slowpoke", 1_500);
     let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await; // accepted, waiting for the request
     UPGRADE_CLOCK.store(2_000, std::sync::atomic::Ordering::SeqCst);
-    let request = format!(
-        "GET /?token={token} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
-    slow.write_all(request.as_bytes()).await.unwrap();
-    let mut response = vec![0u8; 512];
-    let n = slow.read(&mut response).await.unwrap();
-    let response = String::from_utf8_lossy(&response[..n]);
+    send_upgrade(&mut slow, &addr, &format!("/?token={token}")).await;
+    let response = answer(&mut slow).await;
     assert!(response.starts_with("HTTP/1.1 401"), "{response}");
-}
-
-#[tokio::test]
-async fn at_the_open_files_limit_the_server_stays_up_and_serves_again() {
-    let addr = {
-        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        probe.local_addr().unwrap().to_string()
-    };
-    let mut child = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "ulimit -n 40 && exec {} --secret test-secret serve --addr {addr}",
-            env!("CARGO_BIN_EXE_wsreg-server")
-        ))
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("sh runs");
-    let mut up = false;
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(&addr).await.is_ok() {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(up, "the server never listened");
-    // More raw connections than the process has file descriptors: its accepts start failing.
-    let mut hogs = Vec::new();
-    for _ in 0..80 {
-        hogs.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
-    }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        child.try_wait().unwrap().is_none(),
-        "the server exited at the open-files limit"
-    );
-    drop(hogs);
-    let expires = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-        + 3_600_000;
-    let token = auth::issue(SECRET, "after", expires);
-    let mut welcomed = false;
-    for _ in 0..50 {
-        if let Ok(mut c) = Client::connect(&addr, &token).await {
-            if let Some(Ok(ServerMessage::Welcome { .. })) = c.next().await {
-                welcomed = true;
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    assert!(
-        welcomed,
-        "the server did not serve again once sockets closed"
-    );
-}
-
-/// A raw socket past the WebSocket handshake, as `user`.
-async fn raw_upgrade(addr: &str, user: &str) -> tokio::net::TcpStream {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let token = auth::issue(SECRET, user, 2_000_000);
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!(
-        "GET /?token={token} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    );
-    s.write_all(request.as_bytes()).await.unwrap();
-    let mut head = Vec::new();
-    while !head.ends_with(b"\r\n\r\n") {
-        let mut b = [0u8; 1];
-        s.read_exact(&mut b).await.unwrap();
-        head.push(b[0]);
-    }
-    assert!(
-        head.starts_with(b"HTTP/1.1 101"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
-    s
-}
-
-/// Reads server frames until a close frame; returns its status code (`None`: the socket ended
-/// without one).
-async fn try_close_code(s: &mut tokio::net::TcpStream) -> Option<u16> {
-    use tokio::io::AsyncReadExt;
-    loop {
-        let mut h = [0u8; 2];
-        s.read_exact(&mut h).await.ok()?;
-        let mut len = u64::from(h[1] & 0x7f);
-        if len == 126 {
-            len = u64::from(s.read_u16().await.ok()?);
-        } else if len == 127 {
-            len = s.read_u64().await.ok()?;
-        }
-        let mut payload = vec![0u8; len as usize];
-        s.read_exact(&mut payload).await.ok()?;
-        if h[0] & 0x0f == 0x8 {
-            return Some(u16::from_be_bytes([payload[0], payload[1]]));
-        }
-    }
-}
-
-async fn close_code(s: &mut tokio::net::TcpStream) -> u16 {
-    try_close_code(s).await.expect("a close frame")
 }
 
 #[tokio::test]
@@ -582,83 +423,4 @@ async fn invalid_utf8_closes_with_1007_and_a_protocol_violation_with_1002() {
         bystander.next().await.unwrap().unwrap(),
         ServerMessage::Pong
     );
-}
-
-#[tokio::test]
-async fn a_start_run_flood_is_refused_past_the_runs_in_flight_limit() {
-    let running = start(50).await;
-    let mut ivan = login(&running.addr, "ivan").await;
-    for _ in 0..10 {
-        ivan.send(&ClientMessage::StartRun { tools: 1 })
-            .await
-            .unwrap();
-    }
-    let mut refused = 0;
-    let mut completed = 0;
-    while completed < 4 {
-        match ivan.next().await.unwrap().unwrap() {
-            ServerMessage::Error { code, .. } if code == "run_limit" => refused += 1,
-            ServerMessage::Event {
-                event: wsreg::AgentEvent::AgentCompleted { .. },
-                ..
-            } => completed += 1,
-            _ => {}
-        }
-    }
-    assert_eq!(refused, 6, "four runs in flight at most");
-    // Once they finish, the user may start runs again.
-    ivan.send(&ClientMessage::StartRun { tools: 0 })
-        .await
-        .unwrap();
-    loop {
-        match ivan.next().await.unwrap().unwrap() {
-            ServerMessage::Error { code, .. } => panic!("refused again: {code}"),
-            ServerMessage::Event {
-                event: wsreg::AgentEvent::AgentStarted { .. },
-                ..
-            } => break,
-            _ => {}
-        }
-    }
-}
-
-#[tokio::test]
-async fn a_client_that_stops_reading_is_closed_and_its_slot_freed() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    let mut config = ServerConfig::new(SECRET, clock);
-    config.heartbeat = Duration::from_millis(100);
-    config.idle_timeout = Duration::from_millis(500);
-    config.write_timeout = Duration::from_millis(300);
-    let server = Server::new(config);
-    let registry = std::sync::Arc::clone(&server);
-    tokio::spawn(server.serve(listener, std::future::pending()));
-    let _stuck = raw_upgrade(&addr, "judy").await; // never read from again
-    let judy = wsreg::UserContext::new("judy").unwrap();
-    let big = "x".repeat(32 * 1024);
-    let live = || {
-        registry
-            .hub()
-            .get(judy.key())
-            .map_or(0, |m| m.connection_count())
-    };
-    for _ in 0..60 {
-        if live() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(live(), 1);
-    for _ in 0..2_000 {
-        registry.hub().send_text(judy.key(), &big).unwrap();
-    }
-    let mut freed = false;
-    for _ in 0..100 {
-        if live() == 0 {
-            freed = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(freed, "the stuck socket still holds its connection slot");
 }

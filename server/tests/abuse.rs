@@ -1,0 +1,347 @@
+//! The abuse suite: hostile and unlucky clients on loopback. Each case runs a bystander whose
+//! agent runs are in flight during the abuse, and asserts that the server stayed up and the
+//! bystander received every event, in order, with no gap, and that a new user is still served.
+//! Loops and waits are bounded; the whole file runs in a few seconds.
+#![cfg(not(madsim))]
+
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use wsreg::AgentEvent;
+use wsreg_server::client::Client;
+use wsreg_server::protocol::{ClientMessage, ServerMessage};
+use wsreg_server::{auth, Server, ServerConfig};
+
+mod support;
+use support::*;
+
+/// A server whose demo runs take about 140 ms (20 ms a step), so a bystander's runs are in
+/// flight while the abuse happens.
+fn config() -> ServerConfig {
+    let mut config = ServerConfig::new(SECRET, clock);
+    config.agent_step = Duration::from_millis(20);
+    config.max_frame_bytes = 1024;
+    config
+}
+
+#[tokio::test]
+async fn silent_and_half_finished_handshakes_are_dropped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut config = config();
+    config.handshake_timeout = Duration::from_millis(300);
+    let (addr, _stop) = start_with(config).await;
+    let bystander = Bystander::start(&addr, 3).await;
+    let mut held = Vec::new();
+    for i in 0..200 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        if i % 2 == 0 {
+            // Half a request, then silence.
+            s.write_all(b"GET /?token=x HTTP/1.1\r\nHost: a\r\n")
+                .await
+                .unwrap();
+        }
+        held.push(s);
+    }
+    bystander.received_everything(&addr).await;
+    for s in &mut held {
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "a silent connection is still held: {read:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_message_flood_is_told_once_then_closed_with_1008() {
+    let mut config = config();
+    config.max_messages_per_second = 20;
+    let (addr, _stop) = start_with(config).await;
+    let bystander = Bystander::start(&addr, 3).await;
+    let mut mallory = raw_upgrade(&addr, "mallory").await;
+    for _ in 0..500 {
+        write_frame(&mut mallory, 0x81, br#"{"type":"ping"}"#).await;
+    }
+    let (texts, code) = read_until_close(&mut mallory).await;
+    let pongs = texts
+        .iter()
+        .filter(|t| t.contains(r#""type":"pong""#))
+        .count();
+    let limited = texts.iter().filter(|t| t.contains("rate_limited")).count();
+    assert_eq!(pongs, 20, "a burst of one second's budget is served");
+    assert_eq!(limited, 1, "the client is told once: {texts:?}");
+    assert_eq!(code, Some(1008));
+    bystander.received_everything(&addr).await;
+}
+
+#[tokio::test]
+async fn a_steady_client_within_its_budget_is_never_limited() {
+    let mut config = config();
+    config.max_messages_per_second = 20;
+    let (addr, _stop) = start_with(config).await;
+    let mut polite = login(&addr, "polite").await;
+    for _ in 0..30 {
+        polite.send(&ClientMessage::Ping {}).await.unwrap();
+        assert_eq!(polite.next().await.unwrap().unwrap(), ServerMessage::Pong);
+        tokio::time::sleep(Duration::from_millis(60)).await;
+    }
+}
+
+#[tokio::test]
+async fn oversize_binary_and_fragmented_frames() {
+    let (addr, _stop) = start_with(config()).await;
+    let bystander = Bystander::start(&addr, 3).await;
+    // Over max_frame_bytes: 1009, for that socket only.
+    let mut big = raw_upgrade(&addr, "mallory").await;
+    write_frame(&mut big, 0x81, &[b'x'; 2048]).await;
+    assert_eq!(try_close_code(&mut big).await, Some(1009));
+    // A message split into fragments that together exceed it: 1009 as well.
+    let mut pieces = raw_upgrade(&addr, "mallory").await;
+    write_frame(&mut pieces, 0x01, &[b' '; 600]).await;
+    write_frame(&mut pieces, 0x80, &[b' '; 600]).await;
+    assert_eq!(try_close_code(&mut pieces).await, Some(1009));
+    // A legal fragmented message is reassembled and answered; a binary frame gets an error
+    // frame and the socket stays open.
+    let mut ok = raw_upgrade(&addr, "trent").await;
+    write_frame(&mut ok, 0x01, br#"{"type":"#).await;
+    write_frame(&mut ok, 0x80, br#""ping"}"#).await;
+    write_frame(&mut ok, 0x82, &[0, 1, 2]).await;
+    // A new data frame while a fragmented message is unfinished violates the protocol: 1002.
+    write_frame(&mut ok, 0x01, b"{").await;
+    write_frame(&mut ok, 0x81, b"{}").await;
+    let (texts, code) = read_until_close(&mut ok).await;
+    assert!(
+        texts.iter().any(|t| t.contains(r#""type":"pong""#)),
+        "{texts:?}"
+    );
+    assert!(
+        texts.iter().any(|t| t.contains("binary frames")),
+        "{texts:?}"
+    );
+    assert_eq!(code, Some(1002));
+    bystander.received_everything(&addr).await;
+}
+
+#[tokio::test]
+async fn after_a_wave_of_logins_new_users_are_served_not_refused() {
+    let mut config = config();
+    config.registry.max_managers = 3;
+    let (addr, _stop) = start_with(config).await;
+    // A wave: twenty users log in and leave.
+    for i in 0..20 {
+        let c = login(&addr, &format!("wave{i}")).await;
+        c.close().await;
+    }
+    let bystander = Bystander::start(&addr, 2).await;
+    // A newcomer is welcomed: an idle manager of the wave made room.
+    let token = auth::issue(SECRET, "late", 2_000_000);
+    let mut late = Client::connect(&addr, &token).await.unwrap();
+    let welcome = late.next().await.unwrap().unwrap();
+    assert!(
+        matches!(welcome, ServerMessage::Welcome { .. }),
+        "{welcome:?}"
+    );
+    // With every manager busy (bystander, late, busy), the next is refused with
+    // manager_limit, and nobody else is touched.
+    let _busy = login(&addr, "busy").await;
+    let token = auth::issue(SECRET, "refused", 2_000_000);
+    let mut refused = Client::connect(&addr, &token).await.unwrap();
+    let frame = refused.next().await.unwrap().unwrap();
+    assert!(
+        matches!(&frame, ServerMessage::Error { code, .. } if code == "manager_limit"),
+        "{frame:?}"
+    );
+    drop(late);
+    bystander.received_everything(&addr).await;
+}
+
+#[tokio::test]
+async fn ctrl_c_during_runs_tells_every_socket_1001_and_loses_nothing_silently() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let server = Server::new(config());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(server.serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let mut sockets = Vec::new();
+    for i in 0..10 {
+        let mut s = raw_upgrade(&addr, &format!("user{i}")).await;
+        for _ in 0..4 {
+            write_frame(&mut s, 0x81, br#"{"type":"start_run","tools":2}"#).await;
+        }
+        sockets.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await; // runs are in flight
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), serving)
+        .await
+        .expect("serve returns within the drain timeouts")
+        .unwrap()
+        .unwrap();
+    for s in &mut sockets {
+        let (texts, code) = read_until_close(s).await;
+        assert_eq!(
+            code,
+            Some(1001),
+            "every socket is told the server is going away"
+        );
+        // What arrived is the stream from its start, with no hole: a client that resumes
+        // elsewhere after the last position it read misses nothing it was not told about.
+        let seqs: Vec<u64> = texts
+            .iter()
+            .filter_map(|t| serde_json::from_str::<ServerMessage>(t).ok())
+            .filter_map(|m| match m {
+                ServerMessage::Event { seq, .. } => Some(seq),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+    }
+}
+
+#[tokio::test]
+async fn at_the_open_files_limit_the_server_stays_up_and_serves_again() {
+    let addr = {
+        let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        probe.local_addr().unwrap().to_string()
+    };
+    let mut child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 40 && exec {} --secret test-secret serve --addr {addr}",
+            env!("CARGO_BIN_EXE_wsreg-server")
+        ))
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("sh runs");
+    let mut up = false;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(&addr).await.is_ok() {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(up, "the server never listened");
+    // More raw connections than the process has file descriptors: its accepts start failing.
+    let mut hogs = Vec::new();
+    for _ in 0..80 {
+        hogs.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the server exited at the open-files limit"
+    );
+    drop(hogs);
+    let expires = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        + 3_600_000;
+    let token = auth::issue(SECRET, "after", expires);
+    let mut welcomed = false;
+    for _ in 0..50 {
+        if let Ok(mut c) = Client::connect(&addr, &token).await {
+            if let Some(Ok(ServerMessage::Welcome { .. })) = c.next().await {
+                welcomed = true;
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        welcomed,
+        "the server did not serve again once sockets closed"
+    );
+}
+
+#[tokio::test]
+async fn a_start_run_flood_is_refused_past_the_runs_in_flight_limit() {
+    let mut config = config();
+    config.agent_step = Duration::from_millis(50);
+    let (addr, _stop) = start_with(config).await;
+    let bystander = Bystander::start(&addr, 3).await;
+    let mut ivan = login(&addr, "ivan").await;
+    for _ in 0..10 {
+        ivan.send(&ClientMessage::StartRun { tools: 1 })
+            .await
+            .unwrap();
+    }
+    let mut refused = 0;
+    let mut completed = 0;
+    while completed < 4 {
+        match ivan.next().await.unwrap().unwrap() {
+            ServerMessage::Error { code, .. } if code == "run_limit" => refused += 1,
+            ServerMessage::Event {
+                event: AgentEvent::AgentCompleted { .. },
+                ..
+            } => completed += 1,
+            _ => {}
+        }
+    }
+    assert_eq!(refused, 6, "four runs in flight at most");
+    // Once they finish, the user may start runs again.
+    ivan.send(&ClientMessage::StartRun { tools: 0 })
+        .await
+        .unwrap();
+    loop {
+        match ivan.next().await.unwrap().unwrap() {
+            ServerMessage::Error { code, .. } => panic!("refused again: {code}"),
+            ServerMessage::Event {
+                event: AgentEvent::AgentStarted { .. },
+                ..
+            } => break,
+            _ => {}
+        }
+    }
+    bystander.received_everything(&addr).await;
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_closed_and_its_slot_freed() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let mut config = ServerConfig::new(SECRET, clock);
+    config.heartbeat = Duration::from_millis(100);
+    config.idle_timeout = Duration::from_millis(500);
+    config.write_timeout = Duration::from_millis(300);
+    config.agent_step = Duration::from_millis(20);
+    let server = Server::new(config);
+    let registry = std::sync::Arc::clone(&server);
+    tokio::spawn(server.serve(listener, std::future::pending()));
+    let bystander = Bystander::start(&addr, 3).await;
+    let _stuck = raw_upgrade(&addr, "judy").await; // never read from again
+    let judy = wsreg::UserContext::new("judy").unwrap();
+    let big = "x".repeat(32 * 1024);
+    let live = || {
+        registry
+            .hub()
+            .get(judy.key())
+            .map_or(0, |m| m.connection_count())
+    };
+    for _ in 0..60 {
+        if live() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(live(), 1);
+    for _ in 0..2_000 {
+        registry.hub().send_text(judy.key(), &big).unwrap();
+    }
+    let mut freed = false;
+    for _ in 0..100 {
+        if live() == 0 {
+            freed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(freed, "the stuck socket still holds its connection slot");
+    bystander.received_everything(&addr).await;
+}
