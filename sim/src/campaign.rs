@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::config::SimConfig;
 use crate::coverage::Coverage;
+use crate::isolation::{run_in_worker, WorkerCommand, WorkerError};
 use crate::outcome::Outcome;
 use crate::plan::Plan;
 use crate::recorder::Keep;
@@ -136,6 +137,46 @@ pub fn check_determinism(
     }))
 }
 
+/// Runs a seed again in a fresh worker process and compares its steps and trace hash with
+/// `first`'s. On a mismatch, a second run in this process tells the two causes apart: if it
+/// differs too, the run itself is nondeterministic (and the first differing step is named);
+/// if it agrees, the difference is state this process kept from earlier runs.
+pub fn check_in_worker(
+    worker: &WorkerCommand,
+    bug: Option<Bug>,
+    plan: &Plan,
+    runtime_seed: Seed,
+    run: &dyn Fn(Keep) -> Result<RunReport, RuntimeError>,
+    first: &RunReport,
+) -> Result<Option<Divergence>, RuntimeError> {
+    let here = format!("{} steps, trace hash {:#018x}", first.steps, first.hash);
+    let ran = match run_in_worker(worker, bug, plan, runtime_seed) {
+        Ok(ran) => ran,
+        Err(e @ WorkerError::Died { .. }) => {
+            return Ok(Some(Divergence {
+                step: first.steps,
+                first: here,
+                second: e.to_string(),
+            }))
+        }
+        Err(e) => return Err(RuntimeError::Worker(e.to_string())),
+    };
+    if ran.steps == first.steps && ran.hash == first.hash {
+        return Ok(None);
+    }
+    if let Some(d) = check_determinism(run, first)? {
+        return Ok(Some(d));
+    }
+    Ok(Some(Divergence {
+        step: first.steps.min(ran.steps),
+        first: format!("{here} in this process"),
+        second: format!(
+            "{} steps, trace hash {:#018x} in a fresh process (a second run in this process agreed with the first: the backend keeps state in the process from earlier runs, a static for instance)",
+            ran.steps, ran.hash
+        ),
+    }))
+}
+
 /// The first step where two traces differ.
 pub fn first_difference(a: &[Step], b: &[Step]) -> Divergence {
     let show = |s: Option<&Step>| s.map_or("(none)".to_owned(), |s| s.to_string());
@@ -169,6 +210,10 @@ pub struct CampaignOptions {
     pub keep: Keep,
     /// A backend of your own, instead of the core or a planted bug (see [`runner`]).
     pub backend: Option<Runner>,
+    /// With `check_determinism`: run the second run in a fresh worker process started this way
+    /// (see [`crate::isolation`]), so state a backend keeps in the process between seeds shows
+    /// as nondeterminism. `None`: the second run on a fresh thread of this process.
+    pub isolation: Option<WorkerCommand>,
 }
 
 impl CampaignOptions {
@@ -184,6 +229,7 @@ impl CampaignOptions {
             check_determinism: false,
             keep: Keep::Tail(1),
             backend: None,
+            isolation: None,
         }
     }
 
@@ -338,13 +384,18 @@ fn run_seed(opts: &CampaignOptions, seed: Seed) -> Result<SeedResult, RuntimeErr
     let started = Instant::now();
     let report = opts.run(Arc::clone(&plan), runtime_seed, opts.keep)?;
     let wall_us = started.elapsed().as_micros() as u64;
-    let divergence = if opts.check_determinism {
-        check_determinism(
-            &|keep| opts.run(Arc::clone(&plan), runtime_seed, keep),
-            &report,
-        )?
-    } else {
-        None
+    let again = |keep| opts.run(Arc::clone(&plan), runtime_seed, keep);
+    let divergence = match (&opts.isolation, opts.check_determinism) {
+        (_, false) => None,
+        (None, true) => check_determinism(&again, &report)?,
+        (Some(worker), true) => {
+            let bug = if opts.backend.is_some() {
+                None
+            } else {
+                opts.bug
+            };
+            check_in_worker(worker, bug, &plan, runtime_seed, &again, &report)?
+        }
     };
     Ok(SeedResult {
         seed,

@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::campaign::{check_determinism, derive, run_backend, run_campaign, CampaignOptions};
 use crate::config::SimConfig;
+use crate::isolation::WorkerCommand;
 use crate::outcome::{
     EXIT_NONDETERMINISM, EXIT_PASS, EXIT_REPLAY_DIFFERS, EXIT_REPLAY_NOW_PASSES, EXIT_USAGE,
     EXIT_VIOLATION,
@@ -317,9 +318,14 @@ struct FuzzArgs {
     shard: (u64, u64),
     #[command(flatten)]
     target: Target,
-    /// Run every seed twice and compare the traces.
+    /// Run every seed twice and compare the traces; the second run is in a fresh process, so
+    /// state a backend keeps between seeds (a static) shows too.
     #[arg(long)]
     check_determinism: bool,
+    /// With --check-determinism: the second run on a fresh thread of this process instead
+    /// (faster; blind to state kept in the process between seeds).
+    #[arg(long, requires = "check_determinism")]
+    same_process: bool,
     /// Write the summary as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -465,6 +471,11 @@ fn fuzz(a: FuzzArgs) -> Result<i32> {
         config,
         bug: a.target.bug,
         check_determinism: a.check_determinism,
+        isolation: if a.check_determinism && !a.same_process {
+            Some(WorkerCommand::this_program().context("finding this program to start workers")?)
+        } else {
+            None
+        },
         ..CampaignOptions::new(a.seeds)
     };
     let total = a.seeds.shard_len(a.shard.0, a.shard.1);

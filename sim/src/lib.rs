@@ -29,6 +29,7 @@ pub mod coverage;
 pub mod detection;
 pub mod disconnect;
 pub mod invariant;
+pub mod isolation;
 #[cfg(madsim)]
 pub mod net;
 pub mod outcome;

@@ -10,5 +10,7 @@ fn main() {
         eprintln!("error: {}", wsreg_sim::runtime::RuntimeError::NotSimulated);
         std::process::exit(wsreg_sim::outcome::EXIT_USAGE);
     }
+    // Started by a campaign to run one seed in a fresh process: do that, and exit.
+    wsreg_sim::isolation::serve_if_worker(None);
     std::process::exit(wsreg_sim::cli::main());
 }

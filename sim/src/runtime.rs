@@ -18,6 +18,9 @@ pub enum RuntimeError {
     /// The OS refused a thread.
     #[error("could not start a simulation thread: {0}")]
     Thread(#[from] std::io::Error),
+    /// A worker process could not be started or answered nonsense.
+    #[error("{0}")]
+    Worker(String),
 }
 
 /// Whether this build simulates.

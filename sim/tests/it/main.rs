@@ -7,6 +7,7 @@ mod corpus;
 mod determinism;
 mod disconnect;
 mod golden;
+mod isolation;
 mod net;
 mod panics;
 mod planted;

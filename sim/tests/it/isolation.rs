@@ -1,0 +1,125 @@
+//! Seed isolation: a backend that keeps state in a `static` between seeds is caught by the
+//! determinism check, because its second run is in a fresh process (this test binary, started
+//! again as a worker).
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use wsreg::{ConnectionHandle, Error, Position, RegistryConfig, Sink, UserContext};
+use wsreg_sim::backend::Connected;
+use wsreg_sim::campaign::{run_campaign, runner, CampaignOptions};
+use wsreg_sim::isolation::{serve_if_worker, WorkerCommand};
+use wsreg_sim::seed::SeedRange;
+use wsreg_sim::zoo::{Plant, Planted};
+use wsreg_sim::{Backend, CoreBackend};
+
+/// The leak: a process-wide cache that numbers users in the order the process first saw them
+/// (a team's "user id to shard" cache, say). Within one process it settles after the first seed,
+/// so two runs of a seed in a row agree; but a seed replayed on its own numbers users otherwise.
+static FIRST_SEEN: Mutex<BTreeMap<String, u64>> = Mutex::new(BTreeMap::new());
+
+/// The real core, with a connect that waits a moment that depends on the cache: harmless to
+/// every invariant, but it moves when the process's history does.
+struct ProcessCache(CoreBackend);
+
+impl Plant for ProcessCache {
+    fn plant(core: CoreBackend, _: &RegistryConfig) -> Self {
+        Self(core)
+    }
+
+    fn core(&self) -> &CoreBackend {
+        &self.0
+    }
+
+    async fn connect(
+        &self,
+        ctx: &UserContext,
+        sink: Box<dyn Sink>,
+        resume: Option<Position>,
+    ) -> Result<Connected<ConnectionHandle>, Error> {
+        let rank = {
+            let mut seen = FIRST_SEEN.lock().unwrap();
+            let next = seen.len() as u64;
+            *seen.entry(ctx.user_id().to_owned()).or_insert(next)
+        };
+        tokio::time::sleep(Duration::from_millis(rank % 7)).await;
+        self.0.connect(ctx, sink, resume).await
+    }
+}
+
+type Leaky = Planted<ProcessCache>;
+
+/// Not a test: the entry point this binary serves a worker's one run from, when a campaign
+/// below starts it again with `WSREG_SIM_WORKER` set. Run normally, it does nothing.
+#[test]
+#[ignore = "the worker entry point of the isolation tests, started by them"]
+fn worker_entry() {
+    serve_if_worker(Some(runner::<Leaky>()));
+}
+
+fn campaign(isolation: Option<WorkerCommand>) -> u64 {
+    let opts = CampaignOptions {
+        jobs: 2,
+        check_determinism: true,
+        backend: Some(runner::<Leaky>()),
+        isolation,
+        ..CampaignOptions::new(SeedRange { start: 0, end: 12 })
+    };
+    let summary = run_campaign(&opts, &|_, _, _| {}).expect("runs");
+    summary
+        .all
+        .iter()
+        .filter(|r| {
+            assert!(r.outcome.passed(), "seed {}: {:?}", r.seed, r.outcome);
+            r.divergence.is_some()
+        })
+        .count() as u64
+}
+
+#[test]
+fn a_backend_that_keeps_state_in_a_static_is_caught_by_a_fresh_process() {
+    let worker = WorkerCommand {
+        program: std::env::current_exe().unwrap(),
+        args: [
+            "isolation::worker_entry",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ]
+        .map(String::from)
+        .to_vec(),
+    };
+    // Warm the cache, as a long campaign would have.
+    let _ = campaign(None);
+    // Two runs in this process agree: the in-process check sees nothing.
+    assert_eq!(
+        campaign(None),
+        0,
+        "the in-process check should be blind to it"
+    );
+    // A fresh process numbers the users otherwise: most seeds diverge.
+    let caught = campaign(Some(worker));
+    assert!(
+        caught >= 9,
+        "only {caught} of 12 seeds diverged in a fresh process"
+    );
+}
+
+#[test]
+fn the_core_replays_the_same_in_a_fresh_process() {
+    // The wsreg-sim binary serves the core (and the zoo) as a worker.
+    let opts = CampaignOptions {
+        jobs: 2,
+        check_determinism: true,
+        isolation: Some(WorkerCommand {
+            program: env!("CARGO_BIN_EXE_wsreg-sim").into(),
+            args: Vec::new(),
+        }),
+        ..CampaignOptions::new(SeedRange { start: 0, end: 20 })
+    };
+    let summary = run_campaign(&opts, &|_, _, _| {}).expect("runs");
+    assert_eq!(summary.seeds_run, 20);
+    assert!(summary.passed(), "{:?}", summary.failures);
+}
