@@ -168,6 +168,12 @@ pub struct SimConfig {
     pub swarm: bool,
     /// When set, runs go through the real WebSocket server over a simulated network.
     pub net: Option<NetConfig>,
+    /// Whether user ids come in look-alike pairs (case twins, Latin and Cyrillic look-alikes,
+    /// NFC and NFD forms, `|`/`_`/`:` separators, a trailing space, long ids differing in the
+    /// last byte) rather than `u1..uN`, so key functions that fold, normalise, sanitise, trim
+    /// or truncate ids merge two users. Swarm turns it on for half the seeds.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub identity_variants: bool,
 }
 
 impl Default for SimConfig {
@@ -182,6 +188,7 @@ impl Default for SimConfig {
             liveness_bound_ms: 10_000,
             swarm: true,
             net: None,
+            identity_variants: false,
         }
     }
 }
@@ -189,8 +196,8 @@ impl Default for SimConfig {
 impl SimConfig {
     /// The config one seed runs with: `self` itself, or with swarm on, a per-seed variation in
     /// which each op kind (but `connect` and `run`) and each fault is off with probability 1/4,
-    /// every weight is scaled by 1 to 4, and one seed in four has room for only half its users'
-    /// managers.
+    /// every weight is scaled by 1 to 4, one seed in four has room for only half its users'
+    /// managers, and one in two has look-alike user ids.
     pub fn for_seed(&self, seed: Seed) -> SimConfig {
         let mut c = self.clone();
         c.swarm = false;
@@ -221,6 +228,9 @@ impl SimConfig {
         let f = &mut c.faults;
         for fault in [&mut f.slow_consumers, &mut f.buggify, &mut f.jitter] {
             *fault = *fault && !rng.gen_ratio(1, 4);
+        }
+        if seed.rng("identities").gen_ratio(1, 2) {
+            c.identity_variants = true;
         }
         // A quarter of the seeds run with room for half the users only: connects past it evict
         // idle managers, or are refused when every manager is busy.

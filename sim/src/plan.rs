@@ -266,6 +266,9 @@ impl Plan {
     }
 
     /// The plan as pretty JSON, one op per line.
+    ///
+    /// Every non-ASCII character is written as a `\u` escape, so ids that look alike (Latin
+    /// and Cyrillic letters, precomposed and combining accents) read differently in the file.
     pub fn to_json(&self) -> String {
         let mut out = String::from("{\n");
         let header = serde_json::json!({
@@ -296,7 +299,7 @@ impl Plan {
         out.push_str("  ],\n  \"ops\": [\n");
         push_lines(&mut out, &self.ops);
         out.push_str("  ]\n}\n");
-        out
+        ascii_only(out)
     }
 
     /// Writes the plan as JSON.
@@ -425,6 +428,27 @@ impl Plan {
     }
 }
 
+/// JSON text with every non-ASCII character as a `\uXXXX` escape (two, as a surrogate pair,
+/// above U+FFFF): the same JSON, readable without trusting how a font draws a letter. Non-ASCII
+/// characters only occur inside strings, where the escape means the same character.
+fn ascii_only(json: String) -> String {
+    if json.is_ascii() {
+        return json;
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                out.push_str(&format!("\\u{u:04x}"));
+            }
+        }
+    }
+    out
+}
+
 fn push_lines<T: Serialize>(out: &mut String, items: &[T]) {
     for (i, item) in items.iter().enumerate() {
         let line = serde_json::to_string(item).unwrap_or_default();
@@ -444,6 +468,26 @@ fn strip_position(message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn look_alike_names_are_escaped_in_the_file_and_read_back_the_same() {
+        let mut plan = Plan::from_json(SMALL, "small").unwrap();
+        let names = ["jos\u{e9}", "jose\u{301}", "\u{440}a", "\u{1f600}"];
+        plan.users = names
+            .iter()
+            .map(|n| UserSpec {
+                name: (*n).to_owned(),
+                thread: "t1".into(),
+            })
+            .collect();
+        plan.ops.clear();
+        let json = plan.to_json();
+        assert!(json.is_ascii(), "{json}");
+        assert!(json.contains(r#""jos\u00e9""#), "{json}");
+        assert!(json.contains(r#""jose\u0301""#), "{json}");
+        assert!(json.contains(r#""\ud83d\ude00""#), "{json}");
+        assert_eq!(Plan::from_json(&json, "again").unwrap(), plan);
+    }
 
     const SMALL: &str = r#"{
   "version": 1,

@@ -105,10 +105,10 @@ pub fn dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../snapshots")
 }
 
-/// A user's name as the diagram shows it: Rust's escaping (so control characters and the like
-/// are visible) with Mermaid's special characters as entity codes. Distinct names stay distinct.
+/// A user's name as the diagram shows it: escaped as in the trace (non-ASCII and whitespace as
+/// `\u{…}`), with Mermaid's special characters as entity codes. Distinct names stay distinct.
 fn shown(name: &str) -> String {
-    mermaid_text(&name.escape_debug().to_string())
+    mermaid_text(&crate::trace::escaped(name))
 }
 
 /// Text with Mermaid's special characters as entity codes.

@@ -183,6 +183,25 @@ pub struct Step {
     pub what: What,
 }
 
+/// An id as traces, stories and diagrams show it: printable ASCII as it is (a backslash
+/// doubled), everything else (non-ASCII letters, combining marks, spaces, controls) as
+/// `\u{…}`. So `alice` and `Alice`, Latin `a` and Cyrillic `а`, `é` and `e` with a combining
+/// accent, `u3` and `u3 ` all read differently, and distinct ids never print alike.
+pub fn escaped(id: &str) -> std::borrow::Cow<'_, str> {
+    if id.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') {
+        return id.into();
+    }
+    let mut out = String::with_capacity(id.len() + 8);
+    for c in id.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            c if c.is_ascii_graphic() => out.push(c),
+            c => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+        }
+    }
+    out.into()
+}
+
 fn opt(f: &mut fmt::Formatter<'_>, prefix: char, v: Option<u64>) -> fmt::Result {
     match v {
         Some(v) => write!(f, "{:<6}", format!("{prefix}{v}")),
@@ -270,7 +289,7 @@ impl fmt::Display for Step {
             "{:>5}  {:>8.6}  {:<8} ",
             self.n,
             self.t_us as f64 / 1e6,
-            self.user
+            escaped(&self.user)
         )?;
         opt(f, 'c', self.conn)?;
         opt(f, 'm', self.mgr)?;
@@ -370,6 +389,18 @@ impl Hasher for StableHasher {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn look_alike_ids_print_apart() {
+        use super::escaped;
+        assert_eq!(escaped("team|3"), "team|3");
+        assert_eq!(escaped("u3 "), "u3\\u{20}");
+        assert_eq!(escaped("\u{440}\u{430}vel1"), "\\u{440}\\u{430}vel1");
+        assert_eq!(escaped("jose\u{301}2"), "jose\\u{301}2");
+        assert_eq!(escaped("jos\u{e9}2"), "jos\\u{e9}2");
+        assert_eq!(escaped("a\\u{20}"), "a\\\\u{20}");
+        assert_ne!(escaped("a\\u{20}"), escaped("a "));
+    }
+
     use super::*;
 
     #[test]

@@ -9,20 +9,48 @@ use crate::config::SimConfig;
 use crate::plan::{NetFault, NetFaultKind, NetPlan, Op, OpKind, Plan, UserSpec, PLAN_VERSION};
 use crate::seed::Seed;
 
+/// User `i`'s id (from 1) among look-alike pairs: users `2k-1` and `2k` are two distinct ids
+/// that a careless key function merges, the kind cycling through case (`alice3`, `Alice3`),
+/// script (Latin `pavel3`, Cyrillic `раvel3`), Unicode normal form (`josé3` precomposed and
+/// decomposed), separator (`team|3`, `team_3`, or `team:3` for the second every other time),
+/// trailing whitespace (`u3`, `u3 `) and length (two 250-byte ids that differ in the last byte).
+pub fn look_alike(i: usize) -> String {
+    let (k, second) = (i.div_ceil(2), i % 2 == 0);
+    match (k % 6, second) {
+        (0, false) => format!("alice{k}"),
+        (0, true) => format!("Alice{k}"),
+        (1, false) => format!("pavel{k}"),
+        (1, true) => format!("\u{440}\u{430}vel{k}"),
+        (2, false) => format!("jos\u{e9}{k}"),
+        (2, true) => format!("jose\u{301}{k}"),
+        (3, false) => format!("team|{k}"),
+        (3, true) if k % 2 == 0 => format!("team:{k}"),
+        (3, true) => format!("team_{k}"),
+        (4, false) => format!("u{k}"),
+        (4, true) => format!("u{k} "),
+        (_, last) => format!("{k:x<248}{}", if last { 'b' } else { 'a' }),
+    }
+}
+
 /// The plan for one seed. `config` should already be the seed's (see [`SimConfig::for_seed`]).
 ///
 /// Users are `u1..uN`, except that every tenth pair is `team|k` and `team_k` (ids that a
-/// sanitising key function would merge); every three share a thread id. A third of the ops go to the first few
+/// sanitising key function would merge), or, with `identity_variants`, look-alike pairs (see
+/// [`look_alike`]); every three share a thread id. A third of the ops go to the first few
 /// users, so some users see heavy contention. Every user starts with a connect, and runs and
 /// sends are biased towards users that have one.
 pub fn generate(config: &SimConfig, seed: Seed) -> Plan {
     let mut rng = seed.rng("workload");
     let users: Vec<UserSpec> = (1..=config.users)
         .map(|i| UserSpec {
-            name: match i % 10 {
-                9 => format!("team|{}", (i + 1) / 10),
-                0 => format!("team_{}", i / 10),
-                _ => format!("u{i}"),
+            name: if config.identity_variants {
+                look_alike(i)
+            } else {
+                match i % 10 {
+                    9 => format!("team|{}", (i + 1) / 10),
+                    0 => format!("team_{}", i / 10),
+                    _ => format!("u{i}"),
+                }
             },
             thread: format!("t{}", i.div_ceil(3)),
         })
@@ -134,6 +162,32 @@ pub fn generate(config: &SimConfig, seed: Seed) -> Plan {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn look_alike_ids_are_distinct_valid_and_pairwise_confusable() {
+        let ids: Vec<String> = (1..=200).map(super::look_alike).collect();
+        let distinct: std::collections::BTreeSet<&String> = ids.iter().collect();
+        assert_eq!(distinct.len(), ids.len());
+        for id in &ids {
+            assert!(wsreg::UserContext::new(id).is_ok(), "{id:?}");
+        }
+        let folded = |s: &str| s.to_lowercase().trim().replace(['|', ':'], "_");
+        assert_eq!(folded(&ids[4]), folded(&ids[5]), "separators");
+        assert_eq!(folded(&ids[6]), folded(&ids[7]), "trailing space");
+        assert_eq!(ids[8].len(), 249);
+        assert_eq!(
+            ids[8][..248],
+            ids[9][..248],
+            "long ids differ in the last byte"
+        );
+        assert_eq!(folded(&ids[10]), folded(&ids[11]), "case twins");
+        assert_ne!(ids[0], ids[1], "Latin and Cyrillic");
+        assert_eq!(
+            ids[2].chars().count() + 1,
+            ids[3].chars().count(),
+            "NFC and NFD"
+        );
+    }
+
     use super::*;
 
     #[test]
