@@ -259,6 +259,18 @@ impl Recorder {
         }
     }
 
+    /// Checks that every open tab of a user is on the stream its user's messages went to
+    /// (once everything has healed); records the violation if not.
+    pub fn check_fan_out(&self) {
+        let v = {
+            let st = self.lock();
+            st.checker.fan_out(st.n).err()
+        };
+        if let Some(v) = v {
+            self.violate(v);
+        }
+    }
+
     /// Open tabs that have not yet read everything their senders were told about.
     pub fn in_flight(&self) -> usize {
         self.lock().checker.in_flight()

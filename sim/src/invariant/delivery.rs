@@ -37,7 +37,13 @@ impl Checker {
     }
 
     /// Black-box: a sender was told its message is at `at`.
-    pub(super) fn confirmed(&mut self, user: &Key, msg: &MsgTag, at: Position) -> Checked {
+    pub(super) fn confirmed(
+        &mut self,
+        user: &Key,
+        msg: &MsgTag,
+        at: Position,
+        step: u64,
+    ) -> Checked {
         let tally = self.tallies.entry((msg.kind, msg.tag.clone())).or_default();
         tally.confirmed += 1;
         if tally.confirmed > tally.accepted {
@@ -53,6 +59,10 @@ impl Checker {
             );
         }
         self.sent_at.insert(msg.clone(), at);
+        self.sent_last
+            .entry(user.clone())
+            .or_default()
+            .insert(at.epoch, step);
         let head = self.sent_head.entry((user.clone(), at.epoch)).or_insert(0);
         *head = (*head).max(at.seq);
         Ok(())
@@ -66,6 +76,7 @@ impl Checker {
         asked: Option<Position>,
         from: Position,
         recovered: bool,
+        step: u64,
     ) -> Checked {
         let tab = TabModel {
             user: user.clone(),
@@ -73,6 +84,7 @@ impl Checker {
             next: from.seq + 1,
             live: true,
             items: 0,
+            opened: step,
         };
         if let Some(old) = self.tabs.insert(conn, tab) {
             if old.live {
@@ -239,6 +251,33 @@ impl Checker {
             );
         }
         tab.next = to + 1;
+        Ok(())
+    }
+
+    /// Fan-out, seen from the clients: every tab of a user that stayed open while a sender was
+    /// told about a message must be on the stream that message went to. A tab on another
+    /// stream of the same user never reads it and is never told (no gap marker names another
+    /// stream's positions): the user's tabs have been split between two managers, whatever the
+    /// backend reports about itself. Checked once everything has healed, so a tab a restart
+    /// dropped is no longer open. The lowest such tab, in a user's words.
+    pub(super) fn split_stream(&self) -> Checked {
+        for (&conn, tab) in &self.tabs {
+            let Some(sends) = self.sent_last.get(&tab.user) else {
+                continue;
+            };
+            let missed = sends
+                .iter()
+                .find(|(&epoch, &step)| tab.live && epoch != tab.epoch && step > tab.opened);
+            if let Some((epoch, _)) = missed {
+                return fail(
+                    Invariant::I2,
+                    format!(
+                        "{}'s tab c{conn} reads stream {} while its user's messages were also sent on stream {epoch} after it opened: the user's tabs are split between two streams (two managers), and this one never sees the other's messages",
+                        tab.user, tab.epoch
+                    ),
+                );
+            }
+        }
         Ok(())
     }
 

@@ -119,6 +119,8 @@ pub(crate) struct TabModel {
     pub(crate) live: bool,
     /// Items it has read.
     pub(crate) items: u64,
+    /// The step it opened at.
+    pub(crate) opened: u64,
 }
 
 /// How often one harness message was accepted by the backend and confirmed to its sender.
@@ -160,6 +162,9 @@ pub struct Checker {
     sent_at: FnvHashMap<MsgTag, wsreg::Position>,
     /// The furthest position senders were told about, per (user, epoch).
     sent_head: FnvHashMap<(Key, wsreg::Epoch), u64>,
+    /// Per user, the last step a send was confirmed at, per epoch: what tabs open since then
+    /// must all have read, whatever stream they are on.
+    sent_last: FnvHashMap<Key, BTreeMap<wsreg::Epoch, u64>>,
     /// Every tab, by connection number, in order.
     tabs: BTreeMap<u64, TabModel>,
 }
@@ -192,6 +197,7 @@ impl Checker {
             sent: FnvHashMap::default(),
             sent_at: FnvHashMap::default(),
             sent_head: FnvHashMap::default(),
+            sent_last: FnvHashMap::default(),
             tabs: BTreeMap::new(),
         }
     }
@@ -222,7 +228,7 @@ impl Checker {
                 recovered,
             } => self
                 .connected(key, filed, s.mgr.unwrap_or(0), conn)
-                .and_then(|()| self.tab_opened(key, conn, *asked, *from, *recovered)),
+                .and_then(|()| self.tab_opened(key, conn, *asked, *from, *recovered, s.n)),
             What::ConnAdded { live } => self.conn_added(key, s.mgr.unwrap_or(0), conn, *live),
             What::ConnRemoved { live, reason } => self.conn_removed(key, conn, *reason, *live),
             What::Close | What::Cleanup | What::Crash => {
@@ -270,6 +276,7 @@ impl Checker {
         self.sent = keep.sent;
         self.sent_at = keep.sent_at;
         self.sent_head = keep.sent_head;
+        self.sent_last = keep.sent_last;
     }
 
     /// Checks that a message its sender was told is accepted (at `at`) really was, and files
@@ -281,7 +288,17 @@ impl Checker {
         at: wsreg::Position,
         step: u64,
     ) -> Result<(), Violation> {
-        self.confirmed(user, msg, at)
+        self.confirmed(user, msg, at, step)
+            .map_err(|(invariant, message)| Violation {
+                invariant,
+                step,
+                message,
+            })
+    }
+
+    /// The fan-out check, once everything has healed (see `split_stream`).
+    pub fn fan_out(&self, step: u64) -> Result<(), Violation> {
+        self.split_stream()
             .map_err(|(invariant, message)| Violation {
                 invariant,
                 step,
