@@ -39,9 +39,10 @@ macro_rules! with_backend {
             BoundedHash, Identity, PerCall, PerRequest, Rekeyed, Sanitised, Singleton,
         };
         use $crate::zoo::{
-            Bug, CatchUpAfterLive, CheckThenAct, CleanupHitsReconnect, EpochSurvivesReaping,
-            FailOpen, LimitOutsideLock, LockAcrossAwait, LostWhileOffline, OverBroadCleanup,
-            Planted, ReplayedTwice, ResumeOffByOne, SharedMode, SilentTrim, ThreadRouted, Zombies,
+            Bug, CatchUpAfterLive, CheckThenAct, CleanupHitsReconnect, DropsThinking,
+            EpochSurvivesReaping, FailOpen, HiddenReplica, LimitOutsideLock, LockAcrossAwait,
+            LostWhileOffline, OverBroadCleanup, Planted, ReplayedTwice, ResumeOffByOne,
+            ResumeRepeatsEvent, SharedMode, SilentTrim, SwapsToolCalls, ThreadRouted, Zombies,
         };
         match $bug {
             None => $run::<$crate::CoreBackend>($($arg),*),
@@ -66,6 +67,10 @@ macro_rules! with_backend {
             Some(Bug::B20) => $run::<Planted<SilentTrim>>($($arg),*),
             Some(Bug::B21) => $run::<Planted<EpochSurvivesReaping>>($($arg),*),
             Some(Bug::B22) => $run::<Planted<CatchUpAfterLive>>($($arg),*),
+            Some(Bug::B23) => $run::<Planted<DropsThinking>>($($arg),*),
+            Some(Bug::B24) => $run::<Planted<HiddenReplica>>($($arg),*),
+            Some(Bug::B25) => $run::<Planted<SwapsToolCalls>>($($arg),*),
+            Some(Bug::B26) => $run::<Planted<ResumeRepeatsEvent>>($($arg),*),
         }
     }};
 }

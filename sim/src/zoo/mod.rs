@@ -1,4 +1,4 @@
-//! The bug zoo: every bug of the catalogue in the README (B1, B3–B22) planted as a
+//! The bug zoo: every bug of the catalogue in the README (B1, B3–B26) planted as a
 //! [`Backend`](crate::Backend) over the real core, the way a buggy registry would be built, so
 //! the core itself stays correct and carries no zoo code. Each measures the harness: it must be
 //! caught by one of its expected invariants.
@@ -8,6 +8,7 @@ mod check_then_act;
 mod cleanup;
 mod delivery;
 mod limit_outside_lock;
+mod lying;
 pub mod plant;
 pub mod rekeyed;
 mod sharing;
@@ -22,6 +23,7 @@ pub use check_then_act::CheckThenAct;
 pub use cleanup::{CleanupHitsReconnect, OverBroadCleanup};
 pub use delivery::{LostWhileOffline, ReplayedTwice};
 pub use limit_outside_lock::LimitOutsideLock;
+pub use lying::{DropsThinking, HiddenReplica, ResumeRepeatsEvent, SwapsToolCalls};
 pub use plant::{Plant, Planted};
 pub use sharing::{FailOpen, SharedMode, Zombies};
 pub use stream::{CatchUpAfterLive, EpochSurvivesReaping, ResumeOffByOne, SilentTrim};
@@ -55,11 +57,15 @@ pub enum Bug {
     B20,
     B21,
     B22,
+    B23,
+    B24,
+    B25,
+    B26,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 21] = [
+    pub const ALL: [Bug; 25] = [
         Bug::B1,
         Bug::B3,
         Bug::B4,
@@ -81,6 +87,10 @@ impl Bug {
         Bug::B20,
         Bug::B21,
         Bug::B22,
+        Bug::B23,
+        Bug::B24,
+        Bug::B25,
+        Bug::B26,
     ];
 
     /// The one-line story.
@@ -107,6 +117,10 @@ impl Bug {
             Bug::B20 => "silent trim: the history is trimmed but no gap marker reaches the client",
             Bug::B21 => "epoch survives reaping: a position from a reaped stream is taken as valid in the new one",
             Bug::B22 => "catch-up after live: a resume's catch-up from history is sent after the first live message",
+            Bug::B23 => "lying writer: the socket writer drops every thinking step and reports it written, so the registry reports it delivered",
+            Bug::B24 => "hidden replica: an unreported second registry takes every second tab of a user; everything observable shows one manager, and those tabs never see the user's messages",
+            Bug::B25 => "swapped tool call: the socket writer writes each tool_executing after the event that follows it",
+            Bug::B26 => "resume repeats an event: a resumed connection writes the first agent event of its catch-up twice",
         }
     }
 
@@ -136,6 +150,10 @@ impl Bug {
             Bug::B20 => &[I8],
             Bug::B21 => &[I8],
             Bug::B22 => &[I7, I8],
+            Bug::B23 => &[I8],
+            Bug::B24 => &[I2, I5, I8],
+            Bug::B25 => &[I7, I8],
+            Bug::B26 => &[I7],
         }
     }
 

@@ -1,0 +1,191 @@
+//! Bugs whose self-report lies, and bugs only a client sees. The registry underneath reports
+//! its own state truthfully; what goes wrong happens where it cannot look (between the
+//! registry and the socket, or in a registry it does not know about), so an oracle that
+//! believes the backend's account misses them, and only what the tabs read shows them:
+//! B23 a socket writer that drops thinking steps and reports them written, B24 a second,
+//! unreported registry that every other tab of a user is filed in, B25 a writer that swaps a
+//! tool call with the event after it, B26 a resume that writes its first agent event twice.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use wsreg::{
+    ConnectionHandle, Envelope, Error, Payload, Position, RegistryConfig, SendFuture, Sink,
+    UserContext,
+};
+
+use super::plant::Plant;
+use crate::backend::{registry, Backend, Connected, CoreBackend};
+
+/// Whether an envelope carries an agent event of this kind (`agent_thinking`, ...).
+fn is_event(envelope: &Envelope, kind: &str) -> bool {
+    matches!(envelope.payload(), Payload::Agent(event) if event.kind() == kind)
+}
+
+/// B23: the socket writer drops every thinking step and says it wrote it; the registry, told
+/// the write succeeded, reports the message delivered.
+pub struct DropsThinking(CoreBackend);
+
+struct WithoutThinking(Box<dyn Sink>);
+
+impl Sink for WithoutThinking {
+    fn send(&mut self, envelope: Envelope) -> SendFuture<'_> {
+        if is_event(&envelope, "agent_thinking") {
+            return Box::pin(async { Ok(()) });
+        }
+        self.0.send(envelope)
+    }
+}
+
+impl Plant for DropsThinking {
+    fn plant(core: CoreBackend, _: &RegistryConfig) -> Self {
+        Self(core)
+    }
+    fn core(&self) -> &CoreBackend {
+        &self.0
+    }
+    async fn connect(
+        &self,
+        ctx: &UserContext,
+        sink: Box<dyn Sink>,
+        resume: Option<Position>,
+    ) -> Result<Connected<ConnectionHandle>, Error> {
+        self.0
+            .connect(ctx, Box::new(WithoutThinking(sink)), resume)
+            .await
+    }
+}
+
+/// B24: a "replica" registry nobody reports on takes every second connection of each user
+/// (a load balancer's idea, say). Everything observable shows one manager per user; the
+/// user's messages all go through the first registry, and the tabs filed in the replica never
+/// see them.
+pub struct HiddenReplica {
+    core: CoreBackend,
+    replica: CoreBackend,
+    connects: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Plant for HiddenReplica {
+    fn plant(core: CoreBackend, config: &RegistryConfig) -> Self {
+        Self {
+            core,
+            replica: CoreBackend::new(registry(config.clone(), None)),
+            connects: Mutex::default(),
+        }
+    }
+    fn core(&self) -> &CoreBackend {
+        &self.core
+    }
+    async fn connect(
+        &self,
+        ctx: &UserContext,
+        sink: Box<dyn Sink>,
+        resume: Option<Position>,
+    ) -> Result<Connected<ConnectionHandle>, Error> {
+        let n = {
+            let mut connects = self.connects.lock().unwrap_or_else(|e| e.into_inner());
+            let n = connects.entry(ctx.user_id().to_owned()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        let target = if n % 2 == 0 {
+            &self.replica
+        } else {
+            &self.core
+        };
+        target.connect(ctx, sink, resume).await
+    }
+}
+
+/// B25: the socket writer holds each `tool_executing` back and writes it after the event that
+/// follows it, so a client sees the tool complete before it started.
+pub struct SwapsToolCalls(CoreBackend);
+
+struct Swapping {
+    inner: Box<dyn Sink>,
+    held: Option<Envelope>,
+}
+
+impl Sink for Swapping {
+    fn send(&mut self, envelope: Envelope) -> SendFuture<'_> {
+        Box::pin(async move {
+            if self.held.is_none() && is_event(&envelope, "tool_executing") {
+                self.held = Some(envelope);
+                return Ok(());
+            }
+            self.inner.send(envelope).await?;
+            match self.held.take() {
+                Some(held) => self.inner.send(held).await,
+                None => Ok(()),
+            }
+        })
+    }
+}
+
+impl Plant for SwapsToolCalls {
+    fn plant(core: CoreBackend, _: &RegistryConfig) -> Self {
+        Self(core)
+    }
+    fn core(&self) -> &CoreBackend {
+        &self.0
+    }
+    async fn connect(
+        &self,
+        ctx: &UserContext,
+        sink: Box<dyn Sink>,
+        resume: Option<Position>,
+    ) -> Result<Connected<ConnectionHandle>, Error> {
+        let sink = Swapping {
+            inner: sink,
+            held: None,
+        };
+        self.0.connect(ctx, Box::new(sink), resume).await
+    }
+}
+
+/// B26: a resumed connection writes the first agent event of its catch-up twice (a retry
+/// after a write the writer wrongly thought had failed).
+pub struct ResumeRepeatsEvent(CoreBackend);
+
+struct RepeatFirstEvent {
+    inner: Box<dyn Sink>,
+    repeated: bool,
+}
+
+impl Sink for RepeatFirstEvent {
+    fn send(&mut self, envelope: Envelope) -> SendFuture<'_> {
+        Box::pin(async move {
+            let again = !self.repeated && matches!(envelope.payload(), Payload::Agent(_));
+            if again {
+                self.repeated = true;
+                self.inner.send(envelope.clone()).await?;
+            }
+            self.inner.send(envelope).await
+        })
+    }
+}
+
+impl Plant for ResumeRepeatsEvent {
+    fn plant(core: CoreBackend, _: &RegistryConfig) -> Self {
+        Self(core)
+    }
+    fn core(&self) -> &CoreBackend {
+        &self.0
+    }
+    async fn connect(
+        &self,
+        ctx: &UserContext,
+        sink: Box<dyn Sink>,
+        resume: Option<Position>,
+    ) -> Result<Connected<ConnectionHandle>, Error> {
+        let sink: Box<dyn Sink> = match resume {
+            Some(_) => Box::new(RepeatFirstEvent {
+                inner: sink,
+                repeated: false,
+            }),
+            None => sink,
+        };
+        self.0.connect(ctx, sink, resume).await
+    }
+}
