@@ -444,6 +444,32 @@ mod tests {
     }
 
     #[test]
+    fn a_tab_on_another_stream_than_its_users_messages_is_a_split_brain() {
+        let mut f = Feed::new();
+        f.tab(1, None, at(0)).unwrap();
+        // The backend files tab 2 on a stream of its own (as a hidden second manager would)
+        // while reporting nothing about it: only the clients show it.
+        let other = Position::new(Epoch::new(0, 9), 0);
+        let what = What::Connected {
+            key: "u1".into(),
+            asked: None,
+            from: other,
+            recovered: false,
+        };
+        f.step("u1", Some(2), Some(1), what).ok();
+        f.sent(1);
+        assert_eq!(f.read(1, 1, "u1/m1"), Ok(()));
+        let err = f.checker.fan_out(f.n).unwrap_err();
+        assert_eq!(err.invariant, Invariant::I2, "{}", err.message);
+        assert!(err.message.contains("c2"), "{}", err.message);
+        // A tab that opened after the last send on another stream is not blamed for it.
+        let mut g = Feed::new();
+        g.tab(1, None, at(0)).unwrap();
+        g.sent(1);
+        assert!(g.checker.fan_out(g.n).is_ok());
+    }
+
+    #[test]
     fn a_tab_reads_a_contiguous_stream_and_a_gap_is_the_only_way_to_skip() {
         let mut f = Feed::new();
         f.tab(1, None, at(0)).unwrap();
