@@ -44,15 +44,8 @@ impl Plant for DropsThinking {
     fn core(&self) -> &CoreBackend {
         &self.0
     }
-    async fn connect(
-        &self,
-        ctx: &UserContext,
-        sink: Box<dyn Sink>,
-        resume: Option<Position>,
-    ) -> Result<Connected<ConnectionHandle>, Error> {
-        self.0
-            .connect(ctx, Box::new(WithoutThinking(sink)), resume)
-            .await
+    fn wrap_sink(&self, sink: Box<dyn Sink>, _: Option<Position>) -> Box<dyn Sink> {
+        Box::new(WithoutThinking(sink))
     }
 }
 
@@ -130,17 +123,11 @@ impl Plant for SwapsToolCalls {
     fn core(&self) -> &CoreBackend {
         &self.0
     }
-    async fn connect(
-        &self,
-        ctx: &UserContext,
-        sink: Box<dyn Sink>,
-        resume: Option<Position>,
-    ) -> Result<Connected<ConnectionHandle>, Error> {
-        let sink = Swapping {
+    fn wrap_sink(&self, sink: Box<dyn Sink>, _: Option<Position>) -> Box<dyn Sink> {
+        Box::new(Swapping {
             inner: sink,
             held: None,
-        };
-        self.0.connect(ctx, Box::new(sink), resume).await
+        })
     }
 }
 
@@ -173,19 +160,13 @@ impl Plant for ResumeRepeatsEvent {
     fn core(&self) -> &CoreBackend {
         &self.0
     }
-    async fn connect(
-        &self,
-        ctx: &UserContext,
-        sink: Box<dyn Sink>,
-        resume: Option<Position>,
-    ) -> Result<Connected<ConnectionHandle>, Error> {
-        let sink: Box<dyn Sink> = match resume {
+    fn wrap_sink(&self, sink: Box<dyn Sink>, resume: Option<Position>) -> Box<dyn Sink> {
+        match resume {
             Some(_) => Box::new(RepeatFirstEvent {
                 inner: sink,
                 repeated: false,
             }),
             None => sink,
-        };
-        self.0.connect(ctx, sink, resume).await
+        }
     }
 }

@@ -26,6 +26,13 @@ pub trait Plant: Send + Sync + Sized + 'static {
     /// The core underneath.
     fn core(&self) -> &CoreBackend;
 
+    /// The sink the core writes a connection's stream to: `sink` itself, unless the bug sits
+    /// between the registry and the socket. `resume` is what the connection asked for.
+    fn wrap_sink(&self, sink: Box<dyn Sink>, resume: Option<Position>) -> Box<dyn Sink> {
+        let _ = resume;
+        sink
+    }
+
     /// See [`Backend::connect`].
     fn connect(
         &self,
@@ -33,7 +40,8 @@ pub trait Plant: Send + Sync + Sized + 'static {
         sink: Box<dyn Sink>,
         resume: Option<Position>,
     ) -> impl Future<Output = Result<Connected<ConnectionHandle>, Error>> + Send {
-        self.core().connect(ctx, sink, resume)
+        self.core()
+            .connect(ctx, self.wrap_sink(sink, resume), resume)
     }
 
     /// See [`Backend::close`].

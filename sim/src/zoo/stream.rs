@@ -57,15 +57,8 @@ impl Plant for SilentTrim {
     fn core(&self) -> &CoreBackend {
         &self.0
     }
-    async fn connect(
-        &self,
-        ctx: &UserContext,
-        sink: Box<dyn Sink>,
-        resume: Option<Position>,
-    ) -> Result<Connected<ConnectionHandle>, Error> {
-        self.0
-            .connect(ctx, Box::new(WithoutGaps(sink)), resume)
-            .await
+    fn wrap_sink(&self, sink: Box<dyn Sink>, _: Option<Position>) -> Box<dyn Sink> {
+        Box::new(WithoutGaps(sink))
     }
 }
 
