@@ -18,6 +18,19 @@ pub struct ConnectionId {
 }
 
 impl ConnectionId {
+    /// A connection id with this number, for registries that are not
+    /// [`Registry`](crate::Registry) and number their connections themselves. It compares equal
+    /// only to ids made by this function with the same number, never to one a `Registry` minted.
+    ///
+    /// ```
+    /// use wsreg::ConnectionId;
+    /// assert_eq!(ConnectionId::new(3), ConnectionId::new(3));
+    /// assert_eq!(ConnectionId::new(3).to_string(), "c3");
+    /// ```
+    pub const fn new(n: u64) -> Self {
+        Self { registry: 0, n }
+    }
+
     /// The per-registry number, as displayed.
     pub fn get(self) -> u64 {
         self.n

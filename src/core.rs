@@ -29,7 +29,8 @@ pub(crate) struct Core {
 
 impl Core {
     pub(crate) fn new(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
-        let instance = REGISTRY_INSTANCES.fetch_add(1, Ordering::Relaxed);
+        // From 1: instance 0 is what `ConnectionId::new` tags, for registries of other makes.
+        let instance = REGISTRY_INSTANCES.fetch_add(1, Ordering::Relaxed) + 1;
         Self {
             boot: config.boot.unwrap_or_else(|| random_boot(instance)),
             config,

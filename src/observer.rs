@@ -13,6 +13,16 @@ use crate::stream::{Epoch, Position};
 pub struct ManagerId(pub(crate) u64);
 
 impl ManagerId {
+    /// A manager id with this number: for registries that are not [`Registry`](crate::Registry)
+    /// (a team's own, reporting to an [`Observer`]), which number their managers themselves.
+    ///
+    /// ```
+    /// assert_eq!(wsreg::ManagerId::new(7).to_string(), "m7");
+    /// ```
+    pub const fn new(n: u64) -> Self {
+        Self(n)
+    }
+
     /// The number, as displayed (`m<n>`).
     pub fn get(self) -> u64 {
         self.0
