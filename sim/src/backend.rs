@@ -39,18 +39,85 @@ pub struct Probe {
     pub connections: usize,
 }
 
-/// A registry of per-user managers, as the harness drives it. Implementations must report every
-/// state change to the observer given to [`Backend::build`]; that stream is what the
-/// invariants are checked against, beside what the simulated clients actually receive.
+/// What a backend offers beyond the operations, and which of wsreg's own design choices it
+/// declares. Everything defaults to off: a backend that offers only the operations is checked
+/// by the black-box oracle alone, from what the harness did, what its calls returned and what
+/// each simulated tab read. Each capability switches on the white-box checks that need it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Reports every state change to the observer its factory was given. The white-box oracle
+    /// then checks that account: one manager per user, ownership indexes, limits as counted
+    /// by the backend, modes.
+    pub observes: bool,
+    /// [`Backend::probe`] answers (the user's manager, its mode, its connection count).
+    pub probes: bool,
+    /// Declares that connection and manager numbers are never reused within one registry, so
+    /// a number seen again is a bug. A registry that recycles ids leaves this off.
+    pub unique_ids: bool,
+    /// Declares that each message is accepted (numbered) once, so a second acceptance of one
+    /// is a duplicate. A registry with its own retry queue that re-submits leaves this off;
+    /// the tabs are still checked for duplicates either way.
+    pub accepts_once: bool,
+}
+
+impl Capabilities {
+    /// Everything on: the real core and every backend built on it.
+    pub const ALL: Capabilities = Capabilities {
+        observes: true,
+        probes: true,
+        unique_ids: true,
+        accepts_once: true,
+    };
+}
+
+/// A registry of per-user managers, as the harness drives it: the five operations are all a
+/// backend must offer. [`Backend::probe`], [`Backend::inspect`] and the observer its factory is
+/// handed are optional; [`Backend::capabilities`] says which it offers. A backend is built by
+/// a factory (see [`Target::new`](crate::target::Target::new)), so it can take parameters.
+///
+/// A complete registry written from scratch, plugged in, fuzzed, shrunk and replayed, is in
+/// `sim/examples/from_scratch/`. In outline:
+///
+/// ```
+/// use wsreg::{AgentEvent, Error, Mode, Position, Sink, UserContext};
+/// use wsreg_sim::backend::{Backend, Connected};
+/// use wsreg_sim::target::{Target, Targets};
+///
+/// struct Mine {/* its own maps, ids, queues */}
+///
+/// impl Backend for Mine {
+///     type Handle = u64;
+///
+///     async fn connect(
+///         &self,
+///         ctx: &UserContext,
+///         sink: Box<dyn Sink>,
+///         resume: Option<Position>,
+///     ) -> Result<Connected<u64>, Error> {
+///         todo!("file the tab, start its writer, say where its stream continues")
+///     }
+///     async fn close(&self, conn: &u64) -> Result<(), Error> {
+///         todo!()
+///     }
+///     fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error> {
+///         todo!("number it, keep it for resumes, hand it to the user's tabs")
+///     }
+///     fn send_text(&self, ctx: &UserContext, text: &str) -> Result<Position, Error> {
+///         todo!()
+///     }
+///     fn set_mode(&self, ctx: &UserContext, mode: Mode) -> Result<(), Error> {
+///         todo!()
+///     }
+/// }
+///
+/// // Registered by name: campaigns, shrinking, snapshots and replay all find it so.
+/// let targets = Targets::builtin().with(Target::new("mine", |_config, _observer| Mine {}));
+/// assert!(targets.get("mine").is_ok());
+/// // A team's binary then runs the whole command line: `wsreg_sim::cli::main_with(targets)`.
+/// ```
 pub trait Backend: Send + Sync + 'static {
     /// What a connection handle is.
     type Handle: Send + Sync + 'static;
-
-    /// A fresh backend with these limits, reporting to `observer` (none: the benchmark's
-    /// unchecked baseline).
-    fn build(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self
-    where
-        Self: Sized;
 
     /// Opens a connection for the user, sending its stream to `sink`, resuming after `resume`
     /// (the last position the client saw) or fresh.
@@ -73,11 +140,22 @@ pub trait Backend: Send + Sync + 'static {
     /// Sets the user's mode.
     fn set_mode(&self, ctx: &UserContext, mode: Mode) -> Result<(), Error>;
 
-    /// The user's manager, if the registry holds one.
-    fn probe(&self, ctx: &UserContext) -> Option<Probe>;
+    /// What the backend offers beyond the operations (default: nothing).
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::default()
+    }
 
-    /// Everything the registry holds.
-    fn inspect(&self) -> RegistryView;
+    /// The user's manager, if the registry holds one (with [`Capabilities::probes`]).
+    fn probe(&self, ctx: &UserContext) -> Option<Probe> {
+        let _ = ctx;
+        None
+    }
+
+    /// Everything the registry holds, if it can say (default: `None`). Offered, it lets the
+    /// harness check at the end of a run that idle users' managers are gone (I9).
+    fn inspect(&self) -> Option<RegistryView> {
+        None
+    }
 
     /// A tab's client crashed: its socket is gone without a goodbye. Returns whether the
     /// backend notices by itself, as a server on a real socket does. If not (the default, for
@@ -92,6 +170,21 @@ pub trait Backend: Send + Sync + 'static {
     fn network(&self) -> Option<&dyn Network> {
         None
     }
+}
+
+/// How a backend is made from a run's limits and an observer to report to (`None`: nobody
+/// listens, as in the benchmark's unchecked baseline or under the black-box oracle alone).
+pub type Factory<B> = Arc<dyn Fn(RegistryConfig, Option<Arc<dyn Observer>>) -> B + Send + Sync>;
+
+/// A backend with a standard way to build it: the core and the zoo's planted bugs.
+pub trait Build: Backend + Sized {
+    /// A fresh backend with these limits, reporting to `observer`.
+    fn build(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self;
+}
+
+/// The factory of a [`Build`] backend.
+pub fn factory<B: Build>() -> Factory<B> {
+    Arc::new(B::build)
 }
 
 /// The faults a backend with a network can suffer. Network backends run the server on a node
@@ -155,12 +248,14 @@ pub fn probe_registry(registry: &Registry, key: &UserKey) -> Option<Probe> {
     })
 }
 
-impl Backend for CoreBackend {
-    type Handle = ConnectionHandle;
-
+impl Build for CoreBackend {
     fn build(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
         Self::new(registry(config, observer))
     }
+}
+
+impl Backend for CoreBackend {
+    type Handle = ConnectionHandle;
 
     async fn connect(
         &self,
@@ -187,11 +282,15 @@ impl Backend for CoreBackend {
         self.registry.set_mode(ctx.key(), mode)
     }
 
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::ALL
+    }
+
     fn probe(&self, ctx: &UserContext) -> Option<Probe> {
         probe_registry(&self.registry, ctx.key())
     }
 
-    fn inspect(&self) -> RegistryView {
-        self.registry.inspect()
+    fn inspect(&self) -> Option<RegistryView> {
+        Some(self.registry.inspect())
     }
 }

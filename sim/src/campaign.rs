@@ -14,23 +14,15 @@ use crate::isolation::{run_in_worker, WorkerCommand, WorkerError};
 use crate::outcome::Outcome;
 use crate::plan::Plan;
 use crate::recorder::Keep;
-use crate::runtime::{run_plan, RuntimeError};
+use crate::runtime::RuntimeError;
 use crate::seed::{Seed, SeedRange};
+use crate::target::Target;
 use crate::trace::Step;
 use crate::workload::generate;
 use crate::world::RunReport;
-use crate::zoo::Bug;
-
-/// How to run one plan: a backend type, as a function.
-pub type Runner = fn(Arc<Plan>, Seed, Keep) -> Result<RunReport, RuntimeError>;
-
-/// The [`Runner`] for any [`Backend`](crate::Backend): how an external crate fuzzes its own
-/// registry with [`run_campaign`].
-pub fn runner<B: crate::Backend>() -> Runner {
-    |plan, seed, keep| run_plan::<B>(plan, seed.0, keep)
-}
 
 /// Calls `$run::<B>($args...)` with `B` the backend type for `$bug` (`None`: the real core).
+/// Every built-in target is made here (see [`Target::builtin`]).
 /// The one place that maps bug ids to types.
 #[macro_export]
 macro_rules! with_backend {
@@ -73,17 +65,6 @@ macro_rules! with_backend {
             Some(Bug::B26) => $run::<Planted<ResumeRepeatsEvent>>($($arg),*),
         }
     }};
-}
-
-/// Runs a plan against the real core, or against a planted bug.
-pub fn run_backend(
-    bug: Option<Bug>,
-    plan: Arc<Plan>,
-    runtime_seed: Seed,
-    keep: Keep,
-) -> Result<RunReport, RuntimeError> {
-    let seed = runtime_seed.0;
-    crate::with_backend!(bug, run_plan(plan, seed, keep))
 }
 
 /// The plan and runtime seed one seed runs with when recorded as `keep`: the end-of-run
@@ -148,14 +129,14 @@ pub fn check_determinism(
 /// if it agrees, the difference is state this process kept from earlier runs.
 pub fn check_in_worker(
     worker: &WorkerCommand,
-    bug: Option<Bug>,
+    target: &Target,
     plan: &Plan,
     runtime_seed: Seed,
     run: &dyn Fn(Keep) -> Result<RunReport, RuntimeError>,
     first: &RunReport,
 ) -> Result<Option<Divergence>, RuntimeError> {
     let here = format!("{} steps, trace hash {:#018x}", first.steps, first.hash);
-    let ran = match run_in_worker(worker, bug, plan, runtime_seed) {
+    let ran = match run_in_worker(worker, target.name(), plan, runtime_seed) {
         Ok(ran) => ran,
         Err(e @ WorkerError::Died { .. }) => {
             return Ok(Some(Divergence {
@@ -206,19 +187,22 @@ pub struct CampaignOptions {
     pub time_budget: Option<Duration>,
     /// The base config (each seed derives its own from it).
     pub config: SimConfig,
-    /// A planted bug to run instead of the real core.
-    pub bug: Option<Bug>,
+    /// What the seeds run against: the real core, a planted bug, or a team's own backend.
+    pub target: Target,
     /// Run every seed twice and compare.
     pub check_determinism: bool,
     /// What to record and check: `Tail(1)` for campaigns; `Nothing` and `EndOfRun` are the
     /// benchmarks' baselines (`EndOfRun` also switches buggify off: madsim's plain scheduling).
     pub keep: Keep,
-    /// A backend of your own, instead of the core or a planted bug (see [`runner`]).
-    pub backend: Option<Runner>,
     /// With `check_determinism`: run the second run in a fresh worker process started this way
     /// (see [`crate::isolation`]), so state a backend keeps in the process between seeds shows
     /// as nondeterminism. `None`: the second run on a fresh thread of this process.
     pub isolation: Option<WorkerCommand>,
+    /// Run every seed in a fresh worker process started as `isolation` says, not only the
+    /// determinism check's second run: a backend that aborts the process (or overflows its
+    /// stack) then fails that seed instead of ending the campaign. A seed's trace is not kept
+    /// (its replay shows it); coverage is.
+    pub isolate: bool,
 }
 
 impl CampaignOptions {
@@ -230,19 +214,16 @@ impl CampaignOptions {
             jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
             time_budget: None,
             config: SimConfig::default(),
-            bug: None,
+            target: Target::core(),
             check_determinism: false,
             keep: Keep::Tail(1),
-            backend: None,
             isolation: None,
+            isolate: false,
         }
     }
 
     fn run(&self, plan: Arc<Plan>, seed: Seed, keep: Keep) -> Result<RunReport, RuntimeError> {
-        match self.backend {
-            Some(runner) => runner(plan, seed, keep),
-            None => run_backend(self.bug, plan, seed, keep),
-        }
+        self.target.run(plan, seed, keep)
     }
 }
 
@@ -383,23 +364,61 @@ pub fn run_campaign(
     ))
 }
 
+/// Runs a plan in a fresh worker process; a worker that dies is the system under test's
+/// failure.
+fn isolated(
+    worker: &WorkerCommand,
+    target: &Target,
+    plan: &Plan,
+    runtime_seed: Seed,
+) -> Result<RunReport, RuntimeError> {
+    match run_in_worker(worker, target.name(), plan, runtime_seed) {
+        Ok(ran) => Ok(ran.report()),
+        Err(WorkerError::Died { status }) => Ok(RunReport::panicked(
+            crate::runtime::Panicked {
+                message: format!("the process running this seed died ({status}) before giving a verdict: the system under test aborted it, or overflowed its stack"),
+                by: "the system under test",
+                at: None,
+            },
+            None,
+        )),
+        Err(e) => Err(RuntimeError::Worker(e.to_string())),
+    }
+}
+
 fn run_seed(opts: &CampaignOptions, seed: Seed) -> Result<SeedResult, RuntimeError> {
     let (plan, runtime_seed) = plan_for(&opts.config, seed, opts.keep);
     let plan = Arc::new(plan);
     let started = Instant::now();
-    let report = opts.run(Arc::clone(&plan), runtime_seed, opts.keep)?;
+    let worker = match (&opts.isolation, opts.isolate) {
+        (Some(worker), true) => Some(worker),
+        (None, true) => {
+            return Err(RuntimeError::Worker(
+                "isolating seeds needs a worker command (CampaignOptions::isolation)".into(),
+            ))
+        }
+        _ => None,
+    };
+    let report = match worker {
+        Some(worker) => isolated(worker, &opts.target, &plan, runtime_seed)?,
+        None => opts.run(Arc::clone(&plan), runtime_seed, opts.keep)?,
+    };
     let wall_us = started.elapsed().as_micros() as u64;
     let again = |keep| opts.run(Arc::clone(&plan), runtime_seed, keep);
     let divergence = match (&opts.isolation, opts.check_determinism) {
         (_, false) => None,
+        (Some(worker), true) if opts.isolate => {
+            let second = isolated(worker, &opts.target, &plan, runtime_seed)?;
+            let shown = |r: &RunReport| format!("{} steps, trace hash {:#018x}", r.steps, r.hash);
+            (second.steps != report.steps || second.hash != report.hash).then(|| Divergence {
+                step: report.steps.min(second.steps),
+                first: format!("{} in one fresh process", shown(&report)),
+                second: format!("{} in another", shown(&second)),
+            })
+        }
         (None, true) => check_determinism(&again, &report)?,
         (Some(worker), true) => {
-            let bug = if opts.backend.is_some() {
-                None
-            } else {
-                opts.bug
-            };
-            check_in_worker(worker, bug, &plan, runtime_seed, &again, &report)?
+            check_in_worker(worker, &opts.target, &plan, runtime_seed, &again, &report)?
         }
     };
     Ok(SeedResult {
@@ -467,11 +486,7 @@ fn summarise(
         network,
         target: format!(
             "{}{}",
-            match (opts.backend, opts.bug) {
-                (Some(_), _) => "your backend".to_owned(),
-                (None, Some(b)) => b.to_string(),
-                (None, None) => "core".to_owned(),
-            },
+            opts.target.name(),
             if network {
                 " behind the WebSocket server (simulated network)"
             } else {

@@ -10,8 +10,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 
-use crate::campaign::{check_determinism, derive, run_backend, run_campaign, CampaignOptions};
+use crate::campaign::{check_determinism, derive, run_campaign, CampaignOptions};
 use crate::config::SimConfig;
+use crate::invariant::Oracle;
 use crate::isolation::WorkerCommand;
 use crate::outcome::{
     EXIT_NONDETERMINISM, EXIT_PASS, EXIT_REPLAY_DIFFERS, EXIT_REPLAY_NOW_PASSES, EXIT_USAGE,
@@ -21,6 +22,7 @@ use crate::plan::Plan;
 use crate::recorder::Keep;
 use crate::report;
 use crate::seed::{Seed, SeedRange};
+use crate::target::{Target, Targets};
 use crate::zoo::Bug;
 
 /// wsreg-sim: seeded deterministic simulation of wsreg's per-user WebSocket managers.
@@ -119,6 +121,10 @@ struct ShrinkBudget {
     /// Most wall time one shrink may spend, e.g. `2m`.
     #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
     max_time: Duration,
+    /// Where snapshots are written [default: the workspace's `snapshots/` for `wsreg-sim`,
+    /// `./snapshots` for a team's own binary].
+    #[arg(long, value_name = "DIR")]
+    snapshots: Option<PathBuf>,
 }
 
 impl ShrinkBudget {
@@ -140,7 +146,7 @@ struct ShrinkArgs {
     #[arg(long)]
     plan: Option<PathBuf>,
     #[command(flatten)]
-    target: Target,
+    target: TargetArgs,
     #[command(flatten)]
     budget: ShrinkBudget,
 }
@@ -153,7 +159,7 @@ struct ReplayArgs {
 
 #[derive(Debug, Args)]
 struct BenchArgs {
-    /// Rounds per row (the median is reported).
+    /// Rounds per throughput row (the median is reported; 0 skips the throughput rows).
     #[arg(long, default_value_t = 3)]
     rounds: usize,
     /// Work per round, as a multiple of the default (1 to 100).
@@ -171,17 +177,28 @@ struct BenchArgs {
     /// Seeds per zoo bug through the real server over the simulated network (0 skips it).
     #[arg(long, default_value_t = 200)]
     net_seeds: u64,
-    /// Measure only this zoo bug (and skip the throughput rows).
+    /// Seeds per zoo bug and oracle for the three-oracle table (0 skips it).
+    #[arg(long, default_value_t = 200)]
+    oracle_seeds: u64,
+    /// Seeds of the real core per oracle, counting false alarms in the three-oracle table.
+    #[arg(long, default_value_t = 10_000)]
+    false_alarm_seeds: u64,
+    /// Measure only this zoo bug (and skip the throughput rows and the core's false alarms).
     #[arg(long)]
     bug: Option<Bug>,
 }
 
 /// What to run against, and the base config.
 #[derive(Debug, Args, Clone)]
-struct Target {
-    /// Run a planted bug from the zoo instead of the real core (B1, B3 to B18).
-    #[arg(long)]
-    bug: Option<Bug>,
+struct TargetArgs {
+    /// What to run against: `core` (the default), a planted bug from the zoo (`B1`, `B3` to
+    /// `B26`), or a backend this binary registered under a name.
+    #[arg(long, visible_alias = "bug", value_name = "NAME")]
+    target: Option<String>,
+    /// Which oracles judge the runs: `both`, `black-box` (only what clients see and calls
+    /// return) or `white-box` (only the backend's own account) [default: both].
+    #[arg(long, value_enum)]
+    oracle: Option<Oracle>,
     /// Simulated users per seed [default: 50].
     #[arg(long)]
     users: Option<usize>,
@@ -222,9 +239,17 @@ fn parse_latency(s: &str) -> Result<[u64; 2], String> {
     Ok([lo, hi])
 }
 
-impl Target {
+impl TargetArgs {
+    /// The target these flags name, among `targets`.
+    fn resolve<'a>(&self, targets: &'a Targets) -> Result<&'a Target> {
+        Ok(targets.get(self.target.as_deref().unwrap_or("core"))?)
+    }
+
     fn config(&self) -> Result<SimConfig> {
         let mut c = SimConfig::default();
+        if let Some(o) = self.oracle {
+            c.oracle = o;
+        }
         if let Some(u) = self.users {
             c.users = u;
         }
@@ -256,7 +281,8 @@ impl Target {
     fn flags(&self) -> String {
         let switch = |on: bool| on.then(String::new);
         let flags = [
-            ("--bug", self.bug.map(|b| b.to_string())),
+            ("--target", self.target.clone()),
+            ("--oracle", self.oracle.map(|o| o.name().to_owned())),
             ("--users", self.users.map(|u| u.to_string())),
             ("--ops", self.ops.map(|o| o.to_string())),
             ("--no-swarm", switch(self.no_swarm)),
@@ -290,7 +316,7 @@ struct RunArgs {
     #[arg(long)]
     plan: Option<PathBuf>,
     #[command(flatten)]
-    target: Target,
+    target: TargetArgs,
     /// Run twice, on fresh threads, and compare the traces.
     #[arg(long)]
     check_determinism: bool,
@@ -317,15 +343,19 @@ struct FuzzArgs {
     #[arg(long, default_value = "0/1", value_parser = parse_shard)]
     shard: (u64, u64),
     #[command(flatten)]
-    target: Target,
+    target: TargetArgs,
     /// Run every seed twice and compare the traces; the second run is in a fresh process, so
     /// state a backend keeps between seeds (a static) shows too.
     #[arg(long)]
     check_determinism: bool,
     /// With --check-determinism: the second run on a fresh thread of this process instead
     /// (faster; blind to state kept in the process between seeds).
-    #[arg(long, requires = "check_determinism")]
+    #[arg(long, requires = "check_determinism", conflicts_with = "isolate")]
     same_process: bool,
+    /// Run every seed in a fresh process of its own, so a backend that aborts the process
+    /// fails that seed instead of ending the campaign.
+    #[arg(long)]
+    isolate: bool,
     /// Write the summary as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -342,7 +372,7 @@ struct PlanArgs {
     #[arg(long)]
     seed: Seed,
     #[command(flatten)]
-    target: Target,
+    target: TargetArgs,
 }
 
 fn parse_shard(s: &str) -> Result<(u64, u64), String> {
@@ -355,16 +385,47 @@ fn parse_shard(s: &str) -> Result<(u64, u64), String> {
     Ok((i, n))
 }
 
-/// Parses the arguments, runs, prints, and returns the exit code.
+/// How to start this program again, for the replay lines it prints: `cargo sim` for
+/// `wsreg-sim` itself, the path it was started by for a team's own binary.
+pub fn program() -> String {
+    let arg0 = std::env::args().next().unwrap_or_default();
+    let stem = std::path::Path::new(&arg0)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned());
+    if stem.as_deref() == Some("wsreg-sim") {
+        "cargo sim".to_owned()
+    } else {
+        arg0
+    }
+}
+
+/// Parses the arguments, runs, prints, and returns the exit code: `wsreg-sim` itself, with the
+/// built-in targets.
 pub fn main() -> i32 {
+    main_with(Targets::builtin())
+}
+
+/// The whole command line over `targets`: how a team's binary fuzzes, shrinks, snapshots and
+/// replays its own backend. It serves as its own worker process too (see
+/// [`crate::isolation`]), so call it first thing in `main`:
+///
+/// ```no_run
+/// use wsreg_sim::target::{Target, Targets};
+/// # let make = wsreg_sim::backend::factory::<wsreg_sim::CoreBackend>();
+/// let targets = Targets::builtin().with(Target::new("ours", move |c, o| make(c, o)));
+/// std::process::exit(wsreg_sim::cli::main_with(targets));
+/// ```
+pub fn main_with(targets: Targets) -> i32 {
+    crate::isolation::serve_if_worker(&targets);
     let cli = Cli::parse();
+    let t = &targets;
     let result = match cli.command {
-        Command::Run(a) => run(a),
-        Command::Fuzz(a) => fuzz(a),
+        Command::Run(a) => run(a, t),
+        Command::Fuzz(a) => fuzz(a, t),
         Command::Plan(a) => plan(a),
         Command::Bench(a) => bench(a),
-        Command::Shrink(a) => shrink(a),
-        Command::Replay(a) => replay(a),
+        Command::Shrink(a) => shrink(a, t),
+        Command::Replay(a) => replay(a, t),
         Command::Disconnect(a) => disconnect(a),
         Command::Tables(a) => tables(a),
     };
@@ -377,7 +438,8 @@ pub fn main() -> i32 {
     }
 }
 
-fn run(a: RunArgs) -> Result<i32> {
+fn run(a: RunArgs, targets: &Targets) -> Result<i32> {
+    let target = a.target.resolve(targets)?;
     let base = a.target.config()?;
     let (plan, runtime_seed, replay) = match &a.plan {
         Some(path) => {
@@ -385,11 +447,10 @@ fn run(a: RunArgs) -> Result<i32> {
             let seed = a.seed.unwrap_or(Seed(0));
             println!("PLAN={} SEED={seed}", path.display());
             let replay = format!(
-                "cargo sim run --plan {} --seed {seed}{}",
+                "{} run --plan {} --seed {seed} --target {}",
+                program(),
                 path.display(),
-                a.target
-                    .bug
-                    .map_or(String::new(), |b| format!(" --bug {b}"))
+                target.name()
             );
             (plan, seed, replay)
         }
@@ -404,25 +465,23 @@ fn run(a: RunArgs) -> Result<i32> {
                 config.hash_hex(),
                 serde_json::to_string(&config)?
             );
-            let replay = format!("cargo sim run --seed {seed}{}", a.target.flags());
+            let replay = format!("{} run --seed {seed}{}", program(), a.target.flags());
             (plan, runtime_seed, replay)
         }
     };
     println!(
         "target: {}; plan: {} users, {} ops; runtime seed {runtime_seed}",
-        a.target
-            .bug
-            .map_or("core".to_owned(), |b| format!("{b} ({})", b.story())),
+        target.describe(),
         plan.users.len(),
         plan.ops.len()
     );
     let plan = Arc::new(plan);
-    let report = run_backend(a.target.bug, Arc::clone(&plan), runtime_seed, Keep::All)?;
+    let report = target.run(Arc::clone(&plan), runtime_seed, Keep::All)?;
     println!("{}", report::verdict(&report));
     println!("{}", report::summary(&report));
     let mut code = report.outcome.exit_code();
     if a.check_determinism {
-        let again = |keep| run_backend(a.target.bug, Arc::clone(&plan), runtime_seed, keep);
+        let again = |keep| target.run(Arc::clone(&plan), runtime_seed, keep);
         match check_determinism(&again, &report)? {
             None => println!(
                 "determinism: replayed identically (hash {:#018x})",
@@ -448,7 +507,8 @@ fn run(a: RunArgs) -> Result<i32> {
     Ok(code)
 }
 
-fn fuzz(a: FuzzArgs) -> Result<i32> {
+fn fuzz(a: FuzzArgs, targets: &Targets) -> Result<i32> {
+    let target = a.target.resolve(targets)?;
     let config = a.target.config()?;
     let jobs = a
         .jobs
@@ -469,13 +529,14 @@ fn fuzz(a: FuzzArgs) -> Result<i32> {
         jobs,
         time_budget: a.time_budget,
         config,
-        bug: a.target.bug,
+        target: target.clone(),
         check_determinism: a.check_determinism,
-        isolation: if a.check_determinism && !a.same_process {
+        isolation: if (a.check_determinism && !a.same_process) || a.isolate {
             Some(WorkerCommand::this_program().context("finding this program to start workers")?)
         } else {
             None
         },
+        isolate: a.isolate,
         ..CampaignOptions::new(a.seeds)
     };
     let total = a.seeds.shard_len(a.shard.0, a.shard.1);
@@ -508,7 +569,8 @@ fn fuzz(a: FuzzArgs) -> Result<i32> {
     let mut written = std::collections::BTreeSet::new();
     for (label, g) in &summary.failures {
         println!(
-            "replay: cargo sim run --seed {}{}",
+            "replay: {} run --seed {}{}",
+            program(),
             g.first_seed,
             a.target.flags()
         );
@@ -517,7 +579,7 @@ fn fuzz(a: FuzzArgs) -> Result<i32> {
         }
         let (_, plan, runtime_seed) = derive(&config_for_shrink, g.first_seed);
         let found = format!("seed {}{}", g.first_seed, a.target.flags());
-        let name = shrink_and_write(a.target.bug, plan, runtime_seed, label, found, &a.budget)?;
+        let name = shrink_and_write(target, plan, runtime_seed, label, found, &a.budget)?;
         written.insert(name);
     }
     if !written.is_empty() {
@@ -542,12 +604,12 @@ fn fuzz(a: FuzzArgs) -> Result<i32> {
 }
 
 fn bench(a: BenchArgs) -> Result<i32> {
-    if a.rounds == 0 || a.rounds > 50 || a.scale == 0 || a.scale > 100 {
-        bail!("--rounds must be 1 to 50 and --scale 1 to 100");
+    if a.rounds > 50 || a.scale == 0 || a.scale > 100 {
+        bail!("--rounds must be 0 to 50 and --scale 1 to 100");
     }
-    let throughput = match a.bug {
-        Some(_) => None,
-        None => Some(crate::bench::run(a.rounds, a.scale)?),
+    let throughput = match (a.bug, a.rounds) {
+        (Some(_), _) | (None, 0) => None,
+        (None, rounds) => Some(crate::bench::run(rounds, a.scale)?),
     };
     let command = crate::table::invocation("cargo sim");
     let mut printed = Vec::new();
@@ -579,13 +641,34 @@ fn bench(a: BenchArgs) -> Result<i32> {
         printed.push(crate::detection::table_net(&net_zoo, &command));
         print!("{}", printed[printed.len() - 1].markdown());
     }
+    let oracles = if a.oracle_seeds == 0 {
+        Vec::new()
+    } else {
+        let progress = |t: &str| eprintln!("oracles: measuring {t}");
+        let core = if a.bug.is_some() {
+            0
+        } else {
+            a.false_alarm_seeds
+        };
+        crate::oracles::measure(&bugs, a.oracle_seeds, core, jobs, &progress)?
+    };
+    if !oracles.is_empty() {
+        println!();
+        printed.push(crate::oracles::table(&oracles, &command));
+        print!("{}", printed[printed.len() - 1].markdown());
+    }
     if let Some(dir) = &a.tables {
         for t in &printed {
             t.write_to(dir)?;
         }
     }
     if let Some(path) = &a.json {
-        let all = serde_json::json!({ "throughput": throughput, "zoo": zoo, "net_zoo": net_zoo });
+        let all = serde_json::json!({
+            "throughput": throughput,
+            "zoo": zoo,
+            "net_zoo": net_zoo,
+            "oracles": oracles,
+        });
         std::fs::write(path, serde_json::to_string_pretty(&all)?)
             .with_context(|| format!("writing {}", path.display()))?;
     }
@@ -599,7 +682,7 @@ fn bench(a: BenchArgs) -> Result<i32> {
 
 /// Shrinks one failure, writes its snapshot, prints where; returns the snapshot's name.
 fn shrink_and_write(
-    bug: Option<Bug>,
+    target: &Target,
     plan: Plan,
     runtime_seed: Seed,
     label: &str,
@@ -612,7 +695,14 @@ fn shrink_and_write(
             eprint!("\rshrinking {label}: {runs} runs, {ops} ops left   ");
         }
     };
-    let s = crate::shrink::shrink(bug, plan, runtime_seed, label, budget.options(), &progress)?;
+    let s = crate::shrink::shrink(
+        target,
+        plan,
+        runtime_seed,
+        label,
+        budget.options(),
+        &progress,
+    )?;
     if std::io::stderr().is_terminal() {
         eprintln!();
     }
@@ -627,7 +717,9 @@ fn shrink_and_write(
             ""
         }
     );
-    let snap = crate::snapshot::Snapshot::new(bug, s.plan, s.runtime_seed, &s.report, found);
+    let snap =
+        crate::snapshot::Snapshot::new(target.name(), s.plan, s.runtime_seed, &s.report, found)
+            .replayed_by(&program());
     let in_ci = std::env::var_os("CI").is_some_and(|v| v != "false" && v != "0");
     if in_ci {
         println!(
@@ -636,7 +728,14 @@ fn shrink_and_write(
         );
         print!("{}", snap.body(&s.report));
     } else {
-        match snap.write(&crate::snapshot::dir(), &s.report)? {
+        let dir = budget.snapshots.clone().unwrap_or_else(|| {
+            if program() == "cargo sim" {
+                crate::snapshot::dir()
+            } else {
+                PathBuf::from("snapshots")
+            }
+        });
+        match snap.write(&dir, &s.report)? {
             Some(path) => println!("snapshot written: {}", path.display()),
             None => println!("snapshot {} (unchanged)", snap.name),
         }
@@ -644,7 +743,8 @@ fn shrink_and_write(
     Ok(snap.name)
 }
 
-fn shrink(a: ShrinkArgs) -> Result<i32> {
+fn shrink(a: ShrinkArgs, targets: &Targets) -> Result<i32> {
+    let target = a.target.resolve(targets)?;
     let (plan, runtime_seed, found) = match (&a.plan, a.seed) {
         (Some(path), seed) => (
             Plan::load(path)?,
@@ -661,31 +761,24 @@ fn shrink(a: ShrinkArgs) -> Result<i32> {
         }
         (None, None) => bail!("give --seed N or --plan FILE"),
     };
-    let first = run_backend(
-        a.target.bug,
-        Arc::new(plan.clone()),
-        runtime_seed,
-        Keep::Tail(1),
-    )?;
+    let first = target.run(Arc::new(plan.clone()), runtime_seed, Keep::Tail(1))?;
     if first.outcome.passed() {
         println!("verdict: PASS: nothing to shrink");
         return Ok(EXIT_PASS);
     }
     let label = first.outcome.label();
     println!("shrinking a {label} failure ({} ops)", plan.ops.len());
-    shrink_and_write(a.target.bug, plan, runtime_seed, &label, found, &a.budget)?;
+    shrink_and_write(target, plan, runtime_seed, &label, found, &a.budget)?;
     Ok(first.outcome.exit_code())
 }
 
-fn replay(a: ReplayArgs) -> Result<i32> {
+fn replay(a: ReplayArgs, targets: &Targets) -> Result<i32> {
     use crate::snapshot::{Expect, Snapshot};
     let snap = Snapshot::load(&a.file)?;
-    let report = run_backend(
-        snap.bug,
-        Arc::new(snap.plan.clone()),
-        snap.runtime_seed,
-        Keep::All,
-    )?;
+    let target = targets
+        .get(&snap.target)
+        .with_context(|| format!("replaying {}", a.file.display()))?;
+    let report = target.run(Arc::new(snap.plan.clone()), snap.runtime_seed, Keep::All)?;
     let now = report::verdict(&report);
     let now_line = now.lines().next().unwrap_or_default();
     println!("recorded: {}", snap.verdict);

@@ -107,8 +107,9 @@ pub(crate) async fn user_task<B: Backend>(world: Arc<World<B>>, u: usize, ops: V
             }
             OpKind::Mode { mode } => {
                 world.step(u, None, What::SetMode(mode));
-                if let Err(e) = world.backend.set_mode(&world.users[u].ctx, mode) {
-                    world.refused(u, "mode", &e);
+                match world.backend.set_mode(&world.users[u].ctx, mode) {
+                    Ok(()) => world.modes.lock().expect("modes")[u] = mode,
+                    Err(e) => world.refused(u, "mode", &e),
                 }
             }
         }

@@ -174,6 +174,9 @@ pub struct SimConfig {
     /// or truncate ids merge two users. Swarm turns it on for half the seeds.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub identity_variants: bool,
+    /// Which oracles judge the runs (default: both).
+    #[serde(default, skip_serializing_if = "crate::invariant::Oracle::is_both")]
+    pub oracle: crate::invariant::Oracle,
 }
 
 impl Default for SimConfig {
@@ -189,6 +192,7 @@ impl Default for SimConfig {
             swarm: true,
             net: None,
             identity_variants: false,
+            oracle: crate::invariant::Oracle::Both,
         }
     }
 }

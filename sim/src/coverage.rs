@@ -225,6 +225,18 @@ impl Coverage {
         }
     }
 
+    /// Adds hits reported by name (from a worker process); names of no known point are
+    /// ignored.
+    pub fn add_named(&mut self, name: &str, hits: u64) {
+        let known = POINTS
+            .iter()
+            .chain(NET_POINTS.iter())
+            .find(|(p, _)| *p == name);
+        if let Some((point, _)) = known {
+            *self.hits.entry(point).or_insert(0) += hits;
+        }
+    }
+
     /// Hits of one point.
     pub fn get(&self, point: &str) -> u64 {
         self.hits.get(point).copied().unwrap_or(0)

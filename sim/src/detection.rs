@@ -11,13 +11,14 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::campaign::{derive, plan_for, run_backend, run_campaign, CampaignOptions, SeedResult};
+use crate::campaign::{derive, plan_for, run_campaign, CampaignOptions, SeedResult};
 use crate::config::SimConfig;
 use crate::recorder::Keep;
 use crate::runtime::RuntimeError;
 use crate::seed::SeedRange;
 use crate::shrink::{shrink, ShrinkOptions};
 use crate::table::{Column, Table};
+use crate::target::Target;
 use crate::zoo::Bug;
 
 /// How one way of testing fared against one bug.
@@ -93,7 +94,7 @@ fn detection(bug: Bug, all: &[SeedResult], keep: Keep) -> Result<Detection, Runt
     let mut same = 0;
     for r in failing.iter().take(REPRODUCE_AT_MOST) {
         let (plan, runtime_seed) = plan_for(&SimConfig::default(), r.seed, keep);
-        let again = run_backend(Some(bug), Arc::new(plan), runtime_seed, keep)?;
+        let again = Target::builtin(Some(bug)).run(Arc::new(plan), runtime_seed, keep)?;
         if again.outcome.label() == r.outcome.label() && again.hash == r.hash {
             same += 1;
         }
@@ -129,7 +130,7 @@ pub fn measure(
         let campaign = |keep| {
             let opts = CampaignOptions {
                 jobs,
-                bug: Some(bug),
+                target: Target::builtin(Some(bug)),
                 keep,
                 ..CampaignOptions::new(SeedRange {
                     start: 0,
@@ -161,7 +162,7 @@ pub fn measure(
             let (_, plan, runtime_seed) = derive(&SimConfig::default(), seed);
             let before = plan.ops.len();
             let s = shrink(
-                Some(bug),
+                &Target::builtin(Some(bug)),
                 plan,
                 runtime_seed,
                 label,
@@ -216,7 +217,7 @@ pub fn measure_net(
         progress(bug);
         let opts = CampaignOptions {
             jobs,
-            bug: Some(bug),
+            target: Target::builtin(Some(bug)),
             keep: Keep::Tail(1),
             config: SimConfig {
                 net: Some(crate::config::NetConfig::default()),

@@ -32,7 +32,7 @@ use wsreg::{
     UserContext,
 };
 
-use crate::backend::Backend;
+use crate::backend::{factory, Backend, Build, Factory};
 use crate::runtime::{simulate, Link, Panicked, RuntimeError};
 use crate::table::{Column, Table};
 use crate::zoo::Bug;
@@ -292,7 +292,7 @@ pub fn run(opts: &Options) -> Result<(Summary, Duration), DisconnectError> {
 }
 
 /// One run against `B`, on a fresh thread and runtime.
-fn simulated<B: Backend>(o: Options) -> Result<Result<Summary, Panicked>, RuntimeError> {
+fn simulated<B: Build>(o: Options) -> Result<Result<Summary, Panicked>, RuntimeError> {
     let link = o.net.map(|latency_ms| Link {
         latency_ms,
         loss_percent: 0,
@@ -300,9 +300,10 @@ fn simulated<B: Backend>(o: Options) -> Result<Result<Summary, Panicked>, Runtim
     simulate(o.seed, link, move || async move {
         #[cfg(madsim)]
         if o.net.is_some() {
-            return measure::<crate::net::NetBackend<B>>(o, "network").await;
+            let net = crate::net::NetBackend::factory(factory::<B>());
+            return measure(net, o, "network").await;
         }
-        measure::<B>(o, "in process").await
+        measure(factory::<B>(), o, "in process").await
     })
 }
 
@@ -318,8 +319,8 @@ fn registry_config(opts: &Options) -> RegistryConfig {
     }
 }
 
-async fn measure<B: Backend>(opts: Options, mode: &'static str) -> Summary {
-    let backend = Arc::new(B::build(registry_config(&opts), None));
+async fn measure<B: Backend>(factory: Factory<B>, opts: Options, mode: &'static str) -> Summary {
+    let backend = Arc::new(factory(registry_config(&opts), None));
     let books = Arc::new(Books {
         ledgers: (0..opts.users).map(|_| Mutex::default()).collect(),
         latencies: Mutex::default(),

@@ -11,9 +11,10 @@
 //! A worker is the same program started with [`WORKER_ENV`] set. It reads one request (a plan,
 //! a runtime seed and a target) from standard input, runs it, and writes one reply line. The
 //! `wsreg-sim` binary serves as its own worker; a team's binary that fuzzes its own backend
-//! calls [`serve_if_worker`] first thing in `main` with its runner, and names itself in
-//! [`WorkerCommand`].
+//! calls [`serve_if_worker`] first thing in `main` with its targets (as
+//! [`cli::main_with`](crate::cli::main_with) does), and names itself in [`WorkerCommand`].
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -21,11 +22,15 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::campaign::{run_backend, Runner};
+use crate::coverage::Coverage;
+use crate::outcome::Outcome;
+use crate::recorder::Stats;
+use crate::world::RunReport;
+
 use crate::plan::Plan;
 use crate::recorder::Keep;
 use crate::seed::Seed;
-use crate::zoo::Bug;
+use crate::target::Targets;
 
 /// Set (to anything) in a worker's environment.
 pub const WORKER_ENV: &str = "WSREG_SIM_WORKER";
@@ -57,19 +62,46 @@ impl WorkerCommand {
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Request {
-    /// A zoo bug's id, or `None` for the core (or the worker's own backend).
-    bug: Option<String>,
+    /// The target's name: `core`, a zoo bug's id, or a name the worker's binary registered.
+    target: String,
     runtime_seed: u64,
     plan: Plan,
 }
 
-/// What a worker's run came to: enough to compare with the run in this process.
+/// What a worker's run came to: enough to compare with a run elsewhere, or to stand for the
+/// run itself (`fuzz --isolate`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Ran {
     /// Steps.
     pub steps: u64,
     /// Trace hash.
     pub hash: u64,
+    /// The verdict.
+    pub outcome: Outcome,
+    /// Virtual microseconds.
+    pub virtual_us: u64,
+    /// Coverage points hit, by name.
+    pub coverage: BTreeMap<String, u64>,
+}
+
+impl Ran {
+    /// The report of the run, as far as a worker tells it (no trace: a failure's trace comes
+    /// from its replay).
+    pub fn report(self) -> RunReport {
+        let mut coverage = Coverage::default();
+        for (name, hits) in &self.coverage {
+            coverage.add_named(name, *hits);
+        }
+        RunReport {
+            outcome: self.outcome,
+            steps: self.steps,
+            hash: self.hash,
+            virtual_us: self.virtual_us,
+            trace: Vec::new(),
+            coverage,
+            stats: Stats::default(),
+        }
+    }
 }
 
 /// Why a run in a worker came to nothing.
@@ -97,7 +129,7 @@ pub enum WorkerError {
 /// Runs `plan` once in a fresh worker process and returns its steps and trace hash.
 pub fn run_in_worker(
     cmd: &WorkerCommand,
-    bug: Option<Bug>,
+    target: &str,
     plan: &Plan,
     runtime_seed: Seed,
 ) -> Result<Ran, WorkerError> {
@@ -114,7 +146,7 @@ pub fn run_in_worker(
         .spawn()
         .map_err(spawn)?;
     let request = Request {
-        bug: bug.map(|b| b.to_string()),
+        target: target.to_owned(),
         runtime_seed: runtime_seed.0,
         plan: plan.clone(),
     };
@@ -127,7 +159,8 @@ pub fn run_in_worker(
     let mut reply = None;
     for line in stdout.lines() {
         let Ok(line) = line else { break };
-        if let Some(json) = line.strip_prefix(REPLY) {
+        // Anywhere in the line: a test harness may have printed a test's name before it.
+        if let Some((_, json)) = line.split_once(REPLY) {
             reply = Some(json.to_owned());
         }
     }
@@ -141,19 +174,21 @@ pub fn run_in_worker(
 }
 
 /// If this process was started as a worker ([`WORKER_ENV`] is set), runs the one request on
-/// standard input, writes the reply and exits; otherwise returns at once. `custom` runs a
-/// team's own backend; `None` runs the core, or the zoo bug the request names.
+/// standard input against the target it names (one of `targets`), writes the reply and exits;
+/// otherwise returns at once.
 ///
 /// A team's fuzzing binary does this first of all, then runs its campaigns as usual:
 ///
 /// ```no_run
-/// wsreg_sim::isolation::serve_if_worker(None);
+/// use wsreg_sim::target::{Target, Targets};
+/// let targets = Targets::builtin().with(Target::core()); // and its own
+/// wsreg_sim::isolation::serve_if_worker(&targets);
 /// ```
-pub fn serve_if_worker(custom: Option<Runner>) {
+pub fn serve_if_worker(targets: &Targets) {
     if std::env::var_os(WORKER_ENV).is_none() {
         return;
     }
-    let code = match serve_one(custom) {
+    let code = match serve_one(targets) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("wsreg-sim worker: {e}");
@@ -163,31 +198,35 @@ pub fn serve_if_worker(custom: Option<Runner>) {
     std::process::exit(code);
 }
 
-fn serve_one(custom: Option<Runner>) -> Result<(), String> {
+fn serve_one(targets: &Targets) -> Result<(), String> {
     let mut line = String::new();
     std::io::stdin()
         .read_line(&mut line)
         .map_err(|e| e.to_string())?;
     let request: Request = serde_json::from_str(&line).map_err(|e| e.to_string())?;
-    let bug = match &request.bug {
-        Some(id) => Some(id.parse::<Bug>().map_err(|e| e.to_string())?),
-        None => None,
-    };
+    let target = targets.get(&request.target).map_err(|e| e.to_string())?;
     let plan = Arc::new(request.plan);
     let seed = Seed(request.runtime_seed);
-    let report = match custom {
-        Some(runner) => runner(plan, seed, Keep::Tail(1)),
-        None => run_backend(bug, plan, seed, Keep::Tail(1)),
-    }
-    .map_err(|e| e.to_string())?;
+    let report = target
+        .run(plan, seed, Keep::Tail(1))
+        .map_err(|e| e.to_string())?;
     let ran = Ran {
         steps: report.steps,
         hash: report.hash,
+        outcome: report.outcome,
+        virtual_us: report.virtual_us,
+        coverage: report
+            .coverage
+            .hits
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), *v))
+            .collect(),
     };
     let mut out = std::io::stdout().lock();
+    // On a line of its own, whatever a test harness printed before it.
     writeln!(
         out,
-        "{REPLY}{}",
+        "\n{REPLY}{}",
         serde_json::to_string(&ran).expect("a reply serialises")
     )
     .and_then(|()| out.flush())

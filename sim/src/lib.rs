@@ -9,15 +9,16 @@
 //! [`run_plan`] (a fresh thread, a madsim runtime, a [`world`]) → [`RunReport`] with an
 //! [`Outcome`].
 //!
-//! Modules, one concept each: `seed`, `config`, `plan`, [`workload`], `backend` (the seam),
-//! [`zoo`] (planted bugs), `net` (any backend behind the real server over simulated TCP),
+//! Modules, one concept each: `seed`, `config`, `plan`, [`workload`], `backend` (the seam: five
+//! operations, optional capabilities), [`target`] (backends by name: the core, the zoo, a team's
+//! own), [`zoo`] (planted bugs), `net` (any backend behind the real server over simulated TCP),
 //! `client` (simulated users), [`world`] (phases), `recorder` (observer and clients → steps),
-//! `trace` (steps and their stable hash), [`invariant`] (the checker), `coverage`, `outcome`
-//! (verdicts and exit codes), `runtime` (the only madsim-specific code), [`campaign`] (many
-//! seeds), `shrink`, `snapshot` (the regression corpus), `report` (what is printed), `bench`
-//! and `detection` (throughput and the zoo tables), [`disconnect`] (the disconnect benchmark),
-//! `stress` (baseline (b) on real tokio), [`table`] (measured tables as JSON and as the README's
-//! markdown), [`cli`].
+//! `trace` (steps and their stable hash), [`invariant`] (the checker: the black-box and white-box
+//! oracles), `coverage`, `outcome` (verdicts and exit codes), `runtime` (the only madsim-specific
+//! code), [`campaign`] (many seeds), `shrink`, `snapshot` (the regression corpus), `report` (what
+//! is printed), `bench` and `detection` (throughput and the zoo tables), [`oracles`] (the
+//! three-oracle table), [`disconnect`] (the disconnect benchmark), `stress` (baseline (b) on real
+//! tokio), [`table`] (measured tables as JSON and as the README's markdown), [`cli`].
 
 pub mod backend;
 pub mod bench;
@@ -32,6 +33,7 @@ pub mod invariant;
 pub mod isolation;
 #[cfg(madsim)]
 pub mod net;
+pub mod oracles;
 pub mod outcome;
 pub mod plan;
 pub mod recorder;
@@ -42,6 +44,7 @@ pub mod shrink;
 pub mod snapshot;
 pub mod stress;
 pub mod table;
+pub mod target;
 pub mod trace;
 pub mod workload;
 pub mod world;

@@ -10,7 +10,6 @@ fn main() {
         eprintln!("error: {}", wsreg_sim::runtime::RuntimeError::NotSimulated);
         std::process::exit(wsreg_sim::outcome::EXIT_USAGE);
     }
-    // Started by a campaign to run one seed in a fresh process: do that, and exit.
-    wsreg_sim::isolation::serve_if_worker(None);
+    // Started by a campaign to run one seed in a fresh process, `main` does that and exits.
     std::process::exit(wsreg_sim::cli::main());
 }

@@ -1,6 +1,6 @@
 //! [`Outcome`] of a run and the fixed exit codes the CLI maps outcomes to.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::invariant::Violation;
 
@@ -21,7 +21,7 @@ pub const EXIT_REPLAY_NOW_PASSES: i32 = 5;
 pub const EXIT_REPLAY_DIFFERS: i32 = 6;
 
 /// How one run ended.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "verdict", rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Outcome {
     /// Every invariant held and everything drained.

@@ -9,6 +9,7 @@ use thiserror::Error;
 use wsreg::{Mode, UserContext};
 
 use crate::config::Limits;
+use crate::invariant::Oracle;
 
 /// The plan format version this build reads and writes.
 pub const PLAN_VERSION: u32 = 1;
@@ -36,6 +37,9 @@ pub struct Plan {
     /// node, clients on another, with this latency and these faults. Absent: in-process calls.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub net: Option<NetPlan>,
+    /// Which oracles judge the run (absent: both).
+    #[serde(default, skip_serializing_if = "Oracle::is_both")]
+    pub oracle: Oracle,
 }
 
 /// The simulated network of a run.

@@ -133,6 +133,11 @@ impl Recorder {
         self.checking
     }
 
+    /// Applies only `checks` from now on (set once the backend says what it offers).
+    pub fn set_checks(&self, checks: crate::invariant::Checks) {
+        self.lock().checker.set_checks(checks);
+    }
+
     /// A recorder for a run with these limits (`network`: a run through the server, whose
     /// coverage counts the network points too).
     pub fn new(limits: Limits, keep: Keep, network: bool) -> Self {

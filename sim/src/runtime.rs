@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Factory};
 use crate::plan::Plan;
 use crate::recorder::Keep;
 use crate::world::RunReport;
@@ -151,6 +151,7 @@ where
 /// A plan with a `net` section runs `B` behind the real WebSocket server, over the simulated
 /// network (see `net::NetBackend`).
 pub fn run_plan<B: Backend>(
+    factory: Factory<B>,
     plan: Arc<Plan>,
     runtime_seed: u64,
     keep: Keep,
@@ -164,9 +165,10 @@ pub fn run_plan<B: Backend>(
     let ran = simulate(runtime_seed, link, move || async move {
         #[cfg(madsim)]
         if plan.net.is_some() {
-            return crate::world::execute::<crate::net::NetBackend<B>>(plan, keep, recorder).await;
+            let net = crate::net::NetBackend::factory(factory);
+            return crate::world::execute(net, plan, keep, recorder).await;
         }
-        crate::world::execute::<B>(plan, keep, recorder).await
+        crate::world::execute(factory, plan, keep, recorder).await
     })?;
     Ok(ran.unwrap_or_else(|panic| {
         let kept = black_box

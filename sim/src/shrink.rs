@@ -8,14 +8,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::campaign::run_backend;
 use crate::outcome::Outcome;
 use crate::plan::{Op, OpKind, Plan};
 use crate::recorder::Keep;
 use crate::runtime::RuntimeError;
 use crate::seed::Seed;
+use crate::target::Target;
 use crate::world::RunReport;
-use crate::zoo::Bug;
 
 /// Limits of one shrink.
 #[derive(Clone, Copy, Debug)]
@@ -61,7 +60,7 @@ pub struct Shrunk {
 pub type ShrinkProgress<'a> = &'a dyn Fn(usize, usize);
 
 struct Search<'a> {
-    bug: Option<Bug>,
+    target: &'a Target,
     label: String,
     opts: ShrinkOptions,
     runs: usize,
@@ -88,7 +87,7 @@ impl Search<'_> {
                 self.seed.child(&format!("shrink-{k}"))
             };
             self.runs += 1;
-            let r = run_backend(self.bug, Arc::clone(&plan), seed, Keep::Tail(1))?;
+            let r = self.target.run(Arc::clone(&plan), seed, Keep::Tail(1))?;
             if r.outcome.label() == self.label {
                 return Ok(Some(seed));
             }
@@ -190,7 +189,7 @@ fn simpler(op: &Op) -> Vec<OpKind> {
 
 /// Shrinks a plan that fails with `label` (an [`Outcome::label`]) under `runtime_seed`.
 pub fn shrink(
-    bug: Option<Bug>,
+    target: &Target,
     plan: Plan,
     runtime_seed: Seed,
     label: &str,
@@ -199,7 +198,7 @@ pub fn shrink(
 ) -> Result<Shrunk, RuntimeError> {
     let original_ops = plan.ops.len();
     let mut s = Search {
-        bug,
+        target,
         label: label.to_owned(),
         opts,
         runs: 0,
@@ -275,7 +274,7 @@ pub fn shrink(
         }
     }
     let exhausted = s.out_of_budget();
-    let report = run_backend(bug, Arc::new(plan.clone()), s.seed, Keep::All)?;
+    let report = target.run(Arc::new(plan.clone()), s.seed, Keep::All)?;
     s.runs += 1;
     debug_assert!(!matches!(report.outcome, Outcome::Pass));
     Ok(Shrunk {

@@ -34,8 +34,9 @@ pub enum Expect {
 pub struct Snapshot {
     /// Its name (the file stem).
     pub name: String,
-    /// The planted bug it runs against (`None`: the real core).
-    pub bug: Option<Bug>,
+    /// The name of the target it runs against: `core`, a planted bug (`B3`), or the name a
+    /// team's binary registered its own backend under.
+    pub target: String,
     /// What replaying should show.
     pub expect: Expect,
     /// The runtime seed.
@@ -78,26 +79,39 @@ pub enum SnapshotError {
 }
 
 /// The file name stem for a shrunk failure: `I2-one-manager-per-user-1a2b3c4d`.
-pub fn name_for(outcome: &Outcome, bug: Option<Bug>, plan: &Plan) -> String {
+pub fn name_for(outcome: &Outcome, target: &str, plan: &Plan) -> String {
     let kind = match outcome {
         Outcome::Violation(v) => format!("{:?}-{}", v.invariant, v.invariant.name()),
         Outcome::Stuck { .. } => "I10-liveness".to_owned(),
         Outcome::Panic { .. } => "panic".to_owned(),
         Outcome::Pass => "pass".to_owned(),
     };
-    format!("{kind}-{}", plan_hash(plan, bug))
+    format!("{kind}-{}", plan_hash(plan, target))
 }
 
 /// The short hash a snapshot's name ends in: FNV-1a over the plan's JSON (as stored in the
 /// file) and the target's name, so it never depends on how Rust lays out or numbers types.
-pub fn plan_hash(plan: &Plan, bug: Option<Bug>) -> String {
+pub fn plan_hash(plan: &Plan, target: &str) -> String {
     let mut h = fnv::FnvHasher::default();
     h.write(plan.to_json().as_bytes());
-    h.write(
-        bug.map_or_else(|| "core".to_owned(), |b| b.to_string())
-            .as_bytes(),
-    );
+    h.write(target.as_bytes());
     format!("{:08x}", h.finish() as u32)
+}
+
+/// A target name as a snapshot records it: `core`, a planted bug's id (checked), or a team's
+/// own name, one word of printable characters.
+fn target_name(t: &str) -> Result<String, String> {
+    let looks_like_a_bug =
+        t.len() > 1 && t.starts_with('B') && t[1..].bytes().all(|b| b.is_ascii_digit());
+    if looks_like_a_bug {
+        t.parse::<Bug>().map_err(|e| e.to_string())?;
+    }
+    if t.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "target {t:?} is not a name: one word, no spaces or control characters"
+        ));
+    }
+    Ok(t.to_owned())
 }
 
 /// Where snapshots live: `snapshots/` at the workspace root.
@@ -223,11 +237,7 @@ impl Snapshot {
         for line in &self.recorded {
             let _ = writeln!(out, "{line}");
         }
-        let _ = writeln!(
-            out,
-            "target: {}",
-            self.bug.map_or("core".to_owned(), |b| b.to_string())
-        );
+        let _ = writeln!(out, "target: {}", self.target);
         if let Some(net) = &self.plan.net {
             let [lo, hi] = net.latency_ms;
             let _ = writeln!(
@@ -263,13 +273,13 @@ impl Snapshot {
 
     /// A snapshot of a freshly shrunk failure.
     pub fn new(
-        bug: Option<Bug>,
+        target: &str,
         plan: Plan,
         runtime_seed: Seed,
         report: &RunReport,
         found: String,
     ) -> Snapshot {
-        let name = name_for(&report.outcome, bug, &plan);
+        let name = name_for(&report.outcome, target, &plan);
         let verdict_and_story = report::verdict(report);
         let mut lines = verdict_and_story.lines();
         let verdict = lines.next().unwrap_or_default().to_owned();
@@ -278,13 +288,23 @@ impl Snapshot {
         recorded.push(format!("replay: cargo sim replay snapshots/{name}.snap"));
         Snapshot {
             name,
-            bug,
+            target: target.to_owned(),
             expect: Expect::Fail,
             runtime_seed,
             verdict,
             recorded,
             plan,
         }
+    }
+
+    /// The same snapshot, its replay line naming `program` (`cargo sim`, or a team's binary
+    /// that registers the target) instead of `cargo sim`.
+    pub fn replayed_by(mut self, program: &str) -> Snapshot {
+        let line = format!("replay: {program} replay snapshots/{}.snap", self.name);
+        if let Some(l) = self.recorded.iter_mut().find(|l| l.starts_with("replay: ")) {
+            *l = line;
+        }
+        self
     }
 
     /// This snapshot as a run shows it now: the verdict and story derived from `report`, the
@@ -344,16 +364,13 @@ impl Snapshot {
             .ok_or_else(|| bad("the first line must be `verdict: ...`"))?
             .to_owned();
         let mut recorded = Vec::new();
-        let (mut bug, mut expect, mut seed) = (None, None, None);
+        let (mut target, mut expect, mut seed) = (None, None, None);
         for line in lines.by_ref() {
             if line == "plan:" {
                 break;
             }
             if let Some(t) = line.strip_prefix("target: ") {
-                bug = Some(match t {
-                    "core" => None,
-                    b => Some(b.parse::<Bug>().map_err(|e| bad(&e.to_string()))?),
-                });
+                target = Some(target_name(t).map_err(|e| bad(&e))?);
             } else if let Some(e) = line.strip_prefix("expect: ") {
                 expect = Some(match e {
                     "fail" => Expect::Fail,
@@ -389,7 +406,7 @@ impl Snapshot {
             name: path
                 .file_stem()
                 .map_or_else(String::new, |s| s.to_string_lossy().into_owned()),
-            bug: bug.ok_or_else(|| bad("no `target:` line"))?,
+            target: target.ok_or_else(|| bad("no `target:` line"))?,
             expect: expect.ok_or_else(|| bad("no `expect:` line"))?,
             runtime_seed: seed.ok_or_else(|| bad("no `runtime seed:` line"))?,
             verdict,
@@ -417,7 +434,7 @@ impl Snapshot {
             Ok(existing) if existing == text => Ok(None),
             Ok(existing)
                 if Self::parse(&existing, &path)
-                    .is_ok_and(|old| old.plan == self.plan && old.bug == self.bug) =>
+                    .is_ok_and(|old| old.plan == self.plan && old.target == self.target) =>
             {
                 Ok(None)
             }
@@ -442,11 +459,11 @@ mod tests {
     fn the_name_depends_on_the_target() {
         let plan = crate::workload::generate(&crate::SimConfig::default(), Seed(1));
         let pass = Outcome::Pass;
-        let names: std::collections::BTreeSet<String> = [None, Some(Bug::B1), Some(Bug::B3)]
+        let names: std::collections::BTreeSet<String> = ["core", "B1", "B3", "mine"]
             .into_iter()
-            .map(|b| name_for(&pass, b, &plan))
+            .map(|t| name_for(&pass, t, &plan))
             .collect();
-        assert_eq!(names.len(), 3, "{names:?}");
+        assert_eq!(names.len(), 4, "{names:?}");
     }
 
     #[test]
@@ -458,6 +475,7 @@ mod tests {
             "---\nsource: x\n---\nverdict: PASS\n",
             "---\nsource: x\n---\nnot a verdict\n",
             "---\nsource: x\n---\nverdict: PASS\ntarget: B99\nplan:\n{}\n",
+            "---\nsource: x\n---\nverdict: PASS\ntarget: two words\nplan:\n{}\n",
             "---\nsource: x\n---\nverdict: PASS\ntarget: core\nexpect: maybe\nplan:\n{}\n",
             "---\nsource: x\n---\nverdict: PASS\ntarget: core\nexpect: fail\nruntime seed: 1\nplan:\n{\"version\": 1,\n",
         ] {

@@ -37,7 +37,7 @@ pub struct StressRow {
 }
 
 /// Runs `plan` against `B` on a fresh real tokio multi-thread runtime.
-pub fn stress_plan<B: crate::Backend>(
+pub fn stress_plan<B: crate::backend::Build>(
     plan: Arc<Plan>,
     _seed: u64,
     keep: Keep,
@@ -49,7 +49,8 @@ pub fn stress_plan<B: crate::Backend>(
             .enable_all()
             .build()?;
         let black_box = Arc::default();
-        Ok(rt.block_on(crate::world::execute::<B>(plan, keep, black_box)))
+        let factory = crate::backend::factory::<B>();
+        Ok(rt.block_on(crate::world::execute(factory, plan, keep, black_box)))
     }
     #[cfg(madsim)]
     {

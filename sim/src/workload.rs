@@ -157,6 +157,7 @@ pub fn generate(config: &SimConfig, seed: Seed) -> Plan {
                 faults,
             }
         }),
+        oracle: config.oracle,
     }
 }
 

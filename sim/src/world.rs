@@ -13,9 +13,10 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use wsreg::{Envelope, Mode, Position, UserContext};
 
-use crate::backend::Backend;
+use crate::backend::{Backend, Factory};
 use crate::client::{close_handle, drop_all_tabs, user_task, Tab};
 use crate::coverage::Coverage;
+use crate::invariant::Checks;
 use crate::invariant::{Invariant, Violation};
 use crate::outcome::Outcome;
 use crate::plan::{NetFault, NetFaultKind, Plan};
@@ -54,6 +55,11 @@ pub(crate) struct World<B: Backend> {
     restarting: AtomicBool,
     /// One restart at a time.
     restart_lock: tokio::sync::Mutex<()>,
+    /// The checks that apply to this run.
+    pub(crate) checks: Checks,
+    /// The mode each user last asked for (what healing undoes when the backend cannot be
+    /// probed).
+    pub(crate) modes: Mutex<Vec<Mode>>,
 }
 
 /// How long a killed server node stays down before it boots again.
@@ -121,8 +127,29 @@ impl<B: Backend> World<B> {
     }
 
     pub(crate) fn refused(&self, u: usize, action: &'static str, error: &wsreg::Error) {
-        let error = Arc::from(error.to_string());
-        self.step(u, None, What::Refused { action, error });
+        let shown = Arc::from(error.to_string());
+        self.step(
+            u,
+            None,
+            What::Refused {
+                action,
+                error: shown,
+            },
+        );
+        // A refusal that names a mode the user never set: another user's mode reached it.
+        if let wsreg::Error::Suppressed { mode, .. } = error {
+            let set = self.modes.lock().expect("modes")[u];
+            if *mode != set && self.checks.black && self.recorder.checking() {
+                self.recorder.violate(Violation {
+                    invariant: Invariant::I4,
+                    step: self.recorder.last_step(),
+                    message: format!(
+                        "{}'s {action} was refused because its mode is {mode}, but {} last set {set}: another user's mode reached it",
+                        self.users[u].name, self.users[u].name
+                    ),
+                });
+            }
+        }
     }
 
     /// A tab read an item of its stream: a message or a gap marker. The user's client keeps the
@@ -161,6 +188,9 @@ impl<B: Backend> World<B> {
 
     pub(crate) fn probe(&self, u: usize) {
         if !self.recorder.checking() || self.restarting.load(Ordering::Relaxed) {
+            return;
+        }
+        if !self.checks.probes {
             return;
         }
         let probe = self.backend.probe(&self.users[u].ctx);
@@ -316,7 +346,11 @@ impl<B: Backend> World<B> {
         self.phase("heal");
         self.healed.store(true, Ordering::Relaxed);
         for (u, user) in self.users.iter().enumerate() {
-            let mode = self.backend.probe(&user.ctx).map(|p| p.mode);
+            let mode = if self.checks.probes {
+                self.backend.probe(&user.ctx).map(|p| p.mode)
+            } else {
+                Some(self.modes.lock().expect("modes")[u])
+            };
             if mode.is_some_and(|m| m != Mode::Unified) {
                 self.step(u, None, What::SetMode(Mode::Unified));
                 if let Err(e) = self.backend.set_mode(&user.ctx, Mode::Unified) {
@@ -379,7 +413,7 @@ impl<B: Backend> World<B> {
         self.phase("reap");
         let ttl = Duration::from_millis(self.plan.limits.idle_ttl_ms);
         tokio::time::sleep(ttl + Duration::from_millis(50)).await;
-        let left = self.backend.inspect().managers;
+        let left = self.backend.inspect().map_or(Vec::new(), |v| v.managers);
         if let Some(m) = left.first() {
             self.recorder.violate(Violation {
                 invariant: Invariant::I9,
@@ -414,6 +448,7 @@ pub(crate) fn buggify(plan: &Plan) -> bool {
 
 /// Runs `plan` against a fresh `B` inside the current (simulated) runtime.
 pub async fn execute<B: Backend>(
+    factory: Factory<B>,
     plan: Arc<Plan>,
     keep: Keep,
     black_box: Arc<std::sync::OnceLock<Arc<Recorder>>>,
@@ -425,10 +460,11 @@ pub async fn execute<B: Backend>(
     let recorder = Arc::new(Recorder::new(plan.limits.clone(), keep, network));
     // Should the run panic, its trace up to the panic is read from here.
     let _ = black_box.set(Arc::clone(&recorder));
-    let observer = recorder
-        .checking()
+    let observer = (recorder.checking() && plan.oracle.white())
         .then(|| Arc::clone(&recorder) as Arc<dyn wsreg::Observer>);
-    let backend = Arc::new(B::build(plan.limits.registry_config(), observer));
+    let backend = Arc::new(factory(plan.limits.registry_config(), observer));
+    let checks = Checks::new(plan.oracle, backend.capabilities());
+    recorder.set_checks(checks);
     let users: Vec<SimUser> = plan
         .users
         .iter()
@@ -457,6 +493,8 @@ pub async fn execute<B: Backend>(
         life: AtomicU64::new(0),
         restarting: AtomicBool::new(false),
         restart_lock: tokio::sync::Mutex::new(()),
+        checks,
+        modes: Mutex::new(vec![Mode::Unified; plan.users.len()]),
     });
     world.phase("safety");
     for fault in plan.net.iter().flat_map(|n| n.faults.iter().cloned()) {

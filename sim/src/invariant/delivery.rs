@@ -10,6 +10,18 @@
 use wsreg::{GapReason, Position};
 
 use super::{fail, Checked, Checker, Invariant, Key, TabModel};
+
+/// The run an agent event belongs to: its owner and run id (`u3/r7` of `u3/r7:tool0`). User
+/// ids may hold `:`, run ids and the parts after them hold no `/`.
+fn run_of(msg: &MsgTag) -> Key {
+    match msg.tag.rsplit_once('/') {
+        Some((owner, rest)) => {
+            let run = rest.split(':').next().unwrap_or(rest);
+            Key::from(format!("{owner}/{run}"))
+        }
+        None => msg.tag.clone(),
+    }
+}
 use crate::trace::MsgTag;
 
 impl Checker {
@@ -17,7 +29,7 @@ impl Checker {
     pub(super) fn accepted(&mut self, key: &Key, at: Position, msg: &MsgTag) -> Checked {
         let tally = self.tallies.entry((msg.kind, msg.tag.clone())).or_default();
         tally.accepted += 1;
-        if tally.accepted > 1 {
+        if tally.accepted > 1 && self.checks.accepts_once {
             return fail(
                 Invariant::I7,
                 format!("{key} accepted {msg} a second time (as {at}): the user will see it twice"),
@@ -46,13 +58,16 @@ impl Checker {
     ) -> Checked {
         let tally = self.tallies.entry((msg.kind, msg.tag.clone())).or_default();
         tally.confirmed += 1;
-        if tally.confirmed > tally.accepted {
+        if tally.confirmed > tally.accepted && self.checks.white {
             return fail(
                 Invariant::I8,
                 format!("{user}'s {msg} was reported sent, but the backend never accepted it: lost silently"),
             );
         }
         if let Some(before) = self.sent.insert((user.clone(), at), msg.clone()) {
+            if !self.checks.black {
+                return Ok(());
+            }
             return fail(
                 Invariant::I8,
                 format!("{user}'s {msg} was reported sent as {at}, which {before} already was: one of them is lost"),
@@ -97,6 +112,7 @@ impl Checker {
                 );
             }
         }
+        self.tab_limits(user)?;
         let Some(asked) = asked else { return Ok(()) };
         if asked.epoch == from.epoch {
             if from.seq > asked.seq {
@@ -123,6 +139,46 @@ impl Checker {
             );
         }
         Ok(())
+    }
+
+    /// Limits, counted from the tabs the backend accepted and their clients still hold open
+    /// (a tab it closed on its own would count too, so this never overcounts a correct one).
+    fn tab_limits(&mut self, user: &Key) -> Checked {
+        let mine = self.live_tabs.entry(user.clone()).or_insert(0);
+        *mine += 1;
+        let mine = *mine;
+        self.live_tabs_total += 1;
+        let max = self.limits.max_connections_per_user;
+        if mine > max {
+            return fail(
+                Invariant::I6,
+                format!("{user} was given an open tab while {} others were open: {mine} tabs, over the limit of {max} per user", mine - 1),
+            );
+        }
+        let max = self.limits.max_connections;
+        if self.live_tabs_total > max {
+            return fail(
+                Invariant::I6,
+                format!(
+                    "{user} was given a tab while {} were open: over the limit of {max} connections",
+                    self.live_tabs_total - 1
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// A tab's client closed it, or crashed.
+    pub(super) fn tab_closed(&mut self, conn: u64) {
+        let Some(tab) = self.tabs.get_mut(&conn) else {
+            return;
+        };
+        if std::mem::replace(&mut tab.live, false) {
+            if let Some(n) = self.live_tabs.get_mut(&tab.user) {
+                *n = n.saturating_sub(1);
+            }
+            self.live_tabs_total = self.live_tabs_total.saturating_sub(1);
+        }
     }
 
     /// A tab read a message.
@@ -162,6 +218,34 @@ impl Checker {
                     ),
                 },
             },
+        }
+    }
+
+    /// An agent emitted an event: its place in its run.
+    pub(super) fn emitted(&mut self, msg: &MsgTag) {
+        let run = run_of(msg);
+        let n = self.run_emits.entry(run.clone()).or_insert(0);
+        self.emit_order.insert(msg.clone(), (run, *n));
+        *n += 1;
+    }
+
+    /// Per tab, one run's events are read in the order the agent emitted them, so a run reads
+    /// `agent_started` first, tool calls nested, `agent_completed` last and nothing after it
+    /// (a tab that opens mid-run starts mid-run). A check on receipt alone, so it holds even
+    /// for a backend whose positions agree with its wrong order.
+    pub(super) fn run_order(&mut self, user: &Key, conn: u64, msg: &MsgTag) -> Checked {
+        let Some((run, place)) = self.emit_order.get(msg) else {
+            return Ok(());
+        };
+        let last = self
+            .run_read
+            .insert((conn, run.clone()), (*place, msg.clone()));
+        match last {
+            Some((before, earlier)) if before >= *place => fail(
+                Invariant::I7,
+                format!("{user}'s tab c{conn} read {msg} after {earlier}, which the agent emitted after it: the run's events arrive out of lifecycle order"),
+            ),
+            _ => Ok(()),
         }
     }
 

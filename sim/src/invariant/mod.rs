@@ -6,7 +6,10 @@
 mod connections;
 mod delivery;
 mod managers;
+mod oracle;
 mod sharing;
+
+pub use oracle::{Checks, Oracle};
 
 use std::collections::BTreeMap;
 
@@ -14,7 +17,7 @@ use fnv::{FnvHashMap, FnvHashSet};
 use std::fmt;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use wsreg::Mode;
 
 use crate::config::Limits;
@@ -22,7 +25,7 @@ use crate::coverage::Coverage;
 use crate::trace::{MsgTag, Step, What};
 
 /// The invariants, I1–I10, each defined in the README.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Invariant {
     /// Every message delivered to a connection was addressed to that connection's user.
     I1,
@@ -85,7 +88,7 @@ impl fmt::Display for Invariant {
 }
 
 /// A broken invariant: which, at which step, and what it means for a user.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Violation {
     /// Which invariant.
     pub invariant: Invariant,
@@ -136,6 +139,7 @@ struct Tally {
 #[derive(Debug)]
 pub struct Checker {
     limits: Limits,
+    checks: Checks,
     coverage: Coverage,
     // managers and keys
     live_mgr: FnvHashMap<Key, u64>,
@@ -167,6 +171,15 @@ pub struct Checker {
     sent_last: FnvHashMap<Key, BTreeMap<wsreg::Epoch, u64>>,
     /// Every tab, by connection number, in order.
     tabs: BTreeMap<u64, TabModel>,
+    /// Tabs the backend accepted and their clients have not closed, per user and in all.
+    live_tabs: FnvHashMap<Key, usize>,
+    live_tabs_total: usize,
+    /// Agent runs: how many events of each the agent has emitted, and each event's place in
+    /// its run, so a tab can be checked to read a run's events in the order they were emitted.
+    run_emits: FnvHashMap<Key, u32>,
+    emit_order: FnvHashMap<MsgTag, (Key, u32)>,
+    /// Per (tab, run): the place of the last event of the run the tab read.
+    run_read: FnvHashMap<(u64, Key), (u32, MsgTag)>,
 }
 
 /// The result of one check.
@@ -181,6 +194,7 @@ impl Checker {
     pub fn new(limits: Limits) -> Self {
         Self {
             limits,
+            checks: Checks::ALL,
             coverage: Coverage::default(),
             live_mgr: FnvHashMap::default(),
             removed_mgr: FnvHashSet::default(),
@@ -199,6 +213,25 @@ impl Checker {
             sent_head: FnvHashMap::default(),
             sent_last: FnvHashMap::default(),
             tabs: BTreeMap::new(),
+            live_tabs: FnvHashMap::default(),
+            live_tabs_total: 0,
+            run_emits: FnvHashMap::default(),
+            emit_order: FnvHashMap::default(),
+            run_read: FnvHashMap::default(),
+        }
+    }
+
+    /// Applies only `checks` from now on.
+    pub fn set_checks(&mut self, checks: Checks) {
+        self.checks = checks;
+    }
+
+    /// A black-box check's result, unless the black-box oracle is off.
+    fn black(&self, result: Checked) -> Checked {
+        if self.checks.black {
+            result
+        } else {
+            Ok(())
         }
     }
 
@@ -228,14 +261,15 @@ impl Checker {
                 recovered,
             } => self
                 .connected(key, filed, s.mgr.unwrap_or(0), conn)
-                .and_then(|()| self.tab_opened(key, conn, *asked, *from, *recovered, s.n)),
+                .and_then(|()| {
+                    let opened = self.tab_opened(key, conn, *asked, *from, *recovered, s.n);
+                    self.black(opened)
+                }),
             What::ConnAdded { live } => self.conn_added(key, s.mgr.unwrap_or(0), conn, *live),
             What::ConnRemoved { live, reason } => self.conn_removed(key, conn, *reason, *live),
             What::Close | What::Cleanup | What::Crash => {
                 self.closing.insert(conn);
-                if let Some(tab) = self.tabs.get_mut(&conn) {
-                    tab.live = false;
-                }
+                self.tab_closed(conn);
                 Ok(())
             }
             What::ServerDown => {
@@ -249,10 +283,22 @@ impl Checker {
             What::ModeChanged { from, to } => self.mode_changed(key, *from, *to),
             What::Accepted { at, msg } => self.accepted(key, *at, msg),
             What::Delivered { seq } => self.delivered(key, conn, *seq),
-            What::Received { at, msg, .. } => self.received(key, conn, *at, msg),
+            What::Emit { msg } => {
+                self.emitted(msg);
+                Ok(())
+            }
+            What::Received { at, msg, .. } => {
+                let read = self
+                    .received(key, conn, *at, msg)
+                    .and_then(|()| self.run_order(key, conn, msg));
+                self.black(read)
+            }
             What::Gap {
                 at, from, reason, ..
-            } => self.gap(key, conn, *at, *from, *reason),
+            } => {
+                let read = self.gap(key, conn, *at, *from, *reason);
+                self.black(read)
+            }
             _ => Ok(()),
         };
         result.map_err(|(invariant, message)| Violation {
@@ -267,7 +313,8 @@ impl Checker {
     /// which messages were accepted and confirmed (a replay of one after the restart is still a
     /// duplicate). Every id the new registry hands out starts afresh.
     fn server_lost(&mut self) {
-        let fresh = Checker::new(self.limits.clone());
+        let mut fresh = Checker::new(self.limits.clone());
+        fresh.checks = self.checks;
         let keep = std::mem::replace(self, fresh);
         self.coverage = keep.coverage;
         self.key_of_user = keep.key_of_user;
@@ -277,6 +324,8 @@ impl Checker {
         self.sent_at = keep.sent_at;
         self.sent_head = keep.sent_head;
         self.sent_last = keep.sent_last;
+        self.run_emits = keep.run_emits;
+        self.emit_order = keep.emit_order;
     }
 
     /// Checks that a message its sender was told is accepted (at `at`) really was, and files
@@ -298,7 +347,7 @@ impl Checker {
 
     /// The fan-out check, once everything has healed (see `split_stream`).
     pub fn fan_out(&self, step: u64) -> Result<(), Violation> {
-        self.split_stream()
+        self.black(self.split_stream())
             .map_err(|(invariant, message)| Violation {
                 invariant,
                 step,
@@ -308,6 +357,9 @@ impl Checker {
 
     /// Open tabs that have not yet read everything their senders were told about.
     pub fn in_flight(&self) -> usize {
+        if !self.checks.black {
+            return 0;
+        }
         self.behind().count()
     }
 
@@ -441,6 +493,76 @@ mod tests {
             };
             self.step("u1", Some(conn), None, what)
         }
+    }
+
+    #[test]
+    fn a_run_read_out_of_emission_order_is_caught_even_when_positions_agree() {
+        let mut f = Feed::new();
+        f.tab(1, None, at(0)).unwrap();
+        let started = MsgTag {
+            kind: "agent_started",
+            tag: "u1/r1".into(),
+        };
+        let thinking = MsgTag {
+            kind: "agent_thinking",
+            tag: "u1/r1:step 0".into(),
+        };
+        for msg in [&started, &thinking] {
+            let emit = What::Emit { msg: msg.clone() };
+            f.step("u1", None, None, emit).unwrap();
+        }
+        // The backend numbered them in the wrong order and told the senders so: the positions
+        // agree with what the tab reads, but the run starts with a thought.
+        for (seq, msg) in [(1, &thinking), (2, &started)] {
+            let accepted = What::Accepted {
+                at: at(seq),
+                msg: msg.clone(),
+            };
+            f.step("u1", None, Some(1), accepted).unwrap();
+            let n = f.n;
+            f.checker.on_confirm(&"u1".into(), msg, at(seq), n).unwrap();
+        }
+        let read = |msg: &MsgTag, seq| What::Received {
+            at: at(seq),
+            msg: msg.clone(),
+            to: "u1".into(),
+            lost: false,
+        };
+        f.step("u1", Some(1), None, read(&thinking, 1)).unwrap();
+        let err = f.step("u1", Some(1), None, read(&started, 2)).unwrap_err();
+        assert_eq!(err.0, Invariant::I7, "{}", err.1);
+        assert!(err.1.contains("lifecycle order"), "{}", err.1);
+    }
+
+    #[test]
+    fn without_the_observer_the_black_box_still_judges_and_white_box_checks_stay_quiet() {
+        let mut f = Feed::new();
+        f.checker.set_checks(Checks::new(
+            Oracle::Both,
+            crate::backend::Capabilities::default(),
+        ));
+        // No observation at all: the connect's own answer is all the checker has.
+        let what = What::Connected {
+            key: "u1".into(),
+            asked: None,
+            from: at(0),
+            recovered: false,
+        };
+        f.step("u1", Some(1), Some(1), what).unwrap();
+        let msg = text("u1/m1");
+        f.checker
+            .on_confirm(&"u1".into(), &msg, at(1), f.n)
+            .unwrap();
+        assert_eq!(f.read(1, 2, "u1/m2").unwrap_err().0, Invariant::I8);
+        // The same skip goes unjudged by the white-box oracle alone.
+        let mut w = Feed::new();
+        w.checker.set_checks(Checks::new(
+            Oracle::WhiteBox,
+            crate::backend::Capabilities::ALL,
+        ));
+        w.tab(1, None, at(0)).unwrap();
+        w.sent(1);
+        assert!(w.read(1, 2, "u1/m2").is_ok());
     }
 
     #[test]

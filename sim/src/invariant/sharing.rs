@@ -40,6 +40,9 @@ impl Checker {
     }
 
     fn probe(&self, user: &Key, probe: Option<Probe>) -> Checked {
+        if !self.checks.probes {
+            return Ok(());
+        }
         let Some(key) = self.key_of_user.get(user) else {
             return Ok(());
         };

@@ -27,7 +27,7 @@ use wsreg::{
 };
 use wsreg_server::{auth, Server, ServerConfig};
 
-use crate::backend::{Backend, Connected, Network, Probe};
+use crate::backend::{Backend, Capabilities, Connected, Factory, Network, Probe};
 use served::{Gate, Served};
 use socket::{socket, Command, Dial, Greeting, Wiring};
 
@@ -53,6 +53,7 @@ struct Life<B: Backend> {
 
 /// A backend behind the real server, over the simulated network.
 pub struct NetBackend<B: Backend> {
+    factory: Factory<B>,
     config: RegistryConfig,
     observer: Option<Arc<dyn Observer>>,
     life: Arc<Mutex<Life<B>>>,
@@ -89,6 +90,7 @@ impl<B: Backend> NetBackend<B> {
     }
 
     fn new_life(
+        factory: &Factory<B>,
         config: &RegistryConfig,
         observer: &Option<Arc<dyn Observer>>,
         epoch: u64,
@@ -106,7 +108,7 @@ impl<B: Backend> NetBackend<B> {
             boot: Some(epoch),
             ..config.clone()
         };
-        let backend = Arc::new(B::build(config, observer));
+        let backend = Arc::new(factory(config, observer));
         let server = Server::with_hub(server_config(epoch), Served(Arc::clone(&backend)));
         Life {
             epoch,
@@ -214,11 +216,18 @@ impl<B: Backend> NetBackend<B> {
     }
 }
 
-impl<B: Backend> Backend for NetBackend<B> {
-    type Handle = NetHandle;
+impl<B: Backend> NetBackend<B> {
+    /// The factory of servers over the backends `factory` makes, one per life of the server.
+    pub fn factory(factory: Factory<B>) -> Factory<Self> {
+        Arc::new(move |config, observer| Self::new(Arc::clone(&factory), config, observer))
+    }
 
-    fn build(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
-        let life = Arc::new(Mutex::new(Self::new_life(&config, &observer, 0)));
+    fn new(
+        factory: Factory<B>,
+        config: RegistryConfig,
+        observer: Option<Arc<dyn Observer>>,
+    ) -> Self {
+        let life = Arc::new(Mutex::new(Self::new_life(&factory, &config, &observer, 0)));
         let booted = Arc::clone(&life);
         let handle = Handle::current();
         let server_node = handle
@@ -239,6 +248,7 @@ impl<B: Backend> Backend for NetBackend<B> {
             .id();
         let clients = handle.create_node().name("clients").ip(CLIENTS_IP).build();
         Self {
+            factory,
             config,
             observer,
             life,
@@ -247,6 +257,10 @@ impl<B: Backend> Backend for NetBackend<B> {
             clients,
         }
     }
+}
+
+impl<B: Backend> Backend for NetBackend<B> {
+    type Handle = NetHandle;
 
     async fn connect(
         &self,
@@ -294,11 +308,15 @@ impl<B: Backend> Backend for NetBackend<B> {
             .set_mode(ctx, mode)
     }
 
+    fn capabilities(&self) -> Capabilities {
+        self.life().backend.capabilities()
+    }
+
     fn probe(&self, ctx: &UserContext) -> Option<Probe> {
         self.current()?.probe(ctx)
     }
 
-    fn inspect(&self) -> RegistryView {
+    fn inspect(&self) -> Option<RegistryView> {
         let backend = Arc::clone(&self.life().backend);
         backend.inspect()
     }
@@ -344,7 +362,7 @@ impl<B: Backend> Network for NetBackend<B> {
         {
             let mut life = self.life();
             let epoch = life.epoch;
-            *life = Self::new_life(&self.config, &self.observer, epoch);
+            *life = Self::new_life(&self.factory, &self.config, &self.observer, epoch);
         }
         Handle::current().restart(self.server_node);
     }

@@ -42,7 +42,7 @@ impl<B: Backend> Hub for Served<B> {
     }
 
     fn queued(&self) -> usize {
-        self.0.inspect().queued()
+        self.0.inspect().map_or(0, |v| v.queued())
     }
 
     /// Nothing: the harness ends a run by closing every tab, and kills the node to restart it.

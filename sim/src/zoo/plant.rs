@@ -9,7 +9,10 @@ use wsreg::{
     Sink, UserContext, UserKey,
 };
 
-use crate::backend::{connected, probe_registry, registry, Backend, Connected, CoreBackend, Probe};
+use crate::backend::{
+    connected, probe_registry, registry, Backend, Build, Capabilities, Connected, CoreBackend,
+    Probe,
+};
 
 /// A planted bug over the real core.
 pub trait Plant: Send + Sync + Sized + 'static {
@@ -73,13 +76,15 @@ pub trait Plant: Send + Sync + Sized + 'static {
 /// A [`Plant`] as a [`Backend`].
 pub struct Planted<P>(P);
 
-impl<P: Plant> Backend for Planted<P> {
-    type Handle = ConnectionHandle;
-
+impl<P: Plant> Build for Planted<P> {
     fn build(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
         let core = CoreBackend::new(registry(P::core_config(config.clone()), observer));
         Planted(P::plant(core, &config))
     }
+}
+
+impl<P: Plant> Backend for Planted<P> {
+    type Handle = ConnectionHandle;
 
     fn connect(
         &self,
@@ -106,11 +111,15 @@ impl<P: Plant> Backend for Planted<P> {
         self.0.set_mode(ctx, mode)
     }
 
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::ALL
+    }
+
     fn probe(&self, ctx: &UserContext) -> Option<Probe> {
         self.0.probe(ctx)
     }
 
-    fn inspect(&self) -> RegistryView {
+    fn inspect(&self) -> Option<RegistryView> {
         self.0.core().inspect()
     }
 }

@@ -21,7 +21,7 @@ impl Plant for SharedMode {
     }
     fn set_mode(&self, ctx: &UserContext, mode: Mode) -> Result<(), Error> {
         self.0.set_mode(ctx, mode)?;
-        for m in self.0.inspect().managers {
+        for m in self.0.registry().inspect().managers {
             self.0.registry().set_mode(&m.user, mode)?;
         }
         Ok(())

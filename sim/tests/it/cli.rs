@@ -10,6 +10,9 @@ fn bad_input_is_a_usage_error_naming_the_problem() {
     let out = sim(&["run", "--seed", "1", "--bug", "B99"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("B99"));
+    let out = sim(&["run", "--seed", "1", "--oracle", "grey-box"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("grey-box"), "{}", stderr(&out));
     let out = sim(&["fuzz", "--frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
     let out = sim(&["fuzz", "--shard", "4/4"]);

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use wsreg_sim::campaign::run_backend;
 use wsreg_sim::recorder::Keep;
 use wsreg_sim::snapshot::{dir, Expect, Snapshot};
+use wsreg_sim::target::Targets;
 
 #[test]
 fn every_snapshot_replays_as_recorded() {
@@ -18,21 +18,19 @@ fn every_snapshot_replays_as_recorded() {
         .collect();
     paths.sort();
     assert!(paths.len() >= 2, "the corpus is missing: {paths:?}");
+    let targets = Targets::builtin();
     for path in paths {
         let snap = Snapshot::load(&path).unwrap_or_else(|e| panic!("{e}"));
-        let hash = wsreg_sim::snapshot::plan_hash(&snap.plan, snap.bug);
+        let hash = wsreg_sim::snapshot::plan_hash(&snap.plan, &snap.target);
         assert!(
             snap.name.ends_with(&format!("-{hash}")),
             "{}: its name does not match its plan and target (hash {hash}): was it edited?",
             snap.name
         );
-        let report = run_backend(
-            snap.bug,
-            Arc::new(snap.plan.clone()),
-            snap.runtime_seed,
-            Keep::All,
-        )
-        .expect("runs");
+        let target = targets.get(&snap.target).unwrap_or_else(|e| panic!("{e}"));
+        let report = target
+            .run(Arc::new(snap.plan.clone()), snap.runtime_seed, Keep::All)
+            .expect("runs");
         match snap.expect {
             Expect::Pass => assert!(
                 report.outcome.passed(),
@@ -65,7 +63,7 @@ fn every_zoo_bug_has_a_snapshot() {
         let path = entry.expect("dir entry").path();
         if path.extension().is_some_and(|e| e == "snap") {
             let snap = Snapshot::load(&path).unwrap_or_else(|e| panic!("{e}"));
-            covered.extend(snap.bug);
+            covered.extend(snap.target.parse::<wsreg_sim::zoo::Bug>().ok());
         }
     }
     let missing: Vec<_> = wsreg_sim::zoo::Bug::ALL

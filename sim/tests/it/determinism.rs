@@ -7,9 +7,10 @@ use std::sync::Arc;
 use wsreg::{
     AgentEvent, Error, Mode, Observer, Position, RegistryConfig, RegistryView, Sink, UserContext,
 };
-use wsreg_sim::backend::{Backend, Connected, CoreBackend, Probe};
-use wsreg_sim::campaign::{check_determinism, derive, run_backend, run_campaign, CampaignOptions};
+use wsreg_sim::backend::{factory, Backend, Build, Capabilities, Connected, CoreBackend, Probe};
+use wsreg_sim::campaign::{check_determinism, derive, run_campaign, CampaignOptions};
 use wsreg_sim::recorder::Keep;
+use wsreg_sim::target::Target;
 use wsreg_sim::{run_plan, Plan, Seed, SimConfig};
 
 use crate::support::{hash_of, sim, temp};
@@ -67,8 +68,12 @@ fn a_plan_file_round_trips_to_the_same_trace() {
     plan.save(&path).unwrap();
     let loaded = Plan::load(&path).unwrap();
     assert_eq!(plan, loaded);
-    let direct = run_backend(None, Arc::new(plan), runtime_seed, Keep::Tail(1)).unwrap();
-    let from_file = run_backend(None, Arc::new(loaded), runtime_seed, Keep::Tail(1)).unwrap();
+    let direct = Target::core()
+        .run(Arc::new(plan), runtime_seed, Keep::Tail(1))
+        .unwrap();
+    let from_file = Target::core()
+        .run(Arc::new(loaded), runtime_seed, Keep::Tail(1))
+        .unwrap();
     assert!(direct.outcome.passed());
     assert_eq!(direct.hash, from_file.hash);
     // And through the CLI, in another process.
@@ -93,11 +98,19 @@ struct LeaksProcessState(CoreBackend);
 
 static CALLS: AtomicU64 = AtomicU64::new(0);
 
-impl Backend for LeaksProcessState {
-    type Handle = <CoreBackend as Backend>::Handle;
+impl Build for LeaksProcessState {
     fn build(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
         Self(CoreBackend::build(config, observer))
     }
+}
+
+impl Backend for LeaksProcessState {
+    type Handle = <CoreBackend as Backend>::Handle;
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::ALL
+    }
+
     fn connect(
         &self,
         ctx: &UserContext,
@@ -127,7 +140,7 @@ impl Backend for LeaksProcessState {
     fn probe(&self, ctx: &UserContext) -> Option<Probe> {
         self.0.probe(ctx)
     }
-    fn inspect(&self) -> RegistryView {
+    fn inspect(&self) -> Option<RegistryView> {
         self.0.inspect()
     }
 }
@@ -136,13 +149,27 @@ impl Backend for LeaksProcessState {
 fn a_schedule_that_depends_on_process_state_is_caught() {
     let (_, plan, seed) = derive(&SimConfig::default(), Seed(1));
     let plan = Arc::new(plan);
-    let a = run_plan::<LeaksProcessState>(Arc::clone(&plan), seed.0, Keep::All).unwrap();
-    let b = run_plan::<LeaksProcessState>(Arc::clone(&plan), seed.0, Keep::All).unwrap();
+    let a = run_plan(
+        factory::<LeaksProcessState>(),
+        Arc::clone(&plan),
+        seed.0,
+        Keep::All,
+    )
+    .unwrap();
+    let b = run_plan(
+        factory::<LeaksProcessState>(),
+        Arc::clone(&plan),
+        seed.0,
+        Keep::All,
+    )
+    .unwrap();
     assert_ne!(a.hash, b.hash, "the leak did not change the schedule");
     let d = wsreg_sim::campaign::first_difference(&a.trace, &b.trace);
     assert!(d.step >= 1 && d.first != d.second, "{d:?}");
     // The real core, checked the same way, replays.
-    let core = run_backend(None, Arc::clone(&plan), seed, Keep::Tail(1)).unwrap();
-    let again = |keep| run_backend(None, Arc::clone(&plan), seed, keep);
+    let core = Target::core()
+        .run(Arc::clone(&plan), seed, Keep::Tail(1))
+        .unwrap();
+    let again = |keep| Target::core().run(Arc::clone(&plan), seed, keep);
     assert_eq!(check_determinism(&again, &core).unwrap(), None);
 }

@@ -5,9 +5,10 @@
 
 use std::sync::Arc;
 
-use wsreg_sim::campaign::{derive, run_backend};
+use wsreg_sim::campaign::derive;
 use wsreg_sim::recorder::Keep;
 use wsreg_sim::snapshot::plan_hash;
+use wsreg_sim::target::Target;
 use wsreg_sim::{Seed, SimConfig};
 
 /// seed, config hash, plan hash, runtime seed, trace hash.
@@ -40,8 +41,10 @@ fn fixed_seeds_keep_their_meaning() {
     let mut now = Vec::new();
     for (seed, ..) in GOLDEN {
         let (config, plan, runtime_seed) = derive(&SimConfig::default(), Seed(seed));
-        let (config_hash, plan_hash) = (config.hash_hex(), plan_hash(&plan, None));
-        let report = run_backend(None, Arc::new(plan), runtime_seed, Keep::Tail(1)).expect("runs");
+        let (config_hash, plan_hash) = (config.hash_hex(), plan_hash(&plan, "core"));
+        let report = Target::core()
+            .run(Arc::new(plan), runtime_seed, Keep::Tail(1))
+            .expect("runs");
         assert!(report.outcome.passed(), "seed {seed}: {:?}", report.outcome);
         now.push((seed, config_hash, plan_hash, runtime_seed.0, report.hash));
     }

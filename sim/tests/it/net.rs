@@ -4,12 +4,13 @@
 
 use std::sync::Arc;
 
-use wsreg_sim::campaign::{derive, run_backend, run_campaign, CampaignOptions};
+use wsreg_sim::campaign::{derive, run_campaign, CampaignOptions};
 use wsreg_sim::config::{NetConfig, SimConfig};
 use wsreg_sim::coverage::NET_POINTS;
 use wsreg_sim::invariant::Invariant;
 use wsreg_sim::plan::Plan;
 use wsreg_sim::recorder::Keep;
+use wsreg_sim::target::Target;
 use wsreg_sim::trace::{Step, What};
 use wsreg_sim::zoo::Bug;
 use wsreg_sim::{Outcome, Seed};
@@ -22,7 +23,9 @@ fn net_config() -> SimConfig {
 }
 
 fn trace_of(bug: Option<Bug>, plan: Plan, seed: u64) -> (Outcome, Vec<Step>) {
-    let r = run_backend(bug, Arc::new(plan), Seed(seed), Keep::All).unwrap();
+    let r = Target::builtin(bug)
+        .run(Arc::new(plan), Seed(seed), Keep::All)
+        .unwrap();
     (r.outcome, r.trace)
 }
 
@@ -132,7 +135,11 @@ fn network_runs_replay_step_for_step() {
     for seed in [3, 11] {
         let (_, plan, runtime) = derive(&config, Seed(seed));
         assert!(plan.net.is_some());
-        let run = || run_backend(None, Arc::new(plan.clone()), runtime, Keep::Tail(1)).unwrap();
+        let run = || {
+            Target::core()
+                .run(Arc::new(plan.clone()), runtime, Keep::Tail(1))
+                .unwrap()
+        };
         let (a, b) = (run(), run());
         assert_eq!((a.hash, a.steps), (b.hash, b.steps), "seed {seed}");
         assert!(a.steps > 100);
@@ -162,7 +169,9 @@ fn a_client_running_behind_its_plan_on_a_slow_network_is_not_stuck() {
         "slow.json",
     )
     .unwrap();
-    let r = run_backend(None, Arc::new(plan), Seed(2), Keep::Tail(1)).unwrap();
+    let r = Target::core()
+        .run(Arc::new(plan), Seed(2), Keep::Tail(1))
+        .unwrap();
     assert_eq!(r.outcome, Outcome::Pass);
     assert!(r.virtual_us > 5_000_000, "ran {} us", r.virtual_us);
 }

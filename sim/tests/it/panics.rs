@@ -6,7 +6,7 @@ use std::sync::Arc;
 use wsreg::{
     AgentEvent, Error, Mode, Observer, Position, RegistryConfig, RegistryView, Sink, UserContext,
 };
-use wsreg_sim::backend::{Backend, Connected, Probe};
+use wsreg_sim::backend::{factory, Backend, Build, Capabilities, Connected, Probe};
 use wsreg_sim::campaign::derive;
 use wsreg_sim::recorder::Keep;
 use wsreg_sim::{run_plan, CoreBackend, Outcome, Seed, SimConfig};
@@ -17,14 +17,20 @@ struct ThirdSendPanics {
     sends: AtomicU32,
 }
 
-impl Backend for ThirdSendPanics {
-    type Handle = <CoreBackend as Backend>::Handle;
-
+impl Build for ThirdSendPanics {
     fn build(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
         Self {
             core: CoreBackend::build(config, observer),
             sends: AtomicU32::new(0),
         }
+    }
+}
+
+impl Backend for ThirdSendPanics {
+    type Handle = <CoreBackend as Backend>::Handle;
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::ALL
     }
 
     async fn connect(
@@ -59,7 +65,7 @@ impl Backend for ThirdSendPanics {
         self.core.probe(ctx)
     }
 
-    fn inspect(&self) -> RegistryView {
+    fn inspect(&self) -> Option<RegistryView> {
         self.core.inspect()
     }
 }
@@ -67,8 +73,13 @@ impl Backend for ThirdSendPanics {
 #[test]
 fn a_backend_panic_is_the_system_under_test_and_keeps_its_trace() {
     let (_, plan, runtime_seed) = derive(&SimConfig::default(), Seed(1));
-    let report =
-        run_plan::<ThirdSendPanics>(Arc::new(plan), runtime_seed.0, Keep::All).expect("runs");
+    let report = run_plan(
+        factory::<ThirdSendPanics>(),
+        Arc::new(plan),
+        runtime_seed.0,
+        Keep::All,
+    )
+    .expect("runs");
     let Outcome::Panic { message, by, at } = &report.outcome else {
         panic!("expected a panic, got {:?}", report.outcome);
     };

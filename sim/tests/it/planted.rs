@@ -3,6 +3,7 @@
 //! passes a campaign.
 
 use wsreg_sim::campaign::{run_campaign, CampaignOptions, CampaignSummary};
+use wsreg_sim::target::Target;
 use wsreg_sim::zoo::Bug;
 
 use crate::support::{sim, stdout};
@@ -10,7 +11,7 @@ use crate::support::{sim, stdout};
 fn campaign(bug: Option<Bug>, seeds: &str) -> CampaignSummary {
     let opts = CampaignOptions {
         jobs: 2,
-        bug,
+        target: Target::builtin(bug),
         ..CampaignOptions::new(seeds.parse().unwrap())
     };
     run_campaign(&opts, &|_, _, _| {}).unwrap()
@@ -31,14 +32,16 @@ fn every_planted_bug_is_caught_by_an_expected_invariant_and_reproduces() {
             bug.expected()
         );
         let seed = first.seed.to_string();
-        let out = sim(&["run", "--seed", &seed, "--bug", &bug.to_string()]);
+        let out = sim(&["run", "--seed", &seed, "--target", &bug.to_string()]);
         let text = stdout(&out);
         assert_eq!(out.status.code(), Some(first.outcome.exit_code()), "{text}");
         assert!(
             text.contains(&label),
             "{bug} did not reproduce in a fresh process: {text}"
         );
-        assert!(text.contains(&format!("replay: cargo sim run --seed {seed} --bug {bug}")));
+        assert!(text.contains(&format!(
+            "replay: cargo sim run --seed {seed} --target {bug}"
+        )));
     }
 }
 

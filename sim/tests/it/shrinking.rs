@@ -4,6 +4,7 @@
 use wsreg_sim::campaign::{derive, run_campaign, CampaignOptions};
 use wsreg_sim::shrink::{shrink, ShrinkOptions};
 use wsreg_sim::snapshot::Snapshot;
+use wsreg_sim::target::Target;
 use wsreg_sim::zoo::Bug;
 use wsreg_sim::SimConfig;
 
@@ -12,7 +13,7 @@ use crate::support::{sim, stdout, temp};
 fn shrinks_to_a_handful(bug: Bug) {
     let opts = CampaignOptions {
         jobs: 2,
-        bug: Some(bug),
+        target: Target::builtin(Some(bug)),
         ..CampaignOptions::new("0..100".parse().unwrap())
     };
     let summary = run_campaign(&opts, &|_, _, _| {}).unwrap();
@@ -21,7 +22,7 @@ fn shrinks_to_a_handful(bug: Bug) {
     let (_, plan, runtime_seed) = derive(&SimConfig::default(), seed);
     assert!(plan.ops.len() >= 100, "not a large plan");
     let s = shrink(
-        Some(bug),
+        &Target::builtin(Some(bug)),
         plan,
         runtime_seed,
         &label,
@@ -41,7 +42,7 @@ fn shrinks_to_a_handful(bug: Bug) {
         s.report.trace.len()
     );
     let snap = Snapshot::new(
-        Some(bug),
+        &bug.to_string(),
         s.plan,
         s.runtime_seed,
         &s.report,
