@@ -3,14 +3,18 @@
 //! again as a worker).
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use wsreg::{ConnectionHandle, Error, Position, RegistryConfig, Sink, UserContext};
+use wsreg::{AgentEvent, ConnectionHandle, Error, Position, RegistryConfig, Sink, UserContext};
+use wsreg_sim::backend::Build;
 use wsreg_sim::backend::Connected;
-use wsreg_sim::campaign::{run_campaign, runner, CampaignOptions};
+use wsreg_sim::campaign::{run_campaign, CampaignOptions};
 use wsreg_sim::isolation::{serve_if_worker, WorkerCommand};
+use wsreg_sim::outcome::Outcome;
 use wsreg_sim::seed::SeedRange;
+use wsreg_sim::target::{Target, Targets};
 use wsreg_sim::zoo::{Plant, Planted};
 use wsreg_sim::{Backend, CoreBackend};
 
@@ -50,19 +54,69 @@ impl Plant for ProcessCache {
 
 type Leaky = Planted<ProcessCache>;
 
+fn leaky() -> Target {
+    Target::new("leaky", Leaky::build)
+}
+
+/// The real core, but its fifth agent event aborts the whole process (a `panic = "abort"` build,
+/// a failed FFI call, a stack overflow...): nothing a thread can catch.
+struct AbortsOnFifthEvent {
+    core: CoreBackend,
+    sends: AtomicU32,
+}
+
+impl Plant for AbortsOnFifthEvent {
+    fn plant(core: CoreBackend, _: &RegistryConfig) -> Self {
+        Self {
+            core,
+            sends: AtomicU32::new(0),
+        }
+    }
+
+    fn core(&self) -> &CoreBackend {
+        &self.core
+    }
+
+    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error> {
+        if self.sends.fetch_add(1, Ordering::Relaxed) == 4 {
+            std::process::abort();
+        }
+        self.core.emit(ctx, event)
+    }
+}
+
+fn aborts() -> Target {
+    Target::new("aborts", Planted::<AbortsOnFifthEvent>::build)
+}
+
 /// Not a test: the entry point this binary serves a worker's one run from, when a campaign
 /// below starts it again with `WSREG_SIM_WORKER` set. Run normally, it does nothing.
 #[test]
 #[ignore = "the worker entry point of the isolation tests, started by them"]
 fn worker_entry() {
-    serve_if_worker(Some(runner::<Leaky>()));
+    serve_if_worker(
+        &Targets::builtin()
+            .with(leaky())
+            .with(aborts())
+            .with(crate::scratch::correct())
+            .with(crate::scratch::racy()),
+    );
 }
+
+/// How this test binary is started as a worker: it runs [`worker_entry`] alone.
+pub const WORKER_ARGS: [&str; 5] = [
+    "isolation::worker_entry",
+    "--exact",
+    "--ignored",
+    "--nocapture",
+    "--test-threads=1",
+];
 
 fn campaign(isolation: Option<WorkerCommand>) -> u64 {
     let opts = CampaignOptions {
         jobs: 2,
         check_determinism: true,
-        backend: Some(runner::<Leaky>()),
+        target: leaky(),
         isolation,
         ..CampaignOptions::new(SeedRange { start: 0, end: 12 })
     };
@@ -72,6 +126,15 @@ fn campaign(isolation: Option<WorkerCommand>) -> u64 {
         .iter()
         .filter(|r| {
             assert!(r.outcome.passed(), "seed {}: {:?}", r.seed, r.outcome);
+            if let Some(d) = &r.divergence {
+                // A real second run that differed, not a worker that failed to answer.
+                assert!(
+                    d.second.contains("in a fresh process"),
+                    "seed {}: {}",
+                    r.seed,
+                    d.second
+                );
+            }
             r.divergence.is_some()
         })
         .count() as u64
@@ -81,15 +144,7 @@ fn campaign(isolation: Option<WorkerCommand>) -> u64 {
 fn a_backend_that_keeps_state_in_a_static_is_caught_by_a_fresh_process() {
     let worker = WorkerCommand {
         program: std::env::current_exe().unwrap(),
-        args: [
-            "isolation::worker_entry",
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ]
-        .map(String::from)
-        .to_vec(),
+        args: WORKER_ARGS.map(String::from).to_vec(),
     };
     // Warm the cache, as a long campaign would have.
     let _ = campaign(None);
@@ -122,4 +177,47 @@ fn the_core_replays_the_same_in_a_fresh_process() {
     let summary = run_campaign(&opts, &|_, _, _| {}).expect("runs");
     assert_eq!(summary.seeds_run, 20);
     assert!(summary.passed(), "{:?}", summary.failures);
+}
+
+fn worker() -> WorkerCommand {
+    WorkerCommand {
+        program: std::env::current_exe().unwrap(),
+        args: WORKER_ARGS.map(String::from).to_vec(),
+    }
+}
+
+#[test]
+fn with_isolate_a_backend_that_aborts_the_process_fails_its_seeds_and_the_campaign_goes_on() {
+    let opts = CampaignOptions {
+        jobs: 2,
+        target: aborts(),
+        isolation: Some(worker()),
+        isolate: true,
+        ..CampaignOptions::new(SeedRange { start: 0, end: 4 })
+    };
+    let summary = run_campaign(&opts, &|_, _, _| {}).expect("the campaign survives");
+    assert_eq!(summary.seeds_run, 4);
+    for r in &summary.all {
+        match &r.outcome {
+            Outcome::Panic { message, by, .. } => {
+                assert!(message.contains("died"), "seed {}: {message}", r.seed);
+                assert_eq!(by, "the system under test");
+            }
+            other => panic!("seed {}: {other:?}", r.seed),
+        }
+    }
+    // The same seeds of the core, isolated, pass with their coverage and replay the same.
+    let opts = CampaignOptions {
+        jobs: 2,
+        isolation: Some(worker()),
+        isolate: true,
+        check_determinism: true,
+        ..CampaignOptions::new(SeedRange { start: 0, end: 4 })
+    };
+    let summary = run_campaign(&opts, &|_, _, _| {}).expect("runs");
+    assert!(summary.passed(), "{:?}", summary.failures);
+    assert!(
+        summary.coverage.values().sum::<u64>() > 0,
+        "coverage was lost"
+    );
 }

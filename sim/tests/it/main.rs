@@ -12,5 +12,6 @@ mod net;
 mod panics;
 mod planted;
 mod readme;
+mod scratch;
 mod shrinking;
 mod support;
