@@ -1,6 +1,6 @@
 //! A benchmark's table: printed as markdown, and with `-- --tables DIR` also written as
 //! `DIR/<name>.json` in the shape `wsreg-sim tables` renders into the README (documented in
-//! `sim/src/table.rs`). Shared by the core and server benches through `#[path]`.
+//! `sim/src/measure/table.rs`). Shared by the core and server benches through `#[path]`.
 
 /// A column: its title, whether it holds numbers (right-aligned), and whether its cells differ
 /// from run to run (wall-clock times and rates) rather than being a function of the code.

@@ -9,46 +9,39 @@
 //! [`run_plan`] (a fresh thread, a madsim runtime, a [`world`]) → [`RunReport`] with an
 //! [`Outcome`].
 //!
-//! Modules, one concept each: `seed`, `config`, `plan`, [`workload`], `backend` (the seam: five
-//! operations, optional capabilities), [`target`] (backends by name: the core, the zoo, a team's
-//! own), [`zoo`] (planted bugs), `net` (any backend behind the real server over simulated TCP),
-//! `client` (simulated users), [`world`] (phases), `recorder` (observer and clients → steps),
-//! `trace` (steps and their stable hash), [`invariant`] (the checker: the black-box and white-box
-//! oracles), `coverage`, `outcome` (verdicts and exit codes), `runtime` (the only madsim-specific
-//! code), [`campaign`] (many seeds), `shrink`, `snapshot` (the regression corpus), `report` (what
-//! is printed), `bench` and `detection` (throughput and the zoo tables), [`oracles`] (the
-//! three-oracle table), [`disconnect`] (the disconnect benchmark), `stress` (baseline (b) on real
-//! tokio), [`table`] (measured tables as JSON and as the README's markdown), [`cli`].
+//! The source follows the pipeline, one folder per stage and one concept per module:
+//!
+//! - [`generate`]: `seed`, `config` (swarm), `plan`, [`workload`].
+//! - [`run`]: `backend` (the seam: five operations, optional capabilities), [`target`]
+//!   (backends by name: the core, the zoo, a team's own), [`world`] (phases), the simulated
+//!   clients, `recorder` (observer and clients → steps), `runtime` (the only madsim-specific
+//!   code), `net` (any backend behind the real server over simulated TCP).
+//! - [`check`]: `trace` (steps and their stable hash), [`invariant`] (the checker: the
+//!   black-box and white-box oracles), `coverage`, `outcome` (verdicts and exit codes).
+//! - [`tooling`]: [`campaign`] (many seeds), `isolation` (worker processes), `shrink`,
+//!   `snapshot` (the regression corpus), `report` (what is printed), [`cli`].
+//! - [`measure`]: `bench` (throughput), `detection` and [`oracles`] (the zoo tables),
+//!   [`disconnect`] (the disconnect benchmark), `stress` (baseline (b) on real tokio), [`table`]
+//!   (measured tables as JSON and as the README's markdown).
+//! - [`zoo`]: the planted bugs.
+//!
+//! Every module is also reachable at the crate's root (`wsreg_sim::campaign`, ...).
 
-pub mod backend;
-pub mod bench;
-pub mod campaign;
-pub mod cli;
-mod client;
-pub mod config;
-pub mod coverage;
-pub mod detection;
-pub mod disconnect;
-pub mod invariant;
-pub mod isolation;
-#[cfg(madsim)]
-pub mod net;
-pub mod oracles;
-pub mod outcome;
-pub mod plan;
-pub mod recorder;
-pub mod report;
-pub mod runtime;
-pub mod seed;
-pub mod shrink;
-pub mod snapshot;
-pub mod stress;
-pub mod table;
-pub mod target;
-pub mod trace;
-pub mod workload;
-pub mod world;
+pub mod check;
+pub mod generate;
+pub mod measure;
+pub mod run;
+pub mod tooling;
 pub mod zoo;
+
+pub use check::{coverage, invariant, outcome, trace};
+pub use generate::{config, plan, seed, workload};
+pub use measure::{bench, detection, disconnect, oracles, stress, table};
+pub(crate) use run::client;
+#[cfg(madsim)]
+pub use run::net;
+pub use run::{backend, recorder, runtime, target, world};
+pub use tooling::{campaign, cli, isolation, report, shrink, snapshot};
 
 pub use backend::{Backend, CoreBackend};
 pub use config::SimConfig;

@@ -18,7 +18,7 @@ use crate::runtime::RuntimeError;
 use crate::seed::SeedRange;
 use crate::table::{Column, Table};
 
-#[path = "../../benches/support/workload.rs"]
+#[path = "../../../benches/support/workload.rs"]
 mod core_workload;
 
 /// One measured row.

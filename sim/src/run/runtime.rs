@@ -188,8 +188,11 @@ mod tests {
         assert_eq!(culprit("server/src/server.rs"), "the system under test");
         assert_eq!(culprit("sim/src/zoo/stream.rs"), "the system under test");
         assert_eq!(culprit("my-team/src/registry.rs"), "the system under test");
-        assert_eq!(culprit("sim/src/world.rs"), "the harness");
-        assert_eq!(culprit("/work/x/sim/src/invariant/mod.rs"), "the harness");
+        assert_eq!(culprit("sim/src/run/world.rs"), "the harness");
+        assert_eq!(
+            culprit("/work/x/sim/src/check/invariant/mod.rs"),
+            "the harness"
+        );
         assert_eq!(
             culprit("/root/.cargo/registry/src/index/tokio-1/src/a.rs"),
             "a dependency"

@@ -265,7 +265,7 @@ impl Snapshot {
     /// The insta file text.
     pub fn file_text(&self, report: &RunReport) -> String {
         format!(
-            "---\nsource: sim/src/snapshot.rs\nexpression: {}\n---\n{}",
+            "---\nsource: sim/src/tooling/snapshot.rs\nexpression: {}\n---\n{}",
             self.name,
             self.body(report)
         )

@@ -1,0 +1,7 @@
+//! Generating runs: a seed, the config it derives (swarm), and the plan (plain data: users and
+//! their ops at virtual times) that a run plays.
+
+pub mod config;
+pub mod plan;
+pub mod seed;
+pub mod workload;

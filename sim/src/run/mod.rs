@@ -1,0 +1,12 @@
+//! Running a plan: the seam a backend plugs into, backends by name, the simulated world and its
+//! clients, the recorder that turns what happens into steps, the madsim runtime, and the real
+//! server over the simulated network.
+
+pub mod backend;
+pub(crate) mod client;
+#[cfg(madsim)]
+pub mod net;
+pub mod recorder;
+pub mod runtime;
+pub mod target;
+pub mod world;

@@ -1,0 +1,9 @@
+//! What users drive: campaigns over many seeds, worker processes, shrinking, snapshots, what is
+//! printed, and the command line.
+
+pub mod campaign;
+pub mod cli;
+pub mod isolation;
+pub mod report;
+pub mod shrink;
+pub mod snapshot;
