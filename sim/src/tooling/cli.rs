@@ -359,6 +359,10 @@ struct FuzzArgs {
     /// Write the summary as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write a JUnit report to this file: one test case per failure kind, a failing one
+    /// carrying the command that reproduces it.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
     /// Do not shrink failures into snapshots.
     #[arg(long)]
     no_shrink: bool,
@@ -590,6 +594,19 @@ fn fuzz(a: FuzzArgs, targets: &Targets) -> Result<i32> {
     }
     if let Some(path) = &a.json {
         std::fs::write(path, serde_json::to_string_pretty(&summary)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &a.junit {
+        let flags = a.target.flags();
+        let repro = |kind: &str, seed: Seed| {
+            let check = if kind == "NONDETERMINISM" {
+                " --check-determinism"
+            } else {
+                ""
+            };
+            format!("{} run --seed {seed}{flags}{check}", program())
+        };
+        std::fs::write(path, crate::junit::report(&summary, &repro))
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(if summary.passed() {

@@ -4,6 +4,7 @@
 pub mod campaign;
 pub mod cli;
 pub mod isolation;
+pub mod junit;
 pub mod report;
 pub mod shrink;
 pub mod snapshot;

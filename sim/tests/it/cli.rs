@@ -109,3 +109,59 @@ fn replay_says_how_a_snapshot_replays_by_its_exit_code() {
     let broken = replay("broken.snap", "verdict: nothing else\n");
     assert_eq!(broken.status.code(), Some(2), "{}", stderr(&broken));
 }
+
+/// Reads a whole XML document, failing on any malformation.
+fn well_formed(xml: &str) {
+    let mut reader = quick_xml::Reader::from_str(xml);
+    loop {
+        match reader.read_event() {
+            Ok(quick_xml::events::Event::Eof) => break,
+            Ok(_) => {}
+            Err(e) => panic!("malformed XML at {}: {e}\n{xml}", reader.buffer_position()),
+        }
+    }
+}
+
+#[test]
+fn fuzz_writes_a_junit_report_with_one_case_per_failure_kind() {
+    let path = temp("b3.junit.xml");
+    let out = sim(&[
+        "fuzz",
+        "--target",
+        "B3",
+        "--seeds",
+        "0..40",
+        "--no-shrink",
+        "--junit",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let xml = std::fs::read_to_string(&path).unwrap();
+    well_formed(&xml);
+    assert_eq!(xml.matches("<testcase").count(), 12, "{xml}");
+    assert!(
+        xml.contains(r#"<failure type="I2 one-manager-per-user""#),
+        "{xml}"
+    );
+    assert!(
+        xml.contains(">cargo sim run --seed ") && xml.contains("--target B3</failure>"),
+        "{xml}"
+    );
+    let failing = xml.matches("<failure ").count();
+    assert!(failing >= 1, "{xml}");
+    assert!(xml.contains(&format!(r#"failures="{failing}""#)), "{xml}");
+
+    let path = temp("core.junit.xml");
+    let out = sim(&[
+        "fuzz",
+        "--seeds",
+        "0..20",
+        "--junit",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let xml = std::fs::read_to_string(&path).unwrap();
+    well_formed(&xml);
+    assert_eq!(xml.matches("<testcase").count(), 12);
+    assert!(!xml.contains("<failure"), "{xml}");
+}
