@@ -18,7 +18,8 @@
 //!   code), `net` (any backend behind the real server over simulated TCP).
 //! - [`check`]: `trace` (steps and their stable hash), [`invariant`] (the checker: the
 //!   black-box and white-box oracles), `coverage`, `outcome` (verdicts and exit codes).
-//! - [`tooling`]: [`campaign`] (many seeds), `isolation` (worker processes), `junit`, `shrink`,
+//! - [`tooling`]: [`campaign`] (many seeds), `isolation` (worker processes), `junit`, `merge`
+//!   (shard summaries), `shrink`,
 //!   `snapshot` (the regression corpus), `report` (what is printed), [`cli`].
 //! - [`measure`]: `bench` (throughput), `detection` and [`oracles`] (the zoo tables),
 //!   [`disconnect`] (the disconnect benchmark), `stress` (baseline (b) on real tokio), [`table`]
@@ -41,7 +42,7 @@ pub(crate) use run::client;
 #[cfg(madsim)]
 pub use run::net;
 pub use run::{backend, recorder, runtime, target, world};
-pub use tooling::{campaign, cli, isolation, junit, report, shrink, snapshot};
+pub use tooling::{campaign, cli, isolation, junit, merge, report, shrink, snapshot};
 
 pub use backend::{Backend, CoreBackend};
 pub use config::SimConfig;

@@ -257,11 +257,21 @@ pub struct FailureGroup {
     pub first_seed: Seed,
     /// Its message.
     pub message: String,
+    /// The snapshot its first seed shrank to (its name ends in the shrunk plan's hash), once
+    /// shrunk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<String>,
 }
+
+/// The version of the summary's JSON format (documented in `docs/summary-schema.md`); it goes
+/// up whenever a field changes meaning or goes away.
+pub const SUMMARY_VERSION: u32 = 1;
 
 /// A campaign's summary.
 #[derive(Clone, Debug, Serialize)]
 pub struct CampaignSummary {
+    /// [`SUMMARY_VERSION`].
+    pub version: u32,
     /// What ran (`core` or a bug id).
     pub target: String,
     /// Whether it ran through the network.
@@ -471,6 +481,7 @@ fn summarise(
                     count: 1,
                     first_seed: r.seed,
                     message,
+                    snapshot: None,
                 });
         }
         if !r.outcome.passed() || r.divergence.is_some() {
@@ -483,6 +494,7 @@ fn summarise(
     }
     let n = results.len() as u64;
     CampaignSummary {
+        version: SUMMARY_VERSION,
         network,
         target: format!(
             "{}{}",

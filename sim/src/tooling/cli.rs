@@ -1,5 +1,5 @@
-//! The command line: `run`, `fuzz`, `plan`, `bench`, `shrink`, `replay`, `disconnect`, `tables`. Parses
-//! flags, calls the library, prints, and maps outcomes to the fixed exit codes of
+//! The command line: `run`, `fuzz`, `plan`, `bench`, `shrink`, `replay`, `disconnect`, `tables`,
+//! `merge`. Parses flags, calls the library, prints, and maps outcomes to the fixed exit codes of
 //! [`crate::outcome`].
 
 use std::io::IsTerminal;
@@ -57,6 +57,19 @@ enum Command {
     Disconnect(DisconnectArgs),
     /// Re-render the README's tables from the measured tables' JSON (`--check`: fail on drift).
     Tables(TablesArgs),
+    /// Merge the JSON summaries of a campaign's shards: checks they cover its range exactly
+    /// once, counts each failure once per invariant and shrunk plan, and exits as `fuzz` would.
+    Merge(MergeArgs),
+}
+
+#[derive(Debug, Args)]
+struct MergeArgs {
+    /// The shards' summaries (`fuzz --shard i/n --json FILE`).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+    /// Write the merged summary as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -432,6 +445,7 @@ pub fn main_with(targets: Targets) -> i32 {
         Command::Replay(a) => replay(a, t),
         Command::Disconnect(a) => disconnect(a),
         Command::Tables(a) => tables(a),
+        Command::Merge(a) => merge(a),
     };
     match result {
         Ok(code) => code,
@@ -565,12 +579,13 @@ fn fuzz(a: FuzzArgs, targets: &Targets) -> Result<i32> {
         }
         None => {}
     };
-    let summary = run_campaign(&opts, &progress)?;
+    let mut summary = run_campaign(&opts, &progress)?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
     print!("{}", report::campaign(&summary));
     let mut written = std::collections::BTreeSet::new();
+    let mut shrunk = Vec::new();
     for (label, g) in &summary.failures {
         println!(
             "replay: {} run --seed {}{}",
@@ -584,7 +599,13 @@ fn fuzz(a: FuzzArgs, targets: &Targets) -> Result<i32> {
         let (_, plan, runtime_seed) = derive(&config_for_shrink, g.first_seed);
         let found = format!("seed {}{}", g.first_seed, a.target.flags());
         let name = shrink_and_write(target, plan, runtime_seed, label, found, &a.budget)?;
+        shrunk.push((label.clone(), name.clone()));
         written.insert(name);
+    }
+    for (label, name) in shrunk {
+        if let Some(g) = summary.failures.get_mut(&label) {
+            g.snapshot = Some(name);
+        }
     }
     if !written.is_empty() {
         println!(
@@ -914,6 +935,49 @@ fn tables(a: TablesArgs) -> Result<i32> {
     } else {
         EXIT_VIOLATION
     })
+}
+
+fn merge(a: MergeArgs) -> Result<i32> {
+    let m = crate::merge::merge_files(&a.files)?;
+    println!(
+        "merged: {} shard(s) of {} against {}{}: {} seeds run{}",
+        m.shards.len(),
+        m.range,
+        m.target,
+        if m.network { " (network)" } else { "" },
+        m.seeds_run,
+        if m.seeds_missing == 0 {
+            ", the range covered exactly once".to_owned()
+        } else {
+            format!(
+                ", {} seed(s) unrun (a time budget ran out); no seed twice",
+                m.seeds_missing
+            )
+        }
+    );
+    if m.failures.is_empty() {
+        println!("failures: none");
+    } else {
+        println!("failures:");
+    }
+    for f in &m.failures {
+        println!(
+            "  {}: {} seed(s), first {} (shards {}){}: {}",
+            f.kind,
+            f.count,
+            f.first_seed,
+            f.shards.join(", "),
+            f.snapshot
+                .as_ref()
+                .map_or(String::new(), |s| format!(", snapshot {s}")),
+            f.message
+        );
+    }
+    if let Some(path) = &a.json {
+        std::fs::write(path, serde_json::to_string_pretty(&m)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(m.exit_code)
 }
 
 fn plan(a: PlanArgs) -> Result<i32> {

@@ -5,6 +5,7 @@ pub mod campaign;
 pub mod cli;
 pub mod isolation;
 pub mod junit;
+pub mod merge;
 pub mod report;
 pub mod shrink;
 pub mod snapshot;

@@ -165,3 +165,59 @@ fn fuzz_writes_a_junit_report_with_one_case_per_failure_kind() {
     assert_eq!(xml.matches("<testcase").count(), 12);
     assert!(!xml.contains("<failure"), "{xml}");
 }
+
+#[test]
+fn merge_checks_that_shards_cover_the_range_exactly_once() {
+    let shard = |i: &str, name: &str| {
+        let path = temp(name);
+        let out = sim(&[
+            "fuzz",
+            "--target",
+            "B3",
+            "--seeds",
+            "0..40",
+            "--shard",
+            i,
+            "--no-shrink",
+            "--json",
+            path.to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.code().is_some_and(|c| c <= 1),
+            "{}",
+            stderr(&out)
+        );
+        path
+    };
+    let (a, b) = (shard("0/2", "shard-a.json"), shard("1/2", "shard-b.json"));
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    let merged = temp("merged.json");
+    let out = sim(&["merge", a, b, "--json", merged.to_str().unwrap()]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}{}", stderr(&out));
+    assert!(
+        text.contains("40 seeds run, the range covered exactly once"),
+        "{text}"
+    );
+    assert!(text.contains("I2 one-manager-per-user"), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&merged).unwrap()).unwrap();
+    assert_eq!(json["version"], 1);
+    assert_eq!(json["seeds_run"], 40);
+
+    // The same shard twice: its seeds would count twice.
+    let out = sim(&["merge", a, a]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("overlap"), "{}", stderr(&out));
+    // One shard alone leaves half the range unrun.
+    let out = sim(&["merge", a]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("a shard is missing"),
+        "{}",
+        stderr(&out)
+    );
+    // Not a summary at all.
+    let out = sim(&["merge", "Cargo.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+}
