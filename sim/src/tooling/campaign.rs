@@ -261,6 +261,9 @@ pub struct FailureGroup {
     /// shrunk.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<String>,
+    /// With `fuzz --store`: its snapshot was in the store already, so it is not new.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub known: bool,
 }
 
 /// The version of the summary's JSON format (documented in `docs/summary-schema.md`); it goes
@@ -482,6 +485,7 @@ fn summarise(
                     first_seed: r.seed,
                     message,
                     snapshot: None,
+                    known: false,
                 });
         }
         if !r.outcome.passed() || r.divergence.is_some() {

@@ -377,8 +377,13 @@ struct FuzzArgs {
     #[arg(long, value_name = "FILE")]
     junit: Option<PathBuf>,
     /// Do not shrink failures into snapshots.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "store")]
     no_shrink: bool,
+    /// A store of known failures: each failure is shrunk and written there as a snapshot
+    /// unless one of the same shrunk plan is there already. Known failures are counted but
+    /// not reported as new, and the exit code is 0 unless a failure is new.
+    #[arg(long, value_name = "DIR")]
+    store: Option<PathBuf>,
     #[command(flatten)]
     budget: ShrinkBudget,
 }
@@ -598,13 +603,35 @@ fn fuzz(a: FuzzArgs, targets: &Targets) -> Result<i32> {
         }
         let (_, plan, runtime_seed) = derive(&config_for_shrink, g.first_seed);
         let found = format!("seed {}{}", g.first_seed, a.target.flags());
-        let name = shrink_and_write(target, plan, runtime_seed, label, found, &a.budget)?;
-        shrunk.push((label.clone(), name.clone()));
+        let store = a.store.as_deref();
+        let (name, known) =
+            shrink_and_write(target, plan, runtime_seed, label, found, &a.budget, store)?;
+        shrunk.push((label.clone(), name.clone(), known));
         written.insert(name);
     }
-    for (label, name) in shrunk {
+    for (label, name, known) in shrunk {
         if let Some(g) = summary.failures.get_mut(&label) {
             g.snapshot = Some(name);
+            g.known = known;
+        }
+    }
+    let new: Vec<&String> = summary
+        .failures
+        .iter()
+        .filter(|(_, g)| !g.known)
+        .map(|(label, _)| label)
+        .collect();
+    if a.store.is_some() {
+        let known = summary.failures.len() - new.len();
+        if new.is_empty() {
+            println!("store: no new failures ({known} known)");
+        } else {
+            let names: Vec<&str> = new.iter().map(|l| l.as_str()).collect();
+            println!(
+                "store: {} new failure(s): {} ({known} known)",
+                new.len(),
+                names.join(", ")
+            );
         }
     }
     if !written.is_empty() {
@@ -630,15 +657,17 @@ fn fuzz(a: FuzzArgs, targets: &Targets) -> Result<i32> {
         std::fs::write(path, crate::junit::report(&summary, &repro))
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(if summary.passed() {
-        EXIT_PASS
-    } else if summary.failures.contains_key("NONDETERMINISM") {
-        EXIT_NONDETERMINISM
-    } else {
-        summary.failing.first().map_or(EXIT_VIOLATION, |r| {
-            r.outcome.exit_code().max(EXIT_VIOLATION)
-        })
-    })
+    Ok(
+        if summary.passed() || (a.store.is_some() && new.is_empty()) {
+            EXIT_PASS
+        } else if summary.failures.contains_key("NONDETERMINISM") {
+            EXIT_NONDETERMINISM
+        } else {
+            summary.failing.first().map_or(EXIT_VIOLATION, |r| {
+                r.outcome.exit_code().max(EXIT_VIOLATION)
+            })
+        },
+    )
 }
 
 fn bench(a: BenchArgs) -> Result<i32> {
@@ -726,7 +755,8 @@ fn shrink_and_write(
     label: &str,
     found: String,
     budget: &ShrinkBudget,
-) -> Result<String> {
+    store: Option<&std::path::Path>,
+) -> Result<(String, bool)> {
     let before = plan.ops.len();
     let progress = |runs: usize, ops: usize| {
         if std::io::stderr().is_terminal() {
@@ -759,6 +789,19 @@ fn shrink_and_write(
         crate::snapshot::Snapshot::new(target.name(), s.plan, s.runtime_seed, &s.report, found)
             .replayed_by(&program());
     let in_ci = std::env::var_os("CI").is_some_and(|v| v != "false" && v != "0");
+    if let Some(store) = store {
+        // The store is written wherever it runs, CI included: it is the campaign's memory.
+        return Ok(match snap.write(store, &s.report)? {
+            Some(path) => {
+                println!("store: new failure, written: {}", path.display());
+                (snap.name, false)
+            }
+            None => {
+                println!("store: known failure {} (already stored)", snap.name);
+                (snap.name, true)
+            }
+        });
+    }
     if in_ci {
         println!(
             "snapshot {} (not written: CI never writes snapshots)",
@@ -778,7 +821,7 @@ fn shrink_and_write(
             None => println!("snapshot {} (unchanged)", snap.name),
         }
     }
-    Ok(snap.name)
+    Ok((snap.name, false))
 }
 
 fn shrink(a: ShrinkArgs, targets: &Targets) -> Result<i32> {
@@ -806,7 +849,7 @@ fn shrink(a: ShrinkArgs, targets: &Targets) -> Result<i32> {
     }
     let label = first.outcome.label();
     println!("shrinking a {label} failure ({} ops)", plan.ops.len());
-    shrink_and_write(target, plan, runtime_seed, &label, found, &a.budget)?;
+    shrink_and_write(target, plan, runtime_seed, &label, found, &a.budget, None)?;
     Ok(first.outcome.exit_code())
 }
 

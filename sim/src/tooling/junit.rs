@@ -1,7 +1,8 @@
 //! A campaign as a JUnit report, the format CI systems show as test results: one test case per
 //! way a seed can fail (each invariant, a panic, nondeterminism), so the same names appear in
 //! every run. A kind the campaign saw fails, with its first seed's one-line message and, as the
-//! failure's text, the one-line command that reproduces it.
+//! failure's text, the one-line command that reproduces it; one whose shrunk snapshot was
+//! already in the `--store` is skipped as known.
 
 use quick_xml::events::BytesText;
 use quick_xml::Writer;
@@ -22,7 +23,7 @@ pub fn report(summary: &CampaignSummary, repro: &dyn Fn(&str, crate::Seed) -> St
     let kinds = kinds();
     let failing = kinds
         .iter()
-        .filter(|k| summary.failures.contains_key(*k))
+        .filter(|k| summary.failures.get(*k).is_some_and(|g| !g.known))
         .count();
     let suite = format!(
         "wsreg-sim fuzz {} {} shard {}",
@@ -59,6 +60,20 @@ pub fn report(summary: &CampaignSummary, repro: &dyn Fn(&str, crate::Seed) -> St
                         match summary.failures.get(kind) {
                             None => {
                                 case.write_empty()?;
+                            }
+                            Some(g) if g.known => {
+                                let message = format!(
+                                    "known failure, stored as {}: {} seed(s), first {}",
+                                    g.snapshot.as_deref().unwrap_or("?"),
+                                    g.count,
+                                    g.first_seed
+                                );
+                                case.write_inner_content(|w| {
+                                    w.create_element("skipped")
+                                        .with_attribute(("message", message.as_str()))
+                                        .write_empty()?;
+                                    Ok(())
+                                })?;
                             }
                             Some(g) => {
                                 let message = format!(

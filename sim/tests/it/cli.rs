@@ -221,3 +221,43 @@ fn merge_checks_that_shards_cover_the_range_exactly_once() {
     let out = sim(&["merge", "Cargo.toml"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn a_store_reports_a_failure_as_new_once_then_as_known() {
+    let store = temp("store");
+    let junit = temp("store.junit.xml");
+    let fuzz = || {
+        sim(&[
+            "fuzz",
+            "--target",
+            "B3",
+            "--seeds",
+            "0..10",
+            "--store",
+            store.to_str().unwrap(),
+            "--junit",
+            junit.to_str().unwrap(),
+        ])
+    };
+    let first = fuzz();
+    let text = stdout(&first);
+    assert_eq!(first.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("store: 1 new failure(s): I2 one-manager-per-user"),
+        "{text}"
+    );
+    let stored: Vec<_> = std::fs::read_dir(&store).unwrap().collect();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+
+    let again = fuzz();
+    let text = stdout(&again);
+    assert_eq!(again.status.code(), Some(0), "{text}");
+    assert!(text.contains("store: no new failures (1 known)"), "{text}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    well_formed(&xml);
+    assert!(
+        xml.contains("<skipped message=\"known failure, stored as I2-"),
+        "{xml}"
+    );
+    assert!(!xml.contains("<failure"), "{xml}");
+}
