@@ -10,19 +10,19 @@
 use wsreg::{GapReason, Position};
 
 use super::{fail, Checked, Checker, Invariant, Key, TabModel};
+use crate::trace::MsgTag;
 
-/// The run an agent event belongs to: its owner and run id (`u3/r7` of `u3/r7:tool0`). User
-/// ids may hold `:`, run ids and the parts after them hold no `/`.
-fn run_of(msg: &MsgTag) -> Key {
-    match msg.tag.rsplit_once('/') {
+/// The run an agent event belongs to, as a slice of its tag: its owner and run id (`u3/r7` of
+/// `u3/r7:tool0`). User ids may hold `:`; run ids and what follows them hold no `/`.
+fn run_of(tag: &str) -> &str {
+    match tag.rsplit_once('/') {
         Some((owner, rest)) => {
             let run = rest.split(':').next().unwrap_or(rest);
-            Key::from(format!("{owner}/{run}"))
+            &tag[..owner.len() + 1 + run.len()]
         }
-        None => msg.tag.clone(),
+        None => tag,
     }
 }
-use crate::trace::MsgTag;
 
 impl Checker {
     /// White-box: the backend numbered a message.
@@ -223,9 +223,15 @@ impl Checker {
 
     /// An agent emitted an event: its place in its run.
     pub(super) fn emitted(&mut self, msg: &MsgTag) {
-        let run = run_of(msg);
-        let n = self.run_emits.entry(run.clone()).or_insert(0);
-        self.emit_order.insert(msg.clone(), (run, *n));
+        let run = run_of(&msg.tag);
+        // One allocation per run, none per event: later events find the run's key by slice.
+        let key = match self.run_emits.get_key_value(run) {
+            Some((key, _)) => key.clone(),
+            None if run.len() == msg.tag.len() => msg.tag.clone(),
+            None => Key::from(run),
+        };
+        let n = self.run_emits.entry(key.clone()).or_insert(0);
+        self.emit_order.insert(msg.clone(), (key, *n));
         *n += 1;
     }
 
@@ -234,6 +240,9 @@ impl Checker {
     /// (a tab that opens mid-run starts mid-run). A check on receipt alone, so it holds even
     /// for a backend whose positions agree with its wrong order.
     pub(super) fn run_order(&mut self, user: &Key, conn: u64, msg: &MsgTag) -> Checked {
+        if msg.kind == "text" {
+            return Ok(());
+        }
         let Some((run, place)) = self.emit_order.get(msg) else {
             return Ok(());
         };
