@@ -249,7 +249,7 @@ pub struct SeedResult {
 }
 
 /// A failure kind and where it was first seen.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct FailureGroup {
     /// Seeds that failed this way.
     pub count: u64,
@@ -259,10 +259,10 @@ pub struct FailureGroup {
     pub message: String,
     /// The snapshot its first seed shrank to (its name ends in the shrunk plan's hash), once
     /// shrunk.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<String>,
     /// With `fuzz --store`: its snapshot was in the store already, so it is not new.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub known: bool,
 }
 

@@ -681,8 +681,7 @@ fn bench(a: BenchArgs) -> Result<i32> {
     let command = crate::table::invocation("cargo sim");
     let mut printed = Vec::new();
     if let Some(b) = &throughput {
-        printed.push(crate::bench::table(b, &command));
-        print!("{}", printed[0].markdown());
+        show(&mut printed, crate::bench::table(b, &command));
     }
     let bugs: Vec<Bug> = a.bug.map_or_else(|| Bug::ALL.to_vec(), |b| vec![b]);
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -693,9 +692,7 @@ fn bench(a: BenchArgs) -> Result<i32> {
         crate::detection::measure(&bugs, a.zoo_seeds, jobs, &progress)?
     };
     if !zoo.is_empty() {
-        println!();
-        printed.push(crate::detection::table(&zoo, &command));
-        print!("{}", printed[printed.len() - 1].markdown());
+        show(&mut printed, crate::detection::table(&zoo, &command));
     }
     let net_zoo = if a.net_seeds == 0 {
         Vec::new()
@@ -704,9 +701,10 @@ fn bench(a: BenchArgs) -> Result<i32> {
         crate::detection::measure_net(&bugs, a.net_seeds, jobs, &progress)?
     };
     if !net_zoo.is_empty() {
-        println!();
-        printed.push(crate::detection::table_net(&net_zoo, &command));
-        print!("{}", printed[printed.len() - 1].markdown());
+        show(
+            &mut printed,
+            crate::detection::table_net(&net_zoo, &command),
+        );
     }
     let oracles = if a.oracle_seeds == 0 {
         Vec::new()
@@ -720,9 +718,7 @@ fn bench(a: BenchArgs) -> Result<i32> {
         crate::oracles::measure(&bugs, a.oracle_seeds, core, jobs, &progress)?
     };
     if !oracles.is_empty() {
-        println!();
-        printed.push(crate::oracles::table(&oracles, &command));
-        print!("{}", printed[printed.len() - 1].markdown());
+        show(&mut printed, crate::oracles::table(&oracles, &command));
     }
     if let Some(dir) = &a.tables {
         for t in &printed {
@@ -745,6 +741,15 @@ fn bench(a: BenchArgs) -> Result<i32> {
     } else {
         EXIT_VIOLATION
     })
+}
+
+/// Prints a table after the ones before it, and keeps it for `--tables`.
+fn show(printed: &mut Vec<crate::table::Table>, table: crate::table::Table) {
+    if !printed.is_empty() {
+        println!();
+    }
+    print!("{}", table.markdown());
+    printed.push(table);
 }
 
 /// Shrinks one failure, writes its snapshot, prints where; returns the snapshot's name.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::outcome::Outcome;
 use crate::seed::{Seed, SeedRange};
-use crate::tooling::campaign::SUMMARY_VERSION;
+use crate::tooling::campaign::{FailureGroup, SUMMARY_VERSION};
 
 /// One shard's summary, as `fuzz --json` wrote it (fields merge does not need are ignored).
 #[derive(Debug, Deserialize)]
@@ -34,25 +34,11 @@ pub struct ShardSummary {
     /// Steps.
     pub steps: u64,
     /// Failures by kind.
-    pub failures: BTreeMap<String, ShardFailure>,
+    pub failures: BTreeMap<String, FailureGroup>,
     /// Coverage.
     pub coverage: BTreeMap<String, u64>,
     /// Its failing seeds.
     pub failing: Vec<ShardSeed>,
-}
-
-/// A failure kind in one shard.
-#[derive(Clone, Debug, Deserialize)]
-pub struct ShardFailure {
-    /// Seeds that failed this way.
-    pub count: u64,
-    /// The lowest.
-    pub first_seed: Seed,
-    /// Its message.
-    pub message: String,
-    /// The snapshot it shrank to.
-    #[serde(default)]
-    pub snapshot: Option<String>,
 }
 
 /// A failing seed.
@@ -409,11 +395,12 @@ mod tests {
             failures: failures
                 .iter()
                 .map(|&(kind, first, snap)| {
-                    let f = ShardFailure {
+                    let f = FailureGroup {
                         count: 1,
                         first_seed: Seed(first),
                         message: format!("at {first}"),
                         snapshot: snap.map(str::to_owned),
+                        known: false,
                     };
                     (kind.to_owned(), f)
                 })
