@@ -32,7 +32,7 @@ use wsreg::{
     UserContext,
 };
 
-use crate::backend::{factory, Backend, Build, Factory};
+use crate::backend::{Backend, Factory};
 use crate::runtime::{simulate, Link, Panicked, RuntimeError};
 use crate::table::{Column, Table};
 use crate::zoo::Bug;
@@ -292,7 +292,10 @@ pub fn run(opts: &Options) -> Result<(Summary, Duration), DisconnectError> {
 }
 
 /// One run against `B`, on a fresh thread and runtime.
-fn simulated<B: Build>(o: Options) -> Result<Result<Summary, Panicked>, RuntimeError> {
+fn simulated<B: Backend>(
+    factory: Factory<B>,
+    o: Options,
+) -> Result<Result<Summary, Panicked>, RuntimeError> {
     let link = o.net.map(|latency_ms| Link {
         latency_ms,
         loss_percent: 0,
@@ -300,10 +303,10 @@ fn simulated<B: Build>(o: Options) -> Result<Result<Summary, Panicked>, RuntimeE
     simulate(o.seed, link, move || async move {
         #[cfg(madsim)]
         if o.net.is_some() {
-            let net = crate::net::NetBackend::factory(factory::<B>());
+            let net = crate::net::NetBackend::factory(factory);
             return measure(net, o, "network").await;
         }
-        measure(factory::<B>(), o, "in process").await
+        measure(factory, o, "in process").await
     })
 }
 

@@ -37,7 +37,8 @@ pub struct StressRow {
 }
 
 /// Runs `plan` against `B` on a fresh real tokio multi-thread runtime.
-pub fn stress_plan<B: crate::backend::Build>(
+pub fn stress_plan<B: crate::backend::Backend>(
+    factory: crate::backend::Factory<B>,
     plan: Arc<Plan>,
     _seed: u64,
     keep: Keep,
@@ -49,12 +50,11 @@ pub fn stress_plan<B: crate::backend::Build>(
             .enable_all()
             .build()?;
         let black_box = Arc::default();
-        let factory = crate::backend::factory::<B>();
         Ok(rt.block_on(crate::world::execute(factory, plan, keep, black_box)))
     }
     #[cfg(madsim)]
     {
-        let _ = (plan, keep);
+        let _ = (factory, plan, keep);
         Err(RuntimeError::NotSimulated)
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use wsreg::{Observer, RegistryConfig};
 
-use crate::backend::{factory, Backend, Build, Factory};
+use crate::backend::{Backend, Factory};
 use crate::plan::Plan;
 use crate::recorder::Keep;
 use crate::runtime::{run_plan, RuntimeError};
@@ -39,8 +39,8 @@ fn runner<B: Backend>(factory: Factory<B>) -> Runner {
     Arc::new(move |plan, seed, keep| run_plan::<B>(Arc::clone(&factory), plan, seed.0, keep))
 }
 
-fn builtin<B: Build>() -> Runner {
-    runner(factory::<B>())
+fn builtin<B: Backend>(factory: Factory<B>) -> Runner {
+    runner(factory)
 }
 
 impl Target {
@@ -175,7 +175,10 @@ mod tests {
 
     #[test]
     fn targets_are_found_by_name_and_an_unknown_one_is_named_in_the_error() {
-        let t = Targets::builtin().with(Target::new("mine", crate::CoreBackend::build));
+        let t = Targets::builtin().with(Target::new(
+            "mine",
+            <crate::CoreBackend as crate::backend::Build>::build,
+        ));
         assert_eq!(t.get("core").unwrap().name(), "core");
         assert_eq!(t.get("B3").unwrap().bug(), Some(Bug::B3));
         assert_eq!(t.get("mine").unwrap().bug(), None);

@@ -21,48 +21,15 @@ use crate::trace::Step;
 use crate::workload::generate;
 use crate::world::RunReport;
 
-/// Calls `$run::<B>($args...)` with `B` the backend type for `$bug` (`None`: the real core).
-/// Every built-in target is made here (see [`Target::builtin`]).
-/// The one place that maps bug ids to types.
+/// Calls `$run::<B>(factory, $args...)` with the backend type and factory for `$bug` (`None`:
+/// the real core, `CoreBackend`; a planted bug: [`crate::zoo::AnyPlant`]). Every built-in
+/// target is made here (see [`Target::builtin`]).
 #[macro_export]
 macro_rules! with_backend {
     ($bug:expr, $run:ident ( $($arg:expr),* )) => {{
-        use $crate::zoo::rekeyed::{
-            BoundedHash, Identity, PerCall, PerRequest, Rekeyed, Sanitised, Singleton,
-        };
-        use $crate::zoo::{
-            Bug, CatchUpAfterLive, CheckThenAct, CleanupHitsReconnect, DropsThinking,
-            EpochSurvivesReaping, FailOpen, HiddenReplica, LimitOutsideLock, LockAcrossAwait,
-            LostWhileOffline, OverBroadCleanup, Planted, ReplayedTwice, ResumeOffByOne,
-            ResumeRepeatsEvent, SharedMode, SilentTrim, SwapsToolCalls, ThreadRouted, Zombies,
-        };
         match $bug {
-            None => $run::<$crate::CoreBackend>($($arg),*),
-            Some(Bug::B1) => $run::<Planted<Rekeyed<PerCall>>>($($arg),*),
-            Some(Bug::B3) => $run::<Planted<CheckThenAct>>($($arg),*),
-            Some(Bug::B4) => $run::<Planted<SharedMode>>($($arg),*),
-            Some(Bug::B5) => $run::<Planted<Rekeyed<BoundedHash>>>($($arg),*),
-            Some(Bug::B6) => $run::<Planted<Rekeyed<Identity>>>($($arg),*),
-            Some(Bug::B7) => $run::<Planted<Rekeyed<Sanitised>>>($($arg),*),
-            Some(Bug::B8) => $run::<Planted<Rekeyed<PerRequest>>>($($arg),*),
-            Some(Bug::B9) => $run::<Planted<Zombies>>($($arg),*),
-            Some(Bug::B10) => $run::<Planted<FailOpen>>($($arg),*),
-            Some(Bug::B11) => $run::<Planted<LimitOutsideLock>>($($arg),*),
-            Some(Bug::B12) => $run::<Planted<OverBroadCleanup>>($($arg),*),
-            Some(Bug::B13) => $run::<Planted<CleanupHitsReconnect>>($($arg),*),
-            Some(Bug::B14) => $run::<Planted<LostWhileOffline>>($($arg),*),
-            Some(Bug::B15) => $run::<Planted<ReplayedTwice>>($($arg),*),
-            Some(Bug::B16) => $run::<Planted<ThreadRouted>>($($arg),*),
-            Some(Bug::B17) => $run::<Planted<LockAcrossAwait>>($($arg),*),
-            Some(Bug::B18) => $run::<Planted<Rekeyed<Singleton>>>($($arg),*),
-            Some(Bug::B19) => $run::<Planted<ResumeOffByOne>>($($arg),*),
-            Some(Bug::B20) => $run::<Planted<SilentTrim>>($($arg),*),
-            Some(Bug::B21) => $run::<Planted<EpochSurvivesReaping>>($($arg),*),
-            Some(Bug::B22) => $run::<Planted<CatchUpAfterLive>>($($arg),*),
-            Some(Bug::B23) => $run::<Planted<DropsThinking>>($($arg),*),
-            Some(Bug::B24) => $run::<Planted<HiddenReplica>>($($arg),*),
-            Some(Bug::B25) => $run::<Planted<SwapsToolCalls>>($($arg),*),
-            Some(Bug::B26) => $run::<Planted<ResumeRepeatsEvent>>($($arg),*),
+            None => $run::<$crate::CoreBackend>($crate::backend::factory::<$crate::CoreBackend>() $(, $arg)*),
+            Some(bug) => $run::<$crate::zoo::AnyPlant>($crate::zoo::factory(bug) $(, $arg)*),
         }
     }};
 }

@@ -24,12 +24,45 @@ pub use cleanup::{CleanupHitsReconnect, OverBroadCleanup};
 pub use delivery::{LostWhileOffline, ReplayedTwice};
 pub use limit_outside_lock::LimitOutsideLock;
 pub use lying::{DropsThinking, HiddenReplica, ResumeRepeatsEvent, SwapsToolCalls};
-pub use plant::{Plant, Planted};
+pub use plant::{AnyPlant, Plant};
 pub use sharing::{FailOpen, SharedMode, Zombies};
 pub use stream::{CatchUpAfterLive, EpochSurvivesReaping, ResumeOffByOne, SilentTrim};
 pub use thread_routed::ThreadRouted;
 
+use crate::backend::Factory;
 use crate::invariant::Invariant;
+
+/// The factory of a planted bug: the one place that maps bug ids to their types.
+pub fn factory(bug: Bug) -> Factory<AnyPlant> {
+    use rekeyed::{BoundedHash, Identity, PerCall, PerRequest, Rekeyed, Sanitised, Singleton};
+    match bug {
+        Bug::B1 => AnyPlant::factory::<Rekeyed<PerCall>>(),
+        Bug::B3 => AnyPlant::factory::<CheckThenAct>(),
+        Bug::B4 => AnyPlant::factory::<SharedMode>(),
+        Bug::B5 => AnyPlant::factory::<Rekeyed<BoundedHash>>(),
+        Bug::B6 => AnyPlant::factory::<Rekeyed<Identity>>(),
+        Bug::B7 => AnyPlant::factory::<Rekeyed<Sanitised>>(),
+        Bug::B8 => AnyPlant::factory::<Rekeyed<PerRequest>>(),
+        Bug::B9 => AnyPlant::factory::<Zombies>(),
+        Bug::B10 => AnyPlant::factory::<FailOpen>(),
+        Bug::B11 => AnyPlant::factory::<LimitOutsideLock>(),
+        Bug::B12 => AnyPlant::factory::<OverBroadCleanup>(),
+        Bug::B13 => AnyPlant::factory::<CleanupHitsReconnect>(),
+        Bug::B14 => AnyPlant::factory::<LostWhileOffline>(),
+        Bug::B15 => AnyPlant::factory::<ReplayedTwice>(),
+        Bug::B16 => AnyPlant::factory::<ThreadRouted>(),
+        Bug::B17 => AnyPlant::factory::<LockAcrossAwait>(),
+        Bug::B18 => AnyPlant::factory::<Rekeyed<Singleton>>(),
+        Bug::B19 => AnyPlant::factory::<ResumeOffByOne>(),
+        Bug::B20 => AnyPlant::factory::<SilentTrim>(),
+        Bug::B21 => AnyPlant::factory::<EpochSurvivesReaping>(),
+        Bug::B22 => AnyPlant::factory::<CatchUpAfterLive>(),
+        Bug::B23 => AnyPlant::factory::<DropsThinking>(),
+        Bug::B24 => AnyPlant::factory::<HiddenReplica>(),
+        Bug::B25 => AnyPlant::factory::<SwapsToolCalls>(),
+        Bug::B26 => AnyPlant::factory::<ResumeRepeatsEvent>(),
+    }
+}
 use Invariant::*;
 
 /// A planted bug, by its catalogue id.

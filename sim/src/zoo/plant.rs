@@ -1,16 +1,17 @@
 //! [`Plant`]: a planted bug is the real core with some calls replaced. Every method defaults to
-//! the core's; a bug overrides the ones it breaks, and [`Planted`] makes it a [`Backend`].
+//! the core's; a bug overrides the ones it breaks, and [`AnyPlant`] makes it a [`Backend`].
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use wsreg::{
-    AgentEvent, ConnectionHandle, Error, Mode, Observer, Position, RegistryConfig, RegistryView,
-    Sink, UserContext, UserKey,
+    AgentEvent, ConnectionHandle, Error, Mode, Position, RegistryConfig, RegistryView, Sink,
+    UserContext, UserKey,
 };
 
 use crate::backend::{
-    connected, probe_registry, registry, Backend, Build, Capabilities, Connected, CoreBackend,
+    connected, probe_registry, registry, Backend, Capabilities, Connected, CoreBackend, Factory,
     Probe,
 };
 
@@ -73,30 +74,89 @@ pub trait Plant: Send + Sync + Sized + 'static {
     }
 }
 
-/// A [`Plant`] as a [`Backend`].
-pub struct Planted<P>(P);
+/// Any [`Plant`] as a [`Backend`], behind one type: the harness (world, clients, network) is
+/// compiled once for the whole zoo rather than once per bug, which keeps the simulator's build
+/// minutes shorter. The two calls that return futures box them; nothing else changes, so a bug
+/// runs exactly as it would unboxed.
+pub struct AnyPlant(Box<dyn Erased>);
 
-impl<P: Plant> Build for Planted<P> {
-    fn build(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
-        let core = CoreBackend::new(registry(P::core_config(config.clone()), observer));
-        Planted(P::plant(core, &config))
+type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// [`Plant`] with its futures boxed, so it can sit behind a `dyn`.
+trait Erased: Send + Sync {
+    fn connect<'a>(
+        &'a self,
+        ctx: &'a UserContext,
+        sink: Box<dyn Sink>,
+        resume: Option<Position>,
+    ) -> Boxed<'a, Result<Connected<ConnectionHandle>, Error>>;
+    fn close<'a>(&'a self, handle: &'a ConnectionHandle) -> Boxed<'a, Result<(), Error>>;
+    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error>;
+    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<Position, Error>;
+    fn set_mode(&self, ctx: &UserContext, mode: Mode) -> Result<(), Error>;
+    fn probe(&self, ctx: &UserContext) -> Option<Probe>;
+    fn inspect(&self) -> Option<RegistryView>;
+}
+
+impl<P: Plant> Erased for P {
+    fn connect<'a>(
+        &'a self,
+        ctx: &'a UserContext,
+        sink: Box<dyn Sink>,
+        resume: Option<Position>,
+    ) -> Boxed<'a, Result<Connected<ConnectionHandle>, Error>> {
+        Box::pin(Plant::connect(self, ctx, sink, resume))
+    }
+
+    fn close<'a>(&'a self, handle: &'a ConnectionHandle) -> Boxed<'a, Result<(), Error>> {
+        Box::pin(Plant::close(self, handle))
+    }
+
+    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error> {
+        Plant::emit(self, ctx, event)
+    }
+
+    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<Position, Error> {
+        Plant::send_text(self, ctx, text)
+    }
+
+    fn set_mode(&self, ctx: &UserContext, mode: Mode) -> Result<(), Error> {
+        Plant::set_mode(self, ctx, mode)
+    }
+
+    fn probe(&self, ctx: &UserContext) -> Option<Probe> {
+        Plant::probe(self, ctx)
+    }
+
+    fn inspect(&self) -> Option<RegistryView> {
+        self.core().inspect()
     }
 }
 
-impl<P: Plant> Backend for Planted<P> {
+impl AnyPlant {
+    /// The factory of the bug `P`: the real core built with `P`'s config, `P` planted in it.
+    pub fn factory<P: Plant>() -> Factory<AnyPlant> {
+        Arc::new(|config: RegistryConfig, observer| {
+            let core = CoreBackend::new(registry(P::core_config(config.clone()), observer));
+            AnyPlant(Box::new(P::plant(core, &config)))
+        })
+    }
+}
+
+impl Backend for AnyPlant {
     type Handle = ConnectionHandle;
 
-    fn connect(
+    async fn connect(
         &self,
         ctx: &UserContext,
         sink: Box<dyn Sink>,
         resume: Option<Position>,
-    ) -> impl Future<Output = Result<Connected<ConnectionHandle>, Error>> + Send {
-        self.0.connect(ctx, sink, resume)
+    ) -> Result<Connected<ConnectionHandle>, Error> {
+        self.0.connect(ctx, sink, resume).await
     }
 
-    fn close(&self, handle: &ConnectionHandle) -> impl Future<Output = Result<(), Error>> + Send {
-        self.0.close(handle)
+    async fn close(&self, handle: &ConnectionHandle) -> Result<(), Error> {
+        self.0.close(handle).await
     }
 
     fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error> {
@@ -120,7 +180,7 @@ impl<P: Plant> Backend for Planted<P> {
     }
 
     fn inspect(&self) -> Option<RegistryView> {
-        self.0.core().inspect()
+        self.0.inspect()
     }
 }
 

@@ -8,14 +8,13 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use wsreg::{AgentEvent, ConnectionHandle, Error, Position, RegistryConfig, Sink, UserContext};
-use wsreg_sim::backend::Build;
 use wsreg_sim::backend::Connected;
 use wsreg_sim::campaign::{run_campaign, CampaignOptions};
 use wsreg_sim::isolation::{serve_if_worker, WorkerCommand};
 use wsreg_sim::outcome::Outcome;
 use wsreg_sim::seed::SeedRange;
 use wsreg_sim::target::{Target, Targets};
-use wsreg_sim::zoo::{Plant, Planted};
+use wsreg_sim::zoo::{AnyPlant, Plant};
 use wsreg_sim::{Backend, CoreBackend};
 
 /// The leak: a process-wide cache that numbers users in the order the process first saw them
@@ -52,10 +51,9 @@ impl Plant for ProcessCache {
     }
 }
 
-type Leaky = Planted<ProcessCache>;
-
 fn leaky() -> Target {
-    Target::new("leaky", Leaky::build)
+    let make = AnyPlant::factory::<ProcessCache>();
+    Target::new("leaky", move |config, observer| make(config, observer))
 }
 
 /// The real core, but its fifth agent event aborts the whole process (a `panic = "abort"` build,
@@ -86,7 +84,8 @@ impl Plant for AbortsOnFifthEvent {
 }
 
 fn aborts() -> Target {
-    Target::new("aborts", Planted::<AbortsOnFifthEvent>::build)
+    let make = AnyPlant::factory::<AbortsOnFifthEvent>();
+    Target::new("aborts", move |config, observer| make(config, observer))
 }
 
 /// Not a test: the entry point this binary serves a worker's one run from, when a campaign
