@@ -166,6 +166,50 @@ pub enum What {
     },
 }
 
+/// Whose account a step is: the world's (phases, network and server faults), a client's (its
+/// actions, receipts and the refusals it got), or the core's (what the backend reported).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    /// Phases and faults of the simulated world.
+    World,
+    /// A simulated client: what it did and what it read.
+    Client,
+    /// The backend's own account (observer events).
+    Core,
+}
+
+impl What {
+    /// Whose account this step is.
+    pub fn side(&self) -> Side {
+        match self {
+            What::Phase(_)
+            | What::Partition { .. }
+            | What::Healed
+            | What::ServerDown
+            | What::ServerUp => Side::World,
+            What::Connect { .. }
+            | What::Connected { .. }
+            | What::Close
+            | What::Crash
+            | What::Cleanup
+            | What::Send { .. }
+            | What::Emit { .. }
+            | What::SetMode(_)
+            | What::Received { .. }
+            | What::Gap { .. }
+            | What::Refused { .. } => Side::Client,
+            What::ManagerCreated { .. }
+            | What::ManagerRemoved(_)
+            | What::ConnAdded { .. }
+            | What::ConnRemoved { .. }
+            | What::Accepted { .. }
+            | What::Delivered { .. }
+            | What::Trimmed { .. }
+            | What::ModeChanged { .. } => Side::Core,
+        }
+    }
+}
+
 /// One step.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Step {

@@ -60,6 +60,18 @@ enum Command {
     /// Merge the JSON summaries of a campaign's shards: checks they cover its range exactly
     /// once, counts each failure once per invariant and shrunk plan, and exits as `fuzz` would.
     Merge(MergeArgs),
+    /// Write a self-contained HTML page of a snapshot or a `run --json` record: swimlanes over
+    /// virtual time, the violating step explained, each tab's delivery ledger, a filter by user.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+struct ReportArgs {
+    /// A snapshot (`snapshots/NAME.snap`) or a run record (`run --json FILE`).
+    file: PathBuf,
+    /// Where the page goes [default: beside FILE, as NAME.html].
+    #[arg(short, long, value_name = "PAGE")]
+    output: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -336,9 +348,13 @@ struct RunArgs {
     /// Print every step, not just the last ones.
     #[arg(long)]
     full_trace: bool,
-    /// Also write the report as JSON to this file.
+    /// Also write the run as JSON to this file: target, runtime seed, plan, replay command,
+    /// outcome, counts and trace hash (what `report` makes a page of).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Also write the run's report page (self-contained HTML) to this file.
+    #[arg(long, value_name = "PAGE")]
+    page: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -451,6 +467,7 @@ pub fn main_with(targets: Targets) -> i32 {
         Command::Disconnect(a) => disconnect(a),
         Command::Tables(a) => tables(a),
         Command::Merge(a) => merge(a),
+        Command::Report(a) => report_page(a, t),
     };
     match result {
         Ok(code) => code,
@@ -523,11 +540,64 @@ fn run(a: RunArgs, targets: &Targets) -> Result<i32> {
         print!("{}", report::trace_excerpt(&report, a.full_trace));
     }
     if let Some(path) = &a.json {
-        std::fs::write(path, serde_json::to_string_pretty(&report)?)
+        let record = crate::page::RunRecord {
+            version: crate::page::RUN_RECORD_VERSION,
+            target: target.name(),
+            runtime_seed,
+            replay: &replay,
+            plan: &plan,
+            report: &report,
+        };
+        std::fs::write(path, serde_json::to_string_pretty(&record)?)
             .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &a.page {
+        let name = path
+            .file_stem()
+            .map_or_else(|| "run".to_owned(), |s| s.to_string_lossy().into_owned());
+        let source = crate::page::PageSource {
+            name,
+            target: target.name().to_owned(),
+            runtime_seed,
+            plan: (*plan).clone(),
+            replay: replay.clone(),
+            found: None,
+            recorded: crate::page::Recorded::Nothing,
+        };
+        crate::page::write(path, &crate::page::render(&source, &report))?;
+        println!("page written: {}", path.display());
     }
     println!("replay: {replay}");
     Ok(code)
+}
+
+/// `report FILE`: re-runs the snapshot's or record's plan and writes its page.
+fn report_page(a: ReportArgs, targets: &Targets) -> Result<i32> {
+    let source = crate::page::PageSource::load(&a.file)?;
+    let target = targets
+        .get(&source.target)
+        .with_context(|| format!("making a page of {}", a.file.display()))?;
+    let report = target.run(
+        Arc::new(source.plan.clone()),
+        source.runtime_seed,
+        Keep::All,
+    )?;
+    let out = a.output.unwrap_or_else(|| crate::page::beside(&a.file));
+    let page = crate::page::render(&source, &report);
+    crate::page::write(&out, &page)?;
+    println!(
+        "{}",
+        report::verdict(&report).lines().next().unwrap_or_default()
+    );
+    if let Some(note) = source.mismatch(&report) {
+        println!("warning: {note}");
+    }
+    println!(
+        "page written: {} ({} KB)",
+        out.display(),
+        page.len().div_ceil(1024)
+    );
+    Ok(EXIT_PASS)
 }
 
 fn fuzz(a: FuzzArgs, targets: &Targets) -> Result<i32> {
@@ -798,7 +868,12 @@ fn shrink_and_write(
         // The store is written wherever it runs, CI included: it is the campaign's memory.
         return Ok(match snap.write(store, &s.report)? {
             Some(path) => {
-                println!("store: new failure, written: {}", path.display());
+                let page = page_beside(&snap, &path, &s.report)?;
+                println!(
+                    "store: new failure, written: {} (page: {})",
+                    path.display(),
+                    page.display()
+                );
                 (snap.name, false)
             }
             None => {
@@ -822,11 +897,30 @@ fn shrink_and_write(
             }
         });
         match snap.write(&dir, &s.report)? {
-            Some(path) => println!("snapshot written: {}", path.display()),
+            Some(path) => {
+                let page = page_beside(&snap, &path, &s.report)?;
+                println!(
+                    "snapshot written: {} (page: {})",
+                    path.display(),
+                    page.display()
+                );
+            }
             None => println!("snapshot {} (unchanged)", snap.name),
         }
     }
     Ok((snap.name, false))
+}
+
+/// Writes a freshly written snapshot's page beside it (`NAME.html`).
+fn page_beside(
+    snap: &crate::snapshot::Snapshot,
+    path: &std::path::Path,
+    report: &crate::world::RunReport,
+) -> Result<PathBuf> {
+    let out = crate::page::beside(path);
+    let source = crate::page::PageSource::from_snapshot(snap.clone());
+    crate::page::write(&out, &crate::page::render(&source, report))?;
+    Ok(out)
 }
 
 fn shrink(a: ShrinkArgs, targets: &Targets) -> Result<i32> {

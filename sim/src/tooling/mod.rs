@@ -6,6 +6,7 @@ pub mod cli;
 pub mod isolation;
 pub mod junit;
 pub mod merge;
+pub mod page;
 pub mod report;
 pub mod shrink;
 pub mod snapshot;

@@ -16,7 +16,7 @@ use crate::outcome::Outcome;
 use crate::plan::{Plan, PlanError};
 use crate::report;
 use crate::seed::Seed;
-use crate::trace::{Step, What, HEADER, LEGEND};
+use crate::trace::{Side, Step, What, HEADER, LEGEND};
 use crate::world::RunReport;
 use crate::zoo::Bug;
 
@@ -158,12 +158,10 @@ pub fn diagram(steps: &[Step], violation: Option<u64>) -> String {
         String::from("```mermaid\nsequenceDiagram\n    participant core as registry + managers\n");
     // Core observations name the key a backend filed a user under; client steps name the user.
     // A lane that only the core names is a key no user has as its id.
-    let client = |w: &What| {
-        let t = w.to_string();
-        t.starts_with('>') || t.starts_with('!') || t.starts_with('<')
-    };
     for u in &users {
-        let is_user = steps.iter().any(|s| &*s.user == *u && client(&s.what));
+        let is_user = steps
+            .iter()
+            .any(|s| &*s.user == *u && s.what.side() == Side::Client);
         let title = if is_user {
             shown(u)
         } else {

@@ -9,6 +9,7 @@ mod disconnect;
 mod golden;
 mod isolation;
 mod net;
+mod pages;
 mod panics;
 mod planted;
 mod readme;

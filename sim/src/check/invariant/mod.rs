@@ -66,6 +66,22 @@ impl Invariant {
         }
     }
 
+    /// What the invariant promises, said from the point of view of a user of the chat.
+    pub fn promise(self) -> &'static str {
+        match self {
+            Invariant::I1 => "Every message a tab shows was addressed to the person using it: nobody ever sees someone else's agent events or texts.",
+            Invariant::I2 => "Each user has exactly one manager at a time, so all of a user's tabs share one stream and one set of limits.",
+            Invariant::I3 => "Two different users are never filed under the same key, and one user is always filed under the same key.",
+            Invariant::I4 => "Nothing one user does (a mode change, a queue, a context) changes what another user gets.",
+            Invariant::I5 => "The registry, the managers and the clients agree on who holds which connection; closing one tab closes exactly that tab.",
+            Invariant::I6 => "Connection and manager limits hold: a user cannot open more tabs than allowed, and the server never holds more than its caps.",
+            Invariant::I7 => "Each tab shows its stream in order, nothing twice, and every position carries what its sender sent there.",
+            Invariant::I8 => "Nothing goes missing without the tab being told: a tab's positions are contiguous except across gap markers, and a resume continues exactly where it asked.",
+            Invariant::I9 => "A user with no tabs left is forgotten within the idle time, and a removed manager is never handed out again.",
+            Invariant::I10 => "Once the network heals, every client finishes what it was doing within the bound: nobody waits forever.",
+        }
+    }
+
     /// All of them, in order.
     pub const ALL: [Invariant; 10] = [
         Invariant::I1,
