@@ -246,8 +246,16 @@ fn a_store_reports_a_failure_as_new_once_then_as_known() {
         text.contains("store: 1 new failure(s): I2 one-manager-per-user"),
         "{text}"
     );
-    let stored: Vec<_> = std::fs::read_dir(&store).unwrap().collect();
-    assert_eq!(stored.len(), 1, "{stored:?}");
+    let mut stored: Vec<String> = std::fs::read_dir(&store)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    stored.sort();
+    assert_eq!(stored.len(), 2, "a snapshot and its page: {stored:?}");
+    let snap = stored[1].strip_suffix(".snap").expect("a snapshot");
+    assert_eq!(stored[0], format!("{snap}.html"), "the page sits beside it");
+    let page = std::fs::read_to_string(store.join(&stored[0])).unwrap();
+    assert!(page.contains("VIOLATION I2"), "the page shows the failure");
 
     let again = fuzz();
     let text = stdout(&again);
