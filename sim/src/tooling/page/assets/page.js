@@ -130,8 +130,10 @@
       svg.appendChild(el("svg:rect", { class: "lane-bg" + (i % 2 ? " odd" : ""), x: 0, y: AXIS_H + i * LANE_H, width, height: LANE_H }));
     });
     let nextTick = 0;
+    let lastTick = -1;
     visible.forEach((s, i) => {
-      if (xs[i] >= nextTick) {
+      if (xs[i] >= nextTick && s.t !== lastTick) {
+        lastTick = s.t;
         svg.appendChild(el("svg:line", { class: "tick-line", x1: xs[i], x2: xs[i], y1: AXIS_H - 6, y2: height }));
         svg.appendChild(el("svg:text", { class: "tick", x: xs[i] + 2, y: 12 }, seconds(s.t)));
         nextTick = xs[i] + 110;
