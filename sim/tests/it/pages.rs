@@ -226,3 +226,35 @@ fn a_long_run_fits_the_page_budget() {
     );
     std::fs::write(pages_dir().join("long-run.html"), &page).expect("page written");
 }
+
+/// The ledger's problem columns are judgements a reviewer will trust: on runs of the real core
+/// that pass, in process and through the server with partitions and restarts, they stay empty.
+#[test]
+fn passing_runs_show_no_problem_in_any_ledger() {
+    let core = Targets::builtin().get("core").expect("core").clone();
+    let net = SimConfig {
+        net: Some(wsreg_sim::config::NetConfig::default()),
+        ..SimConfig::default()
+    };
+    let mut tabs = 0;
+    for (config, seeds) in [(SimConfig::default(), 0..60), (net, 0..12)] {
+        for seed in seeds {
+            let (_, plan, runtime_seed) = campaign::derive(&config, Seed(seed));
+            let report = core
+                .run(Arc::new(plan), runtime_seed, Keep::All)
+                .expect("runs");
+            assert!(report.outcome.passed(), "seed {seed}: {:?}", report.outcome);
+            for t in page::ledgers(&report.trace) {
+                tabs += 1;
+                assert!(
+                    t.problems() == 0,
+                    "seed {seed} (net: {}): {} c{} shows problems: {t:?}",
+                    config.net.is_some(),
+                    t.user,
+                    t.conn
+                );
+            }
+        }
+    }
+    assert!(tabs > 1000, "only {tabs} tabs looked at");
+}

@@ -3,12 +3,13 @@
 //! read out of order, or someone else's messages). Computed from the client steps alone, so it
 //! means the same for any backend.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use serde::Serialize;
 use wsreg::{Epoch, Position};
 
-use crate::trace::{escaped, Step, What};
+use crate::trace::{escaped, MsgTag, Step, What};
 
 /// One entry of a ledger column: what, and the step that shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -59,9 +60,19 @@ impl TabLedger {
 /// A tab being followed through the trace.
 struct Follow {
     ledger: TabLedger,
+    /// The user holding it, as given (the ledger shows it escaped).
+    user: Arc<str>,
+    /// The key the backend filed it under, as given.
+    key: Arc<str>,
+    /// Whether it ended (closed or crashed) before every tab was closed at the end.
+    ended_early: bool,
+    /// Per agent run, the furthest lifecycle stage read so far.
+    stages: BTreeMap<Arc<str>, u8>,
     epoch: Epoch,
     next: u64,
     seen: BTreeSet<(Epoch, u64)>,
+    /// Every message read, by kind and tag, with where it was first read.
+    messages: BTreeMap<(&'static str, Arc<str>), Position>,
     /// The run of consecutive positions being read: (epoch, first, last, first step).
     run: Option<(Epoch, u64, u64, u64)>,
 }
@@ -137,27 +148,95 @@ impl Follow {
         self.next = at.seq + 1;
     }
 
+    /// An agent event read: a run's events come started, then steps, then completed.
+    fn lifecycle(&mut self, msg: &MsgTag, at: Position, step: u64) {
+        let stage = match msg.kind {
+            "agent_started" => 0,
+            "agent_completed" => 2,
+            "text" => return,
+            _ => 1,
+        };
+        let furthest = self.stages.entry(Arc::clone(&msg.tag)).or_insert(stage);
+        if stage < *furthest {
+            self.ledger.disorder.push(Entry {
+                text: format!("{at} {msg} after a later stage of its run"),
+                step,
+            });
+        }
+        *furthest = (*furthest).max(stage);
+    }
+
     /// The tab read a gap marker: `from..=at.seq` of `at.epoch` will never come.
     fn gap(&mut self, at: Position, from: u64, step: u64) {
         if at.epoch != self.epoch {
             self.epoch = at.epoch;
             self.next = from;
         }
+        // A marker for positions the tab already read, or one placed behind them.
+        if (from < self.next && from <= at.seq) || at.seq + 1 < self.next {
+            self.ledger.disorder.push(Entry {
+                text: format!(
+                    "gap marker at {at} (from #{from}) after #{} was read",
+                    self.next - 1
+                ),
+                step,
+            });
+        }
         self.skipped(from, step);
         self.next = self.next.max(at.seq + 1);
     }
 }
 
+/// Positions `seqs` (sorted) as runs: `0.1#3`, `0.1#5..#7`.
+fn spans(epoch: Epoch, seqs: &[u64]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < seqs.len() {
+        let mut j = i;
+        while j + 1 < seqs.len() && seqs[j + 1] == seqs[j] + 1 {
+            j += 1;
+        }
+        out.push(if i == j {
+            format!("{epoch}#{}", seqs[i])
+        } else {
+            format!("{epoch}#{}..#{}", seqs[i], seqs[j])
+        });
+        i = j + 1;
+    }
+    out
+}
+
 /// The ledger of every tab in the trace, in the order the tabs connected.
+///
+/// Besides what each tab read, it flags what the tab could see go wrong: positions skipped with
+/// no gap marker (including a resume into another epoch reported as fully recovered), positions
+/// read twice or after later ones, a gap marker for positions already read, a run's events read
+/// out of their lifecycle order, someone else's messages, and, once the run had healed and
+/// drained, positions of its stream that exist (the backend accepted them, or another tab of the
+/// same key read them) but that the tab never read nor was told it lost.
 pub fn ledgers(trace: &[Step]) -> Vec<TabLedger> {
+    // Where the run had healed and drained: the end phase that closes every tab, or the end of
+    // a run stopped while waiting for the drain. Before healing, messages may still be in flight.
+    let healed = trace.iter().any(|s| s.what == What::Phase("heal"));
+    let drained = trace
+        .iter()
+        .position(|s| s.what == What::Phase("close every tab"))
+        .unwrap_or(trace.len());
+    let mut known: BTreeMap<(Arc<str>, Epoch), BTreeSet<u64>> = BTreeMap::new();
     let mut tabs: Vec<Follow> = Vec::new();
     let find = |tabs: &mut Vec<Follow>, s: &Step| {
         let conn = s.conn?;
         tabs.iter()
-            .rposition(|t| t.ledger.conn == conn && *t.ledger.user == *s.user)
+            .rposition(|t| t.ledger.conn == conn && t.user == s.user)
     };
-    for s in trace {
+    for (i, s) in trace.iter().enumerate() {
         match &s.what {
+            What::Accepted { at, .. } if i < drained => {
+                known
+                    .entry((Arc::clone(&s.user), at.epoch))
+                    .or_default()
+                    .insert(at.seq);
+            }
             What::Connected {
                 key,
                 asked,
@@ -176,6 +255,16 @@ pub fn ledgers(trace: &[Step]) -> Vec<TabLedger> {
                         }
                     ),
                 };
+                let mut silent = Vec::new();
+                if let Some(a) = asked.filter(|a| *recovered && a.epoch != from.epoch) {
+                    silent.push(Entry {
+                        text: format!(
+                            "resumed after {a} but moved to epoch {} as fully recovered: the rest of {} is gone unsaid",
+                            from.epoch, a.epoch
+                        ),
+                        step: s.n,
+                    });
+                }
                 tabs.push(Follow {
                     ledger: TabLedger {
                         user: escaped(&s.user).into_owned(),
@@ -187,7 +276,7 @@ pub fn ledgers(trace: &[Step]) -> Vec<TabLedger> {
                         },
                         read: Vec::new(),
                         gaps: Vec::new(),
-                        silent: Vec::new(),
+                        silent,
                         duplicates: Vec::new(),
                         disorder: Vec::new(),
                         foreign: Vec::new(),
@@ -197,26 +286,48 @@ pub fn ledgers(trace: &[Step]) -> Vec<TabLedger> {
                             step: s.n,
                         },
                     },
+                    user: Arc::clone(&s.user),
+                    key: Arc::clone(key),
+                    ended_early: false,
+                    stages: BTreeMap::new(),
                     epoch: from.epoch,
                     next: from.seq + 1,
                     seen: BTreeSet::new(),
+                    messages: BTreeMap::new(),
                     run: None,
                 });
             }
             What::Received { at, msg, lost, .. } => {
-                let Some(i) = find(&mut tabs, s) else {
+                let Some(t) = find(&mut tabs, s) else {
                     continue;
                 };
-                let t = &mut tabs[i];
+                let t = &mut tabs[t];
                 if *lost {
                     t.ledger.lost_in_crash += 1;
                 }
-                if msg.owner() != &*s.user {
+                if msg.owner() != &*t.user {
                     t.ledger.foreign.push(Entry {
                         text: format!("{at} {msg}"),
                         step: s.n,
                     });
                 }
+                if i < drained {
+                    known
+                        .entry((Arc::clone(&t.key), at.epoch))
+                        .or_default()
+                        .insert(at.seq);
+                }
+                if let Some(first) = t.messages.get(&(msg.kind, Arc::clone(&msg.tag))) {
+                    if *first != *at {
+                        t.ledger.duplicates.push(Entry {
+                            text: format!("{msg} again at {at} (first at {first})"),
+                            step: s.n,
+                        });
+                    }
+                } else {
+                    t.messages.insert((msg.kind, Arc::clone(&msg.tag)), *at);
+                }
+                t.lifecycle(msg, *at, s.n);
                 t.receive(*at, s.n);
                 t.read(*at, s.n);
             }
@@ -226,10 +337,10 @@ pub fn ledgers(trace: &[Step]) -> Vec<TabLedger> {
                 reason,
                 lost,
             } => {
-                let Some(i) = find(&mut tabs, s) else {
+                let Some(t) = find(&mut tabs, s) else {
                     continue;
                 };
-                let t = &mut tabs[i];
+                let t = &mut tabs[t];
                 if *lost {
                     t.ledger.lost_in_crash += 1;
                 }
@@ -248,7 +359,7 @@ pub fn ledgers(trace: &[Step]) -> Vec<TabLedger> {
                 t.gap(*at, *from, s.n);
             }
             What::Close | What::Crash => {
-                let Some(i) = find(&mut tabs, s) else {
+                let Some(t) = find(&mut tabs, s) else {
                     continue;
                 };
                 let how = if s.what == What::Close {
@@ -256,17 +367,45 @@ pub fn ledgers(trace: &[Step]) -> Vec<TabLedger> {
                 } else {
                     "crashed"
                 };
-                tabs[i].ledger.end = Entry {
+                tabs[t].ledger.end = Entry {
                     text: how.to_owned(),
                     step: s.n,
                 };
+                tabs[t].ended_early |= i < drained;
+            }
+            // The socket went away under the tab: the server died, or the backend removed it.
+            What::ServerDown if i < drained => {
+                for t in &mut tabs {
+                    t.ended_early = true;
+                }
+            }
+            What::ConnRemoved { .. } if i < drained => {
+                for t in tabs
+                    .iter_mut()
+                    .filter(|t| Some(t.ledger.conn) == s.conn && t.key == s.user)
+                {
+                    t.ended_early = true;
+                }
             }
             _ => {}
         }
     }
+    let last = trace.last().map_or(0, |s| s.n);
     tabs.into_iter()
         .map(|mut t| {
             t.flush();
+            if healed && !t.ended_early {
+                let never: Vec<u64> = known
+                    .get(&(Arc::clone(&t.key), t.epoch))
+                    .map(|seqs| seqs.range(t.next..).copied().collect())
+                    .unwrap_or_default();
+                for span in spans(t.epoch, &never) {
+                    t.ledger.silent.push(Entry {
+                        text: format!("{span} never read, though the run had healed and drained"),
+                        step: last,
+                    });
+                }
+            }
             t.ledger
         })
         .collect()
@@ -304,7 +443,7 @@ mod tests {
                 at: pos(seq),
                 msg: MsgTag {
                     kind: "agent_thinking",
-                    tag: Arc::from(format!("{owner}/r1")),
+                    tag: Arc::from(format!("{owner}/r1:step {seq}")),
                 },
                 to: user.into(),
                 lost: false,
@@ -371,12 +510,83 @@ mod tests {
         assert_eq!(l.silent[0].step, 3);
         assert_eq!(texts(&l.duplicates), ["0.1#4"]);
         assert_eq!(texts(&l.disorder), ["0.1#3 after #4"]);
-        assert_eq!(texts(&l.foreign), ["0.1#5 agent_thinking u2/r1"]);
+        assert_eq!(texts(&l.foreign), ["0.1#5 agent_thinking u2/r1:step 5"]);
         assert_eq!(texts(&l.gaps), ["0.1#6..#9 (trimmed)"]);
         assert_eq!(l.problems(), 4);
         assert_eq!(
             texts(&l.read),
             ["0.1#1", "0.1#4", "0.1#4", "0.1#3", "0.1#5", "0.1#10"]
+        );
+    }
+
+    #[test]
+    fn what_a_tab_can_see_beyond_its_positions() {
+        let event = |n, seq, kind| {
+            step(
+                n,
+                "u1",
+                What::Received {
+                    at: pos(seq),
+                    msg: MsgTag {
+                        kind,
+                        tag: "u1/r1".into(),
+                    },
+                    to: "u1".into(),
+                    lost: false,
+                },
+            )
+        };
+        let mut resumed = connected(1, "u1");
+        resumed.what = What::Connected {
+            key: "u1".into(),
+            asked: Some(Position::new(Epoch::new(0, 9), 4)),
+            from: pos(0),
+            recovered: true,
+        };
+        let mut other = connected(8, "u2");
+        other.conn = Some(2);
+        other.what = What::Connected {
+            key: "u1".into(),
+            asked: None,
+            from: pos(0),
+            recovered: true,
+        };
+        let mut other_read = event(9, 5, "agent_completed");
+        other_read.user = "u2".into();
+        other_read.conn = Some(2);
+        let trace = [
+            resumed,
+            event(2, 1, "agent_thinking"),
+            event(3, 2, "agent_started"),
+            step(
+                4,
+                "u1",
+                What::Gap {
+                    at: pos(3),
+                    from: 2,
+                    reason: GapReason::Trimmed,
+                    lost: false,
+                },
+            ),
+            event(5, 4, "agent_completed"),
+            step(6, "-", What::Phase("heal")),
+            other,
+            other_read,
+        ];
+        let l = &ledgers(&trace)[0];
+        assert_eq!(
+            texts(&l.disorder),
+            [
+                "0.1#2 agent_started u1/r1 after a later stage of its run",
+                "gap marker at 0.1#3 (from #2) after #2 was read"
+            ]
+        );
+        assert_eq!(
+            texts(&l.silent),
+            [
+                "resumed after 0.9#4 but moved to epoch 0.1 as fully recovered: the rest of 0.9 is gone unsaid",
+                "0.1#5 never read, though the run had healed and drained"
+            ]
         );
     }
 
