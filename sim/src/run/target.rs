@@ -39,10 +39,6 @@ fn runner<B: Backend>(factory: Factory<B>) -> Runner {
     Arc::new(move |plan, seed, keep| run_plan::<B>(Arc::clone(&factory), plan, seed.0, keep))
 }
 
-fn builtin<B: Backend>(factory: Factory<B>) -> Runner {
-    runner(factory)
-}
-
 impl Target {
     /// A backend of your own, made by `factory` for each run from the run's limits and the
     /// observer to report to (`None` when nobody listens). The name is what snapshots record
@@ -69,7 +65,7 @@ impl Target {
         Self {
             name: Arc::from(bug.map_or_else(|| "core".to_owned(), |b| b.to_string())),
             bug,
-            run: crate::with_backend!(bug, builtin()),
+            run: crate::with_backend!(bug, runner()),
         }
     }
 

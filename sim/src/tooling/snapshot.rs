@@ -228,6 +228,18 @@ pub fn derived(report: &RunReport) -> String {
 /// How a snapshot names the network mode (a plan with a `net` section).
 const TRANSPORT: &str = "the real WebSocket server on a simulated node, clients over simulated TCP";
 
+/// The network a plan runs over, as snapshots and report pages name it (`None`: in process).
+pub fn transport(plan: &Plan) -> Option<String> {
+    plan.net.as_ref().map(|net| {
+        let [lo, hi] = net.latency_ms;
+        format!(
+            "{TRANSPORT}, latency {lo}-{hi} ms, {}% loss, {} fault(s)",
+            net.loss_percent,
+            net.faults.len()
+        )
+    })
+}
+
 impl Snapshot {
     /// The whole body.
     pub fn body(&self, report: &RunReport) -> String {
@@ -236,14 +248,8 @@ impl Snapshot {
             let _ = writeln!(out, "{line}");
         }
         let _ = writeln!(out, "target: {}", self.target);
-        if let Some(net) = &self.plan.net {
-            let [lo, hi] = net.latency_ms;
-            let _ = writeln!(
-                out,
-                "transport: {TRANSPORT}, latency {lo}-{hi} ms, {}% loss, {} fault(s)",
-                net.loss_percent,
-                net.faults.len()
-            );
+        if let Some(transport) = transport(&self.plan) {
+            let _ = writeln!(out, "transport: {transport}");
         }
         let _ = writeln!(
             out,

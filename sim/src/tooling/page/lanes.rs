@@ -71,6 +71,9 @@ pub fn layout(trace: &[Step]) -> Layout {
         }
     }
     let mut keys: Vec<LaneKey> = Vec::new();
+    let mut lane_index: BTreeMap<LaneKey, usize> = BTreeMap::new();
+    // The user (for a manager: the key) the lane's first step names.
+    let mut first_named: Vec<Arc<str>> = Vec::new();
     let mut lane_users: Vec<Vec<usize>> = Vec::new();
     let mut lane_of = Vec::with_capacity(trace.len());
     for s in trace {
@@ -94,14 +97,12 @@ pub fn layout(trace: &[Step]) -> Layout {
                 }
             }
         };
-        let lane = match keys.iter().position(|k| *k == key) {
-            Some(i) => i,
-            None => {
-                keys.push(key);
-                lane_users.push(Vec::new());
-                keys.len() - 1
-            }
-        };
+        let lane = *lane_index.entry(key.clone()).or_insert_with(|| {
+            keys.push(key);
+            first_named.push(Arc::clone(&s.user));
+            lane_users.push(Vec::new());
+            keys.len() - 1
+        });
         for u in who {
             if !lane_users[lane].contains(&u) {
                 lane_users[lane].push(u);
@@ -141,14 +142,10 @@ pub fn layout(trace: &[Step]) -> Layout {
                 LaneKey::World => ("world".to_owned(), "world"),
                 LaneKey::User(u) => (shown(*u), "user"),
                 LaneKey::Tab(u, c) => (format!("{} tab c{c}", shown(*u)), "tab"),
-                LaneKey::Manager(m) => {
-                    let key = trace
-                        .iter()
-                        .zip(&lane_of)
-                        .find(|(_, &l)| l == i)
-                        .map_or(String::new(), |(s, _)| escaped(&s.user).into_owned());
-                    (format!("manager m{m} (key {key})"), "manager")
-                }
+                LaneKey::Manager(m) => (
+                    format!("manager m{m} (key {})", escaped(&first_named[i])),
+                    "manager",
+                ),
                 LaneKey::Key(k) => (format!("key {} (no manager)", escaped(k)), "key"),
             };
             Lane {

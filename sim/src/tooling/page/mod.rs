@@ -273,20 +273,10 @@ fn header(
         let _ = writeln!(out, "<dt>{}</dt><dd>{}</dd>", e(k), e(v));
     };
     fact("target", &source.target);
-    if let Some(net) = &source.plan.net {
-        fact(
-            "transport",
-            &format!(
-                "the real WebSocket server over simulated TCP, latency {}-{} ms, {}% loss, {} fault(s)",
-                net.latency_ms[0],
-                net.latency_ms[1],
-                net.loss_percent,
-                net.faults.len()
-            ),
-        );
-    } else {
-        fact("transport", "in process");
-    }
+    fact(
+        "transport",
+        &crate::snapshot::transport(&source.plan).unwrap_or_else(|| "in process".to_owned()),
+    );
     fact("runtime seed", &source.runtime_seed.to_string());
     fact(
         "summary",
