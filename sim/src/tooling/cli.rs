@@ -302,6 +302,44 @@ impl TargetArgs {
         Ok(c)
     }
 
+    /// Applies these flags to a plan file's plan: the oracle and the network apply; the
+    /// flags that shape a generated plan (users, ops, swarm, fault counts) are refused, since
+    /// a plan file lists its own users, ops and faults.
+    fn apply_to_plan(&self, plan: &mut Plan) -> Result<()> {
+        let generated_only = [
+            ("--users", self.users.is_some()),
+            ("--ops", self.ops.is_some()),
+            ("--no-swarm", self.no_swarm),
+            ("--partitions", self.partitions.is_some()),
+            ("--restarts", self.restarts.is_some()),
+        ];
+        if let Some((flag, _)) = generated_only.iter().find(|(_, given)| *given) {
+            bail!(
+                "{flag} shapes the plan a seed generates and does not apply to a plan file, \
+                 which lists its own users, ops and faults: edit the file instead"
+            );
+        }
+        if let Some(o) = self.oracle {
+            plan.oracle = o;
+        }
+        if self.net {
+            let defaults = crate::config::NetConfig::default();
+            let net = plan.net.get_or_insert_with(|| crate::plan::NetPlan {
+                latency_ms: defaults.latency_ms,
+                loss_percent: defaults.loss_percent,
+                faults: Vec::new(),
+            });
+            if let Some(l) = self.latency_ms {
+                net.latency_ms = l;
+            }
+            if let Some(l) = self.loss_percent {
+                net.loss_percent = l;
+            }
+        }
+        plan.validate()?;
+        Ok(())
+    }
+
     /// The flags that reproduce this target, for replay lines.
     fn flags(&self) -> String {
         let switch = |on: bool| on.then(String::new);
@@ -454,6 +492,7 @@ pub fn main() -> i32 {
 /// std::process::exit(wsreg_sim::cli::main_with(targets));
 /// ```
 pub fn main_with(targets: Targets) -> i32 {
+    quiet_on_closed_pipe();
     crate::isolation::serve_if_worker(&targets);
     let cli = Cli::parse();
     let t = &targets;
@@ -478,19 +517,33 @@ pub fn main_with(targets: Targets) -> i32 {
     }
 }
 
+/// A command-line tool whose reader went away (`cargo sim run ... | head`) ends quietly, as
+/// `cat` does, instead of panicking in `println!`: Rust starts programs with SIGPIPE ignored,
+/// so a write to a closed pipe is an error that `println!` turns into a panic. The default
+/// action ends the process at the first such write, with nothing printed.
+fn quiet_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to its default installs no handler of ours; it
+    // is done first thing, before this process starts any thread of its own.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 fn run(a: RunArgs, targets: &Targets) -> Result<i32> {
     let target = a.target.resolve(targets)?;
     let base = a.target.config()?;
     let (plan, runtime_seed, replay) = match &a.plan {
         Some(path) => {
-            let plan = Plan::load(path)?;
+            let mut plan = Plan::load(path)?;
+            a.target.apply_to_plan(&mut plan)?;
             let seed = a.seed.unwrap_or(Seed(0));
             println!("PLAN={} SEED={seed}", path.display());
             let replay = format!(
-                "{} run --plan {} --seed {seed} --target {}",
+                "{} run --plan {} --seed {seed}{}",
                 program(),
                 path.display(),
-                target.name()
+                a.target.flags()
             );
             (plan, seed, replay)
         }
@@ -926,11 +979,12 @@ fn page_beside(
 fn shrink(a: ShrinkArgs, targets: &Targets) -> Result<i32> {
     let target = a.target.resolve(targets)?;
     let (plan, runtime_seed, found) = match (&a.plan, a.seed) {
-        (Some(path), seed) => (
-            Plan::load(path)?,
-            seed.unwrap_or(Seed(0)),
-            format!("plan {}", path.display()),
-        ),
+        (Some(path), seed) => {
+            let mut plan = Plan::load(path)?;
+            a.target.apply_to_plan(&mut plan)?;
+            let found = format!("plan {}{}", path.display(), a.target.flags());
+            (plan, seed.unwrap_or(Seed(0)), found)
+        }
         (None, Some(seed)) => {
             let (_, plan, runtime_seed) = derive(&a.target.config()?, seed);
             (

@@ -269,3 +269,89 @@ fn a_store_reports_a_failure_as_new_once_then_as_known() {
     );
     assert!(!xml.contains("<failure"), "{xml}");
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_output_quietly() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    // `cargo sim run --seed 0x2a --full-trace | head -n 1`: the reader leaves after one line.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wsreg-sim"))
+        .args(["run", "--seed", "0x2a", "--full-trace"])
+        .env_remove("RUSTFLAGS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the wsreg-sim binary runs");
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("piped"))
+        .read_line(&mut first)
+        .expect("reads the first line");
+    // The reader is dropped here, closing the pipe while thousands of trace lines remain.
+    let out = child.wait_with_output().expect("the binary ends");
+    assert_eq!(first, "SEED=0x2a\n");
+    let err = stderr(&out);
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.trim().is_empty(), "nothing on stderr: {err}");
+}
+
+#[test]
+fn run_plan_applies_the_oracle_and_network_and_refuses_what_shapes_a_generated_plan() {
+    // B23's writer drops thinking steps and reports them written: only what the tab read
+    // shows it, so the black-box oracle fails the shrunk plan and the white-box one passes it.
+    let snap = wsreg_sim::snapshot::Snapshot::load(
+        &wsreg_sim::snapshot::dir().join("I8-nothing-lost-silently-1ba093ef.snap"),
+    )
+    .expect("the corpus holds B23's snapshot");
+    assert_eq!(snap.target, "B23");
+    let path = temp("b23.plan.json");
+    snap.plan.save(&path).expect("plan written");
+    let plan = path.to_str().unwrap();
+    let seed = snap.runtime_seed.to_string();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["run", "--plan", plan, "--seed", &seed, "--target", "B23"];
+        args.extend_from_slice(extra);
+        sim(&args)
+    };
+    let black = run(&["--oracle", "black-box"]);
+    assert_eq!(black.status.code(), Some(1), "{}", stdout(&black));
+    let white = run(&["--oracle", "white-box"]);
+    assert_eq!(white.status.code(), Some(0), "{}", stdout(&white));
+    assert!(
+        stdout(&white).contains("--oracle white-box"),
+        "the replay line repeats the oracle: {}",
+        stdout(&white)
+    );
+    // --net puts an in-process plan behind the real server, with the latency asked for.
+    let record = temp("b23.net.json");
+    let net = run(&[
+        "--net",
+        "--latency-ms",
+        "3..3",
+        "--json",
+        record.to_str().unwrap(),
+    ]);
+    assert!(net.status.code().is_some(), "{}", stderr(&net));
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&record).expect("record written"))
+            .expect("record is JSON");
+    assert_eq!(
+        v["plan"]["net"]["latency_ms"],
+        serde_json::json!([3, 3]),
+        "{v}"
+    );
+    for (args, flag) in [
+        (&["--users", "3"][..], "--users"),
+        (&["--ops", "9"], "--ops"),
+        (&["--no-swarm"], "--no-swarm"),
+        (&["--net", "--partitions", "1"], "--partitions"),
+        (&["--net", "--restarts", "1"], "--restarts"),
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{flag}: {}", stdout(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains(flag) && err.contains("plan file"),
+            "{flag}: {err}"
+        );
+    }
+}
