@@ -11,8 +11,32 @@ use wsreg::{Mode, UserContext};
 use crate::config::Limits;
 use crate::invariant::Oracle;
 
-/// The plan format version this build reads and writes.
-pub const PLAN_VERSION: u32 = 1;
+/// The plan format version this build writes.
+///
+/// - **2**: the stream contract. A user's stream keeps a bounded history
+///   (`limits.history_capacity` messages for `limits.history_ttl_ms`) that every tab reads
+///   through a cursor; `limits.outbound_capacity` and `limits.recovery_capacity` are gone.
+/// - **1**: before it, with a per-connection outbound queue and a recovery queue. Plans written
+///   as version 1 after the stream contract came in (the format kept its number for a while)
+///   hold neither field; they read as version 2 and keep their number, so a snapshot's name
+///   (a hash of its plan) does not move. A version 1 plan that sets either field is refused
+///   with what replaced it.
+pub const PLAN_VERSION: u32 = 2;
+
+/// The oldest plan format version this build reads (see [`PLAN_VERSION`]).
+pub const OLDEST_PLAN_VERSION: u32 = 1;
+
+/// The limits a plan could set before version 2, and what replaced them.
+const REMOVED_LIMITS: [(&str, &str); 2] = [
+    (
+        "outbound_capacity",
+        "a connection no longer has a queue of its own: it reads its user's stream, whose history keeps `limits.history_capacity` messages, through a cursor",
+    ),
+    (
+        "recovery_capacity",
+        "the recovery queue became the user's history: `limits.history_capacity` messages, kept for `limits.history_ttl_ms`",
+    ),
+];
 
 /// One run: who, what, when. Together with a runtime seed it determines the run completely.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -228,6 +252,22 @@ pub enum PlanError {
     /// The document parsed but describes an impossible run.
     #[error("invalid plan: {0}")]
     Invalid(String),
+    /// A plan of an older format that sets what this one no longer has.
+    #[error(
+        "{path}: a plan of format version {version} that sets `limits.{field}`, which version \
+         {PLAN_VERSION} no longer has: {replaced}. Remove the field and set `\"version\": \
+         {PLAN_VERSION}`"
+    )]
+    Outdated {
+        /// The file.
+        path: String,
+        /// The version it declares.
+        version: u64,
+        /// The field that is gone.
+        field: &'static str,
+        /// What replaced it.
+        replaced: &'static str,
+    },
 }
 
 /// Highest packet loss a plan may ask for (see [`NetPlan::loss_percent`]).
@@ -243,6 +283,7 @@ pub const MAX_AT_MS: u64 = 3_600_000;
 impl Plan {
     /// Parses and validates a JSON plan document; `path` names it in errors.
     pub fn from_json(text: &str, path: &str) -> Result<Plan, PlanError> {
+        Self::check_format(text, path)?;
         let de = &mut serde_json::Deserializer::from_str(text);
         let plan: Plan = serde_path_to_error::deserialize(de).map_err(|e| {
             let field = e.path().to_string();
@@ -257,6 +298,36 @@ impl Plan {
         })?;
         plan.validate()?;
         Ok(plan)
+    }
+
+    /// Before the typed parse: a version this build does not read, or a field an older
+    /// version had, is named as such rather than as an unknown field. A document that is not
+    /// JSON is left to the typed parse, which says where.
+    fn check_format(text: &str, path: &str) -> Result<(), PlanError> {
+        let Ok(doc) = serde_json::from_str::<serde_json::Value>(text) else {
+            return Ok(());
+        };
+        let Some(version) = doc.get("version").and_then(serde_json::Value::as_u64) else {
+            return Ok(());
+        };
+        if !(u64::from(OLDEST_PLAN_VERSION)..=u64::from(PLAN_VERSION)).contains(&version) {
+            return Err(PlanError::Invalid(format!(
+                "{path}: format version {version} is not supported (this build reads versions \
+                 {OLDEST_PLAN_VERSION} to {PLAN_VERSION})"
+            )));
+        }
+        let limits = doc.get("limits");
+        for (field, replaced) in REMOVED_LIMITS {
+            if limits.and_then(|l| l.get(field)).is_some() {
+                return Err(PlanError::Outdated {
+                    path: path.to_owned(),
+                    version,
+                    field,
+                    replaced,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Reads a plan file.
@@ -317,9 +388,10 @@ impl Plan {
     /// Checks everything serde cannot: names, references and bounds.
     pub fn validate(&self) -> Result<(), PlanError> {
         let bad = |m: String| Err(PlanError::Invalid(m));
-        if self.version != PLAN_VERSION {
+        if !(OLDEST_PLAN_VERSION..=PLAN_VERSION).contains(&self.version) {
             return bad(format!(
-                "version {} is not supported (this build reads version {PLAN_VERSION})",
+                "version {} is not supported (this build reads versions {OLDEST_PLAN_VERSION} \
+                 to {PLAN_VERSION})",
                 self.version
             ));
         }
@@ -614,5 +686,53 @@ mod tests {
         assert!(Plan::from_json(&with(ok, ""), "p.json").is_ok());
         let err = Plan::from_json(&with(ok, r#""liveness_bound_ms": 0,"#), "p.json").unwrap_err();
         assert!(err.to_string().contains("liveness_bound_ms"), "{err}");
+    }
+
+    #[test]
+    fn an_older_plan_says_what_changed_and_a_newer_one_which_versions_are_read() {
+        let old = SMALL.replace(
+            "\"version\": 1,",
+            r#""version": 1, "limits": {"outbound_capacity": 8, "recovery_capacity": 32},"#,
+        );
+        match Plan::from_json(&old, "old.json").unwrap_err() {
+            PlanError::Outdated { version, field, .. } => {
+                assert_eq!((version, field), (1, "outbound_capacity"));
+            }
+            other => panic!("{other}"),
+        }
+        let message = Plan::from_json(&old, "old.json").unwrap_err().to_string();
+        assert!(
+            message.contains("version 1")
+                && message.contains("history")
+                && message.contains("\"version\": 2"),
+            "{message}"
+        );
+        let recovery_only = SMALL.replace(
+            "\"version\": 1,",
+            r#""version": 1, "limits": {"recovery_capacity": 32},"#,
+        );
+        let message = Plan::from_json(&recovery_only, "old.json")
+            .unwrap_err()
+            .to_string();
+        assert!(message.contains("history_capacity"), "{message}");
+        // A version 1 plan without them reads as version 2 and keeps its number, so a
+        // snapshot's name (a hash of its plan) does not move.
+        let plan = Plan::from_json(SMALL, "v1.json").unwrap();
+        assert_eq!(plan.version, 1);
+        assert!(plan.to_json().contains("\"version\": 1"));
+        let v2 = SMALL.replace("\"version\": 1", "\"version\": 2");
+        assert_eq!(Plan::from_json(&v2, "v2.json").unwrap().version, 2);
+        for future in ["0", "3", "99"] {
+            let text = SMALL.replace("\"version\": 1", &format!("\"version\": {future}"));
+            let err = Plan::from_json(&text, "f.json").unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("version {future}")) && err.contains("versions 1 to 2"),
+                "{err}"
+            );
+        }
+        assert_eq!(
+            crate::workload::generate(&crate::SimConfig::default(), crate::seed::Seed(1)).version,
+            PLAN_VERSION
+        );
     }
 }
