@@ -9,6 +9,7 @@ mod disconnect;
 mod golden;
 mod isolation;
 mod net;
+mod oracles;
 mod pages;
 mod panics;
 mod planted;

@@ -1,0 +1,62 @@
+//! Who judges a run changes the verdict, never the run: the world does the same under every
+//! oracle, so a seed means one run however it is judged.
+
+use std::sync::Arc;
+
+use wsreg_sim::campaign::derive;
+use wsreg_sim::invariant::Oracle;
+use wsreg_sim::recorder::Keep;
+use wsreg_sim::target::Target;
+use wsreg_sim::trace::What;
+use wsreg_sim::{Seed, SimConfig};
+
+/// Every receipt of the run (who read what, where, when), and how many came after healing.
+fn receipts(plan: &wsreg_sim::Plan, runtime_seed: Seed, oracle: Oracle) -> (Vec<String>, usize) {
+    let mut plan = plan.clone();
+    plan.oracle = oracle;
+    let report = Target::builtin(None)
+        .run(Arc::new(plan), runtime_seed, Keep::All)
+        .expect("runs");
+    assert!(report.outcome.passed(), "{oracle:?}: {:?}", report.outcome);
+    let healed = report
+        .trace
+        .iter()
+        .position(|s| matches!(s.what, What::Phase("heal")))
+        .expect("a heal phase");
+    let read: Vec<(usize, String)> = report
+        .trace
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| matches!(s.what, What::Received { .. } | What::Gap { .. }))
+        .map(|(i, s)| {
+            (
+                i,
+                format!("{} {} {:?} {:?}", s.t_us, s.user, s.conn, s.what),
+            )
+        })
+        .collect();
+    let after = read.iter().filter(|(i, _)| *i > healed).count();
+    (read.into_iter().map(|(_, r)| r).collect(), after)
+}
+
+#[test]
+fn every_oracle_sees_the_same_run() {
+    let mut read_after_healing = 0;
+    for seed in 0..24 {
+        let (_, plan, runtime_seed) = derive(&SimConfig::default(), Seed(seed));
+        let both = receipts(&plan, runtime_seed, Oracle::Both);
+        let white = receipts(&plan, runtime_seed, Oracle::WhiteBox);
+        let black = receipts(&plan, runtime_seed, Oracle::BlackBox);
+        assert_eq!(
+            both, white,
+            "seed {seed}: the white-box run read differently"
+        );
+        assert_eq!(
+            both, black,
+            "seed {seed}: the black-box run read differently"
+        );
+        read_after_healing += both.1;
+    }
+    // The seeds exercise the heal phase: tabs (slow ones, reconnected ones) still read then.
+    assert!(read_after_healing > 0);
+}
