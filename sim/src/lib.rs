@@ -42,7 +42,7 @@ pub(crate) use run::client;
 #[cfg(madsim)]
 pub use run::net;
 pub use run::{backend, recorder, runtime, target, world};
-pub use tooling::{campaign, cli, isolation, junit, merge, page, report, shrink, snapshot};
+pub use tooling::{campaign, cli, isolation, junit, merge, page, report, shrink, snapshot, store};
 
 pub use backend::{Backend, CoreBackend};
 pub use config::SimConfig;

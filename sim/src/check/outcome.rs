@@ -20,6 +20,35 @@ pub const EXIT_REPLAY_NOW_PASSES: i32 = 5;
 /// story), or a snapshot recorded as fixed fails again.
 pub const EXIT_REPLAY_DIFFERS: i32 = 6;
 
+/// The exit code of a campaign (`fuzz`, or `merge` of its shards): nondeterminism first; else
+/// the verdict of the lowest failing seed among the failures that are new (not `known` to a
+/// store of failures); 0 when there are none. `failures` holds each failure kind with whether
+/// it is known, `failing` each failing seed's outcome.
+pub fn campaign_exit_code<'a>(
+    failures: impl IntoIterator<Item = (&'a str, bool)>,
+    failing: impl IntoIterator<Item = (u64, &'a Outcome)>,
+) -> i32 {
+    let new: std::collections::BTreeSet<&str> = failures
+        .into_iter()
+        .filter(|(_, known)| !known)
+        .map(|(kind, _)| kind)
+        .collect();
+    if new.contains(NONDETERMINISM) {
+        return EXIT_NONDETERMINISM;
+    }
+    if new.is_empty() {
+        return EXIT_PASS;
+    }
+    failing
+        .into_iter()
+        .filter(|(_, o)| !o.passed() && new.contains(o.label().as_str()))
+        .min_by_key(|(seed, _)| *seed)
+        .map_or(EXIT_VIOLATION, |(_, o)| o.exit_code().max(EXIT_VIOLATION))
+}
+
+/// The failure kind of a seed that did not replay identically.
+pub const NONDETERMINISM: &str = "NONDETERMINISM";
+
 /// How one run ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "verdict", rename_all = "SCREAMING_SNAKE_CASE")]
@@ -69,5 +98,20 @@ impl Outcome {
     /// Whether the run passed.
     pub fn passed(&self) -> bool {
         matches!(self, Outcome::Pass)
+    }
+
+    /// What makes two failures alike, whatever seed, users and ids they involve: the
+    /// invariant and the check of it that fired ([`Violation::rule`]), or where a panic was
+    /// raised. A store of known failures calls a failure known when one of the same signature
+    /// against the same target and transport is stored.
+    pub fn signature(&self) -> String {
+        match self {
+            Outcome::Pass => "PASS".into(),
+            Outcome::Violation(v) => format!("{:?}: {}", v.invariant, v.rule),
+            Outcome::Stuck { .. } => "I10: stuck".into(),
+            Outcome::Panic { by, at, .. } => {
+                format!("PANIC in {by} at {}", at.as_deref().unwrap_or("?"))
+            }
+        }
     }
 }

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use wsreg::{Observation, Observer, Payload};
 
 use crate::backend::Probe;
+use crate::check::invariant::violation;
 use crate::config::Limits;
 use crate::coverage::Coverage;
 use crate::invariant::{Checker, Violation};
@@ -115,15 +116,13 @@ impl Recorder {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
             if first.is_none() && msg.owner() != &**user {
-                *first = Some(Violation {
-                    invariant: crate::invariant::Invariant::I1,
-                    step: n,
-                    message: format!(
-                        "at the end: user {user} had received {}'s {} ({at})",
-                        msg.owner(),
-                        msg.kind
-                    ),
-                });
+                *first = Some(violation!(
+                    n,
+                    crate::invariant::Invariant::I1,
+                    "at the end: user {user} had received {}'s {} ({at})",
+                    msg.owner(),
+                    msg.kind
+                ));
             }
         }
     }

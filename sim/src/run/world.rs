@@ -14,10 +14,11 @@ use tokio::time::Instant;
 use wsreg::{Envelope, Mode, Position, UserContext};
 
 use crate::backend::{Backend, Factory};
+use crate::check::invariant::violation;
 use crate::client::{close_handle, drop_all_tabs, user_task, Tab};
 use crate::coverage::Coverage;
 use crate::invariant::Checks;
-use crate::invariant::{Invariant, Violation};
+use crate::invariant::Invariant;
 use crate::outcome::Outcome;
 use crate::plan::{NetFault, NetFaultKind, Plan};
 use crate::recorder::{tag, Keep, Recorder, Recording, Stats};
@@ -140,14 +141,8 @@ impl<B: Backend> World<B> {
         if let wsreg::Error::Suppressed { mode, .. } = error {
             let set = self.modes.lock().expect("modes")[u];
             if *mode != set && self.checks.black && self.recorder.checking() {
-                self.recorder.violate(Violation {
-                    invariant: Invariant::I4,
-                    step: self.recorder.last_step(),
-                    message: format!(
-                        "{}'s {action} was refused because its mode is {mode}, but {} last set {set}: another user's mode reached it",
-                        self.users[u].name, self.users[u].name
-                    ),
-                });
+                self.recorder.violate(violation!(self.recorder.last_step(), Invariant::I4, "{}'s {action} was refused because its mode is {mode}, but {} last set {set}: another user's mode reached it",
+                        self.users[u].name, self.users[u].name));
             }
         }
     }
@@ -370,16 +365,14 @@ impl<B: Backend> World<B> {
             }
             if Instant::now() >= deadline {
                 let behind = self.recorder.in_flight_by_tab();
-                self.recorder.violate(Violation {
-                    invariant: Invariant::I8,
-                    step: self.recorder.last_step(),
-                    message: format!(
-                        "{} ms after healing, {} tab(s) still miss messages: {}",
-                        bound.as_millis(),
-                        behind.len(),
-                        behind.first().map_or("", String::as_str)
-                    ),
-                });
+                self.recorder.violate(violation!(
+                    self.recorder.last_step(),
+                    Invariant::I8,
+                    "{} ms after healing, {} tab(s) still miss messages: {}",
+                    bound.as_millis(),
+                    behind.len(),
+                    behind.first().map_or("", String::as_str)
+                ));
                 return None;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -419,17 +412,11 @@ impl<B: Backend> World<B> {
         tokio::time::sleep(ttl + Duration::from_millis(50)).await;
         let left = self.backend.inspect().map_or(Vec::new(), |v| v.managers);
         if let Some(m) = left.first() {
-            self.recorder.violate(Violation {
-                invariant: Invariant::I9,
-                step: self.recorder.last_step(),
-                message: format!(
-                    "{} manager(s) outlived the idle TTL after every tab closed, first {}'s {} with {} connection(s)",
+            self.recorder.violate(violation!(self.recorder.last_step(), Invariant::I9, "{} manager(s) outlived the idle TTL after every tab closed, first {}'s {} with {} connection(s)",
                     left.len(),
                     m.user,
                     m.manager,
-                    m.connections.len()
-                ),
-            });
+                    m.connections.len()));
         }
         None
     }

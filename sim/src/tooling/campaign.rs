@@ -439,7 +439,7 @@ fn summarise(
         }
         if let Some(d) = &r.divergence {
             kinds.push((
-                "NONDETERMINISM".to_owned(),
+                crate::outcome::NONDETERMINISM.to_owned(),
                 format!("first differs at step {}", d.step),
             ));
         }

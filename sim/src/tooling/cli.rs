@@ -15,8 +15,8 @@ use crate::config::SimConfig;
 use crate::invariant::Oracle;
 use crate::isolation::WorkerCommand;
 use crate::outcome::{
-    EXIT_NONDETERMINISM, EXIT_PASS, EXIT_REPLAY_DIFFERS, EXIT_REPLAY_NOW_PASSES, EXIT_USAGE,
-    EXIT_VIOLATION,
+    campaign_exit_code, EXIT_NONDETERMINISM, EXIT_PASS, EXIT_REPLAY_DIFFERS,
+    EXIT_REPLAY_NOW_PASSES, EXIT_USAGE, EXIT_VIOLATION, NONDETERMINISM,
 };
 use crate::plan::Plan;
 use crate::recorder::Keep;
@@ -434,7 +434,8 @@ struct FuzzArgs {
     #[arg(long, conflicts_with = "store")]
     no_shrink: bool,
     /// A store of known failures: each failure is shrunk and written there as a snapshot
-    /// unless one of the same shrunk plan is there already. Known failures are counted but
+    /// unless the store holds one that fails the same way (same target, transport, invariant
+    /// and check, whatever the seed). Known failures are counted but
     /// not reported as new, and the exit code is 0 unless a failure is new.
     #[arg(long, value_name = "DIR")]
     store: Option<PathBuf>,
@@ -721,8 +722,21 @@ fn fuzz(a: FuzzArgs, targets: &Targets) -> Result<i32> {
             g.first_seed,
             a.target.flags()
         );
-        if a.no_shrink || label == "NONDETERMINISM" {
+        if a.no_shrink || label == NONDETERMINISM {
             continue;
+        }
+        if let Some(store) = a.store.as_deref() {
+            let first = summary.failing.iter().find(|r| r.seed == g.first_seed);
+            let network = config_for_shrink.net.is_some();
+            let alike = match first {
+                Some(r) => crate::store::alike(store, target, network, &r.outcome)?,
+                None => None,
+            };
+            if let Some(name) = alike {
+                println!("store: known failure {label}: fails like {name} (not shrunk again)");
+                shrunk.push((label.clone(), name, true));
+                continue;
+            }
         }
         let (_, plan, runtime_seed) = derive(&config_for_shrink, g.first_seed);
         let found = format!("seed {}{}", g.first_seed, a.target.flags());
@@ -770,7 +784,7 @@ fn fuzz(a: FuzzArgs, targets: &Targets) -> Result<i32> {
     if let Some(path) = &a.junit {
         let flags = a.target.flags();
         let repro = |kind: &str, seed: Seed| {
-            let check = if kind == "NONDETERMINISM" {
+            let check = if kind == NONDETERMINISM {
                 " --check-determinism"
             } else {
                 ""
@@ -780,17 +794,10 @@ fn fuzz(a: FuzzArgs, targets: &Targets) -> Result<i32> {
         std::fs::write(path, crate::junit::report(&summary, &repro))
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    Ok(
-        if summary.passed() || (a.store.is_some() && new.is_empty()) {
-            EXIT_PASS
-        } else if summary.failures.contains_key("NONDETERMINISM") {
-            EXIT_NONDETERMINISM
-        } else {
-            summary.failing.first().map_or(EXIT_VIOLATION, |r| {
-                r.outcome.exit_code().max(EXIT_VIOLATION)
-            })
-        },
-    )
+    Ok(campaign_exit_code(
+        summary.failures.iter().map(|(k, g)| (k.as_str(), g.known)),
+        summary.failing.iter().map(|r| (r.seed.0, &r.outcome)),
+    ))
 }
 
 fn bench(a: BenchArgs) -> Result<i32> {

@@ -13,7 +13,10 @@ use crate::tooling::campaign::CampaignSummary;
 /// The failure kinds every report lists, as [`crate::Outcome::label`] names them.
 pub fn kinds() -> Vec<String> {
     let mut kinds: Vec<String> = Invariant::ALL.iter().map(|i| i.to_string()).collect();
-    kinds.extend(["PANIC".to_owned(), "NONDETERMINISM".to_owned()]);
+    kinds.extend([
+        "PANIC".to_owned(),
+        crate::outcome::NONDETERMINISM.to_owned(),
+    ]);
     kinds
 }
 

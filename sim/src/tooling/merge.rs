@@ -65,6 +65,10 @@ pub struct MergedFailure {
     pub message: String,
     /// The shards that found it.
     pub shards: Vec<String>,
+    /// Every shard that found it had it in its store already (`fuzz --store`): it is not new,
+    /// and it does not fail the merge, as it did not fail those shards.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub known: bool,
 }
 
 /// The merged campaign.
@@ -334,7 +338,9 @@ fn combine(shards: &[(String, ShardSummary)], missing: u64) -> Merged {
                 first_seed: f.first_seed,
                 message: f.message.clone(),
                 shards: Vec::new(),
+                known: true,
             });
+            merged.known &= f.known;
             merged.count += f.count;
             merged.shards.push(s.shard.clone());
             if f.first_seed.0 < merged.first_seed.0 {
@@ -347,20 +353,14 @@ fn combine(shards: &[(String, ShardSummary)], missing: u64) -> Merged {
         }
     }
     let failures: Vec<MergedFailure> = failures.into_values().collect();
-    // As `fuzz` exits: nondeterminism first, else the lowest failing seed's verdict.
-    let lowest = shards
-        .iter()
-        .flat_map(|(_, s)| &s.failing)
-        .min_by_key(|r| r.seed.0);
-    let exit_code = if failures.iter().any(|f| f.kind == "NONDETERMINISM") {
-        crate::outcome::EXIT_NONDETERMINISM
-    } else if failures.is_empty() {
-        crate::outcome::EXIT_PASS
-    } else {
-        lowest.map_or(crate::outcome::EXIT_VIOLATION, |r| {
-            r.outcome.exit_code().max(crate::outcome::EXIT_VIOLATION)
-        })
-    };
+    // As `fuzz` exits: only failures new to the shards' stores count.
+    let exit_code = crate::outcome::campaign_exit_code(
+        failures.iter().map(|f| (f.kind.as_str(), f.known)),
+        shards
+            .iter()
+            .flat_map(|(_, s)| &s.failing)
+            .map(|r| (r.seed.0, &r.outcome)),
+    );
     Merged {
         version: SUMMARY_VERSION,
         target: first.target.clone(),
@@ -382,6 +382,15 @@ mod tests {
     use super::*;
 
     fn shard(shard: &str, seeds_run: u64, failures: &[(&str, u64, Option<&str>)]) -> ShardSummary {
+        shard_knowing(shard, seeds_run, failures, false)
+    }
+
+    fn shard_knowing(
+        shard: &str,
+        seeds_run: u64,
+        failures: &[(&str, u64, Option<&str>)],
+        known: bool,
+    ) -> ShardSummary {
         ShardSummary {
             version: SUMMARY_VERSION,
             target: "B3".into(),
@@ -400,14 +409,38 @@ mod tests {
                         first_seed: Seed(first),
                         message: format!("at {first}"),
                         snapshot: snap.map(str::to_owned),
-                        known: false,
+                        known,
                     };
                     (kind.to_owned(), f)
                 })
                 .collect(),
             coverage: BTreeMap::new(),
-            failing: Vec::new(),
+            failing: failures
+                .iter()
+                .map(|&(_, first, _)| ShardSeed {
+                    seed: Seed(first),
+                    outcome: Outcome::Stuck {
+                        blocked: Vec::new(),
+                    },
+                })
+                .collect(),
         }
+    }
+
+    #[test]
+    fn failures_every_shard_knew_do_not_fail_the_merge_and_a_new_one_does() {
+        // The labels match the outcome the helper files for each failing seed (stuck, I10).
+        let i10 = "I10 liveness";
+        let known = |s| shard_knowing(s, 5, &[(i10, 2, Some("I10-liveness-aaaa"))], true);
+        let m = merge(&[("a".into(), known("0/2")), ("b".into(), known("1/2"))]).unwrap();
+        assert_eq!(m.failures.len(), 1);
+        assert!(m.failures[0].known);
+        assert_eq!(m.exit_code, crate::outcome::EXIT_PASS, "{m:?}");
+        // One shard found it new (it wrote it to the store): the campaign has a new failure.
+        let fresh = shard_knowing("1/2", 5, &[(i10, 3, Some("I10-liveness-aaaa"))], false);
+        let m = merge(&[("a".into(), known("0/2")), ("b".into(), fresh)]).unwrap();
+        assert!(!m.failures[0].known);
+        assert_eq!(m.exit_code, crate::outcome::EXIT_STUCK, "{m:?}");
     }
 
     #[test]

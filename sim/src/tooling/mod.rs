@@ -10,3 +10,4 @@ pub mod page;
 pub mod report;
 pub mod shrink;
 pub mod snapshot;
+pub mod store;

@@ -80,13 +80,17 @@ pub enum SnapshotError {
 
 /// The file name stem for a shrunk failure: `I2-one-manager-per-user-1a2b3c4d`.
 pub fn name_for(outcome: &Outcome, target: &str, plan: &Plan) -> String {
-    let kind = match outcome {
+    format!("{}-{}", kind_of(outcome), plan_hash(plan, target))
+}
+
+/// How a snapshot's name starts for this outcome: `I2-one-manager-per-user`, `panic`...
+pub fn kind_of(outcome: &Outcome) -> String {
+    match outcome {
         Outcome::Violation(v) => format!("{:?}-{}", v.invariant, v.invariant.name()),
         Outcome::Stuck { .. } => "I10-liveness".to_owned(),
         Outcome::Panic { .. } => "panic".to_owned(),
         Outcome::Pass => "pass".to_owned(),
-    };
-    format!("{kind}-{}", plan_hash(plan, target))
+    }
 }
 
 /// The short hash a snapshot's name ends in: FNV-1a over the plan's JSON (as stored in the

@@ -226,19 +226,20 @@ fn merge_checks_that_shards_cover_the_range_exactly_once() {
 fn a_store_reports_a_failure_as_new_once_then_as_known() {
     let store = temp("store");
     let junit = temp("store.junit.xml");
-    let fuzz = || {
+    let fuzz_over = |seeds: &str| {
         sim(&[
             "fuzz",
             "--target",
             "B3",
             "--seeds",
-            "0..10",
+            seeds,
             "--store",
             store.to_str().unwrap(),
             "--junit",
             junit.to_str().unwrap(),
         ])
     };
+    let fuzz = || fuzz_over("0..10");
     let first = fuzz();
     let text = stdout(&first);
     assert_eq!(first.status.code(), Some(1), "{text}");
@@ -268,6 +269,32 @@ fn a_store_reports_a_failure_as_new_once_then_as_known() {
         "{xml}"
     );
     assert!(!xml.contains("<failure"), "{xml}");
+
+    // Other seeds of the same bug shrink to other plans, but break I2 by the same check: the
+    // store knows the bug, so a night over new seeds reports nothing new and shrinks nothing.
+    let other_seeds = fuzz_over("100..110");
+    let text = stdout(&other_seeds);
+    assert_eq!(other_seeds.status.code(), Some(0), "{text}");
+    assert!(text.contains(&format!("fails like {snap}")), "{text}");
+    assert!(text.contains("store: no new failures (1 known)"), "{text}");
+    assert_eq!(
+        std::fs::read_dir(&store).unwrap().count(),
+        2,
+        "nothing new stored"
+    );
+    // Another bug is not this one, though it breaks the same invariant.
+    let other_bug = sim(&[
+        "fuzz",
+        "--target",
+        "B1",
+        "--seeds",
+        "0..10",
+        "--store",
+        store.to_str().unwrap(),
+    ]);
+    let text = stdout(&other_bug);
+    assert_ne!(other_bug.status.code(), Some(0), "{text}");
+    assert!(text.contains("new failure(s)"), "{text}");
 }
 
 #[test]

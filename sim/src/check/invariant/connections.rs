@@ -2,25 +2,17 @@
 
 use wsreg::CloseReason;
 
-use super::{fail, Checked, Checker, ConnModel, Invariant, Key};
+use super::{Checked, Checker, ConnModel, Invariant, Key};
 
 impl Checker {
     pub(super) fn conn_added(&mut self, key: &Key, mgr: u64, conn: u64, live: usize) -> Checked {
         if self.checks.unique_ids && self.conns.contains_key(&conn) {
-            return fail(
-                Invariant::I5,
-                format!("connection id c{conn} was handed out twice"),
-            );
+            return fail!(Invariant::I5, "connection id c{conn} was handed out twice");
         }
         match self.live_mgr.get(key) {
             Some(&m) if m == mgr => {}
             other => {
-                return fail(
-                    Invariant::I2,
-                    format!(
-                        "c{conn} of {key} was added to manager m{mgr}, which the registry does not hold (it holds {other:?})"
-                    ),
-                )
+                return fail!(Invariant::I2, "c{conn} of {key} was added to manager m{mgr}, which the registry does not hold (it holds {other:?})")
             }
         }
         let count = self.live_by_key.entry(key.clone()).or_insert(0);
@@ -36,28 +28,22 @@ impl Checker {
             },
         );
         if count > self.limits.max_connections_per_user {
-            return fail(
+            return fail!(
                 Invariant::I6,
-                format!(
-                    "{key} holds {count} connections, over its limit of {}",
-                    self.limits.max_connections_per_user
-                ),
+                "{key} holds {count} connections, over its limit of {}",
+                self.limits.max_connections_per_user
             );
         }
         if self.live_total > self.limits.max_connections {
-            return fail(
+            return fail!(
                 Invariant::I6,
-                format!(
-                    "{} connections are open, over the limit of {}",
-                    self.live_total, self.limits.max_connections
-                ),
+                "{} connections are open, over the limit of {}",
+                self.live_total,
+                self.limits.max_connections
             );
         }
         if count != live {
-            return fail(
-                Invariant::I5,
-                format!("{key} reports {live} live connections after adding c{conn}; the history says {count}"),
-            );
+            return fail!(Invariant::I5, "{key} reports {live} live connections after adding c{conn}; the history says {count}");
         }
         Ok(())
     }
@@ -66,16 +52,14 @@ impl Checker {
     pub(super) fn delivered(&mut self, key: &Key, conn: u64, seq: u64) -> Checked {
         match self.conns.get(&conn) {
             Some(c) if &c.key == key => Ok(()),
-            Some(c) => fail(
+            Some(c) => fail!(
                 Invariant::I5,
-                format!(
-                    "{key}'s #{seq} was delivered on c{conn}, a connection of {}",
-                    c.key
-                ),
+                "{key}'s #{seq} was delivered on c{conn}, a connection of {}",
+                c.key
             ),
-            None => fail(
+            None => fail!(
                 Invariant::I5,
-                format!("{key}'s #{seq} was delivered on c{conn}, which was never added"),
+                "{key}'s #{seq} was delivered on c{conn}, which was never added"
             ),
         }
     }
@@ -88,27 +72,19 @@ impl Checker {
         live: usize,
     ) -> Checked {
         if reason == CloseReason::Closed && !self.closing.remove(&conn) {
-            return fail(
-                Invariant::I5,
-                format!("{key}'s c{conn} was closed, but no client or cleanup asked to close it: a cleanup removed the wrong connection"),
-            );
+            return fail!(Invariant::I5, "{key}'s c{conn} was closed, but no client or cleanup asked to close it: a cleanup removed the wrong connection");
         }
         let Some(c) = self.conns.get_mut(&conn) else {
-            return fail(
-                Invariant::I5,
-                format!("unknown connection c{conn} was removed"),
-            );
+            return fail!(Invariant::I5, "unknown connection c{conn} was removed");
         };
         if !c.open {
-            return fail(Invariant::I5, format!("c{conn} was removed twice"));
+            return fail!(Invariant::I5, "c{conn} was removed twice");
         }
         if &c.key != key {
-            return fail(
+            return fail!(
                 Invariant::I5,
-                format!(
-                    "{key}'s cleanup removed c{conn}, which belongs to {}",
-                    c.key
-                ),
+                "{key}'s cleanup removed c{conn}, which belongs to {}",
+                c.key
             );
         }
         c.open = false;
@@ -116,12 +92,7 @@ impl Checker {
         let count = self.live_by_key.entry(key.clone()).or_insert(1);
         *count -= 1;
         if *count != live {
-            return fail(
-                Invariant::I5,
-                format!(
-                    "{key} reports {live} live connections after removing c{conn}; the history says {count}"
-                ),
-            );
+            return fail!(Invariant::I5, "{key} reports {live} live connections after removing c{conn}; the history says {count}");
         }
         Ok(())
     }

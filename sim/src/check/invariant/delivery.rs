@@ -9,7 +9,7 @@
 
 use wsreg::{GapReason, Position};
 
-use super::{fail, Checked, Checker, Invariant, Key, TabModel};
+use super::{Checked, Checker, Invariant, Key, TabModel};
 use crate::trace::MsgTag;
 
 /// The run an agent event belongs to, as a slice of its tag: its owner and run id (`u3/r7` of
@@ -30,18 +30,16 @@ impl Checker {
         let tally = self.tallies.entry((msg.kind, msg.tag.clone())).or_default();
         tally.accepted += 1;
         if tally.accepted > 1 && self.checks.accepts_once {
-            return fail(
+            return fail!(
                 Invariant::I7,
-                format!("{key} accepted {msg} a second time (as {at}): the user will see it twice"),
+                "{key} accepted {msg} a second time (as {at}): the user will see it twice"
             );
         }
         let head = self.heads.entry((key.clone(), at.epoch)).or_insert(0);
         if at.seq != *head + 1 {
-            return fail(
+            return fail!(
                 Invariant::I7,
-                format!(
-                    "{key} numbered {msg} {at} right after #{head}: a stream's numbers are contiguous"
-                ),
+                "{key} numbered {msg} {at} right after #{head}: a stream's numbers are contiguous"
             );
         }
         *head = at.seq;
@@ -59,19 +57,13 @@ impl Checker {
         let tally = self.tallies.entry((msg.kind, msg.tag.clone())).or_default();
         tally.confirmed += 1;
         if tally.confirmed > tally.accepted && self.checks.white {
-            return fail(
-                Invariant::I8,
-                format!("{user}'s {msg} was reported sent, but the backend never accepted it: lost silently"),
-            );
+            return fail!(Invariant::I8, "{user}'s {msg} was reported sent, but the backend never accepted it: lost silently");
         }
         if let Some(before) = self.sent.insert((user.clone(), at), msg.clone()) {
             if !self.checks.black {
                 return Ok(());
             }
-            return fail(
-                Invariant::I8,
-                format!("{user}'s {msg} was reported sent as {at}, which {before} already was: one of them is lost"),
-            );
+            return fail!(Invariant::I8, "{user}'s {msg} was reported sent as {at}, which {before} already was: one of them is lost");
         }
         self.sent_at.insert(msg.clone(), at);
         self.sent_last
@@ -103,12 +95,10 @@ impl Checker {
         };
         if let Some(old) = self.tabs.insert(conn, tab) {
             if old.live {
-                return fail(
+                return fail!(
                     Invariant::I5,
-                    format!(
-                        "{user} was handed connection c{conn}, which {}'s live tab holds",
-                        old.user
-                    ),
+                    "{user} was handed connection c{conn}, which {}'s live tab holds",
+                    old.user
                 );
             }
         }
@@ -116,16 +106,10 @@ impl Checker {
         let Some(asked) = asked else { return Ok(()) };
         if asked.epoch == from.epoch {
             if from.seq > asked.seq {
-                return fail(
-                    Invariant::I8,
-                    format!("{user}'s tab c{conn} resumed after {asked} but was placed after {from}: #{}..#{} are skipped silently", asked.seq + 1, from.seq),
-                );
+                return fail!(Invariant::I8, "{user}'s tab c{conn} resumed after {asked} but was placed after {from}: #{}..#{} are skipped silently", asked.seq + 1, from.seq);
             }
             if from.seq < asked.seq {
-                return fail(
-                    Invariant::I7,
-                    format!("{user}'s tab c{conn} resumed after {asked} but was placed after {from}: it will see #{}..#{} again", from.seq + 1, asked.seq),
-                );
+                return fail!(Invariant::I7, "{user}'s tab c{conn} resumed after {asked} but was placed after {from}: it will see #{}..#{} again", from.seq + 1, asked.seq);
             }
             if recovered {
                 self.coverage.hit("resumed_recovered");
@@ -133,10 +117,7 @@ impl Checker {
             return Ok(());
         }
         if recovered || from.seq != 0 {
-            return fail(
-                Invariant::I8,
-                format!("{user}'s tab c{conn} resumed after {asked} of an old stream and was told it continues after {from}{}: a position from another epoch was taken as valid, so what the new stream holds before it is skipped", if recovered { ", fully recovered" } else { "" }),
-            );
+            return fail!(Invariant::I8, "{user}'s tab c{conn} resumed after {asked} of an old stream and was told it continues after {from}{}: a position from another epoch was taken as valid, so what the new stream holds before it is skipped", if recovered { ", fully recovered" } else { "" });
         }
         Ok(())
     }
@@ -150,19 +131,14 @@ impl Checker {
         self.live_tabs_total += 1;
         let max = self.limits.max_connections_per_user;
         if mine > max {
-            return fail(
-                Invariant::I6,
-                format!("{user} was given an open tab while {} others were open: {mine} tabs, over the limit of {max} per user", mine - 1),
-            );
+            return fail!(Invariant::I6, "{user} was given an open tab while {} others were open: {mine} tabs, over the limit of {max} per user", mine - 1);
         }
         let max = self.limits.max_connections;
         if self.live_tabs_total > max {
-            return fail(
+            return fail!(
                 Invariant::I6,
-                format!(
-                    "{user} was given a tab while {} were open: over the limit of {max} connections",
-                    self.live_tabs_total - 1
-                ),
+                "{user} was given a tab while {} were open: over the limit of {max} connections",
+                self.live_tabs_total - 1
             );
         }
         Ok(())
@@ -190,32 +166,21 @@ impl Checker {
         msg: &MsgTag,
     ) -> Checked {
         if msg.owner() != &**user {
-            return fail(
+            return fail!(
                 Invariant::I1,
-                format!(
-                    "user {user} received {}'s {msg} ({at} on c{conn})",
-                    msg.owner()
-                ),
+                "user {user} received {}'s {msg} ({at} on c{conn})",
+                msg.owner()
             );
         }
         self.advance(user, conn, at.epoch, at.seq, at.seq, msg)?;
         match self.sent.get(&(user.clone(), at)) {
             Some(sent) if sent == msg => Ok(()),
             sent => match self.sent_at.get(msg) {
-                Some(&first) if first != at => fail(
-                    Invariant::I7,
-                    format!("{user}'s tab c{conn} received {msg} again as {at}: it was sent once, as {first}"),
-                ),
+                Some(&first) if first != at => fail!(Invariant::I7, "{user}'s tab c{conn} received {msg} again as {at}: it was sent once, as {first}"),
                 _ => match sent {
-                    Some(sent) => fail(
-                        Invariant::I8,
-                        format!("{user}'s tab c{conn} received {msg} as {at}, but {at} was {sent}: that message is lost"),
-                    ),
+                    Some(sent) => fail!(Invariant::I8, "{user}'s tab c{conn} received {msg} as {at}, but {at} was {sent}: that message is lost"),
                     None if self.sent_at.contains_key(msg) => Ok(()),
-                    None => fail(
-                        Invariant::I7,
-                        format!("{user}'s tab c{conn} received {msg} as {at}, which no sender was told about"),
-                    ),
+                    None => fail!(Invariant::I7, "{user}'s tab c{conn} received {msg} as {at}, which no sender was told about"),
                 },
             },
         }
@@ -250,10 +215,7 @@ impl Checker {
             .run_read
             .insert((conn, run.clone()), (*place, msg.clone()));
         match last {
-            Some((before, earlier)) if before >= *place => fail(
-                Invariant::I7,
-                format!("{user}'s tab c{conn} read {msg} after {earlier}, which the agent emitted after it: the run's events arrive out of lifecycle order"),
-            ),
+            Some((before, earlier)) if before >= *place => fail!(Invariant::I7, "{user}'s tab c{conn} read {msg} after {earlier}, which the agent emitted after it: the run's events arrive out of lifecycle order"),
             _ => Ok(()),
         }
     }
@@ -268,12 +230,10 @@ impl Checker {
         reason: GapReason,
     ) -> Checked {
         if at.seq + 1 < from {
-            return fail(
+            return fail!(
                 Invariant::I7,
-                format!(
-                    "{user}'s tab c{conn} received a gap #{from}..#{} that ends before it starts",
-                    at.seq
-                ),
+                "{user}'s tab c{conn} received a gap #{from}..#{} that ends before it starts",
+                at.seq
             );
         }
         let first = self.tabs.get(&conn).map(|t| t.items == 0);
@@ -297,50 +257,42 @@ impl Checker {
         what: &dyn std::fmt::Display,
     ) -> Checked {
         let Some(tab) = self.tabs.get_mut(&conn) else {
-            return fail(
+            return fail!(
                 Invariant::I5,
-                format!("{user} read {what} on c{conn}, a tab it never connected"),
+                "{user} read {what} on c{conn}, a tab it never connected"
             );
         };
         if tab.user != *user {
-            return fail(
+            return fail!(
                 Invariant::I1,
-                format!("{user} read {what} on c{conn}, {}'s tab", tab.user),
+                "{user} read {what} on c{conn}, {}'s tab",
+                tab.user
             );
         }
         if epoch != tab.epoch {
-            return fail(
+            return fail!(
                 Invariant::I7,
-                format!(
-                    "{user}'s tab c{conn} reads stream {} but received {what} of stream {epoch}",
-                    tab.epoch
-                ),
+                "{user}'s tab c{conn} reads stream {} but received {what} of stream {epoch}",
+                tab.epoch
             );
         }
         tab.items += 1;
         if from > tab.next {
-            return fail(
-                Invariant::I8,
-                format!(
-                    "{user}'s tab c{conn} received {what} at {epoch}#{from} right after #{}: #{}..#{} were skipped without a gap marker",
+            return fail!(Invariant::I8, "{user}'s tab c{conn} received {what} at {epoch}#{from} right after #{}: #{}..#{} were skipped without a gap marker",
                     tab.next - 1,
                     tab.next,
-                    from - 1
-                ),
-            );
+                    from - 1);
         }
         if from < tab.next {
-            return fail(
+            return fail!(
                 Invariant::I7,
-                format!(
-                    "{user}'s tab c{conn} received {what} at {epoch}#{from} after #{}: {}",
-                    tab.next - 1,
-                    if from + 1 == tab.next {
-                        "a duplicate"
-                    } else {
-                        "out of order"
-                    }
-                ),
+                "{user}'s tab c{conn} received {what} at {epoch}#{from} after #{}: {}",
+                tab.next - 1,
+                if from + 1 == tab.next {
+                    "a duplicate"
+                } else {
+                    "out of order"
+                }
             );
         }
         tab.next = to + 1;
@@ -362,13 +314,8 @@ impl Checker {
                 .iter()
                 .find(|(&epoch, &step)| tab.live && epoch != tab.epoch && step > tab.opened);
             if let Some((epoch, _)) = missed {
-                return fail(
-                    Invariant::I2,
-                    format!(
-                        "{}'s tab c{conn} reads stream {} while its user's messages were also sent on stream {epoch} after it opened: the user's tabs are split between two streams (two managers), and this one never sees the other's messages",
-                        tab.user, tab.epoch
-                    ),
-                );
+                return fail!(Invariant::I2, "{}'s tab c{conn} reads stream {} while its user's messages were also sent on stream {epoch} after it opened: the user's tabs are split between two streams (two managers), and this one never sees the other's messages",
+                        tab.user, tab.epoch);
             }
         }
         Ok(())

@@ -2,25 +2,21 @@
 
 use wsreg::Mode;
 
-use super::{fail, Checked, Checker, Invariant, Key};
+use super::{Checked, Checker, Failed, Invariant, Key};
 
 impl Checker {
     pub(super) fn manager_created(&mut self, key: &Key, mgr: u64) -> Checked {
         if let Some(live) = self.live_mgr.get(key) {
-            return fail(
+            return fail!(
                 Invariant::I2,
-                format!(
-                    "key {key} got a second live manager m{mgr} while m{live} is still registered"
-                ),
+                "key {key} got a second live manager m{mgr} while m{live} is still registered"
             );
         }
         if self.live_mgr.len() >= self.limits.max_managers {
-            return fail(
+            return fail!(
                 Invariant::I6,
-                format!(
-                    "manager m{mgr} for {key} is one more than the limit of {}",
-                    self.limits.max_managers
-                ),
+                "manager m{mgr} for {key} is one more than the limit of {}",
+                self.limits.max_managers
             );
         }
         self.live_mgr.insert(key.clone(), mgr);
@@ -32,19 +28,17 @@ impl Checker {
         match self.live_mgr.get(key) {
             Some(&live) if live == mgr => {}
             other => {
-                return fail(
+                return fail!(
                     Invariant::I5,
-                    format!("manager m{mgr} of {key} was removed, but the registry held {other:?}"),
+                    "manager m{mgr} of {key} was removed, but the registry held {other:?}"
                 )
             }
         }
         let live = self.live_by_key.get(key).copied().unwrap_or(0);
         if live > 0 {
-            return fail(
+            return fail!(
                 Invariant::I5,
-                format!(
-                    "manager m{mgr} of {key} was removed with {live} connection(s) still on it"
-                ),
+                "manager m{mgr} of {key} was removed with {live} connection(s) still on it"
             );
         }
         // A new manager of this key numbers its messages from 1 again.
@@ -58,7 +52,10 @@ impl Checker {
     pub(super) fn connected(&mut self, user: &Key, key: &Key, mgr: u64, conn: u64) -> Checked {
         match self.keys_agree(user, key, mgr) {
             // Keys as the connect call returned them: the black-box oracle's.
-            Err((Invariant::I3, _)) if !self.checks.black => {}
+            Err(Failed {
+                invariant: Invariant::I3,
+                ..
+            }) if !self.checks.black => {}
             agreed => agreed?,
         }
         if !self.checks.white {
@@ -66,20 +63,18 @@ impl Checker {
             return Ok(());
         }
         if self.checks.unique_ids && self.removed_mgr.contains(&(key.clone(), mgr)) {
-            return fail(
+            return fail!(
                 Invariant::I9,
-                format!("{user} was handed manager m{mgr}, which had already been removed"),
+                "{user} was handed manager m{mgr}, which had already been removed"
             );
         }
         match self.live_mgr.get(key) {
             Some(&live) if live == mgr => {}
             other => {
-                return fail(
+                return fail!(
                     Invariant::I2,
-                    format!(
-                        "{user} was handed manager m{mgr}, but the registry holds {} for key {key}",
-                        other.map_or("none".to_owned(), |m| format!("m{m}"))
-                    ),
+                    "{user} was handed manager m{mgr}, but the registry holds {} for key {key}",
+                    other.map_or("none".to_owned(), |m| format!("m{m}"))
                 )
             }
         }
@@ -91,25 +86,20 @@ impl Checker {
     fn keys_agree(&self, user: &Key, key: &Key, mgr: u64) -> Checked {
         if let Some(other) = self.user_of_key.get(key) {
             if other != user {
-                return fail(
+                return fail!(
                     Invariant::I3,
-                    format!("users {other} and {user} were both filed under key {key}"),
+                    "users {other} and {user} were both filed under key {key}"
                 );
             }
         }
         if let Some(old) = self.key_of_user.get(user) {
             if old != key {
                 if let Some(old_mgr) = self.live_mgr.get(old).filter(|_| self.checks.white) {
-                    return fail(
-                        Invariant::I2,
-                        format!(
-                            "user {user} now has two live managers: m{old_mgr} (key {old}) and m{mgr} (key {key}); events sent through one never reach tabs on the other"
-                        ),
-                    );
+                    return fail!(Invariant::I2, "user {user} now has two live managers: m{old_mgr} (key {old}) and m{mgr} (key {key}); events sent through one never reach tabs on the other");
                 }
-                return fail(
+                return fail!(
                     Invariant::I3,
-                    format!("user {user} was filed under key {old} before and under {key} now"),
+                    "user {user} was filed under key {old} before and under {key} now"
                 );
             }
         }

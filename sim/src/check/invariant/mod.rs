@@ -3,6 +3,33 @@
 //! ordered-map operations on the keys the step names, so the per-step cost does not grow with the
 //! number of users. Each group of invariants lives in its own file.
 
+/// Fails a check: the invariant, then the message as `format!` takes it. The message's
+/// template is the rule that fired ([`Violation::rule`]): two failures of one check are alike
+/// whatever users, ids and positions they name.
+macro_rules! fail {
+    ($invariant:expr, $template:literal $($args:tt)*) => {
+        Err($crate::check::invariant::Failed {
+            invariant: $invariant,
+            rule: $template,
+            message: format!($template $($args)*),
+        })
+    };
+}
+
+/// A [`Violation`] found outside the step checks, with its rule taken from the template the
+/// same way as [`fail!`].
+macro_rules! violation {
+    ($step:expr, $invariant:expr, $template:literal $($args:tt)*) => {
+        $crate::check::invariant::Violation {
+            invariant: $invariant,
+            step: $step,
+            message: format!($template $($args)*),
+            rule: $template.to_owned(),
+        }
+    };
+}
+pub(crate) use violation;
+
 mod connections;
 mod delivery;
 mod managers;
@@ -112,6 +139,31 @@ pub struct Violation {
     pub step: u64,
     /// What happened, in a user's words.
     pub message: String,
+    /// Which check of the invariant fired: the template of its message, before the users, ids
+    /// and positions of this run were filled in. Two failures with one rule broke the
+    /// invariant the same way (how a store of known failures tells a known bug from a new one).
+    #[serde(default)]
+    pub rule: String,
+}
+
+/// A check that failed: what [`Checked`] carries until the step it belongs to is known.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Failed {
+    pub(crate) invariant: Invariant,
+    pub(crate) rule: &'static str,
+    pub(crate) message: String,
+}
+
+impl Failed {
+    /// The violation found after `step`.
+    pub(crate) fn at(self, step: u64) -> Violation {
+        Violation {
+            invariant: self.invariant,
+            step,
+            message: self.message,
+            rule: self.rule.to_owned(),
+        }
+    }
 }
 
 pub(crate) type Key = Arc<str>;
@@ -199,11 +251,7 @@ pub struct Checker {
 }
 
 /// The result of one check.
-pub(crate) type Checked = Result<(), (Invariant, String)>;
-
-pub(crate) fn fail(invariant: Invariant, message: String) -> Checked {
-    Err((invariant, message))
-}
+pub(crate) type Checked = Result<(), Failed>;
 
 impl Checker {
     /// A checker for a run with these limits.
@@ -317,11 +365,7 @@ impl Checker {
             }
             _ => Ok(()),
         };
-        result.map_err(|(invariant, message)| Violation {
-            invariant,
-            step: s.n,
-            message,
-        })
+        result.map_err(|f| f.at(s.n))
     }
 
     /// The server process died: every manager, connection and queued message went with it. What
@@ -353,22 +397,12 @@ impl Checker {
         at: wsreg::Position,
         step: u64,
     ) -> Result<(), Violation> {
-        self.confirmed(user, msg, at, step)
-            .map_err(|(invariant, message)| Violation {
-                invariant,
-                step,
-                message,
-            })
+        self.confirmed(user, msg, at, step).map_err(|f| f.at(step))
     }
 
     /// The fan-out check, once everything has healed (see `split_stream`).
     pub fn fan_out(&self, step: u64) -> Result<(), Violation> {
-        self.black(self.split_stream())
-            .map_err(|(invariant, message)| Violation {
-                invariant,
-                step,
-                message,
-            })
+        self.black(self.split_stream()).map_err(|f| f.at(step))
     }
 
     /// Open tabs that have not yet read everything their senders were told about. The world
@@ -393,18 +427,14 @@ impl Checker {
 
     /// The end-of-run history checks (after everything drained and idle managers were reaped).
     pub fn finish(&self, last_step: u64) -> Result<(), Violation> {
-        self.history().map_err(|(invariant, message)| Violation {
-            invariant,
-            step: last_step,
-            message,
-        })
+        self.history().map_err(|f| f.at(last_step))
     }
 
     fn history(&self) -> Checked {
         if let Some((key, mgr)) = self.live_mgr.iter().min() {
-            return fail(
+            return fail!(
                 Invariant::I9,
-                format!("{key}'s manager m{mgr} has no connection and outlived its idle TTL"),
+                "{key}'s manager m{mgr} has no connection and outlived its idle TTL"
             );
         }
         Ok(())
@@ -418,6 +448,9 @@ mod tests {
     use super::*;
 
     const E: Epoch = Epoch::new(0, 1);
+
+    /// A check's result as these tests read it: the invariant and the message.
+    type Checked = Result<(), (Invariant, String)>;
 
     /// Feeds steps to a checker; each is (user, conn, mgr, what).
     struct Feed {

@@ -3,27 +3,19 @@
 
 use wsreg::Mode;
 
-use super::{fail, Checked, Checker, Invariant, Key, Violation};
+use super::{Checked, Checker, Invariant, Key, Violation};
 use crate::backend::Probe;
 
 impl Checker {
     pub(super) fn mode_changed(&mut self, key: &Key, from: Mode, to: Mode) -> Checked {
         let asker = self.mode_request.as_ref();
         if asker.is_none() || self.user_of_key.get(key).is_some_and(|u| Some(u) != asker) {
-            return fail(
-                Invariant::I4,
-                format!(
-                    "{key}'s mode changed from {from} to {to} when {} asked for a mode change: the mode is shared between users",
-                    asker.map_or("nobody".to_owned(), |a| a.to_string())
-                ),
-            );
+            return fail!(Invariant::I4, "{key}'s mode changed from {from} to {to} when {} asked for a mode change: the mode is shared between users",
+                    asker.map_or("nobody".to_owned(), |a| a.to_string()));
         }
         let expected = self.mode_of_key.get(key).copied().unwrap_or_default();
         if expected != from {
-            return fail(
-                Invariant::I4,
-                format!("{key}'s mode changed from {from} to {to}, but {key} had set {expected}: another user's change reached it"),
-            );
+            return fail!(Invariant::I4, "{key}'s mode changed from {from} to {to}, but {key} had set {expected}: another user's change reached it");
         }
         self.mode_of_key.insert(key.clone(), to);
         Ok(())
@@ -31,12 +23,7 @@ impl Checker {
 
     /// Compares what the backend shows for `user` with the model, before the user acts.
     pub fn on_probe(&self, user: &Key, probe: Option<Probe>, step: u64) -> Result<(), Violation> {
-        self.probe(user, probe)
-            .map_err(|(invariant, message)| Violation {
-                invariant,
-                step,
-                message,
-            })
+        self.probe(user, probe).map_err(|f| f.at(step))
     }
 
     fn probe(&self, user: &Key, probe: Option<Probe>) -> Checked {
@@ -49,37 +36,30 @@ impl Checker {
         let held = self.live_mgr.get(key);
         let Some(p) = probe else {
             if let Some(m) = held {
-                return fail(
+                return fail!(
                     Invariant::I5,
-                    format!("the registry shows no manager for {user}, but m{m} was never removed"),
+                    "the registry shows no manager for {user}, but m{m} was never removed"
                 );
             }
             return Ok(());
         };
         if held != Some(&p.manager) {
-            return fail(
+            return fail!(
                 Invariant::I2,
-                format!(
-                    "the registry shows m{} for {user}; its history says {held:?}",
-                    p.manager
-                ),
+                "the registry shows m{} for {user}; its history says {held:?}",
+                p.manager
             );
         }
         let mode = self.mode_of_key.get(key).copied().unwrap_or_default();
         if p.mode != mode {
-            return fail(
-                Invariant::I4,
-                format!("{user}'s manager is in mode {}, but {user} only ever set {mode}: its mode is shared with another user", p.mode),
-            );
+            return fail!(Invariant::I4, "{user}'s manager is in mode {}, but {user} only ever set {mode}: its mode is shared with another user", p.mode);
         }
         let live = self.live_by_key.get(key).copied().unwrap_or(0);
         if p.connections != live {
-            return fail(
+            return fail!(
                 Invariant::I5,
-                format!(
-                    "{user}'s manager holds {} connections; the history says {live}",
-                    p.connections
-                ),
+                "{user}'s manager holds {} connections; the history says {live}",
+                p.connections
             );
         }
         Ok(())
