@@ -12,6 +12,8 @@
 //! marker.
 //!
 //! Modules, one concept each:
+//! - [`backend`]: the [`Backend`] seam every driver of a registry uses (the server, the
+//!   simulator, a team's own registry); [`Registry`] implements it.
 //! - [`identity`](UserContext): [`UserContext`] validation and the injective [`UserKey`].
 //! - [`registry`](Registry): [`Registry`], the only way to get a manager.
 //! - [`manager`](UserManager): [`UserManager`], one user's connections, stream and mode.
@@ -27,6 +29,7 @@
 //! deterministically under `--cfg madsim` in the simulator. It spawns tasks (one writer per
 //! connection, one timer per idle period) and so must be used inside a tokio runtime.
 
+pub mod backend;
 mod config;
 mod connection;
 mod core;
@@ -42,6 +45,7 @@ mod stream;
 mod transport;
 mod view;
 
+pub use backend::Backend;
 pub use config::RegistryConfig;
 pub use connection::{ConnectionHandle, ConnectionId};
 pub use error::{ContextError, Error, LifecycleError};

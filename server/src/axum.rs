@@ -41,20 +41,19 @@ use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::handshake::{authenticate, Handshake};
-use crate::hub::Hub;
 use crate::server::Server;
 
 /// `/ws` (the WebSocket endpoint), `/metrics` and `/healthz`, over one server.
-pub fn router<H: Hub>(server: Arc<Server<H>>) -> Router {
+pub fn router(server: Arc<Server>) -> Router {
     Router::new()
-        .route("/ws", get(upgrade::<H>))
+        .route("/ws", get(upgrade))
         .merge(ops_router(Arc::clone(&server)))
         .with_state(server)
 }
 
 /// `/metrics` (Prometheus's text format) and `/healthz` (200 `ok` while serving, 503 once the
 /// server is shutting down).
-pub fn ops_router<H: Hub, S: Clone + Send + Sync + 'static>(server: Arc<Server<H>>) -> Router<S> {
+pub fn ops_router<S: Clone + Send + Sync + 'static>(server: Arc<Server>) -> Router<S> {
     let metrics = Arc::clone(&server);
     Router::new()
         .route(
@@ -83,8 +82,8 @@ pub fn ops_router<H: Hub, S: Clone + Send + Sync + 'static>(server: Arc<Server<H
 }
 
 /// The WebSocket handler: authenticates the upgrade request, then serves the socket.
-pub async fn upgrade<H: Hub>(
-    State(server): State<Arc<Server<H>>>,
+pub async fn upgrade(
+    State(server): State<Arc<Server>>,
     RawQuery(query): RawQuery,
     ws: WebSocketUpgrade,
 ) -> Response {
@@ -102,7 +101,7 @@ pub async fn upgrade<H: Hub>(
     }
 }
 
-async fn serve_socket<H: Hub>(server: Arc<Server<H>>, asked: Handshake, socket: WebSocket) {
+async fn serve_socket(server: Arc<Server>, asked: Handshake, socket: WebSocket) {
     let (write, read) = socket.split();
     let write = write
         .sink_map_err(opaque)

@@ -2,7 +2,7 @@
 //!
 //! - [`auth`]: HMAC-signed tokens naming a user id and an expiry.
 //! - [`protocol`]: the JSON frames both ways.
-//! - [`hub`]: what the server needs from a registry ([`wsreg::Registry`] is one).
+//! - The registry it serves is any [`wsreg::Backend`] ([`wsreg::Registry`] by default).
 //! - [`handshake`]: what an upgrade request asks for, checked before anything is registered.
 //! - [`server`]: the listener, the demo agent, graceful shutdown; each socket's protocol
 //!   (heartbeats, budgets, timeouts) lives in a private `session` module.
@@ -17,12 +17,10 @@ pub mod auth;
 pub mod axum;
 pub mod client;
 pub mod handshake;
-pub mod hub;
 pub mod metrics;
 pub mod protocol;
 pub mod rate;
 pub mod server;
 mod session;
 
-pub use hub::{Hub, Registered};
 pub use server::{Server, ServerConfig};

@@ -222,7 +222,7 @@ async fn serve_ops(
         .await
         .with_context(|| format!("binding {addr}"))?;
     tracing::info!("metrics on http://{addr}/metrics, health on http://{addr}/healthz");
-    let app = wsreg_server::axum::ops_router::<_, ()>(server.clone());
+    let app = wsreg_server::axum::ops_router::<()>(server.clone());
     Ok(tokio::spawn(async move {
         axum::serve(ops, app)
             .with_graceful_shutdown(async move {

@@ -16,8 +16,8 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use wsreg::{AgentEvent, Registry, RegistryConfig, UserContext};
 
 use crate::handshake::{authenticate, Handshake};
-use crate::hub::Hub;
 use crate::metrics::{Metrics, Refusal};
+use wsreg::Backend;
 
 /// Each socket's read buffer. tungstenite's default (128 KiB, zeroed when the socket opens)
 /// suits few sockets with heavy reads; clients here send small control messages, and a server
@@ -88,11 +88,13 @@ impl ServerConfig {
     }
 }
 
-/// A running server's shared state, over the real core ([`Registry`], the default) or any
-/// other [`Hub`].
-pub struct Server<H: Hub = Registry> {
+/// A running server's shared state, over the real core ([`Registry`], [`Server::new`]) or any
+/// other [`Backend`] ([`Server::with_backend`]).
+pub struct Server {
     config: ServerConfig,
-    hub: H,
+    backend: Arc<dyn Backend>,
+    /// The registry, when the server built its own.
+    registry: Option<Registry>,
     runs: AtomicU64,
     /// Demo runs in flight, per user id (only users with some).
     in_flight: Mutex<BTreeMap<String, usize>>,
@@ -145,26 +147,31 @@ impl Server {
         registry.boot.get_or_insert(config.boot);
         let metrics = Arc::new(Metrics::new());
         let observer: Arc<dyn wsreg::Observer> = Arc::clone(&metrics) as _;
-        let hub = Registry::with_observer(registry, observer);
-        Self::build(config, hub, metrics)
+        let registry = Registry::with_observer(registry, observer);
+        Self::build(config, Arc::new(registry.clone()), Some(registry), metrics)
     }
 
-    /// The registry (for inspection, and for other parts of the backend to emit through).
-    pub fn registry(&self) -> &Registry {
-        &self.hub
-    }
-}
-
-impl<H: Hub> Server<H> {
-    /// A server over `hub` (`config.registry` is then the hub's business).
-    pub fn with_hub(config: ServerConfig, hub: H) -> Arc<Self> {
-        Self::build(config, hub, Arc::new(Metrics::new()))
+    /// The registry, when the server built its own with [`Server::new`] (for inspection, and
+    /// for other parts of the backend to emit through).
+    pub fn registry(&self) -> Option<&Registry> {
+        self.registry.as_ref()
     }
 
-    fn build(config: ServerConfig, hub: H, metrics: Arc<Metrics>) -> Arc<Self> {
+    /// A server over any `backend` (`config.registry` is then the backend's business).
+    pub fn with_backend(config: ServerConfig, backend: Arc<dyn Backend>) -> Arc<Self> {
+        Self::build(config, backend, None, Arc::new(Metrics::new()))
+    }
+
+    fn build(
+        config: ServerConfig,
+        backend: Arc<dyn Backend>,
+        registry: Option<Registry>,
+        metrics: Arc<Metrics>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             metrics,
-            hub,
+            backend,
+            registry,
             config,
             runs: AtomicU64::new(0),
             in_flight: Mutex::default(),
@@ -175,9 +182,15 @@ impl<H: Hub> Server<H> {
         })
     }
 
-    /// The hub the server registers sockets with.
-    pub fn hub(&self) -> &H {
-        &self.hub
+    /// The backend the server registers sockets with.
+    pub fn backend(&self) -> &Arc<dyn Backend> {
+        &self.backend
+    }
+
+    /// Messages queued and not yet handed to a socket, over every user (0 when the backend
+    /// cannot say).
+    fn queued(&self) -> usize {
+        self.backend.inspect().map_or(0, |v| v.queued())
     }
 
     /// The settings it runs with.
@@ -185,14 +198,14 @@ impl<H: Hub> Server<H> {
         &self.config
     }
 
-    /// Its metrics (the core's, too, when the hub is the server's own registry).
+    /// Its metrics (the core's, too, when the server built its own registry).
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }
 
     /// Prometheus's text format of every metric, with the pending-message gauge read now.
     pub fn render_metrics(&self) -> String {
-        self.metrics.set_pending(self.hub.queued());
+        self.metrics.set_pending(self.queued());
         self.metrics.render()
     }
 
@@ -263,10 +276,10 @@ impl<H: Hub> Server<H> {
             }
         }
         let deadline = tokio::time::Instant::now() + self.config.drain_timeout;
-        while tokio::time::Instant::now() < deadline && self.hub.queued() > 0 {
+        while tokio::time::Instant::now() < deadline && self.queued() > 0 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        self.hub.shutdown();
+        self.backend.shutdown();
         self.closing.send_replace(true);
         // Every socket is told (1001, going away) and its task finishes before this returns, so
         // a process that exits next does not cut them off; bounded by the drain timeout again.
@@ -358,7 +371,7 @@ impl<H: Hub> Server<H> {
                 if i > 0 {
                     tokio::time::sleep(step).await;
                 }
-                if server.hub.emit(&ctx, event).is_err() {
+                if server.backend.emit(&ctx, event).is_err() {
                     break; // the user is gone
                 }
             }

@@ -12,7 +12,6 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use wsreg::{Envelope, SendFuture, Sink, SinkError};
 
 use crate::handshake::Handshake;
-use crate::hub::Hub;
 use crate::metrics::{Close, Refusal};
 use crate::protocol::{parse, refusal, ClientMessage, ServerMessage};
 use crate::rate::{MessageBudget, Verdict};
@@ -72,7 +71,7 @@ fn error(code: &str, message: String) -> ServerMessage {
     }
 }
 
-impl<H: Hub> Server<H> {
+impl Server {
     /// Serves one upgraded socket until either side ends it. `write` and `read` are its two
     /// halves; the socket is counted open (shutdown waits for it) until its close frame is
     /// written or the writer gave up.
@@ -105,7 +104,7 @@ impl<H: Hub> Server<H> {
             frames: tx.clone(),
             welcomed: Some(welcomed),
         };
-        let registered = match self.hub().connect(&ctx, Box::new(sink), resume).await {
+        let registered = match self.backend().connect(&ctx, Box::new(sink), resume).await {
             Ok(registered) => registered,
             Err(e) => {
                 self.metrics().refused(Refusal::Core);
@@ -119,7 +118,7 @@ impl<H: Hub> Server<H> {
         let welcome = ServerMessage::Welcome {
             user: ctx.user_id().to_owned(),
             key: registered.key.as_str().to_owned(),
-            conn: registered.id,
+            conn: registered.conn,
             manager: registered.manager,
             boot: config.boot,
             epoch: registered.from.epoch,
@@ -128,9 +127,9 @@ impl<H: Hub> Server<H> {
         };
         let welcomed = tx.send(Message::text(welcome.to_json())).await.is_ok();
         let _ = open.send(());
-        let conn = registered.conn;
+        let conn = registered.handle;
         if !welcomed {
-            let _ = self.hub().disconnect(&conn).await;
+            let _ = self.backend().close(&conn).await;
             return;
         }
         let mut closing = self.closing();
@@ -264,7 +263,7 @@ impl<H: Hub> Server<H> {
         }
         drop(tx);
         // Already gone if the socket failed first.
-        let _ = self.hub().disconnect(&conn).await;
+        let _ = self.backend().close(&conn).await;
         if closed_by_us {
             let drain = async { while let Some(Ok(_)) = read.next().await {} };
             let _ = tokio::time::timeout(LINGER, drain).await;

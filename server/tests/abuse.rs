@@ -320,7 +320,8 @@ async fn a_client_that_stops_reading_is_closed_and_its_slot_freed() {
     let big = "x".repeat(32 * 1024);
     let live = || {
         registry
-            .hub()
+            .registry()
+            .expect("its own registry")
             .get(judy.key())
             .map_or(0, |m| m.connection_count())
     };
@@ -332,7 +333,11 @@ async fn a_client_that_stops_reading_is_closed_and_its_slot_freed() {
     }
     assert_eq!(live(), 1);
     for _ in 0..2_000 {
-        registry.hub().send_text(judy.key(), &big).unwrap();
+        registry
+            .registry()
+            .expect("its own registry")
+            .send_text(judy.key(), &big)
+            .unwrap();
     }
     let mut freed = false;
     for _ in 0..100 {

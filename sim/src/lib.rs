@@ -44,7 +44,7 @@ pub use run::net;
 pub use run::{backend, recorder, runtime, target, world};
 pub use tooling::{campaign, cli, isolation, junit, merge, page, report, shrink, snapshot, store};
 
-pub use backend::{Backend, CoreBackend};
+pub use backend::Backend;
 pub use config::SimConfig;
 pub use outcome::Outcome;
 pub use plan::Plan;

@@ -19,7 +19,7 @@ use wsreg::{
     ManagerId, ManagerView, Mode, Observation, Observer, Payload, Position, RegistryConfig,
     RegistryView, RemoveReason, Sink, UserContext, UserKey,
 };
-use wsreg_sim::backend::{Backend, Capabilities, Connected};
+use wsreg_sim::backend::{Backend, BoxFuture, Capabilities, Connected, Handle};
 
 /// Which registry: the correct one, or one with a planted race.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,7 +149,7 @@ impl Scratch {
         id: &str,
         writer: mpsc::UnboundedSender<Envelope>,
         resume: Option<Position>,
-    ) -> Result<Connected<Tab>, Error> {
+    ) -> Result<Connected, Error> {
         if st.open >= self.config.max_connections {
             return Err(Error::ConnectionLimit {
                 max: self.config.max_connections,
@@ -219,10 +219,10 @@ impl Scratch {
             key,
             manager,
             conn,
-            handle: Tab {
+            handle: Handle::new(Tab {
                 user: id.to_owned(),
                 conn,
-            },
+            }),
             from,
             recovered,
         })
@@ -288,32 +288,17 @@ async fn write(mut queue: mpsc::UnboundedReceiver<Envelope>, mut sink: Box<dyn S
     }
 }
 
-impl Backend for Scratch {
-    type Handle = Tab;
-
-    async fn connect(
-        &self,
-        ctx: &UserContext,
-        sink: Box<dyn Sink>,
-        resume: Option<Position>,
-    ) -> Result<Connected<Tab>, Error> {
-        let id = ctx.user_id();
-        if self.variant == Variant::CheckThenAct && !lock(&self.state).users.contains_key(id) {
-            tokio::task::yield_now().await; // loading the user's profile
-            let mut st = lock(&self.state);
-            // The race: a concurrent connect may have filed the user meanwhile; this one files
-            // a fresh user over it, and that connect's tab is left on a stream nobody sends to.
-            st.users.remove(id);
-            self.file_user(&mut st, id)?;
-        }
-        let (writer, queue) = mpsc::unbounded_channel();
-        let connected = self.attach(&mut lock(&self.state), id, writer, resume)?;
-        tokio::spawn(write(queue, sink));
-        Ok(connected)
-    }
-
-    async fn close(&self, tab: &Tab) -> Result<(), Error> {
+impl Scratch {
+    /// Closes a tab this registry opened.
+    fn close_tab(&self, handle: &Handle) -> Result<(), Error> {
+        let Some(tab) = handle.get::<Tab>() else {
+            return Err(Error::UnknownConnection {
+                user: "?".to_owned(),
+                conn: "(not a tab of this registry)".to_owned(),
+            });
+        };
         let mut st = lock(&self.state);
+
         let unknown = || Error::UnknownConnection {
             user: tab.user.clone(),
             conn: format!("c{}", tab.conn),
@@ -337,6 +322,36 @@ impl Backend for Scratch {
             self.reap_later(tab.user.clone(), manager);
         }
         Ok(())
+    }
+}
+
+impl Backend for Scratch {
+    fn connect<'a>(
+        &'a self,
+        ctx: &'a UserContext,
+        sink: Box<dyn Sink>,
+        resume: Option<Position>,
+    ) -> BoxFuture<'a, Result<Connected, Error>> {
+        Box::pin(async move {
+            let id = ctx.user_id();
+            if self.variant == Variant::CheckThenAct && !lock(&self.state).users.contains_key(id) {
+                tokio::task::yield_now().await; // loading the user's profile
+                let mut st = lock(&self.state);
+                // The race: a concurrent connect may have filed the user meanwhile; this one
+                // files a fresh user over it, and that connect's tab is left on a stream nobody
+                // sends to.
+                st.users.remove(id);
+                self.file_user(&mut st, id)?;
+            }
+            let (writer, queue) = mpsc::unbounded_channel();
+            let connected = self.attach(&mut lock(&self.state), id, writer, resume)?;
+            tokio::spawn(write(queue, sink));
+            Ok(connected)
+        })
+    }
+
+    fn close<'a>(&'a self, handle: &'a Handle) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move { self.close_tab(handle) })
     }
 
     fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error> {

@@ -32,7 +32,7 @@ use wsreg::{
     UserContext,
 };
 
-use crate::backend::{Backend, Factory};
+use crate::backend::{core_factory, Backend, Factory, Handle, Network};
 use crate::runtime::{simulate, Link, Panicked, RuntimeError};
 use crate::table::{Column, Table};
 use crate::zoo::Bug;
@@ -284,29 +284,28 @@ pub fn run(opts: &Options) -> Result<(Summary, Duration), DisconnectError> {
     }
     let started = std::time::Instant::now();
     let o = opts.clone();
-    let summary = crate::with_backend!(opts.bug, simulated(o))?.map_err(|p| {
+    let factory = opts.bug.map_or_else(core_factory, crate::zoo::factory);
+    let summary = simulated(factory, o)?.map_err(|p| {
         let at = p.at.map_or(String::new(), |at| format!(" at {at}"));
         DisconnectError::Panic(format!("in {}{at}: {}", p.by, p.message))
     })?;
     Ok((summary, started.elapsed()))
 }
 
-/// One run against `B`, on a fresh thread and runtime.
-fn simulated<B: Backend>(
-    factory: Factory<B>,
-    o: Options,
-) -> Result<Result<Summary, Panicked>, RuntimeError> {
+/// One run against what `factory` makes, on a fresh thread and runtime.
+fn simulated(factory: Factory, o: Options) -> Result<Result<Summary, Panicked>, RuntimeError> {
     let link = o.net.map(|latency_ms| Link {
         latency_ms,
         loss_percent: 0,
     });
     simulate(o.seed, link, move || async move {
+        let config = registry_config(&o);
         #[cfg(madsim)]
         if o.net.is_some() {
-            let net = crate::net::NetBackend::factory(factory);
-            return measure(net, o, "network").await;
+            let net = Arc::new(crate::net::NetBackend::new(factory, config, None));
+            return measure(Arc::clone(&net) as _, Some(net as _), o, "network").await;
         }
-        measure(factory, o, "in process").await
+        measure(factory(config, None), None, o, "in process").await
     })
 }
 
@@ -322,8 +321,12 @@ fn registry_config(opts: &Options) -> RegistryConfig {
     }
 }
 
-async fn measure<B: Backend>(factory: Factory<B>, opts: Options, mode: &'static str) -> Summary {
-    let backend = Arc::new(factory(registry_config(&opts), None));
+async fn measure(
+    backend: Arc<dyn Backend>,
+    network: Option<Arc<dyn Network>>,
+    opts: Options,
+    mode: &'static str,
+) -> Summary {
     let books = Arc::new(Books {
         ledgers: (0..opts.users).map(|_| Mutex::default()).collect(),
         latencies: Mutex::default(),
@@ -339,6 +342,7 @@ async fn measure<B: Backend>(factory: Factory<B>, opts: Options, mode: &'static 
             user,
             ctx,
             backend: Arc::clone(&backend),
+            network: network.clone(),
             books: Arc::clone(&books),
             end,
             period,
@@ -352,16 +356,17 @@ async fn measure<B: Backend>(factory: Factory<B>, opts: Options, mode: &'static 
 }
 
 /// One user: its client and, once the client is connected, its agent.
-struct Client<B: Backend> {
+struct Client {
     user: usize,
     ctx: UserContext,
-    backend: Arc<B>,
+    backend: Arc<dyn Backend>,
+    network: Option<Arc<dyn Network>>,
     books: Arc<Books>,
     end: Instant,
     period: Duration,
 }
 
-impl<B: Backend> Client<B> {
+impl Client {
     async fn live(self) {
         // The first connects ramp up over the shortest online spell, so that from the start
         // the sockets' cycles are spread out as in a running deployment (madsim's listener
@@ -385,9 +390,12 @@ impl<B: Backend> Client<B> {
             }
             tokio::time::sleep(online).await;
             open.store(false, Ordering::Relaxed);
-            if !self.backend.crash(&handle) {
+            match &self.network {
+                Some(net) => net.crash(&handle),
                 // In process nobody notices a dead socket by itself: the server's cleanup.
-                let _ = self.backend.close(&handle).await;
+                None => {
+                    let _ = self.backend.close(&handle).await;
+                }
             }
             tokio::time::sleep(Duration::from_millis(draw(OFFLINE_MS))).await;
             (handle, open) = self.connect().await;
@@ -406,7 +414,7 @@ impl<B: Backend> Client<B> {
 
     /// Connects, resuming after the last position read (fresh the first time); retries a
     /// refusal.
-    async fn connect(&self) -> (B::Handle, Arc<AtomicBool>) {
+    async fn connect(&self) -> (Handle, Arc<AtomicBool>) {
         loop {
             let resume = {
                 let mut ledger = self.books.ledger(self.user);
@@ -460,8 +468,8 @@ impl<B: Backend> Client<B> {
 }
 
 /// A user's agent: full runs, one event every `period`, until `end`.
-async fn agent<B: Backend>(
-    backend: Arc<B>,
+async fn agent(
+    backend: Arc<dyn Backend>,
     ctx: UserContext,
     books: Arc<Books>,
     user: usize,

@@ -37,8 +37,8 @@ pub struct StressRow {
 }
 
 /// Runs `plan` against `B` on a fresh real tokio multi-thread runtime.
-pub fn stress_plan<B: crate::backend::Backend>(
-    factory: crate::backend::Factory<B>,
+pub fn stress_plan(
+    factory: crate::backend::Factory,
     plan: Arc<Plan>,
     _seed: u64,
     keep: Keep,
@@ -66,7 +66,7 @@ fn run_once(bug: Bug, iteration: u32) -> Result<RunReport, RuntimeError> {
         Keep::EndOfRun,
     );
     let plan = Arc::new(plan);
-    crate::with_backend!(Some(bug), stress_plan(plan, 0, Keep::EndOfRun))
+    stress_plan(crate::zoo::factory(bug), plan, 0, Keep::EndOfRun)
 }
 
 /// Runs the stress loop for one bug, at most `iterations` times.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use wsreg::{channel_sink, AgentEvent, ChannelSink, Envelope, SendFuture, Sink};
 
-use crate::backend::Backend;
+use crate::backend::Handle;
 use crate::plan::{Op, OpKind, Plan};
 use crate::recorder::tag;
 use crate::trace::What;
@@ -21,8 +21,8 @@ const SLOW_READ: Duration = Duration::from_millis(5);
 const CRASH_DETECT: Duration = Duration::from_millis(20);
 
 /// An open tab, as its user holds it.
-pub(crate) struct Tab<H> {
-    handle: H,
+pub(crate) struct Tab {
+    handle: Handle,
     conn: u64,
     stop: oneshot::Sender<Stop>,
 }
@@ -52,7 +52,7 @@ impl Sink for SimSink {
 }
 
 /// Plays one user's ops at their virtual times.
-pub(crate) async fn user_task<B: Backend>(world: Arc<World<B>>, u: usize, ops: Vec<Op>) {
+pub(crate) async fn user_task(world: Arc<World>, u: usize, ops: Vec<Op>) {
     let mut runs = 0u32;
     let mut texts = 0u32;
     for op in ops {
@@ -118,7 +118,7 @@ pub(crate) async fn user_task<B: Backend>(world: Arc<World<B>>, u: usize, ops: V
 }
 
 /// An agent emitting one run's events, `step_ms` apart. A refusal (the user is gone) ends it.
-async fn agent<B: Backend>(world: Arc<World<B>>, u: usize, events: Vec<AgentEvent>, step_ms: u64) {
+async fn agent(world: Arc<World>, u: usize, events: Vec<AgentEvent>, step_ms: u64) {
     for event in events {
         if world.recorder.failed() {
             return;
@@ -148,7 +148,7 @@ pub(crate) struct TabKind {
 
 /// Opens a tab: starts its reader, connects (resuming after the last position the user's tabs
 /// saw, unless `fresh`), and files the tab under the user.
-pub(crate) async fn open_tab<B: Backend>(world: Arc<World<B>>, u: usize, kind: TabKind) {
+pub(crate) async fn open_tab(world: Arc<World>, u: usize, kind: TabKind) {
     let TabKind { slow, fresh } = kind;
     let resume = if fresh { None } else { world.last_seen(u) };
     world.step(u, None, What::Connect { slow, resume });
@@ -190,7 +190,7 @@ pub(crate) async fn open_tab<B: Backend>(world: Arc<World<B>>, u: usize, kind: T
     }
 }
 
-fn take_tab<B: Backend>(world: &World<B>, u: usize, tab: usize) -> Option<Tab<B::Handle>> {
+fn take_tab(world: &World, u: usize, tab: usize) -> Option<Tab> {
     let mut tabs = world.tabs[u].lock().expect("tabs");
     if tabs.is_empty() {
         return None;
@@ -200,13 +200,13 @@ fn take_tab<B: Backend>(world: &World<B>, u: usize, tab: usize) -> Option<Tab<B:
 }
 
 /// Closes a tab cleanly; its reader reads on until the server closes the socket.
-pub(crate) async fn close_tab<B: Backend>(world: &World<B>, u: usize, tab: usize) {
+pub(crate) async fn close_tab(world: &World, u: usize, tab: usize) {
     if let Some(t) = take_tab(world, u, tab) {
         close_handle(world, u, t).await;
     }
 }
 
-pub(crate) async fn close_handle<B: Backend>(world: &World<B>, u: usize, t: Tab<B::Handle>) {
+pub(crate) async fn close_handle(world: &World, u: usize, t: Tab) {
     world.record(u, Some(t.conn), None, What::Close);
     world.maybe_yield().await;
     if let Err(e) = world.backend.close(&t.handle).await {
@@ -224,7 +224,7 @@ async fn stop_reader(stop: oneshot::Sender<Stop>, crashed: bool) {
 
 /// The server died: every tab's socket is gone. Each reader records what it had already
 /// received, then the tabs are forgotten (their users open new ones as their ops go on).
-pub(crate) async fn drop_all_tabs<B: Backend>(world: &World<B>) {
+pub(crate) async fn drop_all_tabs(world: &World) {
     for tabs in &world.tabs {
         let gone = std::mem::take(&mut *tabs.lock().expect("tabs"));
         for t in gone {
@@ -235,7 +235,7 @@ pub(crate) async fn drop_all_tabs<B: Backend>(world: &World<B>) {
 
 /// Crashes a tab: its reader drops the socket at once; the server notices by itself (a real
 /// socket) or, in process, cleans up a little later.
-fn crash_tab<B: Backend>(world: &Arc<World<B>>, u: usize, tab: usize) {
+fn crash_tab(world: &Arc<World>, u: usize, tab: usize) {
     let Some(t) = take_tab(world, u, tab) else {
         return;
     };
@@ -245,7 +245,8 @@ fn crash_tab<B: Backend>(world: &Arc<World<B>>, u: usize, tab: usize) {
         crashed: true,
         done,
     });
-    if world.backend.crash(&t.handle) {
+    if let Some(net) = &world.network {
+        net.crash(&t.handle);
         return;
     }
     let world2 = Arc::clone(world);
@@ -262,8 +263,8 @@ fn crash_tab<B: Backend>(world: &Arc<World<B>>, u: usize, tab: usize) {
 
 /// Reads one tab until the server closes it, or until the tab crashes (then whatever sat unread
 /// in its buffer is recorded as lost with it).
-async fn read_tab<B: Backend>(
-    world: Arc<World<B>>,
+async fn read_tab(
+    world: Arc<World>,
     u: usize,
     inbox: mpsc::Receiver<Envelope>,
     id: oneshot::Receiver<u64>,
@@ -276,8 +277,8 @@ async fn read_tab<B: Backend>(
     world.reading.lock().expect("reading").remove(&(u, conn));
 }
 
-async fn read_until_closed<B: Backend>(
-    world: &World<B>,
+async fn read_until_closed(
+    world: &World,
     u: usize,
     conn: u64,
     mut inbox: mpsc::Receiver<Envelope>,

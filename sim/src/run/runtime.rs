@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::backend::{Backend, Factory};
+use crate::backend::Factory;
 use crate::plan::Plan;
 use crate::recorder::Keep;
 use crate::world::RunReport;
@@ -150,8 +150,8 @@ where
 /// with the trace up to it.
 /// A plan with a `net` section runs `B` behind the real WebSocket server, over the simulated
 /// network (see `net::NetBackend`).
-pub fn run_plan<B: Backend>(
-    factory: Factory<B>,
+pub fn run_plan(
+    factory: Factory,
     plan: Arc<Plan>,
     runtime_seed: u64,
     keep: Keep,
@@ -163,11 +163,6 @@ pub fn run_plan<B: Backend>(
     let black_box = Arc::new(std::sync::OnceLock::new());
     let recorder = Arc::clone(&black_box);
     let ran = simulate(runtime_seed, link, move || async move {
-        #[cfg(madsim)]
-        if plan.net.is_some() {
-            let net = crate::net::NetBackend::factory(factory);
-            return crate::world::execute(net, plan, keep, recorder).await;
-        }
         crate::world::execute(factory, plan, keep, recorder).await
     })?;
     Ok(ran.unwrap_or_else(|panic| {

@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use wsreg::{Envelope, Mode, Position, UserContext};
 
-use crate::backend::{Backend, Factory};
+use crate::backend::{Backend, Factory, Network};
 use crate::check::invariant::violation;
 use crate::client::{close_handle, drop_all_tabs, user_task, Tab};
 use crate::coverage::Coverage;
@@ -31,12 +31,14 @@ pub(crate) struct SimUser {
 }
 
 /// Everything the tasks of one run share.
-pub(crate) struct World<B: Backend> {
+pub(crate) struct World {
     pub(crate) plan: Arc<Plan>,
-    pub(crate) backend: Arc<B>,
+    pub(crate) backend: Arc<dyn Backend>,
+    /// Network runs: the faults of the simulated network.
+    pub(crate) network: Option<Arc<dyn Network>>,
     pub(crate) recorder: Arc<Recorder>,
     pub(crate) users: Vec<SimUser>,
-    pub(crate) tabs: Vec<Mutex<Vec<Tab<B::Handle>>>>,
+    pub(crate) tabs: Vec<Mutex<Vec<Tab>>>,
     pub(crate) start: Instant,
     healed: AtomicBool,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -117,7 +119,7 @@ impl RunReport {
     }
 }
 
-impl<B: Backend> World<B> {
+impl World {
     pub(crate) fn step(&self, u: usize, conn: Option<u64>, what: What) {
         self.record(u, conn, None, what);
     }
@@ -259,7 +261,7 @@ impl<B: Backend> World<B> {
 
     /// Plays one network fault at its time.
     async fn fault(&self, fault: NetFault) {
-        let Some(net) = self.backend.network() else {
+        let Some(net) = &self.network else {
             return;
         };
         let at = self.start + Duration::from_millis(fault.at_ms);
@@ -437,9 +439,30 @@ pub(crate) fn buggify(plan: &Plan) -> bool {
     madsim::buggify::buggify()
 }
 
-/// Runs `plan` against a fresh `B` inside the current (simulated) runtime.
-pub async fn execute<B: Backend>(
-    factory: Factory<B>,
+/// The backend a run drives, and its network when the plan has one: then the backend the
+/// factory makes sits behind the real WebSocket server on a simulated node (see
+/// `net::NetBackend`), and the world drives the server's clients.
+fn over_transport(
+    factory: Factory,
+    config: wsreg::RegistryConfig,
+    observer: Option<Arc<dyn wsreg::Observer>>,
+    plan: &Plan,
+) -> (Arc<dyn Backend>, Option<Arc<dyn Network>>) {
+    #[cfg(madsim)]
+    if plan.net.is_some() {
+        let net = Arc::new(crate::net::NetBackend::new(factory, config, observer));
+        return (
+            Arc::clone(&net) as Arc<dyn Backend>,
+            Some(net as Arc<dyn Network>),
+        );
+    }
+    let _ = plan;
+    (factory(config, observer), None)
+}
+
+/// Runs `plan` against a fresh backend inside the current (simulated) runtime.
+pub async fn execute(
+    factory: Factory,
     plan: Arc<Plan>,
     keep: Keep,
     black_box: Arc<std::sync::OnceLock<Arc<Recorder>>>,
@@ -453,7 +476,8 @@ pub async fn execute<B: Backend>(
     let _ = black_box.set(Arc::clone(&recorder));
     let observer = (recorder.checking() && plan.oracle.white())
         .then(|| Arc::clone(&recorder) as Arc<dyn wsreg::Observer>);
-    let backend = Arc::new(factory(plan.limits.registry_config(), observer));
+    let config = plan.limits.registry_config();
+    let (backend, network) = over_transport(factory, config, observer, &plan);
     let checks = Checks::new(plan.oracle, backend.capabilities());
     recorder.set_checks(checks);
     let users: Vec<SimUser> = plan
@@ -470,6 +494,7 @@ pub async fn execute<B: Backend>(
     let world = Arc::new(World {
         plan: Arc::clone(&plan),
         backend,
+        network,
         recorder: Arc::clone(&recorder),
         users,
         tabs,

@@ -21,19 +21,6 @@ use crate::trace::Step;
 use crate::workload::generate;
 use crate::world::RunReport;
 
-/// Calls `$run::<B>(factory, $args...)` with the backend type and factory for `$bug` (`None`:
-/// the real core, `CoreBackend`; a planted bug: [`crate::zoo::AnyPlant`]). Every built-in
-/// target is made here (see [`Target::builtin`]).
-#[macro_export]
-macro_rules! with_backend {
-    ($bug:expr, $run:ident ( $($arg:expr),* )) => {{
-        match $bug {
-            None => $run::<$crate::CoreBackend>($crate::backend::factory::<$crate::CoreBackend>() $(, $arg)*),
-            Some(bug) => $run::<$crate::zoo::AnyPlant>($crate::zoo::factory(bug) $(, $arg)*),
-        }
-    }};
-}
-
 /// The plan and runtime seed one seed runs with when recorded as `keep`: the end-of-run
 /// baseline is madsim's plain scheduling, so its plans run without buggify.
 pub fn plan_for(base: &SimConfig, seed: Seed, keep: Keep) -> (Plan, Seed) {

@@ -488,8 +488,8 @@ pub fn main() -> i32 {
 ///
 /// ```no_run
 /// use wsreg_sim::target::{Target, Targets};
-/// # let make = wsreg_sim::backend::factory::<wsreg_sim::CoreBackend>();
-/// let targets = Targets::builtin().with(Target::new("ours", move |c, o| make(c, o)));
+/// // Any `wsreg::Backend`: here the real core, as a stand-in for a team's own registry.
+/// let targets = Targets::builtin().with(Target::new("ours", wsreg_sim::backend::registry));
 /// std::process::exit(wsreg_sim::cli::main_with(targets));
 /// ```
 pub fn main_with(targets: Targets) -> i32 {

@@ -5,14 +5,14 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use wsreg::{ConnectionHandle, Error, Position, RegistryConfig, Sink, UserContext};
+use wsreg::{Error, Position, Registry, Sink, UserContext};
 
-use super::plant::Plant;
-use crate::backend::{Backend, Connected, CoreBackend};
+use super::plant::{conn, Plant};
+use crate::backend::{Backend, BoxFuture, Connected, Handle};
 
 /// The planted B17.
+#[derive(Default)]
 pub struct LockAcrossAwait {
-    core: CoreBackend,
     held: AtomicBool,
     wedged: AtomicBool,
 }
@@ -26,34 +26,34 @@ impl LockAcrossAwait {
 }
 
 impl Plant for LockAcrossAwait {
-    fn plant(core: CoreBackend, _: &RegistryConfig) -> Self {
-        Self {
-            core,
-            held: AtomicBool::new(false),
-            wedged: AtomicBool::new(false),
-        }
-    }
-    fn core(&self) -> &CoreBackend {
-        &self.core
-    }
-    async fn connect(
-        &self,
-        ctx: &UserContext,
+    fn connect<'a>(
+        &'a self,
+        core: &'a Registry,
+        ctx: &'a UserContext,
         sink: Box<dyn Sink>,
         resume: Option<Position>,
-    ) -> Result<Connected<ConnectionHandle>, Error> {
-        self.stall_if_wedged().await;
-        if self.held.swap(true, Ordering::Relaxed) {
-            self.wedged.store(true, Ordering::Relaxed);
+    ) -> BoxFuture<'a, Result<Connected, Error>> {
+        Box::pin(async move {
             self.stall_if_wedged().await;
-        }
-        tokio::task::yield_now().await; // the await under the lock
-        let result = self.core.connect(ctx, sink, resume).await;
-        self.held.store(false, Ordering::Relaxed);
-        result
+            if self.held.swap(true, Ordering::Relaxed) {
+                self.wedged.store(true, Ordering::Relaxed);
+                self.stall_if_wedged().await;
+            }
+            tokio::task::yield_now().await; // the await under the lock
+            let result = Backend::connect(core, ctx, sink, resume).await;
+            self.held.store(false, Ordering::Relaxed);
+            result
+        })
     }
-    async fn close(&self, handle: &ConnectionHandle) -> Result<(), Error> {
-        self.stall_if_wedged().await;
-        handle.close()
+
+    fn close<'a>(
+        &'a self,
+        _: &'a Registry,
+        handle: &'a Handle,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            self.stall_if_wedged().await;
+            conn(handle)?.close()
+        })
     }
 }

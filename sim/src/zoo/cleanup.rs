@@ -4,50 +4,53 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
-use wsreg::{ConnectionHandle, Error, Position, RegistryConfig, Sink, UserContext};
+use wsreg::{Error, Position, Registry, Sink, UserContext};
 
-use super::plant::Plant;
-use crate::backend::{Backend, Connected, CoreBackend, Probe};
+use super::plant::{conn, Plant};
+use crate::backend::{Backend, BoxFuture, Connected, Handle, Probe};
 
 /// B12: a second index (user → connection ids) that a close empties for the whole user.
+#[derive(Default)]
 pub struct OverBroadCleanup {
-    core: CoreBackend,
     index: Mutex<BTreeMap<String, BTreeSet<u64>>>,
 }
 
 impl Plant for OverBroadCleanup {
-    fn plant(core: CoreBackend, _: &RegistryConfig) -> Self {
-        Self {
-            core,
-            index: Mutex::new(BTreeMap::new()),
-        }
-    }
-    fn core(&self) -> &CoreBackend {
-        &self.core
-    }
-    async fn connect(
-        &self,
-        ctx: &UserContext,
+    fn connect<'a>(
+        &'a self,
+        core: &'a Registry,
+        ctx: &'a UserContext,
         sink: Box<dyn Sink>,
         resume: Option<Position>,
-    ) -> Result<Connected<ConnectionHandle>, Error> {
-        let c = self.core.connect(ctx, sink, resume).await?;
-        let mut index = self.index.lock().expect("index");
-        index
-            .entry(ctx.user_id().to_owned())
-            .or_default()
-            .insert(c.conn);
-        Ok(c)
+    ) -> BoxFuture<'a, Result<Connected, Error>> {
+        Box::pin(async move {
+            let c = Backend::connect(core, ctx, sink, resume).await?;
+            let mut index = self.index.lock().expect("index");
+            index
+                .entry(ctx.user_id().to_owned())
+                .or_default()
+                .insert(c.conn);
+            Ok(c)
+        })
     }
-    async fn close(&self, handle: &ConnectionHandle) -> Result<(), Error> {
-        self.index
-            .lock()
-            .expect("index")
-            .remove(handle.user().as_str());
-        handle.close()
+
+    fn close<'a>(
+        &'a self,
+        _: &'a Registry,
+        handle: &'a Handle,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let handle = conn(handle)?;
+            self.index
+                .lock()
+                .expect("index")
+                .remove(handle.user().as_str());
+            handle.close()
+        })
     }
-    fn probe(&self, ctx: &UserContext) -> Option<Probe> {
-        let mut p = self.core.probe(ctx)?;
+
+    fn probe(&self, core: &Registry, ctx: &UserContext) -> Option<Probe> {
+        let mut p = Backend::probe(core, ctx)?;
         p.connections = self
             .index
             .lock()
@@ -60,21 +63,22 @@ impl Plant for OverBroadCleanup {
 
 /// B13: closing a connection looks the user's socket up again and removes the newest one, which
 /// after a reconnect is the healthy one, not the failed one.
-pub struct CleanupHitsReconnect(CoreBackend);
+pub struct CleanupHitsReconnect;
 
 impl Plant for CleanupHitsReconnect {
-    fn plant(core: CoreBackend, _: &RegistryConfig) -> Self {
-        Self(core)
-    }
-    fn core(&self) -> &CoreBackend {
-        &self.0
-    }
-    async fn close(&self, handle: &ConnectionHandle) -> Result<(), Error> {
-        let manager = handle.manager();
-        let newest = manager.view().connections.last().map(|c| c.id);
-        match newest {
-            Some(id) => manager.remove_connection(id),
-            None => handle.close(),
-        }
+    fn close<'a>(
+        &'a self,
+        _: &'a Registry,
+        handle: &'a Handle,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let handle = conn(handle)?;
+            let manager = handle.manager();
+            let newest = manager.view().connections.last().map(|c| c.id);
+            match newest {
+                Some(id) => manager.remove_connection(id),
+                None => handle.close(),
+            }
+        })
     }
 }

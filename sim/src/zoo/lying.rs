@@ -10,12 +10,11 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use wsreg::{
-    ConnectionHandle, Envelope, Error, Payload, Position, RegistryConfig, SendFuture, Sink,
-    UserContext,
+    Envelope, Error, Payload, Position, Registry, RegistryConfig, SendFuture, Sink, UserContext,
 };
 
 use super::plant::Plant;
-use crate::backend::{registry, Backend, Connected, CoreBackend};
+use crate::backend::{registry, Backend, BoxFuture, Connected};
 
 /// Whether an envelope carries an agent event of this kind (`agent_thinking`, ...).
 fn is_event(envelope: &Envelope, kind: &str) -> bool {
@@ -24,7 +23,7 @@ fn is_event(envelope: &Envelope, kind: &str) -> bool {
 
 /// B23: the socket writer drops every thinking step and says it wrote it; the registry, told
 /// the write succeeded, reports the message delivered.
-pub struct DropsThinking(CoreBackend);
+pub struct DropsThinking;
 
 struct WithoutThinking(Box<dyn Sink>);
 
@@ -38,12 +37,6 @@ impl Sink for WithoutThinking {
 }
 
 impl Plant for DropsThinking {
-    fn plant(core: CoreBackend, _: &RegistryConfig) -> Self {
-        Self(core)
-    }
-    fn core(&self) -> &CoreBackend {
-        &self.0
-    }
     fn wrap_sink(&self, sink: Box<dyn Sink>, _: Option<Position>) -> Box<dyn Sink> {
         Box::new(WithoutThinking(sink))
     }
@@ -54,46 +47,44 @@ impl Plant for DropsThinking {
 /// user's messages all go through the first registry, and the tabs filed in the replica never
 /// see them.
 pub struct HiddenReplica {
-    core: CoreBackend,
-    replica: CoreBackend,
+    replica: Registry,
     connects: Mutex<BTreeMap<String, u64>>,
 }
 
-impl Plant for HiddenReplica {
-    fn plant(core: CoreBackend, config: &RegistryConfig) -> Self {
+impl HiddenReplica {
+    /// The replica is built with the run's limits, and reports to nobody.
+    pub fn new(config: &RegistryConfig) -> Self {
         Self {
-            core,
-            replica: CoreBackend::new(registry(config.clone(), None)),
+            replica: registry(config.clone(), None),
             connects: Mutex::default(),
         }
     }
-    fn core(&self) -> &CoreBackend {
-        &self.core
-    }
-    async fn connect(
-        &self,
-        ctx: &UserContext,
+}
+
+impl Plant for HiddenReplica {
+    fn connect<'a>(
+        &'a self,
+        core: &'a Registry,
+        ctx: &'a UserContext,
         sink: Box<dyn Sink>,
         resume: Option<Position>,
-    ) -> Result<Connected<ConnectionHandle>, Error> {
-        let n = {
-            let mut connects = self.connects.lock().unwrap_or_else(|e| e.into_inner());
-            let n = connects.entry(ctx.user_id().to_owned()).or_insert(0);
-            *n += 1;
-            *n
-        };
-        let target = if n % 2 == 0 {
-            &self.replica
-        } else {
-            &self.core
-        };
-        target.connect(ctx, sink, resume).await
+    ) -> BoxFuture<'a, Result<Connected, Error>> {
+        Box::pin(async move {
+            let n = {
+                let mut connects = self.connects.lock().unwrap_or_else(|e| e.into_inner());
+                let n = connects.entry(ctx.user_id().to_owned()).or_insert(0);
+                *n += 1;
+                *n
+            };
+            let target = if n % 2 == 0 { &self.replica } else { core };
+            Backend::connect(target, ctx, sink, resume).await
+        })
     }
 }
 
 /// B25: the socket writer holds each `tool_executing` back and writes it after the event that
 /// follows it, so a client sees the tool complete before it started.
-pub struct SwapsToolCalls(CoreBackend);
+pub struct SwapsToolCalls;
 
 struct Swapping {
     inner: Box<dyn Sink>,
@@ -117,12 +108,6 @@ impl Sink for Swapping {
 }
 
 impl Plant for SwapsToolCalls {
-    fn plant(core: CoreBackend, _: &RegistryConfig) -> Self {
-        Self(core)
-    }
-    fn core(&self) -> &CoreBackend {
-        &self.0
-    }
     fn wrap_sink(&self, sink: Box<dyn Sink>, _: Option<Position>) -> Box<dyn Sink> {
         Box::new(Swapping {
             inner: sink,
@@ -133,7 +118,7 @@ impl Plant for SwapsToolCalls {
 
 /// B26: a resumed connection writes the first agent event of its catch-up twice (a retry
 /// after a write the writer wrongly thought had failed).
-pub struct ResumeRepeatsEvent(CoreBackend);
+pub struct ResumeRepeatsEvent;
 
 struct RepeatFirstEvent {
     inner: Box<dyn Sink>,
@@ -154,12 +139,6 @@ impl Sink for RepeatFirstEvent {
 }
 
 impl Plant for ResumeRepeatsEvent {
-    fn plant(core: CoreBackend, _: &RegistryConfig) -> Self {
-        Self(core)
-    }
-    fn core(&self) -> &CoreBackend {
-        &self.0
-    }
     fn wrap_sink(&self, sink: Box<dyn Sink>, resume: Option<Position>) -> Box<dyn Sink> {
         match resume {
             Some(_) => Box::new(RepeatFirstEvent {

@@ -24,43 +24,52 @@ pub use cleanup::{CleanupHitsReconnect, OverBroadCleanup};
 pub use delivery::{LostWhileOffline, ReplayedTwice};
 pub use limit_outside_lock::LimitOutsideLock;
 pub use lying::{DropsThinking, HiddenReplica, ResumeRepeatsEvent, SwapsToolCalls};
-pub use plant::{AnyPlant, Plant};
+pub use plant::Plant;
 pub use sharing::{FailOpen, SharedMode, Zombies};
 pub use stream::{CatchUpAfterLive, EpochSurvivesReaping, ResumeOffByOne, SilentTrim};
 pub use thread_routed::ThreadRouted;
 
+use wsreg::RegistryConfig;
+
 use crate::backend::Factory;
 use crate::invariant::Invariant;
 
-/// The factory of a planted bug: the one place that maps bug ids to their types.
-pub fn factory(bug: Bug) -> Factory<AnyPlant> {
+/// The factory of a planted bug: the one place bug ids meet the types that plant them.
+pub fn factory(bug: Bug) -> Factory {
+    use plant::factory as plant;
     use rekeyed::{BoundedHash, Identity, PerCall, PerRequest, Rekeyed, Sanitised, Singleton};
+    fn rekeyed<K: rekeyed::KeyFn>(_: &RegistryConfig) -> Rekeyed<K> {
+        Rekeyed::default()
+    }
+    fn default<P: Default>(_: &RegistryConfig) -> P {
+        P::default()
+    }
     match bug {
-        Bug::B1 => AnyPlant::factory::<Rekeyed<PerCall>>(),
-        Bug::B3 => AnyPlant::factory::<CheckThenAct>(),
-        Bug::B4 => AnyPlant::factory::<SharedMode>(),
-        Bug::B5 => AnyPlant::factory::<Rekeyed<BoundedHash>>(),
-        Bug::B6 => AnyPlant::factory::<Rekeyed<Identity>>(),
-        Bug::B7 => AnyPlant::factory::<Rekeyed<Sanitised>>(),
-        Bug::B8 => AnyPlant::factory::<Rekeyed<PerRequest>>(),
-        Bug::B9 => AnyPlant::factory::<Zombies>(),
-        Bug::B10 => AnyPlant::factory::<FailOpen>(),
-        Bug::B11 => AnyPlant::factory::<LimitOutsideLock>(),
-        Bug::B12 => AnyPlant::factory::<OverBroadCleanup>(),
-        Bug::B13 => AnyPlant::factory::<CleanupHitsReconnect>(),
-        Bug::B14 => AnyPlant::factory::<LostWhileOffline>(),
-        Bug::B15 => AnyPlant::factory::<ReplayedTwice>(),
-        Bug::B16 => AnyPlant::factory::<ThreadRouted>(),
-        Bug::B17 => AnyPlant::factory::<LockAcrossAwait>(),
-        Bug::B18 => AnyPlant::factory::<Rekeyed<Singleton>>(),
-        Bug::B19 => AnyPlant::factory::<ResumeOffByOne>(),
-        Bug::B20 => AnyPlant::factory::<SilentTrim>(),
-        Bug::B21 => AnyPlant::factory::<EpochSurvivesReaping>(),
-        Bug::B22 => AnyPlant::factory::<CatchUpAfterLive>(),
-        Bug::B23 => AnyPlant::factory::<DropsThinking>(),
-        Bug::B24 => AnyPlant::factory::<HiddenReplica>(),
-        Bug::B25 => AnyPlant::factory::<SwapsToolCalls>(),
-        Bug::B26 => AnyPlant::factory::<ResumeRepeatsEvent>(),
+        Bug::B1 => plant(rekeyed::<PerCall>),
+        Bug::B3 => plant(default::<CheckThenAct>),
+        Bug::B4 => plant(|_| SharedMode),
+        Bug::B5 => plant(rekeyed::<BoundedHash>),
+        Bug::B6 => plant(rekeyed::<Identity>),
+        Bug::B7 => plant(rekeyed::<Sanitised>),
+        Bug::B8 => plant(rekeyed::<PerRequest>),
+        Bug::B9 => plant(|_| Zombies),
+        Bug::B10 => plant(FailOpen::new),
+        Bug::B11 => plant(LimitOutsideLock::new),
+        Bug::B12 => plant(default::<OverBroadCleanup>),
+        Bug::B13 => plant(|_| CleanupHitsReconnect),
+        Bug::B14 => plant(|_| LostWhileOffline),
+        Bug::B15 => plant(default::<ReplayedTwice>),
+        Bug::B16 => plant(default::<ThreadRouted>),
+        Bug::B17 => plant(default::<LockAcrossAwait>),
+        Bug::B18 => plant(rekeyed::<Singleton>),
+        Bug::B19 => plant(|_| ResumeOffByOne),
+        Bug::B20 => plant(|_| SilentTrim),
+        Bug::B21 => plant(|_| EpochSurvivesReaping),
+        Bug::B22 => plant(|_| CatchUpAfterLive),
+        Bug::B23 => plant(|_| DropsThinking),
+        Bug::B24 => plant(HiddenReplica::new),
+        Bug::B25 => plant(|_| SwapsToolCalls),
+        Bug::B26 => plant(|_| ResumeRepeatsEvent),
     }
 }
 use Invariant::*;

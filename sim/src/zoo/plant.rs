@@ -1,34 +1,29 @@
-//! [`Plant`]: a planted bug is the real core with some calls replaced. Every method defaults to
-//! the core's; a bug overrides the ones it breaks, and [`AnyPlant`] makes it a [`Backend`].
+//! [`Plant`]: a planted bug is the real core with some operations replaced. Every operation
+//! defaults to the core's and is handed the core, so a bug overrides only the operation it
+//! breaks and holds only the state of its own; [`factory`] makes it a [`Backend`].
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 
+use wsreg::backend::{close_core, connected, probe_key as probe_core};
 use wsreg::{
-    AgentEvent, ConnectionHandle, Error, Mode, Position, RegistryConfig, RegistryView, Sink,
+    AgentEvent, ConnectionHandle, Error, Mode, Position, Registry, RegistryConfig, Sink,
     UserContext, UserKey,
 };
 
 use crate::backend::{
-    connected, probe_registry, registry, Backend, Capabilities, Connected, CoreBackend, Factory,
-    Probe,
+    registry, Backend, BoxFuture, Capabilities, Connected, Factory, Handle, Probe,
 };
 
-/// A planted bug over the real core.
-pub trait Plant: Send + Sync + Sized + 'static {
-    /// Builds the bug around `core`, the real core that [`Planted`] built for the run's
-    /// `config` (as changed by [`Plant::core_config`]).
-    fn plant(core: CoreBackend, config: &RegistryConfig) -> Self;
-
+/// A planted bug over the real core (`core`, in every operation).
+pub trait Plant: Send + Sync + 'static {
     /// The config the core underneath is built with: the run's, unless the bug replaces one of
     /// the core's own guarantees (a limit it checks itself, a TTL it enforces itself).
-    fn core_config(config: RegistryConfig) -> RegistryConfig {
+    fn core_config(config: RegistryConfig) -> RegistryConfig
+    where
+        Self: Sized,
+    {
         config
     }
-
-    /// The core underneath.
-    fn core(&self) -> &CoreBackend;
 
     /// The sink the core writes a connection's stream to: `sink` itself, unless the bug sits
     /// between the registry and the socket. `resume` is what the connection asked for.
@@ -38,137 +33,94 @@ pub trait Plant: Send + Sync + Sized + 'static {
     }
 
     /// See [`Backend::connect`].
-    fn connect(
-        &self,
-        ctx: &UserContext,
+    fn connect<'a>(
+        &'a self,
+        core: &'a Registry,
+        ctx: &'a UserContext,
         sink: Box<dyn Sink>,
         resume: Option<Position>,
-    ) -> impl Future<Output = Result<Connected<ConnectionHandle>, Error>> + Send {
-        self.core()
-            .connect(ctx, self.wrap_sink(sink, resume), resume)
+    ) -> BoxFuture<'a, Result<Connected, Error>> {
+        let sink = self.wrap_sink(sink, resume);
+        Backend::connect(core, ctx, sink, resume)
     }
 
     /// See [`Backend::close`].
-    fn close(&self, handle: &ConnectionHandle) -> impl Future<Output = Result<(), Error>> + Send {
-        self.core().close(handle)
+    fn close<'a>(
+        &'a self,
+        core: &'a Registry,
+        handle: &'a Handle,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Backend::close(core, handle)
     }
 
     /// See [`Backend::emit`].
-    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error> {
-        self.core().emit(ctx, event)
+    fn emit(
+        &self,
+        core: &Registry,
+        ctx: &UserContext,
+        event: AgentEvent,
+    ) -> Result<Position, Error> {
+        Backend::emit(core, ctx, event)
     }
 
     /// See [`Backend::send_text`].
-    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<Position, Error> {
-        self.core().send_text(ctx, text)
+    fn send_text(&self, core: &Registry, ctx: &UserContext, text: &str) -> Result<Position, Error> {
+        Backend::send_text(core, ctx, text)
     }
 
     /// See [`Backend::set_mode`].
-    fn set_mode(&self, ctx: &UserContext, mode: Mode) -> Result<(), Error> {
-        self.core().set_mode(ctx, mode)
+    fn set_mode(&self, core: &Registry, ctx: &UserContext, mode: Mode) -> Result<(), Error> {
+        Backend::set_mode(core, ctx, mode)
     }
 
     /// See [`Backend::probe`].
-    fn probe(&self, ctx: &UserContext) -> Option<Probe> {
-        self.core().probe(ctx)
+    fn probe(&self, core: &Registry, ctx: &UserContext) -> Option<Probe> {
+        Backend::probe(core, ctx)
     }
 }
 
-/// Any [`Plant`] as a [`Backend`], behind one type: the harness (world, clients, network) is
-/// compiled once for the whole zoo rather than once per bug, which keeps the simulator's build
-/// minutes shorter. The two calls that return futures box them; nothing else changes, so a bug
-/// runs exactly as it would unboxed.
-pub struct AnyPlant(Box<dyn Erased>);
-
-type Boxed<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// [`Plant`] with its futures boxed, so it can sit behind a `dyn`.
-trait Erased: Send + Sync {
-    fn connect<'a>(
-        &'a self,
-        ctx: &'a UserContext,
-        sink: Box<dyn Sink>,
-        resume: Option<Position>,
-    ) -> Boxed<'a, Result<Connected<ConnectionHandle>, Error>>;
-    fn close<'a>(&'a self, handle: &'a ConnectionHandle) -> Boxed<'a, Result<(), Error>>;
-    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error>;
-    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<Position, Error>;
-    fn set_mode(&self, ctx: &UserContext, mode: Mode) -> Result<(), Error>;
-    fn probe(&self, ctx: &UserContext) -> Option<Probe>;
-    fn inspect(&self) -> Option<RegistryView>;
+/// A plant in the core it was planted in.
+struct Planted<P> {
+    core: Registry,
+    plant: P,
 }
 
-impl<P: Plant> Erased for P {
-    fn connect<'a>(
-        &'a self,
-        ctx: &'a UserContext,
-        sink: Box<dyn Sink>,
-        resume: Option<Position>,
-    ) -> Boxed<'a, Result<Connected<ConnectionHandle>, Error>> {
-        Box::pin(Plant::connect(self, ctx, sink, resume))
-    }
-
-    fn close<'a>(&'a self, handle: &'a ConnectionHandle) -> Boxed<'a, Result<(), Error>> {
-        Box::pin(Plant::close(self, handle))
-    }
-
-    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error> {
-        Plant::emit(self, ctx, event)
-    }
-
-    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<Position, Error> {
-        Plant::send_text(self, ctx, text)
-    }
-
-    fn set_mode(&self, ctx: &UserContext, mode: Mode) -> Result<(), Error> {
-        Plant::set_mode(self, ctx, mode)
-    }
-
-    fn probe(&self, ctx: &UserContext) -> Option<Probe> {
-        Plant::probe(self, ctx)
-    }
-
-    fn inspect(&self) -> Option<RegistryView> {
-        self.core().inspect()
-    }
-}
-
-impl AnyPlant {
-    /// The factory of the bug `P`: the real core built with `P`'s config, `P` planted in it.
-    pub fn factory<P: Plant>() -> Factory<AnyPlant> {
-        Arc::new(|config: RegistryConfig, observer| {
-            let core = CoreBackend::new(registry(P::core_config(config.clone()), observer));
-            AnyPlant(Box::new(P::plant(core, &config)))
+/// The factory of a bug: the real core, built with `P`'s config and reporting to the run's
+/// observer, with the plant `make` builds from the run's config planted in it.
+pub fn factory<P: Plant>(make: fn(&RegistryConfig) -> P) -> Factory {
+    Arc::new(move |config: RegistryConfig, observer| {
+        let core = registry(P::core_config(config.clone()), observer);
+        Arc::new(Planted {
+            core,
+            plant: make(&config),
         })
-    }
+    })
 }
 
-impl Backend for AnyPlant {
-    type Handle = ConnectionHandle;
-
-    async fn connect(
-        &self,
-        ctx: &UserContext,
+impl<P: Plant> Backend for Planted<P> {
+    fn connect<'a>(
+        &'a self,
+        ctx: &'a UserContext,
         sink: Box<dyn Sink>,
         resume: Option<Position>,
-    ) -> Result<Connected<ConnectionHandle>, Error> {
-        self.0.connect(ctx, sink, resume).await
+    ) -> BoxFuture<'a, Result<Connected, Error>> {
+        self.plant.connect(&self.core, ctx, sink, resume)
     }
 
-    async fn close(&self, handle: &ConnectionHandle) -> Result<(), Error> {
-        self.0.close(handle).await
+    fn close<'a>(&'a self, handle: &'a Handle) -> BoxFuture<'a, Result<(), Error>> {
+        self.plant.close(&self.core, handle)
     }
 
     fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error> {
-        self.0.emit(ctx, event)
+        self.plant.emit(&self.core, ctx, event)
     }
 
     fn send_text(&self, ctx: &UserContext, text: &str) -> Result<Position, Error> {
-        self.0.send_text(ctx, text)
+        self.plant.send_text(&self.core, ctx, text)
     }
 
     fn set_mode(&self, ctx: &UserContext, mode: Mode) -> Result<(), Error> {
-        self.0.set_mode(ctx, mode)
+        self.plant.set_mode(&self.core, ctx, mode)
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -176,26 +128,35 @@ impl Backend for AnyPlant {
     }
 
     fn probe(&self, ctx: &UserContext) -> Option<Probe> {
-        self.0.probe(ctx)
+        self.plant.probe(&self.core, ctx)
     }
 
-    fn inspect(&self) -> Option<RegistryView> {
-        self.0.inspect()
+    fn inspect(&self) -> Option<wsreg::RegistryView> {
+        Some(self.core.inspect())
     }
 }
 
 /// Connects `ctx`'s socket under another key (how the key-derivation bugs file users).
 pub fn connect_as(
-    core: &CoreBackend,
+    core: &Registry,
     key: &str,
     sink: Box<dyn Sink>,
     resume: Option<Position>,
-) -> Result<Connected<ConnectionHandle>, Error> {
+) -> Result<Connected, Error> {
     let filed = UserContext::new(key)?;
-    core.registry().resume(&filed, sink, resume).map(connected)
+    core.resume(&filed, sink, resume).map(connected)
 }
 
 /// A probe of the manager under `key`.
-pub fn probe_key(core: &CoreBackend, key: &str) -> Option<Probe> {
-    probe_registry(core.registry(), &UserKey::new(key).ok()?)
+pub fn probe_key(core: &Registry, key: &str) -> Option<Probe> {
+    probe_core(core, &UserKey::new(key).ok()?)
+}
+
+/// The core's connection behind a handle the core made.
+pub fn conn(handle: &Handle) -> Result<&ConnectionHandle, Error> {
+    handle.get::<ConnectionHandle>().ok_or_else(|| {
+        // Only the core makes the handles a plant is given back; anything else is refused as
+        // the core would refuse it.
+        close_core(handle).expect_err("not a handle of the core")
+    })
 }

@@ -6,12 +6,10 @@ use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 
-use wsreg::{
-    AgentEvent, ConnectionHandle, Error, Mode, Position, RegistryConfig, Sink, UserContext, UserKey,
-};
+use wsreg::{AgentEvent, Error, Mode, Position, Registry, Sink, UserContext, UserKey};
 
 use super::plant::{connect_as, probe_key, Plant};
-use crate::backend::{Connected, CoreBackend, Probe};
+use crate::backend::{BoxFuture, Connected, Probe};
 
 /// How a buggy registry derives keys.
 pub trait KeyFn: Default + Send + Sync + 'static {
@@ -30,58 +28,51 @@ pub trait KeyFn: Default + Send + Sync + 'static {
 }
 
 /// The real core behind a buggy key function.
+#[derive(Default)]
 pub struct Rekeyed<K> {
-    core: CoreBackend,
     keys: K,
 }
 
 impl<K: KeyFn> Rekeyed<K> {
-    fn target(&self, ctx: &UserContext) -> Result<UserKey, Error> {
+    fn target(&self, core: &Registry, ctx: &UserContext) -> Result<UserKey, Error> {
         let key = UserKey::new(&self.keys.on_call(ctx))?;
         if self.keys.creates_on_call() {
-            self.core
-                .registry()
-                .get_or_create(&UserContext::new(key.as_str())?)?;
+            core.get_or_create(&UserContext::new(key.as_str())?)?;
         }
         Ok(key)
     }
 }
 
 impl<K: KeyFn> Plant for Rekeyed<K> {
-    fn plant(core: CoreBackend, _: &RegistryConfig) -> Self {
-        Self {
-            core,
-            keys: K::default(),
-        }
-    }
-
-    fn core(&self) -> &CoreBackend {
-        &self.core
-    }
-
-    async fn connect(
-        &self,
-        ctx: &UserContext,
+    fn connect<'a>(
+        &'a self,
+        core: &'a Registry,
+        ctx: &'a UserContext,
         sink: Box<dyn Sink>,
         resume: Option<Position>,
-    ) -> Result<Connected<ConnectionHandle>, Error> {
-        connect_as(&self.core, &self.keys.on_connect(ctx), sink, resume)
+    ) -> BoxFuture<'a, Result<Connected, Error>> {
+        Box::pin(async move { connect_as(core, &self.keys.on_connect(ctx), sink, resume) })
     }
 
-    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error> {
-        self.core.registry().emit(&self.target(ctx)?, event)
+    fn emit(
+        &self,
+        core: &Registry,
+        ctx: &UserContext,
+        event: AgentEvent,
+    ) -> Result<Position, Error> {
+        core.emit(&self.target(core, ctx)?, event)
     }
 
-    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<Position, Error> {
-        self.core.registry().send_text(&self.target(ctx)?, text)
+    fn send_text(&self, core: &Registry, ctx: &UserContext, text: &str) -> Result<Position, Error> {
+        core.send_text(&self.target(core, ctx)?, text)
     }
 
-    fn set_mode(&self, ctx: &UserContext, mode: Mode) -> Result<(), Error> {
-        self.core.registry().set_mode(&self.target(ctx)?, mode)
+    fn set_mode(&self, core: &Registry, ctx: &UserContext, mode: Mode) -> Result<(), Error> {
+        core.set_mode(&self.target(core, ctx)?, mode)
     }
 
-    fn probe(&self, ctx: &UserContext) -> Option<Probe> {
-        probe_key(&self.core, &self.keys.current(ctx))
+    fn probe(&self, core: &Registry, ctx: &UserContext) -> Option<Probe> {
+        probe_key(core, &self.keys.current(ctx))
     }
 }
 

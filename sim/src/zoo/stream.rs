@@ -2,42 +2,37 @@
 //! B19 a resume that replays one message too many, B20 history trimmed without a gap marker,
 //! B21 an epoch that survives reaping, B22 catch-up interleaved with live delivery.
 
-use wsreg::{
-    ConnectionHandle, Envelope, Error, Position, RegistryConfig, SendFuture, Sink, UserContext,
-};
+use wsreg::{Envelope, Error, Position, Registry, SendFuture, Sink, UserContext};
 
 use super::plant::Plant;
-use crate::backend::{Backend, Connected, CoreBackend};
+use crate::backend::{Backend, BoxFuture, Connected};
 
 /// B19: resuming after `p` starts the replay at `p` itself, while telling the client it
 /// continues after `p`: the client's last message arrives twice.
-pub struct ResumeOffByOne(CoreBackend);
+pub struct ResumeOffByOne;
 
 impl Plant for ResumeOffByOne {
-    fn plant(core: CoreBackend, _: &RegistryConfig) -> Self {
-        Self(core)
-    }
-    fn core(&self) -> &CoreBackend {
-        &self.0
-    }
-    async fn connect(
-        &self,
-        ctx: &UserContext,
+    fn connect<'a>(
+        &'a self,
+        core: &'a Registry,
+        ctx: &'a UserContext,
         sink: Box<dyn Sink>,
         resume: Option<Position>,
-    ) -> Result<Connected<ConnectionHandle>, Error> {
-        let from = resume.map(|p| Position::new(p.epoch, p.seq.saturating_sub(1)));
-        let mut c = self.0.connect(ctx, sink, from).await?;
-        if let Some(asked) = resume.filter(|p| p.epoch == c.from.epoch) {
-            c.from = asked;
-        }
-        Ok(c)
+    ) -> BoxFuture<'a, Result<Connected, Error>> {
+        Box::pin(async move {
+            let from = resume.map(|p| Position::new(p.epoch, p.seq.saturating_sub(1)));
+            let mut c = Backend::connect(core, ctx, sink, from).await?;
+            if let Some(asked) = resume.filter(|p| p.epoch == c.from.epoch) {
+                c.from = asked;
+            }
+            Ok(c)
+        })
     }
 }
 
 /// B20: the history is trimmed as usual, but the gap marker that should announce it is never
 /// written to the socket.
-pub struct SilentTrim(CoreBackend);
+pub struct SilentTrim;
 
 struct WithoutGaps(Box<dyn Sink>);
 
@@ -51,12 +46,6 @@ impl Sink for WithoutGaps {
 }
 
 impl Plant for SilentTrim {
-    fn plant(core: CoreBackend, _: &RegistryConfig) -> Self {
-        Self(core)
-    }
-    fn core(&self) -> &CoreBackend {
-        &self.0
-    }
     fn wrap_sink(&self, sink: Box<dyn Sink>, _: Option<Position>) -> Box<dyn Sink> {
         Box::new(WithoutGaps(sink))
     }
@@ -65,30 +54,27 @@ impl Plant for SilentTrim {
 /// B21: a position from a reaped manager's stream is taken as a position in the new one, so a
 /// client resuming after a reaping skips what the new stream already holds and is told it
 /// recovered everything.
-pub struct EpochSurvivesReaping(CoreBackend);
+pub struct EpochSurvivesReaping;
 
 impl Plant for EpochSurvivesReaping {
-    fn plant(core: CoreBackend, _: &RegistryConfig) -> Self {
-        Self(core)
-    }
-    fn core(&self) -> &CoreBackend {
-        &self.0
-    }
-    async fn connect(
-        &self,
-        ctx: &UserContext,
+    fn connect<'a>(
+        &'a self,
+        core: &'a Registry,
+        ctx: &'a UserContext,
         sink: Box<dyn Sink>,
         resume: Option<Position>,
-    ) -> Result<Connected<ConnectionHandle>, Error> {
-        let current = self.0.registry().get_or_create(ctx)?.view();
-        let resume = resume.map(|p| Position::new(current.epoch, p.seq.min(current.accepted)));
-        self.0.connect(ctx, sink, resume).await
+    ) -> BoxFuture<'a, Result<Connected, Error>> {
+        Box::pin(async move {
+            let current = core.get_or_create(ctx)?.view();
+            let resume = resume.map(|p| Position::new(current.epoch, p.seq.min(current.accepted)));
+            Backend::connect(core, ctx, sink, resume).await
+        })
     }
 }
 
 /// B22: on a resume, the catch-up from history is held back until the first live message has
 /// gone out, so the client sees the newest message before the ones it missed.
-pub struct CatchUpAfterLive(CoreBackend);
+pub struct CatchUpAfterLive;
 
 struct LiveFirst {
     inner: Box<dyn Sink>,
@@ -115,28 +101,25 @@ impl Sink for LiveFirst {
 }
 
 impl Plant for CatchUpAfterLive {
-    fn plant(core: CoreBackend, _: &RegistryConfig) -> Self {
-        Self(core)
-    }
-    fn core(&self) -> &CoreBackend {
-        &self.0
-    }
-    async fn connect(
-        &self,
-        ctx: &UserContext,
+    fn connect<'a>(
+        &'a self,
+        core: &'a Registry,
+        ctx: &'a UserContext,
         sink: Box<dyn Sink>,
         resume: Option<Position>,
-    ) -> Result<Connected<ConnectionHandle>, Error> {
-        let head = self.0.registry().get(ctx.key()).map(|m| m.view().accepted);
-        let caught_up_at = match (resume, head) {
-            (Some(_), Some(head)) => head,
-            _ => 0,
-        };
-        let sink = LiveFirst {
-            inner: sink,
-            caught_up_at,
-            held: Vec::new(),
-        };
-        self.0.connect(ctx, Box::new(sink), resume).await
+    ) -> BoxFuture<'a, Result<Connected, Error>> {
+        Box::pin(async move {
+            let head = core.get(ctx.key()).map(|m| m.view().accepted);
+            let caught_up_at = match (resume, head) {
+                (Some(_), Some(head)) => head,
+                _ => 0,
+            };
+            let sink = LiveFirst {
+                inner: sink,
+                caught_up_at,
+                held: Vec::new(),
+            };
+            Backend::connect(core, ctx, Box::new(sink), resume).await
+        })
     }
 }

@@ -4,16 +4,14 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use wsreg::{
-    AgentEvent, ConnectionHandle, Error, Position, RegistryConfig, Sink, UserContext, UserKey,
-};
+use wsreg::{AgentEvent, Error, Position, Registry, Sink, UserContext, UserKey};
 
 use super::plant::Plant;
-use crate::backend::{Backend, Connected, CoreBackend};
+use crate::backend::{Backend, BoxFuture, Connected};
 
 /// The planted B16.
+#[derive(Default)]
 pub struct ThreadRouted {
-    core: CoreBackend,
     owner_of_thread: Mutex<BTreeMap<String, UserKey>>,
 }
 
@@ -27,36 +25,33 @@ impl ThreadRouted {
 }
 
 impl Plant for ThreadRouted {
-    fn plant(core: CoreBackend, _: &RegistryConfig) -> Self {
-        Self {
-            core,
-            owner_of_thread: Mutex::new(BTreeMap::new()),
-        }
-    }
-
-    fn core(&self) -> &CoreBackend {
-        &self.core
-    }
-
-    async fn connect(
-        &self,
-        ctx: &UserContext,
+    fn connect<'a>(
+        &'a self,
+        core: &'a Registry,
+        ctx: &'a UserContext,
         sink: Box<dyn Sink>,
         resume: Option<Position>,
-    ) -> Result<Connected<ConnectionHandle>, Error> {
-        let c = self.core.connect(ctx, sink, resume).await?;
-        if let Some(thread) = ctx.thread_id() {
-            let mut owners = self.owner_of_thread.lock().expect("map");
-            owners.insert(thread.to_owned(), ctx.key().clone());
-        }
-        Ok(c)
+    ) -> BoxFuture<'a, Result<Connected, Error>> {
+        Box::pin(async move {
+            let c = Backend::connect(core, ctx, sink, resume).await?;
+            if let Some(thread) = ctx.thread_id() {
+                let mut owners = self.owner_of_thread.lock().expect("map");
+                owners.insert(thread.to_owned(), ctx.key().clone());
+            }
+            Ok(c)
+        })
     }
 
-    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error> {
-        self.core.registry().emit(&self.route(ctx), event)
+    fn emit(
+        &self,
+        core: &Registry,
+        ctx: &UserContext,
+        event: AgentEvent,
+    ) -> Result<Position, Error> {
+        core.emit(&self.route(ctx), event)
     }
 
-    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<Position, Error> {
-        self.core.registry().send_text(&self.route(ctx), text)
+    fn send_text(&self, core: &Registry, ctx: &UserContext, text: &str) -> Result<Position, Error> {
+        core.send_text(&self.route(ctx), text)
     }
 }

@@ -1,16 +1,14 @@
 //! The same seed replays identically: across processes, across threads, from a plan file.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use wsreg::{
-    AgentEvent, Error, Mode, Observer, Position, RegistryConfig, RegistryView, Sink, UserContext,
-};
-use wsreg_sim::backend::{factory, Backend, Build, Capabilities, Connected, CoreBackend, Probe};
+use wsreg::{Error, Position, Registry, Sink, UserContext};
+use wsreg_sim::backend::{Backend, BoxFuture, Connected};
 use wsreg_sim::campaign::{check_determinism, derive, run_campaign, CampaignOptions};
 use wsreg_sim::recorder::Keep;
 use wsreg_sim::target::Target;
+use wsreg_sim::zoo::{plant, Plant};
 use wsreg_sim::{run_plan, Plan, Seed, SimConfig};
 
 use crate::support::{hash_of, sim, temp};
@@ -93,55 +91,27 @@ fn a_plan_file_round_trips_to_the_same_trace() {
 }
 
 /// A backend that is wrong in the way determinism checks exist for: its schedule depends on
-/// process-global state (a counter that survives from one run to the next).
-struct LeaksProcessState(CoreBackend);
+/// process-global state (a counter that survives from one run to the next). Planted in the
+/// real core, it replaces only the connect.
+struct LeaksProcessState;
 
 static CALLS: AtomicU64 = AtomicU64::new(0);
 
-impl Build for LeaksProcessState {
-    fn build(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
-        Self(CoreBackend::build(config, observer))
-    }
-}
-
-impl Backend for LeaksProcessState {
-    type Handle = <CoreBackend as Backend>::Handle;
-
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::ALL
-    }
-
-    fn connect(
-        &self,
-        ctx: &UserContext,
+impl Plant for LeaksProcessState {
+    fn connect<'a>(
+        &'a self,
+        core: &'a Registry,
+        ctx: &'a UserContext,
         sink: Box<dyn Sink>,
         resume: Option<Position>,
-    ) -> impl Future<Output = Result<Connected<Self::Handle>, Error>> + Send {
+    ) -> BoxFuture<'a, Result<Connected, Error>> {
         let extra = CALLS.fetch_add(1, Ordering::Relaxed) % 3;
-        async move {
+        Box::pin(async move {
             for _ in 0..extra {
                 tokio::time::sleep(std::time::Duration::from_millis(1)).await;
             }
-            self.0.connect(ctx, sink, resume).await
-        }
-    }
-    fn close(&self, h: &Self::Handle) -> impl Future<Output = Result<(), Error>> + Send {
-        self.0.close(h)
-    }
-    fn emit(&self, ctx: &UserContext, e: AgentEvent) -> Result<Position, Error> {
-        self.0.emit(ctx, e)
-    }
-    fn send_text(&self, ctx: &UserContext, t: &str) -> Result<Position, Error> {
-        self.0.send_text(ctx, t)
-    }
-    fn set_mode(&self, ctx: &UserContext, m: Mode) -> Result<(), Error> {
-        self.0.set_mode(ctx, m)
-    }
-    fn probe(&self, ctx: &UserContext) -> Option<Probe> {
-        self.0.probe(ctx)
-    }
-    fn inspect(&self) -> Option<RegistryView> {
-        self.0.inspect()
+            Backend::connect(core, ctx, sink, resume).await
+        })
     }
 }
 
@@ -150,14 +120,14 @@ fn a_schedule_that_depends_on_process_state_is_caught() {
     let (_, plan, seed) = derive(&SimConfig::default(), Seed(1));
     let plan = Arc::new(plan);
     let a = run_plan(
-        factory::<LeaksProcessState>(),
+        plant::factory(|_| LeaksProcessState),
         Arc::clone(&plan),
         seed.0,
         Keep::All,
     )
     .unwrap();
     let b = run_plan(
-        factory::<LeaksProcessState>(),
+        plant::factory(|_| LeaksProcessState),
         Arc::clone(&plan),
         seed.0,
         Keep::All,

@@ -7,15 +7,15 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use wsreg::{AgentEvent, ConnectionHandle, Error, Position, RegistryConfig, Sink, UserContext};
-use wsreg_sim::backend::Connected;
+use wsreg::{AgentEvent, Error, Position, Registry, Sink, UserContext};
+use wsreg_sim::backend::{BoxFuture, Connected};
 use wsreg_sim::campaign::{run_campaign, CampaignOptions};
 use wsreg_sim::isolation::{serve_if_worker, WorkerCommand};
 use wsreg_sim::outcome::Outcome;
 use wsreg_sim::seed::SeedRange;
 use wsreg_sim::target::{Target, Targets};
-use wsreg_sim::zoo::{AnyPlant, Plant};
-use wsreg_sim::{Backend, CoreBackend};
+use wsreg_sim::zoo::{plant, Plant};
+use wsreg_sim::Backend;
 
 /// The leak: a process-wide cache that numbers users in the order the process first saw them
 /// (a team's "user id to shard" cache, say). Within one process it settles after the first seed,
@@ -24,68 +24,55 @@ static FIRST_SEEN: Mutex<BTreeMap<String, u64>> = Mutex::new(BTreeMap::new());
 
 /// The real core, with a connect that waits a moment that depends on the cache: harmless to
 /// every invariant, but it moves when the process's history does.
-struct ProcessCache(CoreBackend);
+struct ProcessCache;
 
 impl Plant for ProcessCache {
-    fn plant(core: CoreBackend, _: &RegistryConfig) -> Self {
-        Self(core)
-    }
-
-    fn core(&self) -> &CoreBackend {
-        &self.0
-    }
-
-    async fn connect(
-        &self,
-        ctx: &UserContext,
+    fn connect<'a>(
+        &'a self,
+        core: &'a Registry,
+        ctx: &'a UserContext,
         sink: Box<dyn Sink>,
         resume: Option<Position>,
-    ) -> Result<Connected<ConnectionHandle>, Error> {
-        let rank = {
-            let mut seen = FIRST_SEEN.lock().unwrap();
-            let next = seen.len() as u64;
-            *seen.entry(ctx.user_id().to_owned()).or_insert(next)
-        };
-        tokio::time::sleep(Duration::from_millis(rank % 7)).await;
-        self.0.connect(ctx, sink, resume).await
+    ) -> BoxFuture<'a, Result<Connected, Error>> {
+        Box::pin(async move {
+            let rank = {
+                let mut seen = FIRST_SEEN.lock().unwrap();
+                let next = seen.len() as u64;
+                *seen.entry(ctx.user_id().to_owned()).or_insert(next)
+            };
+            tokio::time::sleep(Duration::from_millis(rank % 7)).await;
+            Backend::connect(core, ctx, sink, resume).await
+        })
     }
 }
 
 fn leaky() -> Target {
-    let make = AnyPlant::factory::<ProcessCache>();
-    Target::new("leaky", move |config, observer| make(config, observer))
+    Target::from_factory("leaky", plant::factory(|_| ProcessCache))
 }
 
 /// The real core, but its fifth agent event aborts the whole process (a `panic = "abort"` build,
 /// a failed FFI call, a stack overflow...): nothing a thread can catch.
+#[derive(Default)]
 struct AbortsOnFifthEvent {
-    core: CoreBackend,
     sends: AtomicU32,
 }
 
 impl Plant for AbortsOnFifthEvent {
-    fn plant(core: CoreBackend, _: &RegistryConfig) -> Self {
-        Self {
-            core,
-            sends: AtomicU32::new(0),
-        }
-    }
-
-    fn core(&self) -> &CoreBackend {
-        &self.core
-    }
-
-    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error> {
+    fn emit(
+        &self,
+        core: &Registry,
+        ctx: &UserContext,
+        event: AgentEvent,
+    ) -> Result<Position, Error> {
         if self.sends.fetch_add(1, Ordering::Relaxed) == 4 {
             std::process::abort();
         }
-        self.core.emit(ctx, event)
+        Backend::emit(core, ctx, event)
     }
 }
 
 fn aborts() -> Target {
-    let make = AnyPlant::factory::<AbortsOnFifthEvent>();
-    Target::new("aborts", move |config, observer| make(config, observer))
+    Target::from_factory("aborts", plant::factory(|_| AbortsOnFifthEvent::default()))
 }
 
 /// Not a test: the entry point this binary serves a worker's one run from, when a campaign

@@ -9,7 +9,7 @@
 //! client whose connect fails for a network reason retries with backoff, as a real one would;
 //! a registration the server made before it died is never handed to the harness.
 
-mod served;
+mod gate;
 mod socket;
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use madsim::net::NetSim;
-use madsim::runtime::{Handle, NodeHandle};
+use madsim::runtime::{Handle as Sim, NodeHandle};
 use madsim::task::NodeId;
 use tokio::sync::{mpsc, oneshot};
 use wsreg::{
@@ -27,8 +27,10 @@ use wsreg::{
 };
 use wsreg_server::{auth, Server, ServerConfig};
 
-use crate::backend::{Backend, Capabilities, Connected, Factory, Network, Probe};
-use served::{Gate, Served};
+use crate::backend::{
+    Backend, BoxFuture, Capabilities, Connected, Factory, Handle, Network, Probe,
+};
+use gate::Gate;
 use socket::{socket, Command, Dial, Greeting, Wiring};
 
 const SERVER_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
@@ -41,22 +43,22 @@ const TOKEN_EXPIRY_MS: u64 = 3_600_000;
 const RETRY: (Duration, Duration) = (Duration::from_millis(5), Duration::from_millis(200));
 
 /// One life of the server process.
-struct Life<B: Backend> {
+struct Life {
     /// Counts restarts; a registration from an earlier life is stale.
     epoch: u64,
     /// False between a kill and the next start.
     up: bool,
-    backend: Arc<B>,
-    server: Arc<Server<Served<B>>>,
+    backend: Arc<dyn Backend>,
+    server: Arc<Server>,
     gate: Option<Arc<Gate>>,
 }
 
 /// A backend behind the real server, over the simulated network.
-pub struct NetBackend<B: Backend> {
-    factory: Factory<B>,
+pub struct NetBackend {
+    factory: Factory,
     config: RegistryConfig,
     observer: Option<Arc<dyn Observer>>,
-    life: Arc<Mutex<Life<B>>>,
+    life: Arc<Mutex<Life>>,
     /// One signal per socket of the server's current life, dropped when it dies. (Not a
     /// `watch`: tokio's watch wakes its waiters in an order drawn from an unseeded RNG.)
     deaths: Mutex<Vec<oneshot::Sender<()>>>,
@@ -78,23 +80,23 @@ fn server_config(epoch: u64) -> ServerConfig {
     config
 }
 
-impl<B: Backend> NetBackend<B> {
-    fn life(&self) -> MutexGuard<'_, Life<B>> {
+impl NetBackend {
+    fn life(&self) -> MutexGuard<'_, Life> {
         self.life.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The current backend, or `None` while the server is down.
-    fn current(&self) -> Option<Arc<B>> {
+    fn current(&self) -> Option<Arc<dyn Backend>> {
         let life = self.life();
         life.up.then(|| Arc::clone(&life.backend))
     }
 
     fn new_life(
-        factory: &Factory<B>,
+        factory: &Factory,
         config: &RegistryConfig,
         observer: &Option<Arc<dyn Observer>>,
         epoch: u64,
-    ) -> Life<B> {
+    ) -> Life {
         let gate = observer.as_ref().map(|inner| {
             Arc::new(Gate {
                 open: AtomicBool::new(true),
@@ -108,8 +110,8 @@ impl<B: Backend> NetBackend<B> {
             boot: Some(epoch),
             ..config.clone()
         };
-        let backend = Arc::new(factory(config, observer));
-        let server = Server::with_hub(server_config(epoch), Served(Arc::clone(&backend)));
+        let backend = factory(config, observer);
+        let server = Server::with_backend(server_config(epoch), Arc::clone(&backend));
         Life {
             epoch,
             up: true,
@@ -125,7 +127,7 @@ impl<B: Backend> NetBackend<B> {
         ctx: &UserContext,
         sink: Box<dyn Sink>,
         resume: Option<Position>,
-    ) -> Result<Result<Connected<NetHandle>, Box<dyn Sink>>, Error> {
+    ) -> Result<Result<Connected, Box<dyn Sink>>, Error> {
         let (greeting_tx, greeting) = oneshot::channel();
         let (sink_tx, sink_rx) = oneshot::channel();
         let (commands, commands_rx) = mpsc::unbounded_channel();
@@ -181,11 +183,11 @@ impl<B: Backend> NetBackend<B> {
             conn,
             from,
             recovered,
-            handle: NetHandle {
+            handle: Handle::new(NetHandle {
                 commands,
                 user: ctx.user_id().to_owned(),
                 conn,
-            },
+            }),
         }))
     }
 
@@ -216,20 +218,18 @@ impl<B: Backend> NetBackend<B> {
     }
 }
 
-impl<B: Backend> NetBackend<B> {
+impl NetBackend {
     /// The factory of servers over the backends `factory` makes, one per life of the server.
-    pub fn factory(factory: Factory<B>) -> Factory<Self> {
-        Arc::new(move |config, observer| Self::new(Arc::clone(&factory), config, observer))
-    }
-
-    fn new(
-        factory: Factory<B>,
+    /// The backends `factory` makes, each life of the server process a fresh one, behind the
+    /// real server on a simulated node of its own.
+    pub fn new(
+        factory: Factory,
         config: RegistryConfig,
         observer: Option<Arc<dyn Observer>>,
     ) -> Self {
         let life = Arc::new(Mutex::new(Self::new_life(&factory, &config, &observer, 0)));
         let booted = Arc::clone(&life);
-        let handle = Handle::current();
+        let handle = Sim::current();
         let server_node = handle
             .create_node()
             .name("server")
@@ -259,37 +259,45 @@ impl<B: Backend> NetBackend<B> {
     }
 }
 
-impl<B: Backend> Backend for NetBackend<B> {
-    type Handle = NetHandle;
-
-    async fn connect(
-        &self,
-        ctx: &UserContext,
+impl Backend for NetBackend {
+    fn connect<'a>(
+        &'a self,
+        ctx: &'a UserContext,
         sink: Box<dyn Sink>,
         resume: Option<Position>,
-    ) -> Result<Connected<NetHandle>, Error> {
-        let mut sink = sink;
-        let mut wait = RETRY.0;
-        loop {
-            match self.attempt(ctx, sink, resume).await? {
-                Ok(connected) => return Ok(connected),
-                Err(back) => sink = back,
+    ) -> BoxFuture<'a, Result<Connected, Error>> {
+        Box::pin(async move {
+            let mut sink = sink;
+            let mut wait = RETRY.0;
+            loop {
+                match self.attempt(ctx, sink, resume).await? {
+                    Ok(connected) => return Ok(connected),
+                    Err(back) => sink = back,
+                }
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(RETRY.1);
             }
-            tokio::time::sleep(wait).await;
-            wait = (wait * 2).min(RETRY.1);
-        }
+        })
     }
 
-    async fn close(&self, handle: &NetHandle) -> Result<(), Error> {
-        let (done, sent) = oneshot::channel();
-        let _ = handle.commands.send(Command::Leave(done));
-        match sent.await {
-            Ok(true) => Ok(()),
-            _ => Err(Error::UnknownConnection {
-                user: handle.user.clone(),
-                conn: format!("c{} (its socket is gone)", handle.conn),
-            }),
-        }
+    fn close<'a>(&'a self, handle: &'a Handle) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let Some(handle) = handle.get::<NetHandle>() else {
+                return Err(Error::UnknownConnection {
+                    user: "?".to_owned(),
+                    conn: "(not a socket of this network)".to_owned(),
+                });
+            };
+            let (done, sent) = oneshot::channel();
+            let _ = handle.commands.send(Command::Leave(done));
+            match sent.await {
+                Ok(true) => Ok(()),
+                _ => Err(Error::UnknownConnection {
+                    user: handle.user.clone(),
+                    conn: format!("c{} (its socket is gone)", handle.conn),
+                }),
+            }
+        })
     }
 
     fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error> {
@@ -320,18 +328,15 @@ impl<B: Backend> Backend for NetBackend<B> {
         let backend = Arc::clone(&self.life().backend);
         backend.inspect()
     }
-
-    fn crash(&self, handle: &NetHandle) -> bool {
-        let _ = handle.commands.send(Command::Crash);
-        true
-    }
-
-    fn network(&self) -> Option<&dyn Network> {
-        Some(self)
-    }
 }
 
-impl<B: Backend> Network for NetBackend<B> {
+impl Network for NetBackend {
+    fn crash(&self, handle: &Handle) {
+        if let Some(handle) = handle.get::<NetHandle>() {
+            let _ = handle.commands.send(Command::Crash);
+        }
+    }
+
     fn partition(&self, cut: bool) {
         let net = NetSim::current();
         let (a, b) = (self.clients.id(), self.server_node);
@@ -355,7 +360,7 @@ impl<B: Backend> Network for NetBackend<B> {
                 gate.open.store(false, Ordering::Relaxed);
             }
         }
-        Handle::current().kill(self.server_node);
+        Sim::current().kill(self.server_node);
     }
 
     fn start_server(&self) {
@@ -364,6 +369,6 @@ impl<B: Backend> Network for NetBackend<B> {
             let epoch = life.epoch;
             *life = Self::new_life(&self.factory, &self.config, &self.observer, epoch);
         }
-        Handle::current().restart(self.server_node);
+        Sim::current().restart(self.server_node);
     }
 }
