@@ -37,12 +37,14 @@ pub mod zoo;
 
 pub use check::{coverage, invariant, outcome, trace};
 pub use generate::{config, plan, seed, workload};
-pub use measure::{bench, detection, disconnect, oracles, stress, table};
+pub use measure::{bench, detection, disconnect, oracles, stress, suite, table};
 pub(crate) use run::client;
 #[cfg(madsim)]
 pub use run::net;
 pub use run::{backend, recorder, runtime, target, world};
-pub use tooling::{campaign, cli, isolation, junit, merge, page, report, shrink, snapshot, store};
+pub use tooling::{
+    campaign, cli, isolation, junit, merge, page, report, shrink, snapshot, store, triage,
+};
 
 pub use backend::Backend;
 pub use config::SimConfig;

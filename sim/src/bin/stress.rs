@@ -31,12 +31,12 @@ struct Args {
 fn main() {
     if wsreg_sim::runtime::SIMULATED {
         eprintln!("error: wsreg-stress measures real tokio; build it without --cfg madsim (`cargo stress`)");
-        std::process::exit(wsreg_sim::outcome::EXIT_USAGE);
+        std::process::exit(wsreg_sim::outcome::Exit::Usage.code());
     }
     let args = Args::parse();
     if args.iterations == 0 || args.jobs == 0 {
         eprintln!("error: --iterations and --jobs must be at least 1");
-        std::process::exit(wsreg_sim::outcome::EXIT_USAGE);
+        std::process::exit(wsreg_sim::outcome::Exit::Usage.code());
     }
     let bugs: Vec<Bug> = args.bug.map_or_else(|| Bug::ALL.to_vec(), |b| vec![b]);
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -61,14 +61,14 @@ fn main() {
     if let Some(dir) = &args.tables {
         if let Err(e) = t.write_to(dir) {
             eprintln!("error: {e}");
-            std::process::exit(wsreg_sim::outcome::EXIT_USAGE);
+            std::process::exit(wsreg_sim::outcome::Exit::Usage.code());
         }
     }
     if let Some(path) = args.json {
         let text = serde_json::to_string_pretty(&rows).expect("rows serialise");
         if let Err(e) = std::fs::write(&path, text) {
             eprintln!("error: writing {}: {e}", path.display());
-            std::process::exit(wsreg_sim::outcome::EXIT_USAGE);
+            std::process::exit(wsreg_sim::outcome::Exit::Usage.code());
         }
     }
 }

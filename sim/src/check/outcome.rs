@@ -2,52 +2,98 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::invariant::Violation;
+use crate::invariant::{Invariant, Violation};
 
-/// Exit code: every run passed.
-pub const EXIT_PASS: i32 = 0;
-/// Exit code: an invariant was violated (or the system under test panicked).
-pub const EXIT_VIOLATION: i32 = 1;
-/// Exit code: bad usage or input (flags, plan files, configs).
-pub const EXIT_USAGE: i32 = 2;
-/// Exit code: the liveness phase did not drain within its bound.
-pub const EXIT_STUCK: i32 = 3;
-/// Exit code: a seed did not replay identically.
-pub const EXIT_NONDETERMINISM: i32 = 4;
-/// Exit code of `replay`: a snapshot recorded failing now passes.
-pub const EXIT_REPLAY_NOW_PASSES: i32 = 5;
-/// Exit code of `replay`: the run fails, but not as recorded (another invariant, step or
-/// story), or a snapshot recorded as fixed fails again.
-pub const EXIT_REPLAY_DIFFERS: i32 = 6;
+/// The fixed exit codes of every command, in one place.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Exit {
+    /// Every run passed (`replay`: the snapshot replays as recorded).
+    Pass = 0,
+    /// An invariant was violated (or the system under test panicked).
+    Violation = 1,
+    /// Bad usage or input (flags, plan files, configs), or `replay` cannot run.
+    Usage = 2,
+    /// The liveness phase did not drain within its bound.
+    Stuck = 3,
+    /// A seed did not replay identically.
+    Nondeterminism = 4,
+    /// `replay`: a snapshot recorded failing now passes.
+    ReplayNowPasses = 5,
+    /// `replay`: the run fails, but not as recorded (another invariant, step or story), or a
+    /// snapshot recorded as fixed fails again.
+    ReplayDiffers = 6,
+}
+
+impl Exit {
+    /// The process exit code.
+    pub fn code(self) -> i32 {
+        self as i32
+    }
+}
+
+/// What a failing seed is counted as in a campaign: the invariant it broke (a stuck run breaks
+/// I10), a panic, or a seed that did not replay identically. Its label (`I2
+/// one-manager-per-user`, `PANIC`, `NONDETERMINISM`) keys summaries, JUnit cases and stores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FailureKind {
+    /// An invariant broke.
+    Invariant(Invariant),
+    /// The system under test, the harness or a dependency panicked.
+    Panic,
+    /// Two runs of one seed differed.
+    Nondeterminism,
+}
+
+impl FailureKind {
+    /// Every kind, in report order.
+    pub fn all() -> impl Iterator<Item = FailureKind> {
+        Invariant::ALL
+            .into_iter()
+            .map(FailureKind::Invariant)
+            .chain([FailureKind::Panic, FailureKind::Nondeterminism])
+    }
+
+    /// The kind a label names.
+    pub fn parse(label: &str) -> Option<FailureKind> {
+        FailureKind::all().find(|k| k.to_string() == label)
+    }
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FailureKind::Invariant(i) => write!(f, "{i}"),
+            FailureKind::Panic => f.write_str("PANIC"),
+            FailureKind::Nondeterminism => f.write_str("NONDETERMINISM"),
+        }
+    }
+}
 
 /// The exit code of a campaign (`fuzz`, or `merge` of its shards): nondeterminism first; else
 /// the verdict of the lowest failing seed among the failures that are new (not `known` to a
 /// store of failures); 0 when there are none. `failures` holds each failure kind with whether
 /// it is known, `failing` each failing seed's outcome.
-pub fn campaign_exit_code<'a>(
+pub fn campaign_exit<'a>(
     failures: impl IntoIterator<Item = (&'a str, bool)>,
     failing: impl IntoIterator<Item = (u64, &'a Outcome)>,
-) -> i32 {
+) -> Exit {
     let new: std::collections::BTreeSet<&str> = failures
         .into_iter()
         .filter(|(_, known)| !known)
         .map(|(kind, _)| kind)
         .collect();
-    if new.contains(NONDETERMINISM) {
-        return EXIT_NONDETERMINISM;
+    if new.contains(FailureKind::Nondeterminism.to_string().as_str()) {
+        return Exit::Nondeterminism;
     }
     if new.is_empty() {
-        return EXIT_PASS;
+        return Exit::Pass;
     }
     failing
         .into_iter()
         .filter(|(_, o)| !o.passed() && new.contains(o.label().as_str()))
         .min_by_key(|(seed, _)| *seed)
-        .map_or(EXIT_VIOLATION, |(_, o)| o.exit_code().max(EXIT_VIOLATION))
+        .map_or(Exit::Violation, |(_, o)| o.exit_code().max(Exit::Violation))
 }
-
-/// The failure kind of a seed that did not replay identically.
-pub const NONDETERMINISM: &str = "NONDETERMINISM";
 
 /// How one run ended.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,23 +122,29 @@ pub enum Outcome {
 
 impl Outcome {
     /// The exit code for this outcome.
-    pub fn exit_code(&self) -> i32 {
+    pub fn exit_code(&self) -> Exit {
         match self {
-            Outcome::Pass => EXIT_PASS,
-            Outcome::Violation(_) | Outcome::Panic { .. } => EXIT_VIOLATION,
-            Outcome::Stuck { .. } => EXIT_STUCK,
+            Outcome::Pass => Exit::Pass,
+            Outcome::Violation(_) | Outcome::Panic { .. } => Exit::Violation,
+            Outcome::Stuck { .. } => Exit::Stuck,
+        }
+    }
+
+    /// What a failing run counts as (`None` for a pass).
+    pub fn kind(&self) -> Option<FailureKind> {
+        match self {
+            Outcome::Pass => None,
+            Outcome::Violation(v) => Some(FailureKind::Invariant(v.invariant)),
+            Outcome::Stuck { .. } => Some(FailureKind::Invariant(Invariant::I10)),
+            Outcome::Panic { .. } => Some(FailureKind::Panic),
         }
     }
 
     /// A short label for grouping failures: `PASS`, `I2 one-manager-per-user`, `I10 liveness`,
-    /// `PANIC`.
+    /// `PANIC` (see [`FailureKind`]).
     pub fn label(&self) -> String {
-        match self {
-            Outcome::Pass => "PASS".into(),
-            Outcome::Violation(v) => v.invariant.to_string(),
-            Outcome::Stuck { .. } => crate::invariant::Invariant::I10.to_string(),
-            Outcome::Panic { .. } => "PANIC".into(),
-        }
+        self.kind()
+            .map_or_else(|| "PASS".to_owned(), |k| k.to_string())
     }
 
     /// Whether the run passed.

@@ -33,6 +33,7 @@ use wsreg::{
 };
 
 use crate::backend::{core_factory, Backend, Factory, Handle, Network};
+use crate::outcome::Exit;
 use crate::runtime::{simulate, Link, Panicked, RuntimeError};
 use crate::table::{Column, Table};
 use crate::zoo::Bug;
@@ -290,6 +291,53 @@ pub fn run(opts: &Options) -> Result<(Summary, Duration), DisconnectError> {
         DisconnectError::Panic(format!("in {}{at}: {}", p.by, p.message))
     })?;
     Ok((summary, started.elapsed()))
+}
+
+/// `disconnect`: runs the benchmark and prints its summary (and, with `check_determinism`,
+/// runs it again and requires the same summary byte for byte); writes the summary as JSON and
+/// the table for the README when asked. Fails (exit 1) on an unsignalled gap or a duplicate.
+pub fn command(
+    opts: &Options,
+    check_determinism: bool,
+    json: Option<&std::path::Path>,
+    tables: Option<&std::path::Path>,
+) -> Result<Exit, DisconnectError> {
+    let (summary, wall) = run(opts)?;
+    let printed = markdown(&summary);
+    print!("{printed}");
+    println!(
+        "wall time {:.2} s ({:.0} messages read per wall second; not part of the summary)",
+        wall.as_secs_f64(),
+        summary.delivered as f64 / wall.as_secs_f64().max(1e-9)
+    );
+    let mut exit = if summary.unsignalled_gaps == 0 && summary.duplicates == 0 {
+        Exit::Pass
+    } else {
+        Exit::Violation
+    };
+    if check_determinism {
+        let (again, _) = run(opts)?;
+        if markdown(&again) == printed {
+            println!("determinism: the second run printed the same summary, byte for byte");
+        } else {
+            println!(
+                "determinism: NONDETERMINISM, the second run printed:\n{}",
+                markdown(&again)
+            );
+            exit = Exit::Nondeterminism;
+        }
+    }
+    if let Some(path) = json {
+        let text = serde_json::to_string_pretty(&summary).expect("a summary serialises");
+        std::fs::write(path, text)
+            .map_err(|e| DisconnectError::Options(format!("writing {}: {e}", path.display())))?;
+    }
+    if let Some(dir) = tables {
+        table(&summary, &crate::table::invocation("cargo sim"))
+            .write_to(dir)
+            .map_err(|e| DisconnectError::Options(e.to_string()))?;
+    }
+    Ok(exit)
 }
 
 /// One run against what `factory` makes, on a fresh thread and runtime.

@@ -7,4 +7,5 @@ pub mod detection;
 pub mod disconnect;
 pub mod oracles;
 pub mod stress;
+pub mod suite;
 pub mod table;

@@ -332,6 +332,64 @@ pub fn check_readme(readme: &str, dir: &Path) -> Result<Vec<String>, TableError>
     )))
 }
 
+/// `tables`: renders the README's blocks from the committed tables in `dir` (or, with
+/// `check`, only compares them), and compares a fresh measurement's count cells with the
+/// committed ones when `fresh` names its directory. Prints what it compared; returns every
+/// difference found (none: the README and the fresh counts agree).
+pub fn render_or_check(
+    readme: &Path,
+    dir: &Path,
+    check: bool,
+    fresh: Option<&Path>,
+) -> Result<Vec<String>, TableError> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |error| TableError::Io { path, error }
+    };
+    let text = std::fs::read_to_string(readme).map_err(io(readme))?;
+    let mut drift = Vec::new();
+    if let Some(fresh) = fresh {
+        let mut names: Vec<String> = std::fs::read_dir(fresh)
+            .map_err(io(fresh))?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter_map(|f| f.strip_suffix(".json").map(str::to_owned))
+            .collect();
+        names.sort();
+        if names.is_empty() {
+            return Err(TableError::Drift(format!(
+                "{} holds no tables",
+                fresh.display()
+            )));
+        }
+        for name in &names {
+            let committed = Table::read(dir, name)?;
+            drift.extend(committed.count_drift(&Table::read(fresh, name)?));
+            println!("tables: {name}: compared with {}", dir.display());
+        }
+    }
+    if check {
+        match check_readme(&text, dir) {
+            Ok(used) => println!(
+                "tables: the README shows {} tables as committed",
+                used.len()
+            ),
+            Err(e) => drift.push(e.to_string()),
+        }
+    } else {
+        let (rendered, used) = render_readme(&text, dir)?;
+        std::fs::write(readme, rendered).map_err(io(readme))?;
+        println!(
+            "tables: rendered {} tables into {}",
+            used.len(),
+            readme.display()
+        );
+    }
+    for d in &drift {
+        println!("drift: {d}");
+    }
+    Ok(drift)
+}
+
 /// How this process was invoked, as a user would type it (`cargo sim …`), without the flags that
 /// only say where to write (`--tables`, `--json`).
 pub fn invocation(prefix: &str) -> String {

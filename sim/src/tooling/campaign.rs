@@ -426,7 +426,7 @@ fn summarise(
         }
         if let Some(d) = &r.divergence {
             kinds.push((
-                crate::outcome::NONDETERMINISM.to_owned(),
+                crate::outcome::FailureKind::Nondeterminism.to_string(),
                 format!("first differs at step {}", d.step),
             ));
         }

@@ -7,17 +7,12 @@
 use quick_xml::events::BytesText;
 use quick_xml::Writer;
 
-use crate::invariant::Invariant;
+use crate::outcome::FailureKind;
 use crate::tooling::campaign::CampaignSummary;
 
-/// The failure kinds every report lists, as [`crate::Outcome::label`] names them.
+/// The failure kinds every report lists, by label ([`FailureKind`]).
 pub fn kinds() -> Vec<String> {
-    let mut kinds: Vec<String> = Invariant::ALL.iter().map(|i| i.to_string()).collect();
-    kinds.extend([
-        "PANIC".to_owned(),
-        crate::outcome::NONDETERMINISM.to_owned(),
-    ]);
-    kinds
+    FailureKind::all().map(|k| k.to_string()).collect()
 }
 
 /// The report of `summary`; `repro(kind)` is the command that reproduces a failure of `kind`

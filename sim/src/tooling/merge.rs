@@ -100,6 +100,48 @@ pub struct Merged {
     pub exit_code: i32,
 }
 
+impl Merged {
+    /// What `merge` prints: the coverage of the range, then each failure.
+    pub fn report(&self) -> String {
+        let mut out = format!(
+            "merged: {} shard(s) of {} against {}{}: {} seeds run{}\n",
+            self.shards.len(),
+            self.range,
+            self.target,
+            if self.network { " (network)" } else { "" },
+            self.seeds_run,
+            if self.seeds_missing == 0 {
+                ", the range covered exactly once".to_owned()
+            } else {
+                format!(
+                    ", {} seed(s) unrun (a time budget ran out); no seed twice",
+                    self.seeds_missing
+                )
+            }
+        );
+        out.push_str(if self.failures.is_empty() {
+            "failures: none\n"
+        } else {
+            "failures:\n"
+        });
+        for f in &self.failures {
+            out.push_str(&format!(
+                "  {}: {} seed(s), first {} (shards {}){}{}: {}\n",
+                f.kind,
+                f.count,
+                f.first_seed,
+                f.shards.join(", "),
+                f.snapshot
+                    .as_ref()
+                    .map_or(String::new(), |s| format!(", snapshot {s}")),
+                if f.known { ", known to the store" } else { "" },
+                f.message
+            ));
+        }
+        out
+    }
+}
+
 /// Why shards would not merge.
 #[derive(Debug, thiserror::Error)]
 pub enum MergeError {
@@ -354,13 +396,14 @@ fn combine(shards: &[(String, ShardSummary)], missing: u64) -> Merged {
     }
     let failures: Vec<MergedFailure> = failures.into_values().collect();
     // As `fuzz` exits: only failures new to the shards' stores count.
-    let exit_code = crate::outcome::campaign_exit_code(
+    let exit_code = crate::outcome::campaign_exit(
         failures.iter().map(|f| (f.kind.as_str(), f.known)),
         shards
             .iter()
             .flat_map(|(_, s)| &s.failing)
             .map(|r| (r.seed.0, &r.outcome)),
-    );
+    )
+    .code();
     Merged {
         version: SUMMARY_VERSION,
         target: first.target.clone(),
@@ -435,12 +478,12 @@ mod tests {
         let m = merge(&[("a".into(), known("0/2")), ("b".into(), known("1/2"))]).unwrap();
         assert_eq!(m.failures.len(), 1);
         assert!(m.failures[0].known);
-        assert_eq!(m.exit_code, crate::outcome::EXIT_PASS, "{m:?}");
+        assert_eq!(m.exit_code, crate::outcome::Exit::Pass.code(), "{m:?}");
         // One shard found it new (it wrote it to the store): the campaign has a new failure.
         let fresh = shard_knowing("1/2", 5, &[(i10, 3, Some("I10-liveness-aaaa"))], false);
         let m = merge(&[("a".into(), known("0/2")), ("b".into(), fresh)]).unwrap();
         assert!(!m.failures[0].known);
-        assert_eq!(m.exit_code, crate::outcome::EXIT_STUCK, "{m:?}");
+        assert_eq!(m.exit_code, crate::outcome::Exit::Stuck.code(), "{m:?}");
     }
 
     #[test]

@@ -11,3 +11,4 @@ pub mod report;
 pub mod shrink;
 pub mod snapshot;
 pub mod store;
+pub mod triage;

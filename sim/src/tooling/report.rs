@@ -126,3 +126,65 @@ pub fn campaign(s: &CampaignSummary) -> String {
     }
     out
 }
+
+/// What a determinism check found, as `run --check-determinism` prints it.
+pub fn determinism(report: &RunReport, divergence: Option<&crate::campaign::Divergence>) -> String {
+    match divergence {
+        None => format!(
+            "determinism: replayed identically (hash {:#018x})",
+            report.hash
+        ),
+        Some(d) => format!(
+            "determinism: NONDETERMINISM, first differing step {}:\n  run 1: {}\n  run 2: {}",
+            d.step, d.first, d.second
+        ),
+    }
+}
+
+/// A campaign's progress on stderr: a bar on a terminal, a line every tenth otherwise.
+pub struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    step: u64,
+}
+
+impl Progress {
+    /// Progress over `total` seeds.
+    pub fn new(total: u64) -> Self {
+        use std::io::IsTerminal;
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(total);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} seeds  {per_sec}  eta {eta}  {msg}",
+                )
+                .expect("template"),
+            );
+            bar
+        });
+        Self {
+            bar,
+            step: (total / 10).max(1),
+        }
+    }
+
+    /// `done` of `total` seeds have run, `failures` of them failing.
+    pub fn tick(&self, done: u64, total: u64, failures: u64) {
+        match &self.bar {
+            Some(bar) => {
+                bar.set_position(done);
+                bar.set_message(format!("{failures} failing"));
+            }
+            None if done % self.step == 0 || done == total => {
+                eprintln!("progress: {done}/{total} seeds, {failures} failing");
+            }
+            None => {}
+        }
+    }
+
+    /// The campaign ended: the bar goes away.
+    pub fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+use crate::outcome::Exit;
 use crate::outcome::Outcome;
 use crate::plan::{Plan, PlanError};
 use crate::report;
@@ -306,13 +307,43 @@ impl Snapshot {
     }
 
     /// The same snapshot, its replay line naming `program` (`cargo sim`, or a team's binary
-    /// that registers the target) instead of `cargo sim`.
-    pub fn replayed_by(mut self, program: &str) -> Snapshot {
-        let line = format!("replay: {program} replay snapshots/{}.snap", self.name);
+    /// that registers the target) instead of `cargo sim`, and `dir` (where it is written)
+    /// instead of `snapshots`.
+    pub fn replayed_by(mut self, program: &str, dir: &str) -> Snapshot {
+        let line = format!("replay: {program} replay {dir}/{}.snap", self.name);
         if let Some(l) = self.recorded.iter_mut().find(|l| l.starts_with("replay: ")) {
             *l = line;
         }
         self
+    }
+
+    /// How a replay of this snapshot ended, as `replay` says it, with its exit code: as
+    /// recorded ([`Exit::Pass`]), now passing ([`Exit::ReplayNowPasses`]) or failing otherwise
+    /// ([`Exit::ReplayDiffers`], with the new verdict and trace).
+    pub fn replay_verdict(&self, report: &RunReport) -> (Exit, String) {
+        let now = report::verdict(report);
+        let now_line = now.lines().next().unwrap_or_default();
+        let mut out = format!("recorded: {}\nnow:      {now_line}\n", self.verdict);
+        let exit = match (self.expect, report.outcome.passed()) {
+            (Expect::Pass, true) => {
+                out.push_str("replay: passes, as expected (a core bug that has been fixed)\n");
+                Exit::Pass
+            }
+            (Expect::Fail, true) => {
+                out.push_str("replay: NOW PASSES (the recorded failure no longer happens)\n");
+                Exit::ReplayNowPasses
+            }
+            (Expect::Fail, false) if self.fails_as_recorded(report) => {
+                out.push_str("replay: still failing the same way at the same step\n");
+                Exit::Pass
+            }
+            (_, false) => {
+                out.push_str(&format!("replay: FAILS DIFFERENTLY\n{now}\n"));
+                out.push_str(&report::trace_excerpt(report, false));
+                Exit::ReplayDiffers
+            }
+        };
+        (exit, out)
     }
 
     /// This snapshot as a run shows it now: the verdict and story derived from `report`, the

@@ -382,3 +382,25 @@ fn run_plan_applies_the_oracle_and_network_and_refuses_what_shapes_a_generated_p
         );
     }
 }
+
+#[test]
+fn a_snapshot_shrunk_elsewhere_names_where_it_was_written_in_its_replay_line() {
+    let dir = temp("elsewhere");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_wsreg-sim"))
+        .args(["shrink", "--seed", "2", "--target", "B3", "--snapshots"])
+        .arg(&dir)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CI")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let snap = std::fs::read_dir(&dir)
+        .expect("written")
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "snap"))
+        .expect("a snapshot");
+    let text = std::fs::read_to_string(&snap).unwrap();
+    let name = snap.file_name().unwrap().to_string_lossy().into_owned();
+    let expected = format!("replay: cargo sim replay {}/{name}", dir.display());
+    assert!(text.contains(&expected), "{expected}\n{text}");
+}

@@ -34,7 +34,11 @@ fn every_planted_bug_is_caught_by_an_expected_invariant_and_reproduces() {
         let seed = first.seed.to_string();
         let out = sim(&["run", "--seed", &seed, "--target", &bug.to_string()]);
         let text = stdout(&out);
-        assert_eq!(out.status.code(), Some(first.outcome.exit_code()), "{text}");
+        assert_eq!(
+            out.status.code(),
+            Some(first.outcome.exit_code().code()),
+            "{text}"
+        );
         assert!(
             text.contains(&label),
             "{bug} did not reproduce in a fresh process: {text}"

@@ -34,6 +34,34 @@ pub struct RunRecord<'a> {
     pub report: &'a RunReport,
 }
 
+impl RunRecord<'_> {
+    /// Writes the record as JSON to `path`.
+    pub fn write(&self, path: &Path) -> Result<(), PageError> {
+        let text = serde_json::to_string_pretty(self).expect("a run record serialises");
+        std::fs::write(path, text).map_err(|source| PageError::Io {
+            path: path.display().to_string(),
+            source,
+        })
+    }
+
+    /// Writes the run's page to `path` (named after the file).
+    pub fn write_page(&self, path: &Path) -> Result<(), PageError> {
+        let name = path
+            .file_stem()
+            .map_or_else(|| "run".to_owned(), |s| s.to_string_lossy().into_owned());
+        let source = PageSource {
+            name,
+            target: self.target.to_owned(),
+            runtime_seed: self.runtime_seed,
+            plan: self.plan.clone(),
+            replay: self.replay.to_owned(),
+            found: None,
+            recorded: Recorded::Nothing,
+        };
+        super::write(path, &super::render(&source, self.report))
+    }
+}
+
 /// The part of a run record a page needs.
 #[derive(Debug, Deserialize)]
 struct RunRecordFile {

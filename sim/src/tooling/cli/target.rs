@@ -1,0 +1,173 @@
+//! The flags that choose a target and shape its config: resolved to a target, applied to a
+//! generated config or to a plan file, and written back as the flags that reproduce a run.
+
+use anyhow::{bail, Result};
+
+use super::args::TargetArgs;
+use crate::config::SimConfig;
+use crate::plan::Plan;
+use crate::target::{Target, Targets};
+
+/// A latency range as its flag takes it: `MIN..MAX`.
+pub(crate) fn latency_flag<S: serde::Serializer>(
+    range: &Option<[u64; 2]>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match range {
+        Some([lo, hi]) => s.serialize_str(&format!("{lo}..{hi}")),
+        None => s.serialize_none(),
+    }
+}
+
+pub(crate) fn parse_latency(s: &str) -> Result<[u64; 2], String> {
+    let err = || format!("{s:?} is not a latency range: write MIN..MAX in ms, e.g. 1..10");
+    let (lo, hi) = s.split_once("..").ok_or_else(err)?;
+    let (lo, hi) = (
+        lo.parse().map_err(|_| err())?,
+        hi.parse().map_err(|_| err())?,
+    );
+    if lo > hi {
+        return Err(err());
+    }
+    Ok([lo, hi])
+}
+
+impl TargetArgs {
+    /// The target these flags name, among `targets`.
+    pub(crate) fn resolve<'a>(&self, targets: &'a Targets) -> Result<&'a Target> {
+        Ok(targets.get(self.target.as_deref().unwrap_or("core"))?)
+    }
+
+    pub(crate) fn config(&self) -> Result<SimConfig> {
+        let mut c = SimConfig::default();
+        if let Some(o) = self.oracle {
+            c.oracle = o;
+        }
+        if let Some(u) = self.users {
+            c.users = u;
+        }
+        if let Some(o) = self.ops {
+            c.ops = o;
+        }
+        c.swarm = !self.no_swarm;
+        if self.net {
+            let mut net = crate::config::NetConfig::default();
+            if let Some(l) = self.latency_ms {
+                net.latency_ms = l;
+            }
+            if let Some(l) = self.loss_percent {
+                net.loss_percent = l;
+            }
+            if let Some(p) = self.partitions {
+                net.partitions = p;
+            }
+            if let Some(r) = self.restarts {
+                net.restarts = r;
+            }
+            c.net = Some(net);
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Applies these flags to a plan file's plan: the oracle and the network apply; the
+    /// flags that shape a generated plan (users, ops, swarm, fault counts) are refused, since
+    /// a plan file lists its own users, ops and faults.
+    pub(crate) fn apply_to_plan(&self, plan: &mut Plan) -> Result<()> {
+        let generated_only = [
+            ("--users", self.users.is_some()),
+            ("--ops", self.ops.is_some()),
+            ("--no-swarm", self.no_swarm),
+            ("--partitions", self.partitions.is_some()),
+            ("--restarts", self.restarts.is_some()),
+        ];
+        if let Some((flag, _)) = generated_only.iter().find(|(_, given)| *given) {
+            bail!(
+                "{flag} shapes the plan a seed generates and does not apply to a plan file, \
+                 which lists its own users, ops and faults: edit the file instead"
+            );
+        }
+        if let Some(o) = self.oracle {
+            plan.oracle = o;
+        }
+        if self.net {
+            let defaults = crate::config::NetConfig::default();
+            let net = plan.net.get_or_insert_with(|| crate::plan::NetPlan {
+                latency_ms: defaults.latency_ms,
+                loss_percent: defaults.loss_percent,
+                faults: Vec::new(),
+            });
+            if let Some(l) = self.latency_ms {
+                net.latency_ms = l;
+            }
+            if let Some(l) = self.loss_percent {
+                net.loss_percent = l;
+            }
+        }
+        plan.validate()?;
+        Ok(())
+    }
+
+    /// The flags that reproduce this target, for replay lines: every flag given, in the
+    /// order the arguments define them, read off the argument definitions themselves (so a
+    /// new flag needs no line here).
+    pub(crate) fn flags(&self) -> String {
+        use clap::Args as _;
+        let values = serde_json::to_value(self).expect("target flags serialise");
+        let definitions = TargetArgs::augment_args(clap::Command::new("target"));
+        let mut f = String::new();
+        for arg in definitions.get_arguments() {
+            let (Some(long), Some(value)) = (arg.get_long(), values.get(arg.get_id().as_str()))
+            else {
+                continue;
+            };
+            match value {
+                serde_json::Value::Bool(true) => f.push_str(&format!(" --{long}")),
+                serde_json::Value::String(v) => f.push_str(&format!(" --{long} {v}")),
+                serde_json::Value::Number(v) => f.push_str(&format!(" --{long} {v}")),
+                _ => {}
+            }
+        }
+        f
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::super::args::{Cli, Command};
+
+    fn target_flags(args: &[&str]) -> String {
+        let cli = Cli::try_parse_from(args).expect("parses");
+        match cli.command {
+            Command::Fuzz(f) => f.target.flags(),
+            other => panic!("not fuzz: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn replay_flags_repeat_every_target_flag_given_in_definition_order() {
+        let flags = target_flags(&[
+            "wsreg-sim",
+            "fuzz",
+            "--users",
+            "7",
+            "--bug",
+            "B3",
+            "--net",
+            "--latency-ms",
+            "2..9",
+            "--oracle",
+            "black-box",
+            "--no-swarm",
+            "--seeds",
+            "0..5",
+        ]);
+        assert_eq!(
+            flags,
+            " --target B3 --oracle black-box --users 7 --no-swarm --net --latency-ms 2..9"
+        );
+        assert_eq!(target_flags(&["wsreg-sim", "fuzz"]), "");
+    }
+}
