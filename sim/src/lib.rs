@@ -1,55 +1,41 @@
 //! wsreg-sim: a seeded deterministic simulator for wsreg, built on madsim.
 //!
-//! One seed drives many concurrent simulated users against the core (or any [`Backend`]),
-//! faults included; every core observation and client action is a step, and the invariants
-//! I1–I10 (defined in the README, named by [`invariant::Invariant`]) are checked after every
-//! step.
+//! One seed drives many concurrent simulated users against the core (or any
+//! [`wsreg::Backend`]), faults included; every core observation and client action is a step,
+//! and the invariants I1–I10 (defined in the README, named by
+//! [`check::invariant::Invariant`]) are checked after every step.
 //!
-//! Data flow: [`Seed`] → [`SimConfig::for_seed`] (swarm) → [`workload::generate`] ([`Plan`]) →
-//! [`run_plan`] (a fresh thread, a madsim runtime, a [`world`]) → [`RunReport`] with an
-//! [`Outcome`].
+//! Data flow: [`generate::seed::Seed`] → [`generate::config::SimConfig::for_seed`] (swarm) →
+//! [`generate::workload::generate`] (a [`generate::plan::Plan`]) →
+//! [`run::runtime::run_plan`] (a fresh thread, a madsim runtime, a [`run::world`]) →
+//! [`run::world::RunReport`] with a [`check::outcome::Outcome`].
 //!
-//! The source follows the pipeline, one folder per stage and one concept per module:
+//! The source follows the pipeline, one folder per stage and one concept per module. Stages
+//! import one way, each only from the stages before it (a test reads the `use` lines), and
+//! every item has one public path, through its stage:
 //!
-//! - [`generate`]: `seed`, `config` (swarm), `plan`, [`workload`].
-//! - [`run`]: `backend` (the seam: five operations, optional capabilities), [`target`]
-//!   (backends by name: the core, the zoo, a team's own), [`world`] (phases), the simulated
-//!   clients, `recorder` (observer and clients → steps), `runtime` (the only madsim-specific
-//!   code), `net` (any backend behind the real server over simulated TCP).
-//! - [`check`]: `trace` (steps and their stable hash), [`invariant`] (the checker: the
-//!   black-box and white-box oracles), `coverage`, `outcome` (verdicts and exit codes).
-//! - [`tooling`]: [`campaign`] (many seeds), `isolation` (worker processes), `junit`, `merge`
-//!   (shard summaries), `shrink`,
-//!   `snapshot` (the regression corpus), `report` (what is printed), [`cli`].
-//! - [`measure`]: `bench` (throughput), `detection` and [`oracles`] (the zoo tables),
-//!   [`disconnect`] (the disconnect benchmark), `stress` (baseline (b) on real tokio), [`table`]
-//!   (measured tables as JSON and as the README's markdown).
-//! - [`zoo`]: the planted bugs.
-//!
-//! Every module is also reachable at the crate's root (`wsreg_sim::campaign`, ...).
+//! 1. [`generate`]: `seed`, `config` (swarm), `oracle` (who judges), `plan`, `workload`.
+//! 2. [`check`]: `trace` (steps and their stable hash), `invariant` (the checker: the
+//!    black-box and white-box oracles), `coverage`, `outcome` (verdicts, failure kinds, exit
+//!    codes). Pure: it judges steps, whoever produced them.
+//! 3. [`run`]: `backend` (the seam, `wsreg::Backend`, and how the harness makes one), `world`
+//!    (phases), the simulated clients, `recorder` (observer and clients → steps, checked as
+//!    they come), `runtime` (the only madsim-specific code), `net` (any backend behind the real
+//!    server over simulated TCP).
+//! 4. [`zoo`]: the planted bugs, each a backend over the real core.
+//! 5. [`tooling`]: `target` (backends by name: the core, the zoo, a team's own), `campaign`
+//!    (many seeds), `isolation` (worker processes), `shrink`, `triage` (what becomes of a
+//!    failure), `snapshot` (the regression corpus), `store` (known failures), `junit`, `merge`
+//!    (shard summaries), `page` (report pages), `report` (what is printed).
+//! 6. [`measure`]: `bench` (throughput), `detection` and `oracles` (the zoo tables),
+//!    `disconnect` (the disconnect benchmark), `stress` (baseline (b) on real tokio), `suite`
+//!    (every table of `bench`), `table` (measured tables as JSON and as the README's markdown).
+//! 7. [`cli`]: parses the command line and dispatches to the stages.
 
 pub mod check;
+pub mod cli;
 pub mod generate;
 pub mod measure;
 pub mod run;
 pub mod tooling;
 pub mod zoo;
-
-pub use check::{coverage, invariant, outcome, trace};
-pub use generate::{config, plan, seed, workload};
-pub use measure::{bench, detection, disconnect, oracles, stress, suite, table};
-pub(crate) use run::client;
-#[cfg(madsim)]
-pub use run::net;
-pub use run::{backend, recorder, runtime, target, world};
-pub use tooling::{
-    campaign, cli, isolation, junit, merge, page, report, shrink, snapshot, store, triage,
-};
-
-pub use backend::Backend;
-pub use config::SimConfig;
-pub use outcome::Outcome;
-pub use plan::Plan;
-pub use runtime::run_plan;
-pub use seed::Seed;
-pub use world::RunReport;

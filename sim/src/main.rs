@@ -6,9 +6,12 @@
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() {
-    if !wsreg_sim::runtime::SIMULATED {
-        eprintln!("error: {}", wsreg_sim::runtime::RuntimeError::NotSimulated);
-        std::process::exit(wsreg_sim::outcome::Exit::Usage.code());
+    if !wsreg_sim::run::runtime::SIMULATED {
+        eprintln!(
+            "error: {}",
+            wsreg_sim::run::runtime::RuntimeError::NotSimulated
+        );
+        std::process::exit(wsreg_sim::check::outcome::Exit::Usage.code());
     }
     // Started by a campaign to run one seed in a fresh process, `main` does that and exits.
     std::process::exit(wsreg_sim::cli::main());

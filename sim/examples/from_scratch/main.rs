@@ -14,7 +14,7 @@
 mod registry;
 
 use registry::{Scratch, Variant};
-use wsreg_sim::target::{Target, Targets};
+use wsreg_sim::tooling::target::{Target, Targets};
 
 fn main() {
     let targets = Targets::builtin()

@@ -19,7 +19,7 @@ use wsreg::{
     ManagerId, ManagerView, Mode, Observation, Observer, Payload, Position, RegistryConfig,
     RegistryView, RemoveReason, Sink, UserContext, UserKey,
 };
-use wsreg_sim::backend::{Backend, BoxFuture, Capabilities, Connected, Handle};
+use wsreg_sim::run::backend::{Backend, BoxFuture, Capabilities, Connected, Handle};
 
 /// Which registry: the correct one, or one with a planted race.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

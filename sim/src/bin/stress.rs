@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use wsreg_sim::stress::{stress_bug, table};
+use wsreg_sim::measure::stress::{stress_bug, table};
 use wsreg_sim::zoo::Bug;
 
 /// Runs each zoo bug's workload in a real tokio stress loop, with end-of-run assertions only.
@@ -29,14 +29,14 @@ struct Args {
 }
 
 fn main() {
-    if wsreg_sim::runtime::SIMULATED {
+    if wsreg_sim::run::runtime::SIMULATED {
         eprintln!("error: wsreg-stress measures real tokio; build it without --cfg madsim (`cargo stress`)");
-        std::process::exit(wsreg_sim::outcome::Exit::Usage.code());
+        std::process::exit(wsreg_sim::check::outcome::Exit::Usage.code());
     }
     let args = Args::parse();
     if args.iterations == 0 || args.jobs == 0 {
         eprintln!("error: --iterations and --jobs must be at least 1");
-        std::process::exit(wsreg_sim::outcome::Exit::Usage.code());
+        std::process::exit(wsreg_sim::check::outcome::Exit::Usage.code());
     }
     let bugs: Vec<Bug> = args.bug.map_or_else(|| Bug::ALL.to_vec(), |b| vec![b]);
     let next = std::sync::atomic::AtomicUsize::new(0);
@@ -56,19 +56,22 @@ fn main() {
     });
     let mut rows = rows.into_inner().expect("rows");
     rows.sort_by_key(|r| r.bug);
-    let t = table(&rows, &wsreg_sim::table::invocation("cargo stress"));
+    let t = table(
+        &rows,
+        &wsreg_sim::measure::table::invocation("cargo stress"),
+    );
     print!("{}", t.markdown());
     if let Some(dir) = &args.tables {
         if let Err(e) = t.write_to(dir) {
             eprintln!("error: {e}");
-            std::process::exit(wsreg_sim::outcome::Exit::Usage.code());
+            std::process::exit(wsreg_sim::check::outcome::Exit::Usage.code());
         }
     }
     if let Some(path) = args.json {
         let text = serde_json::to_string_pretty(&rows).expect("rows serialise");
         if let Err(e) = std::fs::write(&path, text) {
             eprintln!("error: writing {}: {e}", path.display());
-            std::process::exit(wsreg_sim::outcome::Exit::Usage.code());
+            std::process::exit(wsreg_sim::check::outcome::Exit::Usage.code());
         }
     }
 }

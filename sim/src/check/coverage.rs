@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use wsreg::{CloseReason, RemoveReason};
 
-use crate::trace::{Step, What};
+use crate::check::trace::{Step, What};
 
 /// Every coverage point, with what it means.
 pub const POINTS: [(&str, &str); 13] = [

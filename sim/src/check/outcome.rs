@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::invariant::{Invariant, Violation};
+use crate::check::invariant::{Invariant, Violation};
 
 /// The fixed exit codes of every command, in one place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

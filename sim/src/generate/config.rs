@@ -8,7 +8,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 use wsreg::RegistryConfig;
 
-use crate::seed::Seed;
+use crate::generate::seed::Seed;
 
 /// Relative weights of the client operations in a generated plan. Zero switches one off.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -97,6 +97,16 @@ impl Default for NetConfig {
     }
 }
 
+/// Highest packet loss a run may ask for: madsim's backoff doubles up to 10 s, so at higher
+/// rates one packet can outlast the liveness bound.
+pub const MAX_LOSS_PERCENT: u8 = 10;
+/// Most users one run (a config, a plan) may hold.
+pub const MAX_USERS: usize = 100_000;
+/// Most ops one run may hold.
+pub const MAX_OPS: usize = 1_000_000;
+/// Latest virtual time an op may be at, in ms (one virtual hour).
+pub const MAX_AT_MS: u64 = 3_600_000;
+
 /// The registry limits the simulated core runs with (small, so limits are reached).
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -175,8 +185,11 @@ pub struct SimConfig {
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub identity_variants: bool,
     /// Which oracles judge the runs (default: both).
-    #[serde(default, skip_serializing_if = "crate::invariant::Oracle::is_both")]
-    pub oracle: crate::invariant::Oracle,
+    #[serde(
+        default,
+        skip_serializing_if = "crate::generate::oracle::Oracle::is_both"
+    )]
+    pub oracle: crate::generate::oracle::Oracle,
 }
 
 impl Default for SimConfig {
@@ -192,7 +205,7 @@ impl Default for SimConfig {
             swarm: true,
             net: None,
             identity_variants: false,
-            oracle: crate::invariant::Oracle::Both,
+            oracle: crate::generate::oracle::Oracle::Both,
         }
     }
 }
@@ -271,11 +284,11 @@ impl SimConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let problem = if self.users == 0 {
             Some("users must be at least 1")
-        } else if self.users > crate::plan::MAX_USERS {
+        } else if self.users > MAX_USERS {
             Some("users must be at most 100,000 (a plan's cap)")
-        } else if self.ops > crate::plan::MAX_OPS {
+        } else if self.ops > MAX_OPS {
             Some("ops must be at most 1,000,000 (a plan's cap)")
-        } else if self.horizon_ms == 0 || self.horizon_ms > crate::plan::MAX_AT_MS {
+        } else if self.horizon_ms == 0 || self.horizon_ms > MAX_AT_MS {
             Some("horizon_ms must be 1 to 3,600,000")
         } else if self.weights.connect == 0 && self.ops > 0 {
             Some("weights.connect must not be 0")
@@ -304,7 +317,7 @@ impl SimConfig {
         } else if self
             .net
             .as_ref()
-            .is_some_and(|n| n.loss_percent > crate::plan::MAX_LOSS_PERCENT)
+            .is_some_and(|n| n.loss_percent > MAX_LOSS_PERCENT)
         {
             Some("net.loss_percent must be at most 10 (madsim's retransmit backoff reaches 10 s)")
         } else {

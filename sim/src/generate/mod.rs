@@ -2,6 +2,7 @@
 //! their ops at virtual times) that a run plays.
 
 pub mod config;
+pub mod oracle;
 pub mod plan;
 pub mod seed;
 pub mod workload;

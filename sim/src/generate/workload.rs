@@ -5,9 +5,11 @@ use rand::prelude::Distribution;
 use rand::Rng;
 use wsreg::Mode;
 
-use crate::config::SimConfig;
-use crate::plan::{NetFault, NetFaultKind, NetPlan, Op, OpKind, Plan, UserSpec, PLAN_VERSION};
-use crate::seed::Seed;
+use crate::generate::config::SimConfig;
+use crate::generate::plan::{
+    NetFault, NetFaultKind, NetPlan, Op, OpKind, Plan, UserSpec, PLAN_VERSION,
+};
+use crate::generate::seed::Seed;
 
 /// User `i`'s id (from 1) among look-alike pairs: users `2k-1` and `2k` are two distinct ids
 /// that a careless key function merges, the kind cycling through case (`alice3`, `Alice3`),
@@ -163,6 +165,13 @@ pub fn generate(config: &SimConfig, seed: Seed) -> Plan {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn generated_plans_are_of_the_current_format() {
+        let config = crate::generate::config::SimConfig::default();
+        let plan = super::generate(&config, crate::generate::seed::Seed(1));
+        assert_eq!(plan.version, crate::generate::plan::PLAN_VERSION);
+    }
+
     #[test]
     fn look_alike_ids_are_distinct_valid_and_pairwise_confusable() {
         let ids: Vec<String> = (1..=200).map(super::look_alike).collect();

@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::campaign::{run_campaign, CampaignOptions};
-use crate::config::{NetConfig, SimConfig};
-use crate::recorder::Keep;
-use crate::runtime::RuntimeError;
-use crate::seed::SeedRange;
-use crate::table::{Column, Table};
+use crate::generate::config::{NetConfig, SimConfig};
+use crate::generate::seed::SeedRange;
+use crate::measure::table::{Column, Table};
+use crate::run::recorder::Keep;
+use crate::run::runtime::RuntimeError;
+use crate::tooling::campaign::{run_campaign, CampaignOptions};
 
 #[path = "../../../benches/support/workload.rs"]
 mod core_workload;

@@ -11,14 +11,14 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::campaign::{derive, plan_for, run_campaign, CampaignOptions, SeedResult};
-use crate::config::SimConfig;
-use crate::recorder::Keep;
-use crate::runtime::RuntimeError;
-use crate::seed::SeedRange;
-use crate::shrink::{shrink, ShrinkOptions};
-use crate::table::{Column, Table};
-use crate::target::Target;
+use crate::generate::config::SimConfig;
+use crate::generate::seed::SeedRange;
+use crate::measure::table::{Column, Table};
+use crate::run::recorder::Keep;
+use crate::run::runtime::RuntimeError;
+use crate::tooling::campaign::{derive, plan_for, run_campaign, CampaignOptions, SeedResult};
+use crate::tooling::shrink::{shrink, ShrinkOptions};
+use crate::tooling::target::Target;
 use crate::zoo::Bug;
 
 /// How one way of testing fared against one bug.
@@ -220,7 +220,7 @@ pub fn measure_net(
             target: Target::builtin(Some(bug)),
             keep: Keep::Tail(1),
             config: SimConfig {
-                net: Some(crate::config::NetConfig::default()),
+                net: Some(crate::generate::config::NetConfig::default()),
                 ..SimConfig::default()
             },
             ..CampaignOptions::new(SeedRange {

@@ -32,10 +32,10 @@ use wsreg::{
     UserContext,
 };
 
-use crate::backend::{core_factory, Backend, Factory, Handle, Network};
-use crate::outcome::Exit;
-use crate::runtime::{simulate, Link, Panicked, RuntimeError};
-use crate::table::{Column, Table};
+use crate::check::outcome::Exit;
+use crate::measure::table::{Column, Table};
+use crate::run::backend::{core_factory, Backend, Factory, Handle, Network};
+use crate::run::runtime::{simulate, Link, Panicked, RuntimeError};
 use crate::zoo::Bug;
 
 /// What to run.
@@ -333,7 +333,7 @@ pub fn command(
             .map_err(|e| DisconnectError::Options(format!("writing {}: {e}", path.display())))?;
     }
     if let Some(dir) = tables {
-        table(&summary, &crate::table::invocation("cargo sim"))
+        table(&summary, &crate::measure::table::invocation("cargo sim"))
             .write_to(dir)
             .map_err(|e| DisconnectError::Options(e.to_string()))?;
     }
@@ -350,7 +350,7 @@ fn simulated(factory: Factory, o: Options) -> Result<Result<Summary, Panicked>, 
         let config = registry_config(&o);
         #[cfg(madsim)]
         if o.net.is_some() {
-            let net = Arc::new(crate::net::NetBackend::new(factory, config, None));
+            let net = Arc::new(crate::run::net::NetBackend::new(factory, config, None));
             return measure(Arc::clone(&net) as _, Some(net as _), o, "network").await;
         }
         measure(factory(config, None), None, o, "in process").await

@@ -5,13 +5,13 @@
 
 use serde::Serialize;
 
-use crate::campaign::{run_campaign, CampaignOptions};
-use crate::config::SimConfig;
-use crate::invariant::Oracle;
-use crate::runtime::RuntimeError;
-use crate::seed::SeedRange;
-use crate::table::{Column, Table};
-use crate::target::Target;
+use crate::generate::config::SimConfig;
+use crate::generate::oracle::Oracle;
+use crate::generate::seed::SeedRange;
+use crate::measure::table::{Column, Table};
+use crate::run::runtime::RuntimeError;
+use crate::tooling::campaign::{run_campaign, CampaignOptions};
+use crate::tooling::target::Target;
 use crate::zoo::Bug;
 
 /// The oracles, in the table's column order.

@@ -9,14 +9,14 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::campaign::plan_for;
-use crate::config::SimConfig;
-use crate::plan::Plan;
-use crate::recorder::Keep;
-use crate::runtime::RuntimeError;
-use crate::seed::Seed;
-use crate::table::{Align, Column, Kind, Table};
-use crate::world::RunReport;
+use crate::generate::config::SimConfig;
+use crate::generate::plan::Plan;
+use crate::generate::seed::Seed;
+use crate::measure::table::{Align, Column, Kind, Table};
+use crate::run::recorder::Keep;
+use crate::run::runtime::RuntimeError;
+use crate::run::world::RunReport;
+use crate::tooling::campaign::plan_for;
 use crate::zoo::Bug;
 
 /// One bug under the stress loop.
@@ -38,7 +38,7 @@ pub struct StressRow {
 
 /// Runs `plan` against `B` on a fresh real tokio multi-thread runtime.
 pub fn stress_plan(
-    factory: crate::backend::Factory,
+    factory: crate::run::backend::Factory,
     plan: Arc<Plan>,
     _seed: u64,
     keep: Keep,
@@ -50,7 +50,7 @@ pub fn stress_plan(
             .enable_all()
             .build()?;
         let black_box = Arc::default();
-        Ok(rt.block_on(crate::world::execute(factory, plan, keep, black_box)))
+        Ok(rt.block_on(crate::run::world::execute(factory, plan, keep, black_box)))
     }
     #[cfg(madsim)]
     {

@@ -4,9 +4,9 @@
 
 use std::path::PathBuf;
 
-use crate::outcome::Exit;
-use crate::runtime::RuntimeError;
-use crate::table::{Table, TableError};
+use crate::check::outcome::Exit;
+use crate::measure::table::{Table, TableError};
+use crate::run::runtime::RuntimeError;
 use crate::zoo::Bug;
 
 /// What `bench` measures.
@@ -73,12 +73,12 @@ pub fn run(o: &BenchOptions) -> Result<Exit, BenchError> {
     }
     let throughput = match (o.bug, o.rounds) {
         (Some(_), _) | (None, 0) => None,
-        (None, rounds) => Some(crate::bench::run(rounds, o.scale)?),
+        (None, rounds) => Some(crate::measure::bench::run(rounds, o.scale)?),
     };
     let command = &o.command;
     let mut printed = Vec::new();
     if let Some(b) = &throughput {
-        show(&mut printed, crate::bench::table(b, command));
+        show(&mut printed, crate::measure::bench::table(b, command));
     }
     let bugs: Vec<Bug> = o.bug.map_or_else(|| Bug::ALL.to_vec(), |b| vec![b]);
     let jobs = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -86,19 +86,25 @@ pub fn run(o: &BenchOptions) -> Result<Exit, BenchError> {
         Vec::new()
     } else {
         let progress = |bug: Bug| eprintln!("zoo: measuring {bug}");
-        crate::detection::measure(&bugs, o.zoo_seeds, jobs, &progress)?
+        crate::measure::detection::measure(&bugs, o.zoo_seeds, jobs, &progress)?
     };
     if !zoo.is_empty() {
-        show(&mut printed, crate::detection::table(&zoo, command));
+        show(
+            &mut printed,
+            crate::measure::detection::table(&zoo, command),
+        );
     }
     let net_zoo = if o.net_seeds == 0 {
         Vec::new()
     } else {
         let progress = |bug: Bug| eprintln!("zoo through the network: measuring {bug}");
-        crate::detection::measure_net(&bugs, o.net_seeds, jobs, &progress)?
+        crate::measure::detection::measure_net(&bugs, o.net_seeds, jobs, &progress)?
     };
     if !net_zoo.is_empty() {
-        show(&mut printed, crate::detection::table_net(&net_zoo, command));
+        show(
+            &mut printed,
+            crate::measure::detection::table_net(&net_zoo, command),
+        );
     }
     let oracles = if o.oracle_seeds == 0 {
         Vec::new()
@@ -109,10 +115,13 @@ pub fn run(o: &BenchOptions) -> Result<Exit, BenchError> {
         } else {
             o.false_alarm_seeds
         };
-        crate::oracles::measure(&bugs, o.oracle_seeds, core, jobs, &progress)?
+        crate::measure::oracles::measure(&bugs, o.oracle_seeds, core, jobs, &progress)?
     };
     if !oracles.is_empty() {
-        show(&mut printed, crate::oracles::table(&oracles, command));
+        show(
+            &mut printed,
+            crate::measure::oracles::table(&oracles, command),
+        );
     }
     if let Some(dir) = &o.tables {
         for t in &printed {

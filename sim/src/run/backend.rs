@@ -10,7 +10,7 @@
 //! ```
 //! use wsreg::backend::{Backend, BoxFuture, Connected, Handle};
 //! use wsreg::{AgentEvent, Error, Mode, Position, Sink, UserContext};
-//! use wsreg_sim::target::{Target, Targets};
+//! use wsreg_sim::tooling::target::{Target, Targets};
 //!
 //! struct Mine {/* its own maps, ids, queues */}
 //!

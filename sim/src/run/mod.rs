@@ -3,10 +3,8 @@
 //! server over the simulated network.
 
 pub mod backend;
-pub(crate) mod client;
 #[cfg(madsim)]
 pub mod net;
 pub mod recorder;
 pub mod runtime;
-pub mod target;
 pub mod world;

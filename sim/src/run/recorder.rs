@@ -9,12 +9,12 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::time::Instant;
 use wsreg::{Observation, Observer, Payload};
 
-use crate::backend::Probe;
+use crate::check::coverage::Coverage;
 use crate::check::invariant::violation;
-use crate::config::Limits;
-use crate::coverage::Coverage;
-use crate::invariant::{Checker, Violation};
-use crate::trace::{MsgTag, Step, TraceHash, What};
+use crate::check::invariant::{Checker, Violation};
+use crate::check::trace::{MsgTag, Step, TraceHash, What};
+use crate::generate::config::Limits;
+use crate::run::backend::Probe;
 
 /// How much of the trace to keep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,7 +118,7 @@ impl Recorder {
             if first.is_none() && msg.owner() != &**user {
                 *first = Some(violation!(
                     n,
-                    crate::invariant::Invariant::I1,
+                    crate::check::invariant::Invariant::I1,
                     "at the end: user {user} had received {}'s {} ({at})",
                     msg.owner(),
                     msg.kind
@@ -133,7 +133,7 @@ impl Recorder {
     }
 
     /// Applies only `checks` from now on (set once the backend says what it offers).
-    pub fn set_checks(&self, checks: crate::invariant::Checks) {
+    pub fn set_checks(&self, checks: crate::check::invariant::Checks) {
         self.lock().checker.set_checks(checks);
     }
 

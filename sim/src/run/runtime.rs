@@ -4,10 +4,13 @@
 
 use std::sync::Arc;
 
-use crate::backend::Factory;
-use crate::plan::Plan;
-use crate::recorder::Keep;
-use crate::world::RunReport;
+use crate::check::coverage::Coverage;
+use crate::check::outcome::Outcome;
+use crate::generate::plan::Plan;
+use crate::run::backend::Factory;
+use crate::run::recorder::Keep;
+use crate::run::recorder::{Recording, Stats};
+use crate::run::world::RunReport;
 
 /// Why a run could not start.
 #[derive(Debug, thiserror::Error)]
@@ -146,7 +149,7 @@ where
     }
 }
 
-/// Runs `plan` with `runtime_seed` on a fresh thread; a panic becomes [`Outcome::Panic`](crate::Outcome)
+/// Runs `plan` with `runtime_seed` on a fresh thread; a panic becomes [`Outcome::Panic`](crate::check::outcome::Outcome)
 /// with the trace up to it.
 /// A plan with a `net` section runs `B` behind the real WebSocket server, over the simulated
 /// network (see `net::NetBackend`).
@@ -163,14 +166,43 @@ pub fn run_plan(
     let black_box = Arc::new(std::sync::OnceLock::new());
     let recorder = Arc::clone(&black_box);
     let ran = simulate(runtime_seed, link, move || async move {
-        crate::world::execute(factory, plan, keep, recorder).await
+        crate::run::world::execute(factory, plan, keep, recorder).await
     })?;
     Ok(ran.unwrap_or_else(|panic| {
         let kept = black_box
             .get()
-            .map(|r: &Arc<crate::recorder::Recorder>| r.finish(false));
-        RunReport::panicked(panic, kept)
+            .map(|r: &Arc<crate::run::recorder::Recorder>| r.finish(false));
+        report_of_panic(panic, kept)
     }))
+}
+
+/// The report of a run that panicked, with what its recorder had kept up to the panic.
+pub fn report_of_panic(panic: Panicked, kept: Option<Recording>) -> RunReport {
+    let outcome = Outcome::Panic {
+        message: panic.message,
+        by: panic.by.to_owned(),
+        at: panic.at,
+    };
+    match kept {
+        Some(rec) => RunReport {
+            outcome,
+            steps: rec.steps,
+            hash: rec.hash,
+            virtual_us: 0,
+            trace: rec.trace,
+            coverage: rec.coverage,
+            stats: rec.stats,
+        },
+        None => RunReport {
+            outcome,
+            steps: 0,
+            hash: 0,
+            virtual_us: 0,
+            trace: Vec::new(),
+            coverage: Coverage::default(),
+            stats: Stats::default(),
+        },
+    }
 }
 
 #[cfg(test)]

@@ -8,18 +8,18 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::config::SimConfig;
-use crate::coverage::Coverage;
-use crate::isolation::{run_in_worker, WorkerCommand, WorkerError};
-use crate::outcome::Outcome;
-use crate::plan::Plan;
-use crate::recorder::Keep;
-use crate::runtime::RuntimeError;
-use crate::seed::{Seed, SeedRange};
-use crate::target::Target;
-use crate::trace::Step;
-use crate::workload::generate;
-use crate::world::RunReport;
+use crate::check::coverage::Coverage;
+use crate::check::outcome::Outcome;
+use crate::check::trace::Step;
+use crate::generate::config::SimConfig;
+use crate::generate::plan::Plan;
+use crate::generate::seed::{Seed, SeedRange};
+use crate::generate::workload::generate;
+use crate::run::recorder::Keep;
+use crate::run::runtime::RuntimeError;
+use crate::run::world::RunReport;
+use crate::tooling::isolation::{run_in_worker, WorkerCommand, WorkerError};
+use crate::tooling::target::Target;
 
 /// The plan and runtime seed one seed runs with when recorded as `keep`: the end-of-run
 /// baseline is madsim's plain scheduling, so its plans run without buggify.
@@ -149,7 +149,7 @@ pub struct CampaignOptions {
     /// benchmarks' baselines (`EndOfRun` also switches buggify off: madsim's plain scheduling).
     pub keep: Keep,
     /// With `check_determinism`: run the second run in a fresh worker process started this way
-    /// (see [`crate::isolation`]), so state a backend keeps in the process between seeds shows
+    /// (see [`crate::tooling::isolation`]), so state a backend keeps in the process between seeds shows
     /// as nondeterminism. `None`: the second run on a fresh thread of this process.
     pub isolation: Option<WorkerCommand>,
     /// Run every seed in a fresh worker process started as `isolation` says, not only the
@@ -341,8 +341,8 @@ fn isolated(
 ) -> Result<RunReport, RuntimeError> {
     match run_in_worker(worker, target.name(), plan, runtime_seed) {
         Ok(ran) => Ok(ran.report()),
-        Err(WorkerError::Died { status }) => Ok(RunReport::panicked(
-            crate::runtime::Panicked {
+        Err(WorkerError::Died { status }) => Ok(crate::run::runtime::report_of_panic(
+            crate::run::runtime::Panicked {
                 message: format!("the process running this seed died ({status}) before giving a verdict: the system under test aborted it, or overflowed its stack"),
                 by: "the system under test",
                 at: None,
@@ -426,7 +426,7 @@ fn summarise(
         }
         if let Some(d) = &r.divergence {
             kinds.push((
-                crate::outcome::FailureKind::Nondeterminism.to_string(),
+                crate::check::outcome::FailureKind::Nondeterminism.to_string(),
                 format!("first differs at step {}", d.step),
             ));
         }
@@ -447,7 +447,7 @@ fn summarise(
         }
     }
     let network = opts.config.net.is_some();
-    for (point, _) in crate::coverage::points(network) {
+    for (point, _) in crate::check::coverage::points(network) {
         coverage.hits.entry(point).or_insert(0);
     }
     let n = results.len() as u64;

@@ -22,15 +22,15 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::coverage::Coverage;
-use crate::outcome::Outcome;
-use crate::recorder::Stats;
-use crate::world::RunReport;
+use crate::check::coverage::Coverage;
+use crate::check::outcome::Outcome;
+use crate::run::recorder::Stats;
+use crate::run::world::RunReport;
 
-use crate::plan::Plan;
-use crate::recorder::Keep;
-use crate::seed::Seed;
-use crate::target::Targets;
+use crate::generate::plan::Plan;
+use crate::generate::seed::Seed;
+use crate::run::recorder::Keep;
+use crate::tooling::target::Targets;
 
 /// Set (to anything) in a worker's environment.
 pub const WORKER_ENV: &str = "WSREG_SIM_WORKER";
@@ -180,9 +180,9 @@ pub fn run_in_worker(
 /// A team's fuzzing binary does this first of all, then runs its campaigns as usual:
 ///
 /// ```no_run
-/// use wsreg_sim::target::{Target, Targets};
+/// use wsreg_sim::tooling::target::{Target, Targets};
 /// let targets = Targets::builtin().with(Target::core()); // and its own
-/// wsreg_sim::isolation::serve_if_worker(&targets);
+/// wsreg_sim::tooling::isolation::serve_if_worker(&targets);
 /// ```
 pub fn serve_if_worker(targets: &Targets) {
     if std::env::var_os(WORKER_ENV).is_none() {

@@ -7,7 +7,7 @@
 use quick_xml::events::BytesText;
 use quick_xml::Writer;
 
-use crate::outcome::FailureKind;
+use crate::check::outcome::FailureKind;
 use crate::tooling::campaign::CampaignSummary;
 
 /// The failure kinds every report lists, by label ([`FailureKind`]).
@@ -17,7 +17,10 @@ pub fn kinds() -> Vec<String> {
 
 /// The report of `summary`; `repro(kind)` is the command that reproduces a failure of `kind`
 /// (given its first seed).
-pub fn report(summary: &CampaignSummary, repro: &dyn Fn(&str, crate::Seed) -> String) -> String {
+pub fn report(
+    summary: &CampaignSummary,
+    repro: &dyn Fn(&str, crate::generate::seed::Seed) -> String,
+) -> String {
     let kinds = kinds();
     let failing = kinds
         .iter()

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::outcome::Outcome;
-use crate::seed::{Seed, SeedRange};
+use crate::check::outcome::Outcome;
+use crate::generate::seed::{Seed, SeedRange};
 use crate::tooling::campaign::{FailureGroup, SUMMARY_VERSION};
 
 /// One shard's summary, as `fuzz --json` wrote it (fields merge does not need are ignored).
@@ -396,7 +396,7 @@ fn combine(shards: &[(String, ShardSummary)], missing: u64) -> Merged {
     }
     let failures: Vec<MergedFailure> = failures.into_values().collect();
     // As `fuzz` exits: only failures new to the shards' stores count.
-    let exit_code = crate::outcome::campaign_exit(
+    let exit_code = crate::check::outcome::campaign_exit(
         failures.iter().map(|f| (f.kind.as_str(), f.known)),
         shards
             .iter()
@@ -478,12 +478,20 @@ mod tests {
         let m = merge(&[("a".into(), known("0/2")), ("b".into(), known("1/2"))]).unwrap();
         assert_eq!(m.failures.len(), 1);
         assert!(m.failures[0].known);
-        assert_eq!(m.exit_code, crate::outcome::Exit::Pass.code(), "{m:?}");
+        assert_eq!(
+            m.exit_code,
+            crate::check::outcome::Exit::Pass.code(),
+            "{m:?}"
+        );
         // One shard found it new (it wrote it to the store): the campaign has a new failure.
         let fresh = shard_knowing("1/2", 5, &[(i10, 3, Some("I10-liveness-aaaa"))], false);
         let m = merge(&[("a".into(), known("0/2")), ("b".into(), fresh)]).unwrap();
         assert!(!m.failures[0].known);
-        assert_eq!(m.exit_code, crate::outcome::Exit::Stuck.code(), "{m:?}");
+        assert_eq!(
+            m.exit_code,
+            crate::check::outcome::Exit::Stuck.code(),
+            "{m:?}"
+        );
     }
 
     #[test]

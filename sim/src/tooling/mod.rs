@@ -2,7 +2,6 @@
 //! printed, and the command line.
 
 pub mod campaign;
-pub mod cli;
 pub mod isolation;
 pub mod junit;
 pub mod merge;
@@ -11,4 +10,5 @@ pub mod report;
 pub mod shrink;
 pub mod snapshot;
 pub mod store;
+pub mod target;
 pub mod triage;

@@ -3,11 +3,11 @@
 
 use std::fmt::Write as _;
 
-use crate::campaign::CampaignSummary;
-use crate::coverage::points;
-use crate::outcome::Outcome;
-use crate::trace::{Step, HEADER, LEGEND};
-use crate::world::RunReport;
+use crate::check::coverage::points;
+use crate::check::outcome::Outcome;
+use crate::check::trace::{Step, HEADER, LEGEND};
+use crate::run::world::RunReport;
+use crate::tooling::campaign::CampaignSummary;
 
 /// How many steps before the violating one an excerpt shows.
 pub const EXCERPT: usize = 40;
@@ -128,7 +128,10 @@ pub fn campaign(s: &CampaignSummary) -> String {
 }
 
 /// What a determinism check found, as `run --check-determinism` prints it.
-pub fn determinism(report: &RunReport, divergence: Option<&crate::campaign::Divergence>) -> String {
+pub fn determinism(
+    report: &RunReport,
+    divergence: Option<&crate::tooling::campaign::Divergence>,
+) -> String {
     match divergence {
         None => format!(
             "determinism: replayed identically (hash {:#018x})",

@@ -8,13 +8,13 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::outcome::Outcome;
-use crate::plan::{Op, OpKind, Plan};
-use crate::recorder::Keep;
-use crate::runtime::RuntimeError;
-use crate::seed::Seed;
-use crate::target::Target;
-use crate::world::RunReport;
+use crate::check::outcome::Outcome;
+use crate::generate::plan::{Op, OpKind, Plan};
+use crate::generate::seed::Seed;
+use crate::run::recorder::Keep;
+use crate::run::runtime::RuntimeError;
+use crate::run::world::RunReport;
+use crate::tooling::target::Target;
 
 /// Limits of one shrink.
 #[derive(Clone, Copy, Debug)]

@@ -12,13 +12,13 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::outcome::Exit;
-use crate::outcome::Outcome;
-use crate::plan::{Plan, PlanError};
-use crate::report;
-use crate::seed::Seed;
-use crate::trace::{Side, Step, What, HEADER, LEGEND};
-use crate::world::RunReport;
+use crate::check::outcome::Exit;
+use crate::check::outcome::Outcome;
+use crate::check::trace::{Side, Step, What, HEADER, LEGEND};
+use crate::generate::plan::{Plan, PlanError};
+use crate::generate::seed::Seed;
+use crate::run::world::RunReport;
+use crate::tooling::report;
 use crate::zoo::Bug;
 
 /// What replaying a snapshot is expected to show.
@@ -127,7 +127,7 @@ pub fn dir() -> PathBuf {
 /// A user's name as the diagram shows it: escaped as in the trace (non-ASCII and whitespace as
 /// `\u{…}`), with Mermaid's special characters as entity codes. Distinct names stay distinct.
 fn shown(name: &str) -> String {
-    mermaid_text(&crate::trace::escaped(name))
+    mermaid_text(&crate::check::trace::escaped(name))
 }
 
 /// Text with Mermaid's special characters as entity codes.
@@ -496,7 +496,10 @@ mod tests {
 
     #[test]
     fn the_name_depends_on_the_target() {
-        let plan = crate::workload::generate(&crate::SimConfig::default(), Seed(1));
+        let plan = crate::generate::workload::generate(
+            &crate::generate::config::SimConfig::default(),
+            Seed(1),
+        );
         let pass = Outcome::Pass;
         let names: std::collections::BTreeSet<String> = ["core", "B1", "B3", "mine"]
             .into_iter()

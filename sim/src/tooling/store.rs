@@ -4,7 +4,7 @@
 //!
 //! **Known** means the same bug, not the same seed: a failure is known when the store holds a
 //! snapshot against the same target, over the same transport (in process or through the
-//! network), that fails with the same [signature](crate::outcome::Outcome::signature): the
+//! network), that fails with the same [signature](crate::check::outcome::Outcome::signature): the
 //! same invariant broken by the same check (or a panic raised at the same place). Other seeds
 //! of one bug shrink to other plans, but they trip the same check, so a second night over new
 //! seeds reports the bug as known. A stored snapshot's signature is re-derived by replaying it
@@ -13,11 +13,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::outcome::Outcome;
-use crate::recorder::Keep;
-use crate::runtime::RuntimeError;
-use crate::snapshot::{Snapshot, SnapshotError};
-use crate::target::Target;
+use crate::check::outcome::Outcome;
+use crate::run::recorder::Keep;
+use crate::run::runtime::RuntimeError;
+use crate::tooling::snapshot::{Snapshot, SnapshotError};
+use crate::tooling::target::Target;
 
 /// Why the store could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -63,7 +63,7 @@ pub fn alike(
         .collect();
     paths.sort();
     let signature = outcome.signature();
-    let prefix = format!("{}-", crate::snapshot::kind_of(outcome));
+    let prefix = format!("{}-", crate::tooling::snapshot::kind_of(outcome));
     for path in paths {
         let stem = path.file_stem().map(|s| s.to_string_lossy().into_owned());
         if !stem.is_some_and(|s| s.starts_with(&prefix)) {

@@ -7,18 +7,18 @@
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
-use crate::campaign::{derive, CampaignSummary};
-use crate::config::SimConfig;
-use crate::outcome::FailureKind;
-use crate::page::PageError;
-use crate::plan::Plan;
-use crate::runtime::RuntimeError;
-use crate::seed::Seed;
-use crate::shrink::ShrinkOptions;
-use crate::snapshot::{Snapshot, SnapshotError};
-use crate::store::StoreError;
-use crate::target::Target;
-use crate::world::RunReport;
+use crate::check::outcome::FailureKind;
+use crate::generate::config::SimConfig;
+use crate::generate::plan::Plan;
+use crate::generate::seed::Seed;
+use crate::run::runtime::RuntimeError;
+use crate::run::world::RunReport;
+use crate::tooling::campaign::{derive, CampaignSummary};
+use crate::tooling::page::PageError;
+use crate::tooling::shrink::ShrinkOptions;
+use crate::tooling::snapshot::{Snapshot, SnapshotError};
+use crate::tooling::store::StoreError;
+use crate::tooling::target::Target;
 
 /// Why a failure could not be kept.
 #[derive(Debug, thiserror::Error)]
@@ -58,7 +58,7 @@ impl Destination {
             _ if in_ci() => Destination::Printed,
             (None, Some(dir)) => Destination::Snapshots(dir.to_owned()),
             (None, None) if program == "cargo sim" => {
-                Destination::Snapshots(crate::snapshot::dir())
+                Destination::Snapshots(crate::tooling::snapshot::dir())
             }
             (None, None) => Destination::Snapshots(PathBuf::from("snapshots")),
         }
@@ -67,7 +67,9 @@ impl Destination {
     /// The directory a replay line names.
     fn shown(&self) -> String {
         match self {
-            Destination::Store(d) | Destination::Snapshots(d) if d == &crate::snapshot::dir() => {
+            Destination::Store(d) | Destination::Snapshots(d)
+                if d == &crate::tooling::snapshot::dir() =>
+            {
                 "snapshots".to_owned()
             }
             Destination::Store(d) | Destination::Snapshots(d) => d.display().to_string(),
@@ -116,7 +118,8 @@ pub fn shrink_and_keep(
             eprint!("\rshrinking {}: {runs} runs, {ops} ops left   ", found.kind);
         }
     };
-    let s = crate::shrink::shrink(target, plan, runtime_seed, found.kind, options, &progress)?;
+    let s =
+        crate::tooling::shrink::shrink(target, plan, runtime_seed, found.kind, options, &progress)?;
     if terminal {
         eprintln!();
     }
@@ -181,9 +184,9 @@ pub fn shrink_and_keep(
 
 /// Writes a freshly written snapshot's page beside it (`NAME.html`).
 fn page_beside(snap: &Snapshot, path: &Path, report: &RunReport) -> Result<PathBuf, PageError> {
-    let out = crate::page::beside(path);
-    let source = crate::page::PageSource::from_snapshot(snap.clone());
-    crate::page::write(&out, &crate::page::render(&source, report))?;
+    let out = crate::tooling::page::beside(path);
+    let source = crate::tooling::page::PageSource::from_snapshot(snap.clone());
+    crate::tooling::page::write(&out, &crate::tooling::page::render(&source, report))?;
     Ok(out)
 }
 
@@ -209,7 +212,9 @@ pub fn campaign(
         if let Destination::Store(store) = dest {
             let first = summary.failing.iter().find(|r| r.seed == g.first_seed);
             let alike = match first {
-                Some(r) => crate::store::alike(store, target, base.net.is_some(), &r.outcome)?,
+                Some(r) => {
+                    crate::tooling::store::alike(store, target, base.net.is_some(), &r.outcome)?
+                }
                 None => None,
             };
             if let Some(name) = alike {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use wsreg::{Error, Position, Registry, Sink, UserContext};
 
 use super::plant::{conn, Plant};
-use crate::backend::{Backend, BoxFuture, Connected, Handle};
+use crate::run::backend::{Backend, BoxFuture, Connected, Handle};
 
 /// The planted B17.
 #[derive(Default)]

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use wsreg::{Error, Position, Registry, Sink, UserContext};
 
 use super::plant::{conn, Plant};
-use crate::backend::{Backend, BoxFuture, Connected, Handle, Probe};
+use crate::run::backend::{Backend, BoxFuture, Connected, Handle, Probe};
 
 /// B12: a second index (user → connection ids) that a close empties for the whole user.
 #[derive(Default)]

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use wsreg::{AgentEvent, Epoch, Error, Position, Registry, Sink, UserContext};
 
 use super::plant::Plant;
-use crate::backend::{Backend, BoxFuture, Connected};
+use crate::run::backend::{Backend, BoxFuture, Connected};
 
 fn offline(core: &Registry, ctx: &UserContext) -> bool {
     Backend::probe(core, ctx).is_some_and(|p| p.connections == 0)

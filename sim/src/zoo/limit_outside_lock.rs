@@ -5,7 +5,7 @@
 use wsreg::{Error, Position, Registry, RegistryConfig, Sink, UserContext};
 
 use super::plant::Plant;
-use crate::backend::{Backend, BoxFuture, Connected};
+use crate::run::backend::{Backend, BoxFuture, Connected};
 
 /// The planted B11.
 pub struct LimitOutsideLock {

@@ -14,7 +14,7 @@ use wsreg::{
 };
 
 use super::plant::Plant;
-use crate::backend::{registry, Backend, BoxFuture, Connected};
+use crate::run::backend::{registry, Backend, BoxFuture, Connected};
 
 /// Whether an envelope carries an agent event of this kind (`agent_thinking`, ...).
 fn is_event(envelope: &Envelope, kind: &str) -> bool {

@@ -1,5 +1,5 @@
 //! The bug zoo: every bug of the catalogue in the README (B1, B3–B26) planted as a
-//! [`Backend`](crate::Backend) over the real core, the way a buggy registry would be built, so
+//! [`Backend`](crate::run::backend::Backend) over the real core, the way a buggy registry would be built, so
 //! the core itself stays correct and carries no zoo code. Each measures the harness: it must be
 //! caught by one of its expected invariants.
 
@@ -24,15 +24,15 @@ pub use cleanup::{CleanupHitsReconnect, OverBroadCleanup};
 pub use delivery::{LostWhileOffline, ReplayedTwice};
 pub use limit_outside_lock::LimitOutsideLock;
 pub use lying::{DropsThinking, HiddenReplica, ResumeRepeatsEvent, SwapsToolCalls};
-pub use plant::Plant;
+
 pub use sharing::{FailOpen, SharedMode, Zombies};
 pub use stream::{CatchUpAfterLive, EpochSurvivesReaping, ResumeOffByOne, SilentTrim};
 pub use thread_routed::ThreadRouted;
 
 use wsreg::RegistryConfig;
 
-use crate::backend::Factory;
-use crate::invariant::Invariant;
+use crate::check::invariant::Invariant;
+use crate::run::backend::Factory;
 
 /// The factory of a planted bug: the one place bug ids meet the types that plant them.
 pub fn factory(bug: Bug) -> Factory {
@@ -199,7 +199,7 @@ impl Bug {
         }
     }
 
-    /// Whether a failure label (an [`Outcome::label`](crate::Outcome::label)) is one of the
+    /// Whether a failure label (an [`Outcome::label`](crate::check::outcome::Outcome::label)) is one of the
     /// expected invariants.
     pub fn caught_as_expected(self, label: &str) -> bool {
         self.expected()

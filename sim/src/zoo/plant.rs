@@ -10,7 +10,7 @@ use wsreg::{
     UserContext, UserKey,
 };
 
-use crate::backend::{
+use crate::run::backend::{
     registry, Backend, BoxFuture, Capabilities, Connected, Factory, Handle, Probe,
 };
 

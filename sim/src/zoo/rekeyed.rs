@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use wsreg::{AgentEvent, Error, Mode, Position, Registry, Sink, UserContext, UserKey};
 
 use super::plant::{connect_as, probe_key, Plant};
-use crate::backend::{BoxFuture, Connected, Probe};
+use crate::run::backend::{BoxFuture, Connected, Probe};
 
 /// How a buggy registry derives keys.
 pub trait KeyFn: Default + Send + Sync + 'static {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use wsreg::{Error, Mode, Position, Registry, RegistryConfig, Sink, UserContext};
 
 use super::plant::Plant;
-use crate::backend::{Backend, BoxFuture, Connected};
+use crate::run::backend::{Backend, BoxFuture, Connected};
 
 /// B4: every manager reads one mode cell, so one user's change is everyone's.
 pub struct SharedMode;

@@ -5,7 +5,7 @@
 use wsreg::{Envelope, Error, Position, Registry, SendFuture, Sink, UserContext};
 
 use super::plant::Plant;
-use crate::backend::{Backend, BoxFuture, Connected};
+use crate::run::backend::{Backend, BoxFuture, Connected};
 
 /// B19: resuming after `p` starts the replay at `p` itself, while telling the client it
 /// continues after `p`: the client's last message arrives twice.

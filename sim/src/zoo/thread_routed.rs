@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use wsreg::{AgentEvent, Error, Position, Registry, Sink, UserContext, UserKey};
 
 use super::plant::Plant;
-use crate::backend::{Backend, BoxFuture, Connected};
+use crate::run::backend::{Backend, BoxFuture, Connected};
 
 /// The planted B16.
 #[derive(Default)]

@@ -82,7 +82,7 @@ fn a_passing_run_prints_seed_config_and_replay_first_and_last() {
 
 #[test]
 fn replay_says_how_a_snapshot_replays_by_its_exit_code() {
-    let corpus = wsreg_sim::snapshot::dir().join("I7-lifecycle-order-a0612c1d.snap");
+    let corpus = wsreg_sim::tooling::snapshot::dir().join("I7-lifecycle-order-a0612c1d.snap");
     let text = std::fs::read_to_string(&corpus).expect("a corpus snapshot");
     assert!(text.contains("\ntarget: B22\n") && text.contains("at step 27 "));
     let replay = |name: &str, body: &str| {
@@ -325,8 +325,8 @@ fn a_reader_that_goes_away_ends_the_output_quietly() {
 fn run_plan_applies_the_oracle_and_network_and_refuses_what_shapes_a_generated_plan() {
     // B23's writer drops thinking steps and reports them written: only what the tab read
     // shows it, so the black-box oracle fails the shrunk plan and the white-box one passes it.
-    let snap = wsreg_sim::snapshot::Snapshot::load(
-        &wsreg_sim::snapshot::dir().join("I8-nothing-lost-silently-1ba093ef.snap"),
+    let snap = wsreg_sim::tooling::snapshot::Snapshot::load(
+        &wsreg_sim::tooling::snapshot::dir().join("I8-nothing-lost-silently-1ba093ef.snap"),
     )
     .expect("the corpus holds B23's snapshot");
     assert_eq!(snap.target, "B23");

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
-use wsreg_sim::recorder::Keep;
-use wsreg_sim::snapshot::{dir, Expect, Snapshot};
-use wsreg_sim::target::Targets;
+use wsreg_sim::run::recorder::Keep;
+use wsreg_sim::tooling::snapshot::{dir, Expect, Snapshot};
+use wsreg_sim::tooling::target::Targets;
 
 #[test]
 fn every_snapshot_replays_as_recorded() {
@@ -21,7 +21,7 @@ fn every_snapshot_replays_as_recorded() {
     let targets = Targets::builtin();
     for path in paths {
         let snap = Snapshot::load(&path).unwrap_or_else(|e| panic!("{e}"));
-        let hash = wsreg_sim::snapshot::plan_hash(&snap.plan, &snap.target);
+        let hash = wsreg_sim::tooling::snapshot::plan_hash(&snap.plan, &snap.target);
         assert!(
             snap.name.ends_with(&format!("-{hash}")),
             "{}: its name does not match its plan and target (hash {hash}): was it edited?",

@@ -4,12 +4,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use wsreg::{Error, Position, Registry, Sink, UserContext};
-use wsreg_sim::backend::{Backend, BoxFuture, Connected};
-use wsreg_sim::campaign::{check_determinism, derive, run_campaign, CampaignOptions};
-use wsreg_sim::recorder::Keep;
-use wsreg_sim::target::Target;
-use wsreg_sim::zoo::{plant, Plant};
-use wsreg_sim::{run_plan, Plan, Seed, SimConfig};
+use wsreg_sim::generate::config::SimConfig;
+use wsreg_sim::generate::plan::Plan;
+use wsreg_sim::generate::seed::Seed;
+use wsreg_sim::run::backend::{Backend, BoxFuture, Connected};
+use wsreg_sim::run::recorder::Keep;
+use wsreg_sim::run::runtime::run_plan;
+use wsreg_sim::tooling::campaign::{check_determinism, derive, run_campaign, CampaignOptions};
+use wsreg_sim::tooling::target::Target;
+use wsreg_sim::zoo::plant::{self, Plant};
 
 use crate::support::{hash_of, sim, temp};
 
@@ -134,7 +137,7 @@ fn a_schedule_that_depends_on_process_state_is_caught() {
     )
     .unwrap();
     assert_ne!(a.hash, b.hash, "the leak did not change the schedule");
-    let d = wsreg_sim::campaign::first_difference(&a.trace, &b.trace);
+    let d = wsreg_sim::tooling::campaign::first_difference(&a.trace, &b.trace);
     assert!(d.step >= 1 && d.first != d.second, "{d:?}");
     // The real core, checked the same way, replays.
     let core = Target::core()

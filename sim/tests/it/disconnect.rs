@@ -1,7 +1,7 @@
 //! The disconnect benchmark's ledger on small runs: the core loses nothing silently, a short
 //! history turns loss into gap markers, and planted stream bugs show up in the counts.
 
-use wsreg_sim::disconnect::{markdown, run, Options, Summary};
+use wsreg_sim::measure::disconnect::{markdown, run, Options, Summary};
 use wsreg_sim::zoo::Bug;
 
 fn small(history: usize, bug: Option<Bug>, net: bool) -> Summary {

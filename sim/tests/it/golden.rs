@@ -5,11 +5,12 @@
 
 use std::sync::Arc;
 
-use wsreg_sim::campaign::derive;
-use wsreg_sim::recorder::Keep;
-use wsreg_sim::snapshot::plan_hash;
-use wsreg_sim::target::Target;
-use wsreg_sim::{Seed, SimConfig};
+use wsreg_sim::generate::config::SimConfig;
+use wsreg_sim::generate::seed::Seed;
+use wsreg_sim::run::recorder::Keep;
+use wsreg_sim::tooling::campaign::derive;
+use wsreg_sim::tooling::snapshot::plan_hash;
+use wsreg_sim::tooling::target::Target;
 
 /// seed, config hash, plan hash, runtime seed, trace hash.
 const GOLDEN: [(u64, &str, &str, u64, u64); 3] = [

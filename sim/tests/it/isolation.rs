@@ -8,14 +8,14 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use wsreg::{AgentEvent, Error, Position, Registry, Sink, UserContext};
-use wsreg_sim::backend::{BoxFuture, Connected};
-use wsreg_sim::campaign::{run_campaign, CampaignOptions};
-use wsreg_sim::isolation::{serve_if_worker, WorkerCommand};
-use wsreg_sim::outcome::Outcome;
-use wsreg_sim::seed::SeedRange;
-use wsreg_sim::target::{Target, Targets};
-use wsreg_sim::zoo::{plant, Plant};
-use wsreg_sim::Backend;
+use wsreg_sim::check::outcome::Outcome;
+use wsreg_sim::generate::seed::SeedRange;
+use wsreg_sim::run::backend::Backend;
+use wsreg_sim::run::backend::{BoxFuture, Connected};
+use wsreg_sim::tooling::campaign::{run_campaign, CampaignOptions};
+use wsreg_sim::tooling::isolation::{serve_if_worker, WorkerCommand};
+use wsreg_sim::tooling::target::{Target, Targets};
+use wsreg_sim::zoo::plant::{self, Plant};
 
 /// The leak: a process-wide cache that numbers users in the order the process first saw them
 /// (a team's "user id to shard" cache, say). Within one process it settles after the first seed,

@@ -7,6 +7,7 @@ mod corpus;
 mod determinism;
 mod disconnect;
 mod golden;
+mod imports;
 mod isolation;
 mod net;
 mod oracles;

@@ -4,16 +4,17 @@
 
 use std::sync::Arc;
 
-use wsreg_sim::campaign::{derive, run_campaign, CampaignOptions};
-use wsreg_sim::config::{NetConfig, SimConfig};
-use wsreg_sim::coverage::NET_POINTS;
-use wsreg_sim::invariant::Invariant;
-use wsreg_sim::plan::Plan;
-use wsreg_sim::recorder::Keep;
-use wsreg_sim::target::Target;
-use wsreg_sim::trace::{Step, What};
+use wsreg_sim::check::coverage::NET_POINTS;
+use wsreg_sim::check::invariant::Invariant;
+use wsreg_sim::check::outcome::Outcome;
+use wsreg_sim::check::trace::{Step, What};
+use wsreg_sim::generate::config::{NetConfig, SimConfig};
+use wsreg_sim::generate::plan::Plan;
+use wsreg_sim::generate::seed::Seed;
+use wsreg_sim::run::recorder::Keep;
+use wsreg_sim::tooling::campaign::{derive, run_campaign, CampaignOptions};
+use wsreg_sim::tooling::target::Target;
 use wsreg_sim::zoo::Bug;
-use wsreg_sim::{Outcome, Seed};
 
 fn net_config() -> SimConfig {
     SimConfig {

@@ -3,15 +3,20 @@
 
 use std::sync::Arc;
 
-use wsreg_sim::campaign::derive;
-use wsreg_sim::invariant::Oracle;
-use wsreg_sim::recorder::Keep;
-use wsreg_sim::target::Target;
-use wsreg_sim::trace::What;
-use wsreg_sim::{Seed, SimConfig};
+use wsreg_sim::check::trace::What;
+use wsreg_sim::generate::config::SimConfig;
+use wsreg_sim::generate::oracle::Oracle;
+use wsreg_sim::generate::seed::Seed;
+use wsreg_sim::run::recorder::Keep;
+use wsreg_sim::tooling::campaign::derive;
+use wsreg_sim::tooling::target::Target;
 
 /// Every receipt of the run (who read what, where, when), and how many came after healing.
-fn receipts(plan: &wsreg_sim::Plan, runtime_seed: Seed, oracle: Oracle) -> (Vec<String>, usize) {
+fn receipts(
+    plan: &wsreg_sim::generate::plan::Plan,
+    runtime_seed: Seed,
+    oracle: Oracle,
+) -> (Vec<String>, usize) {
     let mut plan = plan.clone();
     plan.oracle = oracle;
     let report = Target::builtin(None)

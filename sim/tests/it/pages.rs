@@ -5,12 +5,14 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use wsreg_sim::page::{self, PageSource, MAX_BYTES, MAX_STEPS};
-use wsreg_sim::plan::Plan;
-use wsreg_sim::recorder::Keep;
-use wsreg_sim::seed::Seed;
-use wsreg_sim::target::Targets;
-use wsreg_sim::{campaign, snapshot, SimConfig};
+use wsreg_sim::generate::config::SimConfig;
+use wsreg_sim::generate::plan::Plan;
+use wsreg_sim::generate::seed::Seed;
+use wsreg_sim::run::recorder::Keep;
+use wsreg_sim::tooling::campaign;
+use wsreg_sim::tooling::page::{self, PageSource, MAX_BYTES, MAX_STEPS};
+use wsreg_sim::tooling::snapshot;
+use wsreg_sim::tooling::target::Targets;
 
 use crate::support::{sim, stdout, temp};
 
@@ -33,7 +35,7 @@ fn data_of(page: &str) -> serde_json::Value {
     serde_json::from_str(&page[start..end]).expect("the data is JSON")
 }
 
-fn page_of(source: &PageSource) -> (String, wsreg_sim::RunReport) {
+fn page_of(source: &PageSource) -> (String, wsreg_sim::run::world::RunReport) {
     let target = Targets::builtin()
         .get(&source.target)
         .expect("a built-in target")
@@ -69,7 +71,7 @@ fn every_snapshot_has_a_page_that_shows_its_violation() {
         assert!(!page.contains("class=\"mismatch\""), "{name}");
         let data = data_of(&page);
         let violation = match &report.outcome {
-            wsreg_sim::Outcome::Violation(v) => {
+            wsreg_sim::check::outcome::Outcome::Violation(v) => {
                 assert!(
                     page.contains(&*quick_xml::escape::escape(v.invariant.promise())),
                     "{name}: no rule"
@@ -233,7 +235,7 @@ fn a_long_run_fits_the_page_budget() {
 fn passing_runs_show_no_problem_in_any_ledger() {
     let core = Targets::builtin().get("core").expect("core").clone();
     let net = SimConfig {
-        net: Some(wsreg_sim::config::NetConfig::default()),
+        net: Some(wsreg_sim::generate::config::NetConfig::default()),
         ..SimConfig::default()
     };
     let mut tabs = 0;

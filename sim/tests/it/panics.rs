@@ -4,11 +4,14 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use wsreg::{Error, Position, Registry, UserContext};
-use wsreg_sim::backend::Backend;
-use wsreg_sim::campaign::derive;
-use wsreg_sim::recorder::Keep;
-use wsreg_sim::zoo::{plant, Plant};
-use wsreg_sim::{run_plan, Outcome, Seed, SimConfig};
+use wsreg_sim::check::outcome::Outcome;
+use wsreg_sim::generate::config::SimConfig;
+use wsreg_sim::generate::seed::Seed;
+use wsreg_sim::run::backend::Backend;
+use wsreg_sim::run::recorder::Keep;
+use wsreg_sim::run::runtime::run_plan;
+use wsreg_sim::tooling::campaign::derive;
+use wsreg_sim::zoo::plant::{self, Plant};
 
 /// The core, but its third text send panics.
 #[derive(Default)]
@@ -49,7 +52,7 @@ fn a_backend_panic_is_the_system_under_test_and_keeps_its_trace() {
         "the trace up to the panic is kept: {} steps",
         report.trace.len()
     );
-    let verdict = wsreg_sim::report::verdict(&report);
+    let verdict = wsreg_sim::tooling::report::verdict(&report);
     assert!(
         verdict.starts_with("verdict: PANIC in the system under test at "),
         "{verdict}"

@@ -2,8 +2,8 @@
 //! bounded number of seeds, and the reported seed reproduces in a fresh process. The real core
 //! passes a campaign.
 
-use wsreg_sim::campaign::{run_campaign, CampaignOptions, CampaignSummary};
-use wsreg_sim::target::Target;
+use wsreg_sim::tooling::campaign::{run_campaign, CampaignOptions, CampaignSummary};
+use wsreg_sim::tooling::target::Target;
 use wsreg_sim::zoo::Bug;
 
 use crate::support::{sim, stdout};

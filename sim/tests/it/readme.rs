@@ -1,7 +1,7 @@
 //! The README is the front door: it defines every invariant and every zoo bug it names, in
 //! tables that must match the `Invariant` and `Bug` enums.
 
-use wsreg_sim::invariant::Invariant;
+use wsreg_sim::check::invariant::Invariant;
 use wsreg_sim::zoo::Bug;
 
 /// The README's section that defines the invariants and the zoo.
@@ -70,7 +70,8 @@ fn the_readme_tables_are_the_ones_the_commands_printed() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
     let dir = root.join("docs/tables");
-    let used = wsreg_sim::table::check_readme(&readme, &dir).unwrap_or_else(|e| panic!("{e}"));
+    let used =
+        wsreg_sim::measure::table::check_readme(&readme, &dir).unwrap_or_else(|e| panic!("{e}"));
     let mut files: Vec<String> = std::fs::read_dir(&dir)
         .expect("docs/tables")
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -84,7 +85,7 @@ fn the_readme_tables_are_the_ones_the_commands_printed() {
         "every committed table is shown once, and only those"
     );
     for t in used {
-        let table = wsreg_sim::table::Table::read(&dir, &t).expect("read");
+        let table = wsreg_sim::measure::table::Table::read(&dir, &t).expect("read");
         let printed_by = readme.contains(&format!("`{}`", table.command));
         assert!(
             printed_by,

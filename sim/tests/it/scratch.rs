@@ -10,15 +10,15 @@ mod registry;
 use std::sync::Arc;
 
 use registry::{Scratch, Variant};
-use wsreg_sim::campaign::{derive, run_campaign, CampaignOptions, CampaignSummary};
-use wsreg_sim::invariant::Oracle;
-use wsreg_sim::isolation::WorkerCommand;
-use wsreg_sim::recorder::Keep;
-use wsreg_sim::seed::SeedRange;
-use wsreg_sim::shrink::{shrink, ShrinkOptions};
-use wsreg_sim::snapshot::Snapshot;
-use wsreg_sim::target::{Target, Targets};
-use wsreg_sim::SimConfig;
+use wsreg_sim::generate::config::SimConfig;
+use wsreg_sim::generate::oracle::Oracle;
+use wsreg_sim::generate::seed::SeedRange;
+use wsreg_sim::run::recorder::Keep;
+use wsreg_sim::tooling::campaign::{derive, run_campaign, CampaignOptions, CampaignSummary};
+use wsreg_sim::tooling::isolation::WorkerCommand;
+use wsreg_sim::tooling::shrink::{shrink, ShrinkOptions};
+use wsreg_sim::tooling::snapshot::Snapshot;
+use wsreg_sim::tooling::target::{Target, Targets};
 
 use crate::support::{sim, stderr, temp};
 

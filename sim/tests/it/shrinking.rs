@@ -1,12 +1,12 @@
 //! Failures found from large random plans shrink to a handful of ops, and their snapshots
 //! replay to the same violation in a fresh process.
 
-use wsreg_sim::campaign::{derive, run_campaign, CampaignOptions};
-use wsreg_sim::shrink::{shrink, ShrinkOptions};
-use wsreg_sim::snapshot::Snapshot;
-use wsreg_sim::target::Target;
+use wsreg_sim::generate::config::SimConfig;
+use wsreg_sim::tooling::campaign::{derive, run_campaign, CampaignOptions};
+use wsreg_sim::tooling::shrink::{shrink, ShrinkOptions};
+use wsreg_sim::tooling::snapshot::Snapshot;
+use wsreg_sim::tooling::target::Target;
 use wsreg_sim::zoo::Bug;
-use wsreg_sim::SimConfig;
 
 use crate::support::{sim, stdout, temp};
 

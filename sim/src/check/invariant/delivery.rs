@@ -10,7 +10,7 @@
 use wsreg::{GapReason, Position};
 
 use super::{Checked, Checker, Invariant, Key, TabModel};
-use crate::trace::MsgTag;
+use crate::check::trace::MsgTag;
 
 /// The run an agent event belongs to, as a slice of its tag: its owner and run id (`u3/r7` of
 /// `u3/r7:tool0`). User ids may hold `:`; run ids and what follows them hold no `/`.

@@ -36,7 +36,7 @@ mod managers;
 mod oracle;
 mod sharing;
 
-pub use oracle::{Checks, Oracle};
+pub use oracle::Checks;
 
 use std::collections::BTreeMap;
 
@@ -47,9 +47,9 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 use wsreg::Mode;
 
-use crate::config::Limits;
-use crate::coverage::Coverage;
-use crate::trace::{MsgTag, Step, What};
+use crate::check::coverage::Coverage;
+use crate::check::trace::{MsgTag, Step, What};
+use crate::generate::config::Limits;
 
 /// The invariants, I1–I10, each defined in the README.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -446,6 +446,7 @@ mod tests {
     use wsreg::{CloseReason, Epoch, GapReason, Position};
 
     use super::*;
+    use crate::generate::oracle::Oracle;
 
     const E: Epoch = Epoch::new(0, 1);
 
@@ -588,7 +589,7 @@ mod tests {
         let mut f = Feed::new();
         f.checker.set_checks(Checks::new(
             Oracle::Both,
-            crate::backend::Capabilities::default(),
+            wsreg::backend::Capabilities::default(),
         ));
         // No observation at all: the connect's own answer is all the checker has.
         let what = What::Connected {
@@ -607,7 +608,7 @@ mod tests {
         let mut w = Feed::new();
         w.checker.set_checks(Checks::new(
             Oracle::WhiteBox,
-            crate::backend::Capabilities::ALL,
+            wsreg::backend::Capabilities::ALL,
         ));
         w.tab(1, None, at(0)).unwrap();
         w.sent(1);

@@ -4,7 +4,7 @@
 use wsreg::Mode;
 
 use super::{Checked, Checker, Invariant, Key, Violation};
-use crate::backend::Probe;
+use wsreg::backend::Probe;
 
 impl Checker {
     pub(super) fn mode_changed(&mut self, key: &Key, from: Mode, to: Mode) -> Checked {

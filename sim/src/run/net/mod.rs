@@ -27,7 +27,7 @@ use wsreg::{
 };
 use wsreg_server::{auth, Server, ServerConfig};
 
-use crate::backend::{
+use crate::run::backend::{
     Backend, BoxFuture, Capabilities, Connected, Factory, Handle, Network, Probe,
 };
 use gate::Gate;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::trace::{escaped, Side, Step, What};
+use crate::check::trace::{escaped, Side, Step, What};
 
 /// One lane.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use wsreg::{Epoch, Position};
 
-use crate::trace::{escaped, MsgTag, Step, What};
+use crate::check::trace::{escaped, MsgTag, Step, What};
 
 /// One entry of a ledger column: what, and the step that shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -418,7 +418,7 @@ mod tests {
     use wsreg::GapReason;
 
     use super::*;
-    use crate::trace::MsgTag;
+    use crate::check::trace::MsgTag;
 
     fn pos(seq: u64) -> Position {
         Position::new(Epoch::new(0, 1), seq)

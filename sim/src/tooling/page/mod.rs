@@ -21,10 +21,10 @@ pub use lanes::{layout, Lane, Layout};
 pub use ledger::{ledgers, Entry, TabLedger};
 pub use source::{PageError, PageSource, Recorded, RunRecord, RUN_RECORD_VERSION};
 
-use crate::outcome::Outcome;
-use crate::report;
-use crate::trace::{escaped, Side, Step, What};
-use crate::world::RunReport;
+use crate::check::outcome::Outcome;
+use crate::check::trace::{escaped, Side, Step, What};
+use crate::run::world::RunReport;
+use crate::tooling::report;
 
 /// The most steps a page draws: the ones leading up to the violation (or the first ones of a
 /// run without one). Keeps every page well under [`MAX_BYTES`] whatever the run.
@@ -255,7 +255,7 @@ fn header(
             let _ = writeln!(
                 out,
                 "<p class=\"promise\"><b>The rule (I10 liveness):</b> {}</p>\n<pre class=\"story\">{}</pre>",
-                e(crate::invariant::Invariant::I10.promise()),
+                e(crate::check::invariant::Invariant::I10.promise()),
                 e(&lines.collect::<Vec<_>>().join("\n"))
             );
         }
@@ -275,7 +275,8 @@ fn header(
     fact("target", &source.target);
     fact(
         "transport",
-        &crate::snapshot::transport(&source.plan).unwrap_or_else(|| "in process".to_owned()),
+        &crate::tooling::snapshot::transport(&source.plan)
+            .unwrap_or_else(|| "in process".to_owned()),
     );
     fact("runtime seed", &source.runtime_seed.to_string());
     fact(

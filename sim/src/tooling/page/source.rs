@@ -7,11 +7,11 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-use crate::outcome::Outcome;
-use crate::plan::{Plan, PlanError};
-use crate::seed::Seed;
-use crate::snapshot::{Expect, Snapshot, SnapshotError};
-use crate::world::RunReport;
+use crate::check::outcome::Outcome;
+use crate::generate::plan::{Plan, PlanError};
+use crate::generate::seed::Seed;
+use crate::run::world::RunReport;
+use crate::tooling::snapshot::{Expect, Snapshot, SnapshotError};
 
 /// Version of the record `run --json` writes.
 pub const RUN_RECORD_VERSION: u32 = 1;

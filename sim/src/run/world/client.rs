@@ -7,11 +7,11 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use wsreg::{channel_sink, AgentEvent, ChannelSink, Envelope, SendFuture, Sink};
 
-use crate::backend::Handle;
-use crate::plan::{Op, OpKind, Plan};
-use crate::recorder::tag;
-use crate::trace::What;
-use crate::world::{buggify, World};
+use super::{buggify, World};
+use crate::check::trace::What;
+use crate::generate::plan::{Op, OpKind, Plan};
+use crate::run::backend::Handle;
+use crate::run::recorder::tag;
 
 /// Capacity of a simulated socket's buffer.
 const SOCKET_BUFFER: usize = 4;

@@ -1,7 +1,7 @@
 //! The command line: `run`, `fuzz`, `plan`, `bench`, `shrink`, `replay`, `disconnect`, `tables`,
-//! `merge`, `report`. It parses ([`args`]), dispatches to the library, prints what the library
-//! returns, and maps outcomes to the fixed exit codes of [`crate::outcome::Exit`]. What to do
-//! with failures (shrink, store, snapshot, CI) is decided in [`crate::triage`].
+//! `merge`, `report`. It parses (the `args` module), dispatches to the library, prints what the library
+//! returns, and maps outcomes to the fixed exit codes of [`crate::check::outcome::Exit`]. What to do
+//! with failures (shrink, store, snapshot, CI) is decided in [`crate::tooling::triage`].
 
 mod args;
 mod target;
@@ -17,15 +17,15 @@ use args::{
     RunArgs, ShrinkArgs, TablesArgs,
 };
 
-use crate::campaign::{check_determinism, derive, run_campaign, CampaignOptions};
-use crate::isolation::WorkerCommand;
-use crate::outcome::{campaign_exit, Exit};
-use crate::plan::Plan;
-use crate::recorder::Keep;
-use crate::report;
-use crate::seed::Seed;
-use crate::target::Targets;
-use crate::triage::{Destination, Found};
+use crate::check::outcome::{campaign_exit, Exit};
+use crate::generate::plan::Plan;
+use crate::generate::seed::Seed;
+use crate::run::recorder::Keep;
+use crate::tooling::campaign::{check_determinism, derive, run_campaign, CampaignOptions};
+use crate::tooling::isolation::WorkerCommand;
+use crate::tooling::report;
+use crate::tooling::target::Targets;
+use crate::tooling::triage::{Destination, Found};
 
 /// How to start this program again, for the replay lines it prints: `cargo sim` for
 /// `wsreg-sim` itself, the path it was started by for a team's own binary.
@@ -49,17 +49,17 @@ pub fn main() -> i32 {
 
 /// The whole command line over `targets`: how a team's binary fuzzes, shrinks, snapshots and
 /// replays its own backend. It serves as its own worker process too (see
-/// [`crate::isolation`]), so call it first thing in `main`:
+/// [`crate::tooling::isolation`]), so call it first thing in `main`:
 ///
 /// ```no_run
-/// use wsreg_sim::target::{Target, Targets};
+/// use wsreg_sim::tooling::target::{Target, Targets};
 /// // Any `wsreg::Backend`: here the real core, as a stand-in for a team's own registry.
-/// let targets = Targets::builtin().with(Target::new("ours", wsreg_sim::backend::registry));
+/// let targets = Targets::builtin().with(Target::new("ours", wsreg_sim::run::backend::registry));
 /// std::process::exit(wsreg_sim::cli::main_with(targets));
 /// ```
 pub fn main_with(targets: Targets) -> i32 {
     quiet_on_closed_pipe();
-    crate::isolation::serve_if_worker(&targets);
+    crate::tooling::isolation::serve_if_worker(&targets);
     let cli = Cli::parse();
     let t = &targets;
     let result = match cli.command {
@@ -150,8 +150,8 @@ fn run(a: RunArgs, targets: &Targets) -> Result<i32> {
     if !report.outcome.passed() || a.full_trace {
         print!("{}", report::trace_excerpt(&report, a.full_trace));
     }
-    let record = crate::page::RunRecord {
-        version: crate::page::RUN_RECORD_VERSION,
+    let record = crate::tooling::page::RunRecord {
+        version: crate::tooling::page::RUN_RECORD_VERSION,
         target: target.name(),
         runtime_seed,
         replay: &replay,
@@ -171,7 +171,7 @@ fn run(a: RunArgs, targets: &Targets) -> Result<i32> {
 
 /// `report FILE`: re-runs the snapshot's or record's plan and writes its page.
 fn report_page(a: ReportArgs, targets: &Targets) -> Result<i32> {
-    let source = crate::page::PageSource::load(&a.file)?;
+    let source = crate::tooling::page::PageSource::load(&a.file)?;
     let target = targets
         .get(&source.target)
         .with_context(|| format!("making a page of {}", a.file.display()))?;
@@ -180,9 +180,11 @@ fn report_page(a: ReportArgs, targets: &Targets) -> Result<i32> {
         source.runtime_seed,
         Keep::All,
     )?;
-    let out = a.output.unwrap_or_else(|| crate::page::beside(&a.file));
-    let page = crate::page::render(&source, &report);
-    crate::page::write(&out, &page)?;
+    let out = a
+        .output
+        .unwrap_or_else(|| crate::tooling::page::beside(&a.file));
+    let page = crate::tooling::page::render(&source, &report);
+    crate::tooling::page::write(&out, &page)?;
     println!(
         "{}",
         report::verdict(&report).lines().next().unwrap_or_default()
@@ -245,7 +247,7 @@ fn fuzz(a: FuzzArgs, targets: &Targets) -> Result<i32> {
         }
     } else {
         let options = a.budget.options();
-        crate::triage::campaign(
+        crate::tooling::triage::campaign(
             &mut summary,
             target,
             &config_for_shrink,
@@ -261,8 +263,8 @@ fn fuzz(a: FuzzArgs, targets: &Targets) -> Result<i32> {
     }
     if let Some(path) = &a.junit {
         let repro = |kind: &str, seed: Seed| {
-            let check = if crate::outcome::FailureKind::parse(kind)
-                == Some(crate::outcome::FailureKind::Nondeterminism)
+            let check = if crate::check::outcome::FailureKind::parse(kind)
+                == Some(crate::check::outcome::FailureKind::Nondeterminism)
             {
                 " --check-determinism"
             } else {
@@ -270,7 +272,7 @@ fn fuzz(a: FuzzArgs, targets: &Targets) -> Result<i32> {
             };
             format!("{program} run --seed {seed}{flags}{check}")
         };
-        std::fs::write(path, crate::junit::report(&summary, &repro))
+        std::fs::write(path, crate::tooling::junit::report(&summary, &repro))
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(campaign_exit(
@@ -281,7 +283,7 @@ fn fuzz(a: FuzzArgs, targets: &Targets) -> Result<i32> {
 }
 
 fn bench(a: BenchArgs) -> Result<i32> {
-    let options = crate::suite::BenchOptions {
+    let options = crate::measure::suite::BenchOptions {
         rounds: a.rounds,
         scale: a.scale,
         zoo_seeds: a.zoo_seeds,
@@ -291,9 +293,9 @@ fn bench(a: BenchArgs) -> Result<i32> {
         bug: a.bug,
         tables: a.tables,
         json: a.json,
-        command: crate::table::invocation("cargo sim"),
+        command: crate::measure::table::invocation("cargo sim"),
     };
-    Ok(crate::suite::run(&options)?.code())
+    Ok(crate::measure::suite::run(&options)?.code())
 }
 
 fn shrink(a: ShrinkArgs, targets: &Targets) -> Result<i32> {
@@ -329,12 +331,19 @@ fn shrink(a: ShrinkArgs, targets: &Targets) -> Result<i32> {
         from: found,
         program: &program,
     };
-    crate::triage::shrink_and_keep(target, plan, runtime_seed, found, a.budget.options(), &dest)?;
+    crate::tooling::triage::shrink_and_keep(
+        target,
+        plan,
+        runtime_seed,
+        found,
+        a.budget.options(),
+        &dest,
+    )?;
     Ok(first.outcome.exit_code().code())
 }
 
 fn replay(a: ReplayArgs, targets: &Targets) -> Result<i32> {
-    let snap = crate::snapshot::Snapshot::load(&a.file)?;
+    let snap = crate::tooling::snapshot::Snapshot::load(&a.file)?;
     let target = targets
         .get(&snap.target)
         .with_context(|| format!("replaying {}", a.file.display()))?;
@@ -345,7 +354,7 @@ fn replay(a: ReplayArgs, targets: &Targets) -> Result<i32> {
 }
 
 fn disconnect(a: DisconnectArgs) -> Result<i32> {
-    let opts = crate::disconnect::Options {
+    let opts = crate::measure::disconnect::Options {
         users: a.users,
         seconds: a.seconds,
         rate_per_s: a.rate,
@@ -353,15 +362,16 @@ fn disconnect(a: DisconnectArgs) -> Result<i32> {
         net: a.net.then_some(a.latency_ms),
         history: a
             .history
-            .unwrap_or(crate::disconnect::Options::default().history),
+            .unwrap_or(crate::measure::disconnect::Options::default().history),
         bug: a.bug,
     };
     let (json, tables) = (a.json.as_deref(), a.tables.as_deref());
-    Ok(crate::disconnect::command(&opts, a.check_determinism, json, tables)?.code())
+    Ok(crate::measure::disconnect::command(&opts, a.check_determinism, json, tables)?.code())
 }
 
 fn tables(a: TablesArgs) -> Result<i32> {
-    let drift = crate::table::render_or_check(&a.readme, &a.dir, a.check, a.fresh.as_deref())?;
+    let drift =
+        crate::measure::table::render_or_check(&a.readme, &a.dir, a.check, a.fresh.as_deref())?;
     Ok(if drift.is_empty() {
         Exit::Pass
     } else {
@@ -371,7 +381,7 @@ fn tables(a: TablesArgs) -> Result<i32> {
 }
 
 fn merge(a: MergeArgs) -> Result<i32> {
-    let m = crate::merge::merge_files(&a.files)?;
+    let m = crate::tooling::merge::merge_files(&a.files)?;
     print!("{}", m.report());
     if let Some(path) = &a.json {
         std::fs::write(path, serde_json::to_string_pretty(&m)?)

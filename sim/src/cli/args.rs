@@ -7,8 +7,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use super::target::parse_latency;
-use crate::invariant::Oracle;
-use crate::seed::{Seed, SeedRange};
+use crate::generate::oracle::Oracle;
+use crate::generate::seed::{Seed, SeedRange};
 use crate::zoo::Bug;
 
 /// wsreg-sim: seeded deterministic simulation of wsreg's per-user WebSocket managers.
@@ -139,8 +139,8 @@ pub(crate) struct ShrinkBudget {
 }
 
 impl ShrinkBudget {
-    pub(crate) fn options(&self) -> crate::shrink::ShrinkOptions {
-        crate::shrink::ShrinkOptions {
+    pub(crate) fn options(&self) -> crate::tooling::shrink::ShrinkOptions {
+        crate::tooling::shrink::ShrinkOptions {
             max_runs: self.max_runs,
             max_time: self.max_time,
             ..Default::default()

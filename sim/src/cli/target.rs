@@ -4,9 +4,9 @@
 use anyhow::{bail, Result};
 
 use super::args::TargetArgs;
-use crate::config::SimConfig;
-use crate::plan::Plan;
-use crate::target::{Target, Targets};
+use crate::generate::config::SimConfig;
+use crate::generate::plan::Plan;
+use crate::tooling::target::{Target, Targets};
 
 /// A latency range as its flag takes it: `MIN..MAX`.
 pub(crate) fn latency_flag<S: serde::Serializer>(
@@ -51,7 +51,7 @@ impl TargetArgs {
         }
         c.swarm = !self.no_swarm;
         if self.net {
-            let mut net = crate::config::NetConfig::default();
+            let mut net = crate::generate::config::NetConfig::default();
             if let Some(l) = self.latency_ms {
                 net.latency_ms = l;
             }
@@ -91,12 +91,14 @@ impl TargetArgs {
             plan.oracle = o;
         }
         if self.net {
-            let defaults = crate::config::NetConfig::default();
-            let net = plan.net.get_or_insert_with(|| crate::plan::NetPlan {
-                latency_ms: defaults.latency_ms,
-                loss_percent: defaults.loss_percent,
-                faults: Vec::new(),
-            });
+            let defaults = crate::generate::config::NetConfig::default();
+            let net = plan
+                .net
+                .get_or_insert_with(|| crate::generate::plan::NetPlan {
+                    latency_ms: defaults.latency_ms,
+                    loss_percent: defaults.loss_percent,
+                    faults: Vec::new(),
+                });
             if let Some(l) = self.latency_ms {
                 net.latency_ms = l;
             }

@@ -1,7 +1,9 @@
-//! The [`World`]: one run of a plan against a backend. A safety phase plays every user's ops
+//! The `World`: one run of a plan against a backend. A safety phase plays every user's ops
 //! (faults included) with the invariants checked after every step; a liveness phase then heals
 //! (slow readers speed up, every user returns to `unified`), requires every queue to drain
 //! within the plan's bound, closes every tab, and requires every idle manager to be reaped.
+
+mod client;
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -13,16 +15,16 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use wsreg::{Envelope, Mode, Position, UserContext};
 
-use crate::backend::{Backend, Factory, Network};
+use crate::check::coverage::Coverage;
 use crate::check::invariant::violation;
-use crate::client::{close_handle, drop_all_tabs, user_task, Tab};
-use crate::coverage::Coverage;
-use crate::invariant::Checks;
-use crate::invariant::Invariant;
-use crate::outcome::Outcome;
-use crate::plan::{NetFault, NetFaultKind, Plan};
-use crate::recorder::{tag, Keep, Recorder, Recording, Stats};
-use crate::trace::{Step, What};
+use crate::check::invariant::Checks;
+use crate::check::invariant::Invariant;
+use crate::check::outcome::Outcome;
+use crate::check::trace::{Step, What};
+use crate::generate::plan::{NetFault, NetFaultKind, Plan};
+use crate::run::backend::{Backend, Factory, Network};
+use crate::run::recorder::{tag, Keep, Recorder, Stats};
+use client::{close_handle, drop_all_tabs, user_task, Tab};
 
 /// A simulated user.
 pub(crate) struct SimUser {
@@ -32,19 +34,19 @@ pub(crate) struct SimUser {
 
 /// Everything the tasks of one run share.
 pub(crate) struct World {
-    pub(crate) plan: Arc<Plan>,
-    pub(crate) backend: Arc<dyn Backend>,
+    plan: Arc<Plan>,
+    backend: Arc<dyn Backend>,
     /// Network runs: the faults of the simulated network.
-    pub(crate) network: Option<Arc<dyn Network>>,
-    pub(crate) recorder: Arc<Recorder>,
-    pub(crate) users: Vec<SimUser>,
-    pub(crate) tabs: Vec<Mutex<Vec<Tab>>>,
-    pub(crate) start: Instant,
+    network: Option<Arc<dyn Network>>,
+    recorder: Arc<Recorder>,
+    users: Vec<SimUser>,
+    tabs: Vec<Mutex<Vec<Tab>>>,
+    start: Instant,
     healed: AtomicBool,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     readers: Mutex<Vec<JoinHandle<()>>>,
     /// Tabs whose reader is still reading (user, connection): a stall report names them.
-    pub(crate) reading: Mutex<std::collections::BTreeSet<(usize, u64)>>,
+    reading: Mutex<std::collections::BTreeSet<(usize, u64)>>,
     /// What each user's client is in the middle of, and since when (virtual ms).
     busy: Mutex<Vec<Option<(&'static str, u64)>>>,
     /// The last position each user's tabs saw (what its client resumes after).
@@ -59,10 +61,10 @@ pub(crate) struct World {
     /// One restart at a time.
     restart_lock: tokio::sync::Mutex<()>,
     /// The checks that apply to this run.
-    pub(crate) checks: Checks,
+    checks: Checks,
     /// The mode each user last asked for (what healing undoes when the backend cannot be
     /// probed).
-    pub(crate) modes: Mutex<Vec<Mode>>,
+    modes: Mutex<Vec<Mode>>,
 }
 
 /// How long a killed server node stays down before it boots again.
@@ -86,37 +88,6 @@ pub struct RunReport {
     pub coverage: Coverage,
     /// Counts.
     pub stats: Stats,
-}
-
-impl RunReport {
-    /// The report of a run that panicked, with what its recorder had kept up to the panic.
-    pub fn panicked(panic: crate::runtime::Panicked, kept: Option<Recording>) -> Self {
-        let outcome = Outcome::Panic {
-            message: panic.message,
-            by: panic.by.to_owned(),
-            at: panic.at,
-        };
-        match kept {
-            Some(rec) => Self {
-                outcome,
-                steps: rec.steps,
-                hash: rec.hash,
-                virtual_us: 0,
-                trace: rec.trace,
-                coverage: rec.coverage,
-                stats: rec.stats,
-            },
-            None => Self {
-                outcome,
-                steps: 0,
-                hash: 0,
-                virtual_us: 0,
-                trace: Vec::new(),
-                coverage: Coverage::default(),
-                stats: Stats::default(),
-            },
-        }
-    }
 }
 
 impl World {
@@ -450,7 +421,7 @@ fn over_transport(
 ) -> (Arc<dyn Backend>, Option<Arc<dyn Network>>) {
     #[cfg(madsim)]
     if plan.net.is_some() {
-        let net = Arc::new(crate::net::NetBackend::new(factory, config, observer));
+        let net = Arc::new(crate::run::net::NetBackend::new(factory, config, observer));
         return (
             Arc::clone(&net) as Arc<dyn Backend>,
             Some(net as Arc<dyn Network>),

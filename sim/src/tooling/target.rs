@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use wsreg::{Observer, RegistryConfig};
 
-use crate::backend::{core_factory, Backend, Factory};
-use crate::plan::Plan;
-use crate::recorder::Keep;
-use crate::runtime::{run_plan, RuntimeError};
-use crate::seed::Seed;
-use crate::world::RunReport;
+use crate::generate::plan::Plan;
+use crate::generate::seed::Seed;
+use crate::run::backend::{core_factory, Backend, Factory};
+use crate::run::recorder::Keep;
+use crate::run::runtime::{run_plan, RuntimeError};
+use crate::run::world::RunReport;
 use crate::zoo::Bug;
 
 /// How to run one plan with one runtime seed, keeping what it is told.
@@ -183,7 +183,7 @@ mod tests {
 
     #[test]
     fn targets_are_found_by_name_and_an_unknown_one_is_named_in_the_error() {
-        let t = Targets::builtin().with(Target::new("mine", crate::backend::registry));
+        let t = Targets::builtin().with(Target::new("mine", crate::run::backend::registry));
         assert_eq!(t.get("core").unwrap().name(), "core");
         assert_eq!(t.get("B3").unwrap().bug(), Some(Bug::B3));
         assert_eq!(t.get("mine").unwrap().bug(), None);
