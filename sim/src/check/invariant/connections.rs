@@ -2,9 +2,10 @@
 
 use wsreg::CloseReason;
 
-use super::{Checked, Checker, ConnModel, Invariant, Key};
+use super::white_box::WhiteBox;
+use super::{Checked, ConnModel, Invariant, Key};
 
-impl Checker {
+impl WhiteBox {
     pub(super) fn conn_added(&mut self, key: &Key, mgr: u64, conn: u64, live: usize) -> Checked {
         if self.checks.unique_ids && self.conns.contains_key(&conn) {
             return fail!(Invariant::I5, "connection id c{conn} was handed out twice");

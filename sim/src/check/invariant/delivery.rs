@@ -1,6 +1,5 @@
-//! I1 owner-only delivery, I7 order without duplicates, I8 nothing lost silently, checked on
-//! what each tab actually read against what each sender was told (the black-box part), plus the
-//! backend's own numbering where it reports it (the white-box part).
+//! I1 owner-only delivery, I7 order without duplicates, I8 nothing lost silently, checked by
+//! the black-box oracle on what each tab actually read against what each sender was told.
 //!
 //! The rule every tab's stream keeps: after the position its connection continues from,
 //! positions are contiguous within one epoch, and the only way to skip is a gap marker that
@@ -9,8 +8,10 @@
 
 use wsreg::{GapReason, Position};
 
-use super::{Checked, Checker, Invariant, Key, TabModel};
-use crate::check::trace::MsgTag;
+use super::black_box::BlackBox;
+use super::{Checked, Invariant, Key, TabModel};
+use crate::check::coverage::Coverage;
+use crate::check::trace::{MsgTag, Step};
 
 /// The run an agent event belongs to, as a slice of its tag: its owner and run id (`u3/r7` of
 /// `u3/r7:tool0`). User ids may hold `:`; run ids and what follows them hold no `/`.
@@ -24,45 +25,11 @@ fn run_of(tag: &str) -> &str {
     }
 }
 
-impl Checker {
-    /// White-box: the backend numbered a message.
-    pub(super) fn accepted(&mut self, key: &Key, at: Position, msg: &MsgTag) -> Checked {
-        let tally = self.tallies.entry((msg.kind, msg.tag.clone())).or_default();
-        tally.accepted += 1;
-        if tally.accepted > 1 && self.checks.accepts_once {
-            return fail!(
-                Invariant::I7,
-                "{key} accepted {msg} a second time (as {at}): the user will see it twice"
-            );
-        }
-        let head = self.heads.entry((key.clone(), at.epoch)).or_insert(0);
-        if at.seq != *head + 1 {
-            return fail!(
-                Invariant::I7,
-                "{key} numbered {msg} {at} right after #{head}: a stream's numbers are contiguous"
-            );
-        }
-        *head = at.seq;
-        Ok(())
-    }
-
-    /// Black-box: a sender was told its message is at `at`.
-    pub(super) fn confirmed(
-        &mut self,
-        user: &Key,
-        msg: &MsgTag,
-        at: Position,
-        step: u64,
-    ) -> Checked {
-        let tally = self.tallies.entry((msg.kind, msg.tag.clone())).or_default();
-        tally.confirmed += 1;
-        if tally.confirmed > tally.accepted && self.checks.white {
-            return fail!(Invariant::I8, "{user}'s {msg} was reported sent, but the backend never accepted it: lost silently");
-        }
+impl BlackBox {
+    /// A sender was told its message is at `at`: it is what the user's tabs must read there,
+    /// and no other message may have been told to be there.
+    pub(super) fn sent(&mut self, user: &Key, msg: &MsgTag, at: Position, step: u64) -> Checked {
         if let Some(before) = self.sent.insert((user.clone(), at), msg.clone()) {
-            if !self.checks.black {
-                return Ok(());
-            }
             return fail!(Invariant::I8, "{user}'s {msg} was reported sent as {at}, which {before} already was: one of them is lost");
         }
         self.sent_at.insert(msg.clone(), at);
@@ -78,13 +45,13 @@ impl Checker {
     /// A tab connected: where its stream continues, against what its client asked.
     pub(super) fn tab_opened(
         &mut self,
-        user: &Key,
-        conn: u64,
+        s: &Step,
         asked: Option<Position>,
         from: Position,
         recovered: bool,
-        step: u64,
+        coverage: &mut Coverage,
     ) -> Checked {
+        let (user, conn, step) = (&s.user, s.conn.unwrap_or(0), s.n);
         let tab = TabModel {
             user: user.clone(),
             epoch: from.epoch,
@@ -112,7 +79,7 @@ impl Checker {
                 return fail!(Invariant::I7, "{user}'s tab c{conn} resumed after {asked} but was placed after {from}: it will see #{}..#{} again", from.seq + 1, asked.seq);
             }
             if recovered {
-                self.coverage.hit("resumed_recovered");
+                coverage.hit("resumed_recovered");
             }
             return Ok(());
         }
@@ -228,6 +195,7 @@ impl Checker {
         at: Position,
         from: u64,
         reason: GapReason,
+        coverage: &mut Coverage,
     ) -> Checked {
         if at.seq + 1 < from {
             return fail!(
@@ -239,9 +207,9 @@ impl Checker {
         let first = self.tabs.get(&conn).map(|t| t.items == 0);
         self.advance(user, conn, at.epoch, from, at.seq, &"a gap marker")?;
         match reason {
-            GapReason::EpochChanged => self.coverage.hit("epoch_changed"),
-            GapReason::Trimmed if first == Some(true) => self.coverage.hit("resumed_with_gap"),
-            GapReason::Trimmed => self.coverage.hit("caught_up_past_a_gap"),
+            GapReason::EpochChanged => coverage.hit("epoch_changed"),
+            GapReason::Trimmed if first == Some(true) => coverage.hit("resumed_with_gap"),
+            GapReason::Trimmed => coverage.hit("caught_up_past_a_gap"),
         }
         Ok(())
     }
@@ -319,14 +287,5 @@ impl Checker {
             }
         }
         Ok(())
-    }
-
-    /// Tabs still open that have not yet read (or been told they lost) everything their users'
-    /// senders were told about in their stream, with the first missing position of each.
-    pub(super) fn behind(&self) -> impl Iterator<Item = (u64, &TabModel, u64)> + '_ {
-        self.tabs.iter().filter_map(|(&conn, tab)| {
-            let head = self.sent_head.get(&(tab.user.clone(), tab.epoch))?;
-            (tab.live && tab.next <= *head).then_some((conn, tab, *head))
-        })
     }
 }

@@ -1,10 +1,13 @@
-//! I2 one manager per user, I3 keys injective and stable, I9 nothing handed out after removal.
+//! I2 one manager per user and I9 nothing handed out after removal, as the backend reports its
+//! managers (the white-box oracle; keys as connects return them are the black-box oracle's).
 
 use wsreg::Mode;
 
-use super::{Checked, Checker, Failed, Invariant, Key};
+use super::oracle::Verdict;
+use super::white_box::{WhiteBox, MANAGER_HANDED, TWO_MANAGERS};
+use super::{Checked, Invariant, Key};
 
-impl Checker {
+impl WhiteBox {
     pub(super) fn manager_created(&mut self, key: &Key, mgr: u64) -> Checked {
         if let Some(live) = self.live_mgr.get(key) {
             return fail!(
@@ -48,20 +51,28 @@ impl Checker {
         Ok(())
     }
 
-    /// A client learned which key, manager and connection it got.
-    pub(super) fn connected(&mut self, user: &Key, key: &Key, mgr: u64, conn: u64) -> Checked {
-        match self.keys_agree(user, key, mgr) {
-            // Keys as the connect call returned them: the black-box oracle's.
-            Err(Failed {
-                invariant: Invariant::I3,
-                ..
-            }) if !self.checks.black => {}
-            agreed => agreed?,
+    /// A client learned which key, manager and connection it got: a key that moved while the
+    /// user's old manager lives is a second manager; the manager handed out must be the one
+    /// the registry holds, and never one it removed.
+    pub(super) fn connected(&mut self, user: &Key, key: &Key, mgr: u64, conn: u64) -> Verdict {
+        if let Some(old) = self.key_of_user.get(user).filter(|old| *old != key) {
+            if let Some(old_mgr) = self.live_mgr.get(old) {
+                return fail!(Invariant::I2, "user {user} now has two live managers: m{old_mgr} (key {old}) and m{mgr} (key {key}); events sent through one never reach tabs on the other")
+                    .map_err(|f| (TWO_MANAGERS, f));
+            }
         }
-        if !self.checks.white {
-            self.file(user, key, conn);
-            return Ok(());
+        self.handed(user, key, mgr)
+            .map_err(|f| (MANAGER_HANDED, f))?;
+        self.key_of_user.insert(user.clone(), key.clone());
+        self.user_of_key.insert(key.clone(), user.clone());
+        if let Some(c) = self.conns.get_mut(&conn) {
+            c.owner = Some(user.clone());
         }
+        Ok(())
+    }
+
+    /// The manager a connect handed out: the registry's, and not one it removed.
+    fn handed(&self, user: &Key, key: &Key, mgr: u64) -> Checked {
         if self.checks.unique_ids && self.removed_mgr.contains(&(key.clone(), mgr)) {
             return fail!(
                 Invariant::I9,
@@ -69,49 +80,12 @@ impl Checker {
             );
         }
         match self.live_mgr.get(key) {
-            Some(&live) if live == mgr => {}
-            other => {
-                return fail!(
-                    Invariant::I2,
-                    "{user} was handed manager m{mgr}, but the registry holds {} for key {key}",
-                    other.map_or("none".to_owned(), |m| format!("m{m}"))
-                )
-            }
-        }
-        self.file(user, key, conn);
-        Ok(())
-    }
-
-    /// The key a connect returned against every earlier one: one key per user, one user per key.
-    fn keys_agree(&self, user: &Key, key: &Key, mgr: u64) -> Checked {
-        if let Some(other) = self.user_of_key.get(key) {
-            if other != user {
-                return fail!(
-                    Invariant::I3,
-                    "users {other} and {user} were both filed under key {key}"
-                );
-            }
-        }
-        if let Some(old) = self.key_of_user.get(user) {
-            if old != key {
-                if let Some(old_mgr) = self.live_mgr.get(old).filter(|_| self.checks.white) {
-                    return fail!(Invariant::I2, "user {user} now has two live managers: m{old_mgr} (key {old}) and m{mgr} (key {key}); events sent through one never reach tabs on the other");
-                }
-                return fail!(
-                    Invariant::I3,
-                    "user {user} was filed under key {old} before and under {key} now"
-                );
-            }
-        }
-        Ok(())
-    }
-
-    /// Notes that `user` is filed under `key`, and holds `conn`.
-    fn file(&mut self, user: &Key, key: &Key, conn: u64) {
-        self.key_of_user.insert(user.clone(), key.clone());
-        self.user_of_key.insert(key.clone(), user.clone());
-        if let Some(c) = self.conns.get_mut(&conn) {
-            c.owner = Some(user.clone());
+            Some(&live) if live == mgr => Ok(()),
+            other => fail!(
+                Invariant::I2,
+                "{user} was handed manager m{mgr}, but the registry holds {} for key {key}",
+                other.map_or("none".to_owned(), |m| format!("m{m}"))
+            ),
         }
     }
 }

@@ -1,7 +1,10 @@
-//! The checker: a small model of what the core should hold, fed every [`Step`], and the named
-//! invariants I1–I10 (defined in the README) checked against it after every step. Every check is a few
-//! ordered-map operations on the keys the step names, so the per-step cost does not grow with the
-//! number of users. Each group of invariants lives in its own file.
+//! The checker: the named invariants I1–I10 (defined in the README) checked after every
+//! [`Step`] by two oracles, each a small model of the run behind one trait ([`Judge`]): the
+//! black-box oracle (`black_box.rs`: what the harness did, what calls returned, what tabs
+//! read) and the white-box oracle (`white_box.rs`: the backend's own account). [`Checker`]
+//! feeds both and counts the verdicts of the oracles the run is judged by. Every check is a
+//! few ordered-map operations on the keys the step names, so the per-step cost does not grow
+//! with the number of users. Each group of invariants lives in its own file.
 
 /// Fails a check: the invariant, then the message as `format!` takes it. The message's
 /// template is the rule that fired ([`Violation::rule`]): two failures of one check are alike
@@ -30,22 +33,24 @@ macro_rules! violation {
 }
 pub(crate) use violation;
 
+mod black_box;
 mod connections;
 mod delivery;
 mod managers;
 mod oracle;
 mod sharing;
+mod white_box;
 
 pub use oracle::Checks;
+use oracle::{Judge, Verdict};
 
-use std::collections::BTreeMap;
+use black_box::BlackBox;
+use white_box::WhiteBox;
 
-use fnv::{FnvHashMap, FnvHashSet};
 use std::fmt;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
-use wsreg::Mode;
 
 use crate::check::coverage::Coverage;
 use crate::check::trace::{MsgTag, Step, What};
@@ -194,60 +199,15 @@ pub(crate) struct TabModel {
     pub(crate) opened: u64,
 }
 
-/// How often one harness message was accepted by the backend and confirmed to its sender.
-#[derive(Debug, Default, Clone, Copy)]
-struct Tally {
-    accepted: u32,
-    confirmed: u32,
-}
-
-/// The model the invariants are checked against. Maps keyed by strings are FNV hash maps
-/// (deterministic hashing, constant-time lookups at 10,000 users); they are only ever looked up,
-/// never iterated where the order could reach a verdict.
+/// The two oracles, fed every step, and whose verdicts count ([`Checks`]). Maps keyed by
+/// strings are FNV hash maps (deterministic hashing, constant-time lookups at 10,000 users);
+/// they are only ever looked up, never iterated where the order could reach a verdict.
 #[derive(Debug)]
 pub struct Checker {
-    limits: Limits,
     checks: Checks,
     coverage: Coverage,
-    // managers and keys
-    live_mgr: FnvHashMap<Key, u64>,
-    removed_mgr: FnvHashSet<(Key, u64)>,
-    key_of_user: FnvHashMap<Key, Key>,
-    user_of_key: FnvHashMap<Key, Key>,
-    mode_of_key: FnvHashMap<Key, Mode>,
-    // connections, as the backend reports them
-    conns: BTreeMap<u64, ConnModel>,
-    live_by_key: FnvHashMap<Key, usize>,
-    live_total: usize,
-    // requests the clients made, to tell asked-for changes from unasked ones
-    closing: FnvHashSet<u64>,
-    mode_request: Option<Key>,
-    // streams
-    /// Per harness message (kind, tag): how often the backend accepted it, how often a sender
-    /// was told it was accepted.
-    tallies: FnvHashMap<(&'static str, Key), Tally>,
-    /// The last number the backend handed out per (key, epoch).
-    heads: FnvHashMap<(Key, wsreg::Epoch), u64>,
-    /// What each sender was told: the message at each (user, position).
-    sent: FnvHashMap<(Key, wsreg::Position), MsgTag>,
-    /// Where each message was said to be.
-    sent_at: FnvHashMap<MsgTag, wsreg::Position>,
-    /// The furthest position senders were told about, per (user, epoch).
-    sent_head: FnvHashMap<(Key, wsreg::Epoch), u64>,
-    /// Per user, the last step a send was confirmed at, per epoch: what tabs open since then
-    /// must all have read, whatever stream they are on.
-    sent_last: FnvHashMap<Key, BTreeMap<wsreg::Epoch, u64>>,
-    /// Every tab, by connection number, in order.
-    tabs: BTreeMap<u64, TabModel>,
-    /// Tabs the backend accepted and their clients have not closed, per user and in all.
-    live_tabs: FnvHashMap<Key, usize>,
-    live_tabs_total: usize,
-    /// Agent runs: how many events of each the agent has emitted, and each event's place in
-    /// its run, so a tab can be checked to read a run's events in the order they were emitted.
-    run_emits: FnvHashMap<Key, u32>,
-    emit_order: FnvHashMap<MsgTag, (Key, u32)>,
-    /// Per (tab, run): the place of the last event of the run the tab read.
-    run_read: FnvHashMap<(u64, Key), (u32, MsgTag)>,
+    black: BlackBox,
+    white: WhiteBox,
 }
 
 /// The result of one check.
@@ -257,46 +217,18 @@ impl Checker {
     /// A checker for a run with these limits.
     pub fn new(limits: Limits) -> Self {
         Self {
-            limits,
             checks: Checks::ALL,
             coverage: Coverage::default(),
-            live_mgr: FnvHashMap::default(),
-            removed_mgr: FnvHashSet::default(),
-            key_of_user: FnvHashMap::default(),
-            user_of_key: FnvHashMap::default(),
-            mode_of_key: FnvHashMap::default(),
-            conns: BTreeMap::new(),
-            live_by_key: FnvHashMap::default(),
-            live_total: 0,
-            closing: FnvHashSet::default(),
-            mode_request: None,
-            tallies: FnvHashMap::default(),
-            heads: FnvHashMap::default(),
-            sent: FnvHashMap::default(),
-            sent_at: FnvHashMap::default(),
-            sent_head: FnvHashMap::default(),
-            sent_last: FnvHashMap::default(),
-            tabs: BTreeMap::new(),
-            live_tabs: FnvHashMap::default(),
-            live_tabs_total: 0,
-            run_emits: FnvHashMap::default(),
-            emit_order: FnvHashMap::default(),
-            run_read: FnvHashMap::default(),
+            black: BlackBox::new(limits.clone()),
+            white: WhiteBox::new(limits, Checks::ALL),
         }
     }
 
-    /// Applies only `checks` from now on.
+    /// Counts only the verdicts `checks` allow from now on (and gives the white-box oracle the
+    /// backend's declared properties).
     pub fn set_checks(&mut self, checks: Checks) {
         self.checks = checks;
-    }
-
-    /// A black-box check's result, unless the black-box oracle is off.
-    fn black(&self, result: Checked) -> Checked {
-        if self.checks.black {
-            result
-        } else {
-            Ok(())
-        }
+        self.white.checks = checks;
     }
 
     /// The same checker, counting the network coverage points too.
@@ -310,82 +242,30 @@ impl Checker {
         &self.coverage
     }
 
-    /// Checks one step and updates the model.
-    pub fn on_step(&mut self, s: &Step) -> Result<(), Violation> {
-        self.coverage.on_step(s);
-        let key = &s.user;
-        let conn = s.conn.unwrap_or(0);
-        let result = match &s.what {
-            What::ManagerCreated { .. } => self.manager_created(key, s.mgr.unwrap_or(0)),
-            What::ManagerRemoved(_) => self.manager_removed(key, s.mgr.unwrap_or(0)),
-            What::Connected {
-                key: filed,
-                asked,
-                from,
-                recovered,
-            } => self
-                .connected(key, filed, s.mgr.unwrap_or(0), conn)
-                .and_then(|()| {
-                    let opened = self.tab_opened(key, conn, *asked, *from, *recovered, s.n);
-                    self.black(opened)
-                }),
-            What::ConnAdded { live } => self.conn_added(key, s.mgr.unwrap_or(0), conn, *live),
-            What::ConnRemoved { live, reason } => self.conn_removed(key, conn, *reason, *live),
-            What::Close | What::Cleanup | What::Crash => {
-                self.closing.insert(conn);
-                self.tab_closed(conn);
-                Ok(())
-            }
-            What::ServerDown => {
-                self.server_lost();
-                Ok(())
-            }
-            What::SetMode(_) => {
-                self.mode_request = Some(key.clone());
-                Ok(())
-            }
-            What::ModeChanged { from, to } => self.mode_changed(key, *from, *to),
-            What::Accepted { at, msg } => self.accepted(key, *at, msg),
-            What::Delivered { seq } => self.delivered(key, conn, *seq),
-            What::Emit { msg } => {
-                self.emitted(msg);
-                Ok(())
-            }
-            What::Received { at, msg, .. } => {
-                let read = self
-                    .received(key, conn, *at, msg)
-                    .and_then(|()| self.run_order(key, conn, msg));
-                self.black(read)
-            }
-            What::Gap {
-                at, from, reason, ..
-            } => {
-                let read = self.gap(key, conn, *at, *from, *reason);
-                self.black(read)
-            }
-            _ => Ok(()),
+    /// The verdict of both oracles on one check point: the earlier failure among those that
+    /// count, the white-box one on a tie.
+    fn judged(&self, black: Verdict, white: Verdict, step: u64) -> Result<(), Violation> {
+        let black = black.err().filter(|_| self.checks.black);
+        let white = white.err().filter(|_| self.checks.white);
+        let first = match (black, white) {
+            (Some(b), Some(w)) if b.0 < w.0 => Some(b),
+            (b, Some(w)) => Some(w).or(b),
+            (b, None) => b,
         };
-        result.map_err(|f| f.at(s.n))
+        first.map_or(Ok(()), |(_, f)| Err(f.at(step)))
     }
 
-    /// The server process died: every manager, connection and queued message went with it. What
-    /// carries over is what must hold across restarts: the key each user is filed under, and
-    /// which messages were accepted and confirmed (a replay of one after the restart is still a
-    /// duplicate). Every id the new registry hands out starts afresh.
-    fn server_lost(&mut self) {
-        let mut fresh = Checker::new(self.limits.clone());
-        fresh.checks = self.checks;
-        let keep = std::mem::replace(self, fresh);
-        self.coverage = keep.coverage;
-        self.key_of_user = keep.key_of_user;
-        self.user_of_key = keep.user_of_key;
-        self.tallies = keep.tallies;
-        self.sent = keep.sent;
-        self.sent_at = keep.sent_at;
-        self.sent_head = keep.sent_head;
-        self.sent_last = keep.sent_last;
-        self.run_emits = keep.run_emits;
-        self.emit_order = keep.emit_order;
+    /// Checks one step and updates both models.
+    pub fn on_step(&mut self, s: &Step) -> Result<(), Violation> {
+        self.coverage.on_step(s);
+        if matches!(s.what, What::ServerDown) {
+            self.black.server_lost();
+            self.white.server_lost();
+            return Ok(());
+        }
+        let white = self.white.step(s, &mut self.coverage);
+        let black = self.black.step(s, &mut self.coverage);
+        self.judged(black, white, s.n)
     }
 
     /// Checks that a message its sender was told is accepted (at `at`) really was, and files
@@ -397,12 +277,31 @@ impl Checker {
         at: wsreg::Position,
         step: u64,
     ) -> Result<(), Violation> {
-        self.confirmed(user, msg, at, step).map_err(|f| f.at(step))
+        let white = self.white.confirmed(user, msg, at, step);
+        let black = self.black.confirmed(user, msg, at, step);
+        self.judged(black, white, step)
+    }
+
+    /// Compares what the backend shows for `user` with the white-box model, before the user
+    /// acts (when the backend answers probes).
+    pub fn on_probe(
+        &self,
+        user: &Key,
+        probe: Option<wsreg::backend::Probe>,
+        step: u64,
+    ) -> Result<(), Violation> {
+        if !self.checks.probes {
+            return Ok(());
+        }
+        self.white.probe(user, probe).map_err(|f| f.at(step))
     }
 
     /// The fan-out check, once everything has healed (see `split_stream`).
     pub fn fan_out(&self, step: u64) -> Result<(), Violation> {
-        self.black(self.split_stream()).map_err(|f| f.at(step))
+        if !self.checks.black {
+            return Ok(());
+        }
+        self.black.split_stream().map_err(|f| f.at(step))
     }
 
     /// Open tabs that have not yet read everything their senders were told about. The world
@@ -410,12 +309,13 @@ impl Checker {
     /// the black-box oracle calls a tab still behind at the bound a violation
     /// (see the world's heal phase).
     pub fn in_flight(&self) -> usize {
-        self.behind().count()
+        self.black.behind().count()
     }
 
     /// What each tab that is behind still misses, in a user's words, first tab first.
     pub fn in_flight_by_tab(&self) -> Vec<String> {
-        self.behind()
+        self.black
+            .behind()
             .map(|(conn, tab, head)| {
                 format!(
                     "{}'s tab c{conn} never read {}#{}..#{head}, and no gap marker said they are lost",
@@ -427,17 +327,10 @@ impl Checker {
 
     /// The end-of-run history checks (after everything drained and idle managers were reaped).
     pub fn finish(&self, last_step: u64) -> Result<(), Violation> {
-        self.history().map_err(|f| f.at(last_step))
-    }
-
-    fn history(&self) -> Checked {
-        if let Some((key, mgr)) = self.live_mgr.iter().min() {
-            return fail!(
-                Invariant::I9,
-                "{key}'s manager m{mgr} has no connection and outlived its idle TTL"
-            );
+        if !self.checks.white {
+            return Ok(());
         }
-        Ok(())
+        self.white.history().map_err(|f| f.at(last_step))
     }
 }
 
@@ -499,7 +392,14 @@ mod tests {
                 let created = What::ManagerCreated { epoch: E };
                 self.step("u1", None, Some(1), created)?;
             }
-            let live = self.checker.live_by_key.get("u1").copied().unwrap_or(0) + 1;
+            let live = self
+                .checker
+                .white
+                .live_by_key
+                .get("u1")
+                .copied()
+                .unwrap_or(0)
+                + 1;
             self.step("u1", Some(conn), Some(1), What::ConnAdded { live })?;
             let what = What::Connected {
                 key: "u1".into(),
@@ -733,5 +633,40 @@ mod tests {
         };
         let err = f.step("u2", Some(2), Some(1), what);
         assert_eq!(err.unwrap_err().0, Invariant::I3);
+    }
+
+    /// u1 holds key `a` on m1; u2 holds `b` on m2; then u1 is handed `b` too, while m1 lives.
+    fn key_taken_over(oracle: Oracle) -> Checked {
+        let mut f = Feed::new();
+        f.checker
+            .set_checks(Checks::new(oracle, wsreg::backend::Capabilities::ALL));
+        let connected = |key: &str| What::Connected {
+            key: key.into(),
+            asked: None,
+            from: at(0),
+            recovered: false,
+        };
+        for (user, key, m, c) in [("u1", "a", 1, 1), ("u2", "b", 2, 2)] {
+            f.step(key, None, Some(m), What::ManagerCreated { epoch: E })?;
+            f.step(key, Some(c), Some(m), What::ConnAdded { live: 1 })?;
+            f.step(user, Some(c), Some(m), connected(key))?;
+        }
+        f.step("b", Some(3), Some(2), What::ConnAdded { live: 2 })?;
+        f.step("u1", Some(3), Some(2), connected("b"))
+    }
+
+    #[test]
+    fn each_oracle_judges_what_it_sees_and_both_give_the_earlier_verdict() {
+        // What a client sees: u1 is filed under u2's key (I3), the first check of the step.
+        assert_eq!(
+            key_taken_over(Oracle::BlackBox).unwrap_err().0,
+            Invariant::I3
+        );
+        assert_eq!(key_taken_over(Oracle::Both).unwrap_err().0, Invariant::I3);
+        // What the backend reports: u1 has two live managers (I2), whether or not the
+        // black-box oracle, switched off, would have objected first.
+        let white = key_taken_over(Oracle::WhiteBox).unwrap_err();
+        assert_eq!(white.0, Invariant::I2, "{}", white.1);
+        assert!(white.1.contains("two live managers"), "{}", white.1);
     }
 }

@@ -1,4 +1,5 @@
-//! The two oracles and which checks of each apply to a run.
+//! The two oracles behind one small trait ([`Judge`]), and which of their verdicts count in a
+//! run ([`Checks`]).
 //!
 //! The black-box oracle is the primary one: it sees only what the harness did, what the
 //! backend's calls returned, and what each simulated tab read. It needs nothing from the
@@ -8,8 +9,32 @@
 //! declares (ids never reused, one acceptance per message).
 
 use wsreg::backend::Capabilities;
+use wsreg::Position;
 
+use super::{Failed, Key};
+use crate::check::coverage::Coverage;
+use crate::check::trace::{MsgTag, Step};
 use crate::generate::oracle::Oracle;
+
+/// A failed check, and its place among the checks of the step that failed it. Each oracle
+/// checks only what it can see and stops at its first failure; when both judge a run, the
+/// earlier of their failures is the verdict (the white-box one on a tie), so a step's verdict
+/// is the same as one walk through every check in order would give.
+pub(crate) type Verdict = Result<(), (u8, Failed)>;
+
+/// One oracle: a model of the run fed every step, judging what it can see. Both oracles are
+/// fed everything whoever judges (so what the world waits on never depends on who judges);
+/// [`Checks`] says whose verdicts count.
+pub(crate) trait Judge {
+    /// Checks one step and updates the model.
+    fn step(&mut self, s: &Step, coverage: &mut Coverage) -> Verdict;
+
+    /// A sender was told its message is at `at` (at step `step`).
+    fn confirmed(&mut self, user: &Key, msg: &MsgTag, at: Position, step: u64) -> Verdict;
+
+    /// The server process died: what it held went with it.
+    fn server_lost(&mut self);
+}
 
 /// The checks that apply to one run: the oracles chosen, narrowed to what the backend offers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

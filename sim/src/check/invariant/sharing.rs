@@ -1,12 +1,13 @@
 //! I4 nothing shared: a user's mode changes only when that user changes it, and what the registry
 //! shows for a user matches that user's own history (checked by a probe before each action).
 
+use wsreg::backend::Probe;
 use wsreg::Mode;
 
-use super::{Checked, Checker, Invariant, Key, Violation};
-use wsreg::backend::Probe;
+use super::white_box::WhiteBox;
+use super::{Checked, Invariant, Key};
 
-impl Checker {
+impl WhiteBox {
     pub(super) fn mode_changed(&mut self, key: &Key, from: Mode, to: Mode) -> Checked {
         let asker = self.mode_request.as_ref();
         if asker.is_none() || self.user_of_key.get(key).is_some_and(|u| Some(u) != asker) {
@@ -22,14 +23,7 @@ impl Checker {
     }
 
     /// Compares what the backend shows for `user` with the model, before the user acts.
-    pub fn on_probe(&self, user: &Key, probe: Option<Probe>, step: u64) -> Result<(), Violation> {
-        self.probe(user, probe).map_err(|f| f.at(step))
-    }
-
-    fn probe(&self, user: &Key, probe: Option<Probe>) -> Checked {
-        if !self.checks.probes {
-            return Ok(());
-        }
+    pub(super) fn probe(&self, user: &Key, probe: Option<Probe>) -> Checked {
         let Some(key) = self.key_of_user.get(user) else {
             return Ok(());
         };

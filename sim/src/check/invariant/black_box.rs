@@ -1,0 +1,195 @@
+//! [`BlackBox`]: the oracle that needs nothing from the backend. Its model is built from what
+//! the harness did, what the backend's calls returned and what each simulated tab read; it
+//! checks keys (I3), limits as the clients saw them (I6), and delivery (I1, I7, I8; in
+//! `delivery.rs`), and, once everything healed, fan-out (I2).
+
+use std::collections::BTreeMap;
+
+use fnv::FnvHashMap;
+use wsreg::Position;
+
+use super::oracle::{Judge, Verdict};
+use super::{Checked, Invariant, Key, TabModel};
+use crate::check::coverage::Coverage;
+use crate::check::trace::{MsgTag, Step, What};
+use crate::generate::config::Limits;
+
+/// The order of the black-box checks of a `Connected` step among every check of that step
+/// (see [`Verdict`]): the key of a user against other users', then against its own earlier
+/// one, then (after the white-box checks of the manager handed out) the tab itself.
+pub(super) const KEY_SHARED: u8 = 0;
+pub(super) const KEY_CHANGED: u8 = 1;
+pub(super) const TAB_OPENED: u8 = 3;
+/// On a confirmation, after the white-box check that the message was accepted at all.
+pub(super) const SENT_TWICE: u8 = 1;
+
+/// The black-box oracle's model.
+#[derive(Debug)]
+pub(crate) struct BlackBox {
+    pub(super) limits: Limits,
+    /// The key each user's connects returned, and the user of each key.
+    pub(super) key_of_user: FnvHashMap<Key, Key>,
+    pub(super) user_of_key: FnvHashMap<Key, Key>,
+    /// What each sender was told: the message at each (user, position).
+    pub(super) sent: FnvHashMap<(Key, Position), MsgTag>,
+    /// Where each message was said to be.
+    pub(super) sent_at: FnvHashMap<MsgTag, Position>,
+    /// The furthest position senders were told about, per (user, epoch).
+    pub(super) sent_head: FnvHashMap<(Key, wsreg::Epoch), u64>,
+    /// Per user, the last step a send was confirmed at, per epoch: what tabs open since then
+    /// must all have read, whatever stream they are on.
+    pub(super) sent_last: FnvHashMap<Key, BTreeMap<wsreg::Epoch, u64>>,
+    /// Every tab, by connection number, in order.
+    pub(super) tabs: BTreeMap<u64, TabModel>,
+    /// Tabs the backend accepted and their clients have not closed, per user and in all.
+    pub(super) live_tabs: FnvHashMap<Key, usize>,
+    pub(super) live_tabs_total: usize,
+    /// Agent runs: how many events of each the agent has emitted, and each event's place in
+    /// its run, so a tab can be checked to read a run's events in the order they were emitted.
+    pub(super) run_emits: FnvHashMap<Key, u32>,
+    pub(super) emit_order: FnvHashMap<MsgTag, (Key, u32)>,
+    /// Per (tab, run): the place of the last event of the run the tab read.
+    pub(super) run_read: FnvHashMap<(u64, Key), (u32, MsgTag)>,
+}
+
+/// A check's failure, at its place among the step's checks.
+fn at(order: u8, checked: Checked) -> Verdict {
+    checked.map_err(|f| (order, f))
+}
+
+impl BlackBox {
+    pub(crate) fn new(limits: Limits) -> Self {
+        Self {
+            limits,
+            key_of_user: FnvHashMap::default(),
+            user_of_key: FnvHashMap::default(),
+            sent: FnvHashMap::default(),
+            sent_at: FnvHashMap::default(),
+            sent_head: FnvHashMap::default(),
+            sent_last: FnvHashMap::default(),
+            tabs: BTreeMap::new(),
+            live_tabs: FnvHashMap::default(),
+            live_tabs_total: 0,
+            run_emits: FnvHashMap::default(),
+            emit_order: FnvHashMap::default(),
+            run_read: FnvHashMap::default(),
+        }
+    }
+
+    /// The key a connect returned against every earlier one: one user per key, one key per
+    /// user (a white-box backend may show the second as two live managers first).
+    fn keys(&self, user: &Key, key: &Key) -> Verdict {
+        if let Some(other) = self.user_of_key.get(key) {
+            if other != user {
+                return at(
+                    KEY_SHARED,
+                    fail!(
+                        Invariant::I3,
+                        "users {other} and {user} were both filed under key {key}"
+                    ),
+                );
+            }
+        }
+        if let Some(old) = self.key_of_user.get(user) {
+            if old != key {
+                return at(
+                    KEY_CHANGED,
+                    fail!(
+                        Invariant::I3,
+                        "user {user} was filed under key {old} before and under {key} now"
+                    ),
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// A tab connected: its key is checked and filed, then the tab itself. The tab is opened
+    /// in the model even when its key fails, so a run judged by the white-box oracle alone
+    /// still waits for every tab to read its stream.
+    fn connected(
+        &mut self,
+        s: &Step,
+        key: &Key,
+        asked: Option<Position>,
+        from: Position,
+        recovered: bool,
+        coverage: &mut Coverage,
+    ) -> Verdict {
+        let user = &s.user;
+        let keys = self.keys(user, key);
+        if keys.is_ok() {
+            self.key_of_user.insert(user.clone(), key.clone());
+            self.user_of_key.insert(key.clone(), user.clone());
+        }
+        let opened = at(
+            TAB_OPENED,
+            self.tab_opened(s, asked, from, recovered, coverage),
+        );
+        keys.and(opened)
+    }
+
+    /// Tabs still open that have not yet read (or been told they lost) everything their users'
+    /// senders were told about in their stream, with the first missing position of each.
+    pub(super) fn behind(&self) -> impl Iterator<Item = (u64, &TabModel, u64)> + '_ {
+        self.tabs.iter().filter_map(|(&conn, tab)| {
+            let head = self.sent_head.get(&(tab.user.clone(), tab.epoch))?;
+            (tab.live && tab.next <= *head).then_some((conn, tab, *head))
+        })
+    }
+}
+
+impl Judge for BlackBox {
+    fn step(&mut self, s: &Step, coverage: &mut Coverage) -> Verdict {
+        let user = &s.user;
+        let conn = s.conn.unwrap_or(0);
+        match &s.what {
+            What::Connected {
+                key,
+                asked,
+                from,
+                recovered,
+            } => self.connected(s, key, *asked, *from, *recovered, coverage),
+            What::Close | What::Cleanup | What::Crash => {
+                self.tab_closed(conn);
+                Ok(())
+            }
+            What::Emit { msg } => {
+                self.emitted(msg);
+                Ok(())
+            }
+            What::Received { at: pos, msg, .. } => at(
+                0,
+                self.received(user, conn, *pos, msg)
+                    .and_then(|()| self.run_order(user, conn, msg)),
+            ),
+            What::Gap {
+                at: pos,
+                from,
+                reason,
+                ..
+            } => at(0, self.gap(user, conn, *pos, *from, *reason, coverage)),
+            _ => Ok(()),
+        }
+    }
+
+    fn confirmed(&mut self, user: &Key, msg: &MsgTag, pos: Position, step: u64) -> Verdict {
+        at(SENT_TWICE, self.sent(user, msg, pos, step))
+    }
+
+    /// What carries over a server's death: the key each user is filed under, and which
+    /// messages senders were told about (a replay of one after the restart is still a
+    /// duplicate). Every tab died with the server.
+    fn server_lost(&mut self) {
+        let fresh = BlackBox::new(self.limits.clone());
+        let keep = std::mem::replace(self, fresh);
+        self.key_of_user = keep.key_of_user;
+        self.user_of_key = keep.user_of_key;
+        self.sent = keep.sent;
+        self.sent_at = keep.sent_at;
+        self.sent_head = keep.sent_head;
+        self.sent_last = keep.sent_last;
+        self.run_emits = keep.run_emits;
+        self.emit_order = keep.emit_order;
+    }
+}
