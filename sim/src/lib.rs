@@ -16,8 +16,10 @@
 //!
 //! 1. [`generate`]: `seed`, `config` (swarm), `oracle` (who judges), `plan`, `workload`.
 //! 2. [`check`]: `trace` (steps and their stable hash), `invariant` (the checker: the
-//!    black-box and white-box oracles), `coverage`, `outcome` (verdicts, failure kinds, exit
-//!    codes). Pure: it judges steps, whoever produced them.
+//!    black-box and white-box oracles), `reading` (how a reader moves through a stream),
+//!    `ledger` (every black-box finding of a recorded run, which the report page shows),
+//!    `coverage`, `outcome` (verdicts, failure kinds, exit codes). Pure: it judges steps,
+//!    whoever produced them.
 //! 3. [`run`]: `backend` (the seam, `wsreg::Backend`, and how the harness makes one), `world`
 //!    (phases), the simulated clients, `recorder` (observer and clients → steps, checked as
 //!    they come), `runtime` (the only madsim-specific code), `net` (any backend behind the real

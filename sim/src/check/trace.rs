@@ -166,6 +166,22 @@ pub enum What {
     },
 }
 
+/// A sender was told where its message is: not a step of the trace (it changes nothing the
+/// trace shows), but what the black-box oracle judges every tab's reading against. Kept beside
+/// the trace of a run that keeps every step, so the run's reading can be judged again from
+/// what was recorded (the report page's ledger).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Confirmed {
+    /// The last step before the sender was told.
+    pub step: u64,
+    /// The sender (the simulated user whose message it is).
+    pub user: Arc<str>,
+    /// The message.
+    pub msg: MsgTag,
+    /// Where it was told the message is.
+    pub at: Position,
+}
+
 /// Whose account a step is: the world's (phases, network and server faults), a client's (its
 /// actions, receipts and the refusals it got), or the core's (what the backend reported).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -33,6 +33,7 @@ use wsreg::{
 };
 
 use crate::check::outcome::Exit;
+use crate::check::reading::{place, Place};
 use crate::measure::table::{Column, Table};
 use crate::run::backend::{core_factory, Backend, Factory, Handle, Network};
 use crate::run::runtime::{simulate, Link, Panicked, RuntimeError};
@@ -180,13 +181,17 @@ impl Ledger {
             Payload::Gap { from, to, .. } => (*from, *to),
             _ => (at.seq, at.seq),
         };
-        if start < expected {
-            self.duplicates += 1;
-            return None; // nothing new: the client's position stays
-        }
-        if start > expected {
-            self.holes += 1;
-            self.lost_unsignalled += start - expected;
+        match place(expected, start) {
+            Place::InOrder => {}
+            Place::Ahead { skipped } => {
+                self.holes += 1;
+                self.lost_unsignalled += skipped;
+            }
+            // Nothing new: the client's position stays.
+            Place::Behind => {
+                self.duplicates += 1;
+                return None;
+            }
         }
         if env.payload().is_gap() {
             if end >= start {

@@ -12,7 +12,7 @@ use wsreg::{Observation, Observer, Payload};
 use crate::check::coverage::Coverage;
 use crate::check::invariant::violation;
 use crate::check::invariant::{Checker, Violation};
-use crate::check::trace::{MsgTag, Step, TraceHash, What};
+use crate::check::trace::{Confirmed, MsgTag, Step, TraceHash, What};
 use crate::generate::config::Limits;
 use crate::run::backend::Probe;
 
@@ -78,6 +78,8 @@ pub struct Recording {
     pub hash: u64,
     /// The kept steps.
     pub trace: Vec<Step>,
+    /// What senders were told, in order (with every step kept; see [`Confirmed`]).
+    pub confirms: Vec<Confirmed>,
     /// The first violation, if any.
     pub violation: Option<Violation>,
     /// Coverage points hit.
@@ -91,6 +93,7 @@ struct State {
     hash: TraceHash,
     keep: Keep,
     trace: VecDeque<Step>,
+    confirms: Vec<Confirmed>,
     checker: Checker,
     violation: Option<Violation>,
     stats: Stats,
@@ -152,6 +155,7 @@ impl Recorder {
                 hash: TraceHash::default(),
                 keep,
                 trace: VecDeque::new(),
+                confirms: Vec::new(),
                 checker: if network {
                     Checker::new(limits).over_network()
                 } else {
@@ -253,10 +257,18 @@ impl Recorder {
             return;
         }
         let mut st = self.lock();
+        let step = st.n;
+        if st.keep == Keep::All {
+            st.confirms.push(Confirmed {
+                step,
+                user: Arc::clone(user),
+                msg: msg.clone(),
+                at,
+            });
+        }
         if st.violation.is_some() {
             return;
         }
-        let step = st.n;
         if let Err(v) = st.checker.on_confirm(user, msg, at, step) {
             st.violation = Some(v);
             self.failed.store(true, Ordering::Relaxed);
@@ -318,6 +330,7 @@ impl Recorder {
             steps: st.n + self.unchecked_steps.load(Ordering::Relaxed),
             hash: st.hash.value(),
             trace: std::mem::take(&mut st.trace).into(),
+            confirms: std::mem::take(&mut st.confirms),
             violation: st.violation.clone(),
             coverage: st.checker.coverage().clone(),
             stats: std::mem::take(&mut st.stats),

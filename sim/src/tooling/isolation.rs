@@ -98,6 +98,7 @@ impl Ran {
             hash: self.hash,
             virtual_us: self.virtual_us,
             trace: Vec::new(),
+            confirms: Vec::new(),
             coverage,
             stats: Stats::default(),
         }

@@ -9,6 +9,7 @@ mod disconnect;
 mod golden;
 mod imports;
 mod isolation;
+mod ledger;
 mod net;
 mod oracles;
 mod pages;

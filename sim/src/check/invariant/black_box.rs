@@ -129,6 +129,40 @@ impl BlackBox {
         keys.and(opened)
     }
 
+    /// Every tab still behind, as a finding on it (its number and user): what it never read,
+    /// and no gap marker said lost.
+    pub(crate) fn still_behind(&self) -> Vec<(u64, Key, super::Failed)> {
+        self.behind()
+            .filter_map(|(conn, tab, head)| {
+                let behind: Checked = fail!(
+                    Invariant::I8,
+                    "{}'s tab c{conn} never read {}#{}..#{head}, and no gap marker said they are lost",
+                    tab.user,
+                    tab.epoch,
+                    tab.next
+                );
+                behind.err().map(|f| (conn, tab.user.clone(), f))
+            })
+            .collect()
+    }
+
+    /// After a finding on what a tab read, its reading moves on past it: the tab is where the
+    /// item it read says, so one fault is one finding.
+    pub(crate) fn move_past(&mut self, s: &Step) {
+        let (at, conn) = match &s.what {
+            What::Received { at, .. } | What::Gap { at, .. } => (*at, s.conn.unwrap_or(0)),
+            _ => return,
+        };
+        if let Some(tab) = self.tabs.get_mut(&conn) {
+            if tab.epoch != at.epoch {
+                tab.epoch = at.epoch;
+                tab.next = at.seq + 1;
+            } else {
+                tab.next = tab.next.max(at.seq + 1);
+            }
+        }
+    }
+
     /// Tabs still open that have not yet read (or been told they lost) everything their users'
     /// senders were told about in their stream, with the first missing position of each.
     pub(super) fn behind(&self) -> impl Iterator<Item = (u64, &TabModel, u64)> + '_ {

@@ -9,8 +9,9 @@
 use wsreg::{GapReason, Position};
 
 use super::black_box::BlackBox;
-use super::{Checked, Invariant, Key, TabModel};
+use super::{Checked, Failed, Invariant, Key, TabModel};
 use crate::check::coverage::Coverage;
+use crate::check::reading::{place, Place};
 use crate::check::trace::{MsgTag, Step};
 
 /// The run an agent event belongs to, as a slice of its tag: its owner and run id (`u3/r7` of
@@ -245,14 +246,13 @@ impl BlackBox {
             );
         }
         tab.items += 1;
-        if from > tab.next {
-            return fail!(Invariant::I8, "{user}'s tab c{conn} received {what} at {epoch}#{from} right after #{}: #{}..#{} were skipped without a gap marker",
+        match place(tab.next, from) {
+            Place::InOrder => {}
+            Place::Ahead { .. } => return fail!(Invariant::I8, "{user}'s tab c{conn} received {what} at {epoch}#{from} right after #{}: #{}..#{} were skipped without a gap marker",
                     tab.next - 1,
                     tab.next,
-                    from - 1);
-        }
-        if from < tab.next {
-            return fail!(
+                    from - 1),
+            Place::Behind => return fail!(
                 Invariant::I7,
                 "{user}'s tab c{conn} received {what} at {epoch}#{from} after #{}: {}",
                 tab.next - 1,
@@ -261,7 +261,7 @@ impl BlackBox {
                 } else {
                     "out of order"
                 }
-            );
+            ),
         }
         tab.next = to + 1;
         Ok(())
@@ -273,7 +273,12 @@ impl BlackBox {
     /// stream's positions): the user's tabs have been split between two managers, whatever the
     /// backend reports about itself. Checked once everything has healed, so a tab a restart
     /// dropped is no longer open. The lowest such tab, in a user's words.
-    pub(super) fn split_stream(&self) -> Checked {
+    pub(crate) fn split_stream(&self) -> Checked {
+        self.split_tab().map_or(Ok(()), |(_, _, f)| Err(f))
+    }
+
+    /// The first tab split from its user's stream, as a finding on it (its number and user).
+    pub(crate) fn split_tab(&self) -> Option<(u64, Key, Failed)> {
         for (&conn, tab) in &self.tabs {
             let Some(sends) = self.sent_last.get(&tab.user) else {
                 continue;
@@ -282,10 +287,11 @@ impl BlackBox {
                 .iter()
                 .find(|(&epoch, &step)| tab.live && epoch != tab.epoch && step > tab.opened);
             if let Some((epoch, _)) = missed {
-                return fail!(Invariant::I2, "{}'s tab c{conn} reads stream {} while its user's messages were also sent on stream {epoch} after it opened: the user's tabs are split between two streams (two managers), and this one never sees the other's messages",
+                let split: Checked = fail!(Invariant::I2, "{}'s tab c{conn} reads stream {} while its user's messages were also sent on stream {epoch} after it opened: the user's tabs are split between two streams (two managers), and this one never sees the other's messages",
                         tab.user, tab.epoch);
+                return split.err().map(|f| (conn, tab.user.clone(), f));
             }
         }
-        Ok(())
+        None
     }
 }

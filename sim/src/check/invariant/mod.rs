@@ -42,9 +42,10 @@ mod sharing;
 mod white_box;
 
 pub use oracle::Checks;
-use oracle::{Judge, Verdict};
+pub(crate) use oracle::Judge;
+use oracle::Verdict;
 
-use black_box::BlackBox;
+pub(crate) use black_box::BlackBox;
 use white_box::WhiteBox;
 
 use std::fmt;
@@ -315,13 +316,9 @@ impl Checker {
     /// What each tab that is behind still misses, in a user's words, first tab first.
     pub fn in_flight_by_tab(&self) -> Vec<String> {
         self.black
-            .behind()
-            .map(|(conn, tab, head)| {
-                format!(
-                    "{}'s tab c{conn} never read {}#{}..#{head}, and no gap marker said they are lost",
-                    tab.user, tab.epoch, tab.next
-                )
-            })
+            .still_behind()
+            .into_iter()
+            .map(|(_, _, f)| f.message)
             .collect()
     }
 

@@ -84,6 +84,9 @@ pub struct RunReport {
     /// The kept steps.
     #[serde(skip)]
     pub trace: Vec<Step>,
+    /// What senders were told, beside the trace (with every step kept).
+    #[serde(skip)]
+    pub confirms: Vec<crate::check::trace::Confirmed>,
     /// Coverage points hit.
     pub coverage: Coverage,
     /// Counts.
@@ -533,6 +536,7 @@ pub async fn execute(
         hash: rec.hash,
         virtual_us,
         trace: rec.trace,
+        confirms: rec.confirms,
         coverage: rec.coverage,
         stats: rec.stats,
     }

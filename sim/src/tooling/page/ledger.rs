@@ -1,15 +1,16 @@
 //! The per-tab delivery ledger: what each tab read, in which spans, which gaps it was told of,
-//! and what went wrong as the tab itself could see it (positions skipped silently, read twice,
-//! read out of order, or someone else's messages). Computed from the client steps alone, so it
-//! means the same for any backend.
+//! and what went wrong with it. What went wrong is not judged here: it is every finding of the
+//! black-box oracle on the run ([`crate::check::ledger`]), placed on the tab it is about, so
+//! the page shows exactly what the verdict is made of, for any backend.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use serde::Serialize;
 use wsreg::{Epoch, Position};
 
-use crate::check::trace::{escaped, MsgTag, Step, What};
+use crate::check::invariant::Invariant;
+use crate::check::ledger::Finding;
+use crate::check::trace::{escaped, Step, What};
 
 /// One entry of a ledger column: what, and the step that shows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -36,13 +37,14 @@ pub struct TabLedger {
     pub read: Vec<Entry>,
     /// Gap markers it read: the backend's word that those positions will never come.
     pub gaps: Vec<Entry>,
-    /// Positions skipped with no gap marker covering them.
+    /// Findings of lost messages (I8): skipped with no gap marker, never read, a resume placed
+    /// past what was asked.
     pub silent: Vec<Entry>,
-    /// Positions read more than once.
+    /// Findings of messages read twice (I7).
     pub duplicates: Vec<Entry>,
-    /// Positions read after a later one.
+    /// Findings of order (I7), and anything else found on the tab.
     pub disorder: Vec<Entry>,
-    /// Messages read that were addressed to another user.
+    /// Findings of someone else's messages (I1).
     pub foreign: Vec<Entry>,
     /// Messages that sat unread in its buffer when it crashed.
     pub lost_in_crash: usize,
@@ -51,9 +53,35 @@ pub struct TabLedger {
 }
 
 impl TabLedger {
-    /// How many problems the tab could see for itself.
+    /// How many findings the tab shows.
     pub fn problems(&self) -> usize {
         self.silent.len() + self.duplicates.len() + self.disorder.len() + self.foreign.len()
+    }
+
+    /// Every finding the tab shows, in every column.
+    pub fn findings(&self) -> impl Iterator<Item = &Entry> {
+        self.silent
+            .iter()
+            .chain(&self.duplicates)
+            .chain(&self.disorder)
+            .chain(&self.foreign)
+    }
+
+    /// Files a finding in its column.
+    fn file(&mut self, f: &Finding) {
+        let entry = Entry {
+            text: f.message.clone(),
+            step: f.step,
+        };
+        let column = match f.invariant {
+            Invariant::I1 => &mut self.foreign,
+            Invariant::I8 => &mut self.silent,
+            Invariant::I7 if f.message.contains(" again") || f.message.contains("a duplicate") => {
+                &mut self.duplicates
+            }
+            _ => &mut self.disorder,
+        };
+        column.push(entry);
     }
 }
 
@@ -62,17 +90,6 @@ struct Follow {
     ledger: TabLedger,
     /// The user holding it, as given (the ledger shows it escaped).
     user: Arc<str>,
-    /// The key the backend filed it under, as given.
-    key: Arc<str>,
-    /// Whether it ended (closed or crashed) before every tab was closed at the end.
-    ended_early: bool,
-    /// Per agent run, the furthest lifecycle stage read so far.
-    stages: BTreeMap<Arc<str>, u8>,
-    epoch: Epoch,
-    next: u64,
-    seen: BTreeSet<(Epoch, u64)>,
-    /// Every message read, by kind and tag, with where it was first read.
-    messages: BTreeMap<(&'static str, Arc<str>), Position>,
     /// The run of consecutive positions being read: (epoch, first, last, first step).
     run: Option<(Epoch, u64, u64, u64)>,
 }
@@ -100,143 +117,20 @@ impl Follow {
             }
         }
     }
-
-    /// Positions `self.next..until` were skipped with nothing said.
-    fn skipped(&mut self, until: u64, step: u64) {
-        if until <= self.next {
-            return;
-        }
-        let last = until - 1;
-        let text = if self.next == last {
-            format!("{}#{last}", self.epoch)
-        } else {
-            format!("{}#{}..#{last}", self.epoch, self.next)
-        };
-        self.ledger.silent.push(Entry { text, step });
-    }
-
-    /// The tab read the message at `at`.
-    fn receive(&mut self, at: Position, step: u64) {
-        if at.epoch != self.epoch {
-            // Its connect said which stream it reads; another one with no gap marker saying
-            // why silently drops the rest of the old one.
-            self.ledger.silent.push(Entry {
-                text: format!(
-                    "switched from epoch {} to {} without a gap marker",
-                    self.epoch, at.epoch
-                ),
-                step,
-            });
-            self.epoch = at.epoch;
-            self.next = at.seq;
-        }
-        if !self.seen.insert((at.epoch, at.seq)) {
-            self.ledger.duplicates.push(Entry {
-                text: format!("{at}"),
-                step,
-            });
-            return;
-        }
-        if at.seq < self.next {
-            self.ledger.disorder.push(Entry {
-                text: format!("{at} after #{}", self.next - 1),
-                step,
-            });
-            return;
-        }
-        self.skipped(at.seq, step);
-        self.next = at.seq + 1;
-    }
-
-    /// An agent event read: a run's events come started, then steps, then completed.
-    fn lifecycle(&mut self, msg: &MsgTag, at: Position, step: u64) {
-        let stage = match msg.kind {
-            "agent_started" => 0,
-            "agent_completed" => 2,
-            "text" => return,
-            _ => 1,
-        };
-        let furthest = self.stages.entry(Arc::clone(&msg.tag)).or_insert(stage);
-        if stage < *furthest {
-            self.ledger.disorder.push(Entry {
-                text: format!("{at} {msg} after a later stage of its run"),
-                step,
-            });
-        }
-        *furthest = (*furthest).max(stage);
-    }
-
-    /// The tab read a gap marker: `from..=at.seq` of `at.epoch` will never come.
-    fn gap(&mut self, at: Position, from: u64, step: u64) {
-        if at.epoch != self.epoch {
-            self.epoch = at.epoch;
-            self.next = from;
-        }
-        // A marker for positions the tab already read, or one placed behind them.
-        if (from < self.next && from <= at.seq) || at.seq + 1 < self.next {
-            self.ledger.disorder.push(Entry {
-                text: format!(
-                    "gap marker at {at} (from #{from}) after #{} was read",
-                    self.next - 1
-                ),
-                step,
-            });
-        }
-        self.skipped(from, step);
-        self.next = self.next.max(at.seq + 1);
-    }
 }
 
-/// Positions `seqs` (sorted) as runs: `0.1#3`, `0.1#5..#7`.
-fn spans(epoch: Epoch, seqs: &[u64]) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < seqs.len() {
-        let mut j = i;
-        while j + 1 < seqs.len() && seqs[j + 1] == seqs[j] + 1 {
-            j += 1;
-        }
-        out.push(if i == j {
-            format!("{epoch}#{}", seqs[i])
-        } else {
-            format!("{epoch}#{}..#{}", seqs[i], seqs[j])
-        });
-        i = j + 1;
-    }
-    out
-}
-
-/// The ledger of every tab in the trace, in the order the tabs connected.
-///
-/// Besides what each tab read, it flags what the tab could see go wrong: positions skipped with
-/// no gap marker (including a resume into another epoch reported as fully recovered), positions
-/// read twice or after later ones, a gap marker for positions already read, a run's events read
-/// out of their lifecycle order, someone else's messages, and, once the run had healed and
-/// drained, positions of its stream that exist (the backend accepted them, or another tab of the
-/// same key read them) but that the tab never read nor was told it lost.
-pub fn ledgers(trace: &[Step]) -> Vec<TabLedger> {
-    // Where the run had healed and drained: the end phase that closes every tab, or the end of
-    // a run stopped while waiting for the drain. Before healing, messages may still be in flight.
-    let healed = trace.iter().any(|s| s.what == What::Phase("heal"));
-    let drained = trace
-        .iter()
-        .position(|s| s.what == What::Phase("close every tab"))
-        .unwrap_or(trace.len());
-    let mut known: BTreeMap<(Arc<str>, Epoch), BTreeSet<u64>> = BTreeMap::new();
+/// The ledger of every tab in the trace, in the order the tabs connected, each with the
+/// `findings` about it (a finding names its tab by user and connection number; it belongs to
+/// the last such tab opened before it).
+pub fn ledgers(trace: &[Step], findings: &[Finding]) -> Vec<TabLedger> {
     let mut tabs: Vec<Follow> = Vec::new();
-    let find = |tabs: &mut Vec<Follow>, s: &Step| {
-        let conn = s.conn?;
+    let find = |tabs: &[Follow], user: &str, conn: Option<u64>, step: u64| {
+        let conn = conn?;
         tabs.iter()
-            .rposition(|t| t.ledger.conn == conn && t.user == s.user)
+            .rposition(|t| t.ledger.conn == conn && &*t.user == user && t.ledger.start.step <= step)
     };
-    for (i, s) in trace.iter().enumerate() {
+    for s in trace {
         match &s.what {
-            What::Accepted { at, .. } if i < drained => {
-                known
-                    .entry((Arc::clone(&s.user), at.epoch))
-                    .or_default()
-                    .insert(at.seq);
-            }
             What::Connected {
                 key,
                 asked,
@@ -255,80 +149,35 @@ pub fn ledgers(trace: &[Step]) -> Vec<TabLedger> {
                         }
                     ),
                 };
-                let mut silent = Vec::new();
-                if let Some(a) = asked.filter(|a| *recovered && a.epoch != from.epoch) {
-                    silent.push(Entry {
-                        text: format!(
-                            "resumed after {a} but moved to epoch {} as fully recovered: the rest of {} is gone unsaid",
-                            from.epoch, a.epoch
-                        ),
-                        step: s.n,
-                    });
-                }
+                let entry = |text: &str| Entry {
+                    text: text.to_owned(),
+                    step: s.n,
+                };
                 tabs.push(Follow {
                     ledger: TabLedger {
                         user: escaped(&s.user).into_owned(),
                         conn,
                         key: escaped(key).into_owned(),
-                        start: Entry {
-                            text: start,
-                            step: s.n,
-                        },
+                        start: entry(&start),
                         read: Vec::new(),
                         gaps: Vec::new(),
-                        silent,
+                        silent: Vec::new(),
                         duplicates: Vec::new(),
                         disorder: Vec::new(),
                         foreign: Vec::new(),
                         lost_in_crash: 0,
-                        end: Entry {
-                            text: "open when the run ended".to_owned(),
-                            step: s.n,
-                        },
+                        end: entry("open when the run ended"),
                     },
                     user: Arc::clone(&s.user),
-                    key: Arc::clone(key),
-                    ended_early: false,
-                    stages: BTreeMap::new(),
-                    epoch: from.epoch,
-                    next: from.seq + 1,
-                    seen: BTreeSet::new(),
-                    messages: BTreeMap::new(),
                     run: None,
                 });
             }
-            What::Received { at, msg, lost, .. } => {
-                let Some(t) = find(&mut tabs, s) else {
+            What::Received { at, lost, .. } => {
+                let Some(t) = find(&tabs, &s.user, s.conn, s.n) else {
                     continue;
                 };
                 let t = &mut tabs[t];
-                if *lost {
-                    t.ledger.lost_in_crash += 1;
-                }
-                if msg.owner() != &*t.user {
-                    t.ledger.foreign.push(Entry {
-                        text: format!("{at} {msg}"),
-                        step: s.n,
-                    });
-                }
-                if i < drained {
-                    known
-                        .entry((Arc::clone(&t.key), at.epoch))
-                        .or_default()
-                        .insert(at.seq);
-                }
-                if let Some(first) = t.messages.get(&(msg.kind, Arc::clone(&msg.tag))) {
-                    if *first != *at {
-                        t.ledger.duplicates.push(Entry {
-                            text: format!("{msg} again at {at} (first at {first})"),
-                            step: s.n,
-                        });
-                    }
-                } else {
-                    t.messages.insert((msg.kind, Arc::clone(&msg.tag)), *at);
-                }
-                t.lifecycle(msg, *at, s.n);
-                t.receive(*at, s.n);
+                t.ledger.lost_in_crash += usize::from(*lost);
                 t.read(*at, s.n);
             }
             What::Gap {
@@ -337,13 +186,11 @@ pub fn ledgers(trace: &[Step]) -> Vec<TabLedger> {
                 reason,
                 lost,
             } => {
-                let Some(t) = find(&mut tabs, s) else {
+                let Some(t) = find(&tabs, &s.user, s.conn, s.n) else {
                     continue;
                 };
                 let t = &mut tabs[t];
-                if *lost {
-                    t.ledger.lost_in_crash += 1;
-                }
+                t.ledger.lost_in_crash += usize::from(*lost);
                 t.flush();
                 let span = if *from > at.seq {
                     format!("{} (nothing missing)", at.epoch)
@@ -356,10 +203,9 @@ pub fn ledgers(trace: &[Step]) -> Vec<TabLedger> {
                     text: format!("{span} ({reason})"),
                     step: s.n,
                 });
-                t.gap(*at, *from, s.n);
             }
             What::Close | What::Crash => {
-                let Some(t) = find(&mut tabs, s) else {
+                let Some(t) = find(&tabs, &s.user, s.conn, s.n) else {
                     continue;
                 };
                 let how = if s.what == What::Close {
@@ -371,42 +217,37 @@ pub fn ledgers(trace: &[Step]) -> Vec<TabLedger> {
                     text: how.to_owned(),
                     step: s.n,
                 };
-                tabs[t].ended_early |= i < drained;
-            }
-            // The socket went away under the tab: the server died, or the backend removed it.
-            What::ServerDown if i < drained => {
-                for t in &mut tabs {
-                    t.ended_early = true;
-                }
-            }
-            What::ConnRemoved { .. } if i < drained => {
-                for t in tabs
-                    .iter_mut()
-                    .filter(|t| Some(t.ledger.conn) == s.conn && t.key == s.user)
-                {
-                    t.ended_early = true;
-                }
             }
             _ => {}
         }
     }
-    let last = trace.last().map_or(0, |s| s.n);
+    for f in findings {
+        if let Some(t) = find(&tabs, &f.user, f.conn, f.step) {
+            tabs[t].ledger.file(f);
+        }
+    }
     tabs.into_iter()
         .map(|mut t| {
             t.flush();
-            if healed && !t.ended_early {
-                let never: Vec<u64> = known
-                    .get(&(Arc::clone(&t.key), t.epoch))
-                    .map(|seqs| seqs.range(t.next..).copied().collect())
-                    .unwrap_or_default();
-                for span in spans(t.epoch, &never) {
-                    t.ledger.silent.push(Entry {
-                        text: format!("{span} never read, though the run had healed and drained"),
-                        step: last,
-                    });
-                }
-            }
             t.ledger
+        })
+        .collect()
+}
+
+/// The findings no tab shows: what senders were told (a position told twice), kept for the
+/// page's list of the run's other findings.
+pub fn about_senders(findings: &[Finding]) -> Vec<(String, Entry)> {
+    findings
+        .iter()
+        .filter(|f| f.conn.is_none())
+        .map(|f| {
+            (
+                escaped(&f.user).into_owned(),
+                Entry {
+                    text: f.message.clone(),
+                    step: f.step,
+                },
+            )
         })
         .collect()
 }
@@ -418,7 +259,9 @@ mod tests {
     use wsreg::GapReason;
 
     use super::*;
-    use crate::check::trace::MsgTag;
+    use crate::check::ledger::findings;
+    use crate::check::trace::{Confirmed, MsgTag};
+    use crate::generate::config::Limits;
 
     fn pos(seq: u64) -> Position {
         Position::new(Epoch::new(0, 1), seq)
@@ -435,16 +278,20 @@ mod tests {
         }
     }
 
+    fn msg(owner: &str, seq: u64) -> MsgTag {
+        MsgTag {
+            kind: "agent_thinking",
+            tag: Arc::from(format!("{owner}/r1:step {seq}")),
+        }
+    }
+
     fn got(n: u64, user: &str, seq: u64, owner: &str) -> Step {
         step(
             n,
             user,
             What::Received {
                 at: pos(seq),
-                msg: MsgTag {
-                    kind: "agent_thinking",
-                    tag: Arc::from(format!("{owner}/r1:step {seq}")),
-                },
+                msg: msg(owner, seq),
                 to: user.into(),
                 lost: false,
             },
@@ -464,6 +311,22 @@ mod tests {
         )
     }
 
+    /// Every message of `owner` at `seqs` told to its sender before the run.
+    fn told(owner: &str, seqs: impl IntoIterator<Item = u64>) -> Vec<Confirmed> {
+        seqs.into_iter()
+            .map(|seq| Confirmed {
+                step: 0,
+                user: owner.into(),
+                msg: msg(owner, seq),
+                at: pos(seq),
+            })
+            .collect()
+    }
+
+    fn ledgers_of(trace: &[Step], told: &[Confirmed]) -> Vec<TabLedger> {
+        ledgers(trace, &findings(trace, told, &Limits::default()))
+    }
+
     fn texts(entries: &[Entry]) -> Vec<&str> {
         entries.iter().map(|e| e.text.as_str()).collect()
     }
@@ -477,7 +340,7 @@ mod tests {
             got(4, "u1", 3, "u1"),
             step(5, "u1", What::Close),
         ];
-        let l = &ledgers(&trace)[0];
+        let l = &ledgers_of(&trace, &told("u1", 1..=3))[0];
         assert_eq!(texts(&l.read), ["0.1#1..#3"]);
         assert_eq!(l.problems(), 0);
         assert_eq!(l.end.text, "closed by its user");
@@ -485,16 +348,15 @@ mod tests {
     }
 
     #[test]
-    fn each_kind_of_damage_lands_in_its_column() {
+    fn each_finding_of_the_oracle_lands_in_its_column_once() {
         let trace = [
             connected(1, "u1"),
             got(2, "u1", 1, "u1"),
             got(3, "u1", 4, "u1"), // #2..#3 skipped silently
             got(4, "u1", 4, "u1"), // read twice
-            got(5, "u1", 3, "u1"), // read late
-            got(6, "u1", 5, "u2"), // someone else's
+            got(5, "u1", 5, "u2"), // someone else's
             step(
-                7,
+                6,
                 "u1",
                 What::Gap {
                     at: pos(9),
@@ -503,104 +365,61 @@ mod tests {
                     lost: false,
                 },
             ),
-            got(8, "u1", 10, "u1"),
+            got(7, "u1", 10, "u1"),
         ];
-        let l = &ledgers(&trace)[0];
-        assert_eq!(texts(&l.silent), ["0.1#2..#3"]);
-        assert_eq!(l.silent[0].step, 3);
-        assert_eq!(texts(&l.duplicates), ["0.1#4"]);
-        assert_eq!(texts(&l.disorder), ["0.1#3 after #4"]);
-        assert_eq!(texts(&l.foreign), ["0.1#5 agent_thinking u2/r1:step 5"]);
-        assert_eq!(texts(&l.gaps), ["0.1#6..#9 (trimmed)"]);
-        assert_eq!(l.problems(), 4);
+        let mut told_u1 = told("u1", [1, 2, 3, 4, 10]);
+        told_u1.extend(told("u2", [5]));
+        let l = &ledgers_of(&trace, &told_u1)[0];
         assert_eq!(
-            texts(&l.read),
-            ["0.1#1", "0.1#4", "0.1#4", "0.1#3", "0.1#5", "0.1#10"]
+            texts(&l.silent),
+            ["u1's tab c1 received agent_thinking u1/r1:step 4 at 0.1#4 right after #1: #2..#3 were skipped without a gap marker"]
         );
+        assert_eq!(l.silent[0].step, 3);
+        assert_eq!(
+            texts(&l.duplicates),
+            ["u1's tab c1 received agent_thinking u1/r1:step 4 at 0.1#4 after #4: a duplicate"]
+        );
+        assert_eq!(
+            texts(&l.foreign),
+            ["user u1 received u2's agent_thinking u2/r1:step 5 (0.1#5 on c1)"]
+        );
+        assert_eq!(texts(&l.gaps), ["0.1#6..#9 (trimmed)"]);
+        assert_eq!(l.problems(), 3, "one finding per fault: {l:?}");
+        assert_eq!(texts(&l.read), ["0.1#1", "0.1#4", "0.1#4..#5", "0.1#10"]);
     }
 
     #[test]
-    fn what_a_tab_can_see_beyond_its_positions() {
-        let event = |n, seq, kind| {
-            step(
-                n,
-                "u1",
-                What::Received {
-                    at: pos(seq),
-                    msg: MsgTag {
-                        kind,
-                        tag: "u1/r1".into(),
-                    },
-                    to: "u1".into(),
-                    lost: false,
-                },
-            )
-        };
-        let mut resumed = connected(1, "u1");
-        resumed.what = What::Connected {
-            key: "u1".into(),
-            asked: Some(Position::new(Epoch::new(0, 9), 4)),
-            from: pos(0),
-            recovered: true,
-        };
-        let mut other = connected(8, "u2");
-        other.conn = Some(2);
-        other.what = What::Connected {
-            key: "u1".into(),
-            asked: None,
-            from: pos(0),
-            recovered: true,
-        };
-        let mut other_read = event(9, 5, "agent_completed");
-        other_read.user = "u2".into();
-        other_read.conn = Some(2);
+    fn what_a_tab_never_read_once_drained_is_a_finding_on_that_tab() {
         let trace = [
-            resumed,
-            event(2, 1, "agent_thinking"),
-            event(3, 2, "agent_started"),
-            step(
-                4,
-                "u1",
-                What::Gap {
-                    at: pos(3),
-                    from: 2,
-                    reason: GapReason::Trimmed,
-                    lost: false,
-                },
-            ),
-            event(5, 4, "agent_completed"),
-            step(6, "-", What::Phase("heal")),
-            other,
-            other_read,
+            connected(1, "u1"),
+            got(2, "u1", 1, "u1"),
+            step(3, "-", What::Phase("heal")),
+            step(4, "-", What::Phase("close every tab")),
         ];
-        let l = &ledgers(&trace)[0];
-        assert_eq!(
-            texts(&l.disorder),
-            [
-                "0.1#2 agent_started u1/r1 after a later stage of its run",
-                "gap marker at 0.1#3 (from #2) after #2 was read"
-            ]
-        );
+        let l = &ledgers_of(&trace, &told("u1", 1..=2))[0];
         assert_eq!(
             texts(&l.silent),
-            [
-                "resumed after 0.9#4 but moved to epoch 0.1 as fully recovered: the rest of 0.9 is gone unsaid",
-                "0.1#5 never read, though the run had healed and drained"
-            ]
+            ["u1's tab c1 never read 0.1#2..#2, and no gap marker said they are lost"]
         );
     }
 
     #[test]
     fn tabs_are_told_apart_by_user_and_connection() {
+        let on = |mut s: Step, conn| {
+            s.conn = Some(conn);
+            s
+        };
         let trace = [
             connected(1, "u1"),
-            connected(2, "u2"),
-            got(3, "u2", 1, "u2"),
+            on(connected(2, "u2"), 2),
+            on(got(3, "u2", 1, "u2"), 2),
             got(4, "u1", 2, "u1"),
         ];
-        let l = ledgers(&trace);
+        let mut t = told("u1", [1, 2]);
+        t.extend(told("u2", [1]));
+        let l = ledgers_of(&trace, &t);
         assert_eq!(l.len(), 2);
-        assert_eq!(texts(&l[0].silent), ["0.1#1"]);
-        assert!(l[1].silent.is_empty());
+        assert_eq!(l[0].silent.len(), 1, "{:?}", l[0]);
+        assert!(l[1].silent.is_empty(), "{:?}", l[1]);
     }
 }

@@ -18,7 +18,7 @@ use quick_xml::escape::escape;
 use serde::Serialize;
 
 pub use lanes::{layout, Lane, Layout};
-pub use ledger::{ledgers, Entry, TabLedger};
+pub use ledger::{about_senders, ledgers, Entry, TabLedger};
 pub use source::{PageError, PageSource, Recorded, RunRecord, RUN_RECORD_VERSION};
 
 use crate::check::outcome::Outcome;
@@ -61,6 +61,8 @@ struct Data<'a> {
     messages: Vec<String>,
     total_steps: usize,
     ledger: Vec<TabLedger>,
+    /// Findings no tab shows (about what senders were told), with their user.
+    senders: Vec<(String, Entry)>,
 }
 
 /// The class a step is drawn with.
@@ -160,6 +162,8 @@ pub fn render(source: &PageSource, report: &RunReport) -> String {
         }
         None => Vec::new(),
     };
+    let findings =
+        crate::check::ledger::findings(&report.trace, &report.confirms, &source.plan.limits);
     let data = Data {
         violation,
         users: &layout.users,
@@ -168,7 +172,8 @@ pub fn render(source: &PageSource, report: &RunReport) -> String {
         steps,
         messages,
         total_steps: report.trace.len(),
-        ledger: ledgers(&report.trace),
+        ledger: ledgers(&report.trace, &findings),
+        senders: about_senders(&findings),
     };
     // `<` only occurs inside JSON strings, where `\u003c` means the same: the document cannot
     // close its script element early, whatever the ids and texts hold.

@@ -220,7 +220,17 @@
       tr.appendChild(end);
       body.appendChild(tr);
     }
-    box.replaceChildren(table);
+    const parts = [table];
+    const senders = data.senders.filter(([user]) => userShown(user));
+    if (senders.length) {
+      const ul = el("ul", { class: "senders" });
+      for (const [user, e] of senders) {
+        const li = ul.appendChild(el("li", { "data-user": user, class: "bad" }));
+        li.appendChild(stepLink(e.step, e.text));
+      }
+      parts.push(el("p", {}, "Findings about what senders were told:"), ul);
+    }
+    box.replaceChildren(...parts);
   }
 
   function drawTable(visible) {

@@ -1,0 +1,93 @@
+//! The one reading of what the tabs of a run received: every finding the black-box oracle
+//! makes on the run, judged again from what the run recorded (its steps, and what senders were
+//! told). The run's verdict is the first finding that counts; the report page shows them all,
+//! tab by tab; they cannot disagree, because they are the same checks on the same record.
+//!
+//! A finding is typed by the invariant it breaks and the rule that fired (the check's message
+//! template). After a finding on a tab's read, the tab's reading moves on past what it read, so
+//! one fault is one finding rather than one per later message.
+
+use std::sync::Arc;
+
+use super::coverage::Coverage;
+use super::invariant::{BlackBox, Invariant, Judge};
+use super::trace::{Confirmed, Step, What};
+use crate::generate::config::Limits;
+
+/// What the black-box oracle found at one step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Finding {
+    /// The step after which it was found.
+    pub step: u64,
+    /// The simulated user it is about (the tab's holder, or the sender).
+    pub user: Arc<str>,
+    /// The tab, when it is about one.
+    pub conn: Option<u64>,
+    /// The invariant it breaks.
+    pub invariant: Invariant,
+    /// The check that fired: its message's template.
+    pub rule: &'static str,
+    /// What happened, in a user's words.
+    pub message: String,
+}
+
+/// Every black-box finding of a recorded run, in order.
+pub fn findings(trace: &[Step], confirms: &[Confirmed], limits: &Limits) -> Vec<Finding> {
+    let mut black = BlackBox::new(limits.clone());
+    let mut coverage = Coverage::default();
+    let mut out = Vec::new();
+    let mut told = confirms.iter().peekable();
+    let mut found = |step: u64, user: &Arc<str>, conn: Option<u64>, f: super::invariant::Failed| {
+        out.push(Finding {
+            step,
+            user: Arc::clone(user),
+            conn,
+            invariant: f.invariant,
+            rule: f.rule,
+            message: f.message,
+        })
+    };
+    while let Some(c) = told.next_if(|c| c.step == 0) {
+        if let Err((_, f)) = black.confirmed(&c.user, &c.msg, c.at, c.step) {
+            found(c.step, &c.user, None, f);
+        }
+    }
+    for s in trace {
+        match &s.what {
+            What::ServerDown => black.server_lost(),
+            What::Phase("heal") => {
+                if let Some((conn, user, f)) = black.split_tab() {
+                    found(s.n, &user, Some(conn), f);
+                }
+            }
+            What::Phase("close every tab") => {
+                for (conn, user, f) in black.still_behind() {
+                    found(s.n, &user, Some(conn), f);
+                }
+            }
+            _ => {
+                if let Err((_, f)) = black.step(s, &mut coverage) {
+                    found(s.n, &s.user, s.conn, f);
+                    black.move_past(s);
+                }
+            }
+        }
+        while let Some(c) = told.next_if(|c| c.step <= s.n) {
+            if let Err((_, f)) = black.confirmed(&c.user, &c.msg, c.at, c.step) {
+                found(c.step, &c.user, None, f);
+            }
+        }
+    }
+    // A run stopped while it waited for its tabs to drain (at the liveness bound): what they
+    // still missed then.
+    let phase = |name| trace.iter().any(|s| s.what == What::Phase(name));
+    if let Some(last) = trace
+        .last()
+        .filter(|_| phase("heal") && !phase("close every tab"))
+    {
+        for (conn, user, f) in black.still_behind() {
+            found(last.n, &user, Some(conn), f);
+        }
+    }
+    out
+}
