@@ -72,9 +72,10 @@ pub(crate) struct MergeArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct TablesArgs {
-    /// The README whose `<!-- table: NAME -->` blocks are rendered.
-    #[arg(long, default_value = "README.md")]
-    pub(crate) readme: PathBuf,
+    /// The pages whose `<!-- table: NAME -->` blocks are rendered [default: README.md and
+    /// every docs/*.md].
+    #[arg(long = "page", value_name = "FILE")]
+    pub(crate) pages: Vec<PathBuf>,
     /// The committed tables, one `NAME.json` each.
     #[arg(long, default_value = "docs/tables")]
     pub(crate) dir: PathBuf,

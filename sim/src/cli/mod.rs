@@ -370,8 +370,13 @@ fn disconnect(a: DisconnectArgs) -> Result<i32> {
 }
 
 fn tables(a: TablesArgs) -> Result<i32> {
-    let drift =
-        crate::measure::table::render_or_check(&a.readme, &a.dir, a.check, a.fresh.as_deref())?;
+    let pages = if a.pages.is_empty() {
+        crate::measure::table::pages(std::path::Path::new("."))?
+    } else {
+        a.pages
+    };
+    let fresh = a.fresh.as_deref();
+    let drift = crate::measure::table::render_or_check(&pages, &a.dir, a.check, fresh)?;
     Ok(if drift.is_empty() {
         Exit::Pass
     } else {

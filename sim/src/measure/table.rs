@@ -332,12 +332,28 @@ pub fn check_readme(readme: &str, dir: &Path) -> Result<Vec<String>, TableError>
     )))
 }
 
-/// `tables`: renders the README's blocks from the committed tables in `dir` (or, with
+/// The pages that show tables under `root`: its README.md and every docs/*.md, in order.
+pub fn pages(root: &Path) -> Result<Vec<PathBuf>, TableError> {
+    let docs = root.join("docs");
+    let mut pages: Vec<PathBuf> = std::fs::read_dir(&docs)
+        .map_err(|error| TableError::Io {
+            path: docs.clone(),
+            error,
+        })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .collect();
+    pages.sort();
+    pages.insert(0, root.join("README.md"));
+    Ok(pages)
+}
+
+/// `tables`: renders the marked blocks of `pages` from the committed tables in `dir` (or, with
 /// `check`, only compares them), and compares a fresh measurement's count cells with the
 /// committed ones when `fresh` names its directory. Prints what it compared; returns every
-/// difference found (none: the README and the fresh counts agree).
+/// difference found (none: the pages and the fresh counts agree).
 pub fn render_or_check(
-    readme: &Path,
+    pages: &[PathBuf],
     dir: &Path,
     check: bool,
     fresh: Option<&Path>,
@@ -346,7 +362,6 @@ pub fn render_or_check(
         let path = path.to_owned();
         move |error| TableError::Io { path, error }
     };
-    let text = std::fs::read_to_string(readme).map_err(io(readme))?;
     let mut drift = Vec::new();
     if let Some(fresh) = fresh {
         let mut names: Vec<String> = std::fs::read_dir(fresh)
@@ -367,23 +382,27 @@ pub fn render_or_check(
             println!("tables: {name}: compared with {}", dir.display());
         }
     }
-    if check {
-        match check_readme(&text, dir) {
-            Ok(used) => println!(
-                "tables: the README shows {} tables as committed",
-                used.len()
-            ),
-            Err(e) => drift.push(e.to_string()),
+    let mut shown = 0;
+    for page in pages {
+        let text = std::fs::read_to_string(page).map_err(io(page))?;
+        if check {
+            match check_readme(&text, dir) {
+                Ok(used) => shown += used.len(),
+                Err(e) => drift.push(format!("{}: {e}", page.display())),
+            }
+        } else {
+            let (rendered, used) = render_readme(&text, dir)?;
+            if rendered != text {
+                std::fs::write(page, rendered).map_err(io(page))?;
+            }
+            shown += used.len();
         }
-    } else {
-        let (rendered, used) = render_readme(&text, dir)?;
-        std::fs::write(readme, rendered).map_err(io(readme))?;
-        println!(
-            "tables: rendered {} tables into {}",
-            used.len(),
-            readme.display()
-        );
     }
+    println!(
+        "tables: {} {shown} tables in {} page(s)",
+        if check { "checked" } else { "rendered" },
+        pages.len()
+    );
     for d in &drift {
         println!("drift: {d}");
     }
