@@ -2,10 +2,11 @@
 //! a database read, a token check) before creating and inserting. Two connects that both miss
 //! both create; the second insert wins and the first tab hangs off an orphan manager.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use wsreg::{AgentEvent, Error, Mode, Position, Registry, Sink, UserContext, UserKey};
+use wsreg::{Error, Position, Registry, Sink, UserContext, UserKey};
 
 use super::plant::{connect_as, probe_key, Plant};
 use crate::run::backend::{BoxFuture, Connected, Probe};
@@ -62,21 +63,12 @@ impl Plant for CheckThenAct {
         })
     }
 
-    fn emit(
+    fn key_for_calls<'a>(
         &self,
         core: &Registry,
-        ctx: &UserContext,
-        event: AgentEvent,
-    ) -> Result<Position, Error> {
-        core.emit(&self.resolve(core, ctx)?, event)
-    }
-
-    fn send_text(&self, core: &Registry, ctx: &UserContext, text: &str) -> Result<Position, Error> {
-        core.send_text(&self.resolve(core, ctx)?, text)
-    }
-
-    fn set_mode(&self, core: &Registry, ctx: &UserContext, mode: Mode) -> Result<(), Error> {
-        core.set_mode(&self.resolve(core, ctx)?, mode)
+        ctx: &'a UserContext,
+    ) -> Result<Cow<'a, UserKey>, Error> {
+        self.resolve(core, ctx).map(Cow::Owned)
     }
 
     fn probe(&self, core: &Registry, ctx: &UserContext) -> Option<Probe> {

@@ -2,6 +2,7 @@
 //! defaults to the core's and is handed the core, so a bug overrides only the operation it
 //! breaks and holds only the state of its own; [`factory`] makes it a [`Backend`].
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use wsreg::backend::{close_core, connected, probe_key as probe_core};
@@ -53,6 +54,17 @@ pub trait Plant: Send + Sync + 'static {
         Backend::close(core, handle)
     }
 
+    /// The key a user's calls (emit, send, mode) go to: the user's own, unless the bug files
+    /// users elsewhere.
+    fn key_for_calls<'a>(
+        &self,
+        core: &Registry,
+        ctx: &'a UserContext,
+    ) -> Result<Cow<'a, UserKey>, Error> {
+        let _ = core;
+        Ok(Cow::Borrowed(ctx.key()))
+    }
+
     /// See [`Backend::emit`].
     fn emit(
         &self,
@@ -60,17 +72,17 @@ pub trait Plant: Send + Sync + 'static {
         ctx: &UserContext,
         event: AgentEvent,
     ) -> Result<Position, Error> {
-        Backend::emit(core, ctx, event)
+        core.emit(&*self.key_for_calls(core, ctx)?, event)
     }
 
     /// See [`Backend::send_text`].
     fn send_text(&self, core: &Registry, ctx: &UserContext, text: &str) -> Result<Position, Error> {
-        Backend::send_text(core, ctx, text)
+        core.send_text(&*self.key_for_calls(core, ctx)?, text)
     }
 
     /// See [`Backend::set_mode`].
     fn set_mode(&self, core: &Registry, ctx: &UserContext, mode: Mode) -> Result<(), Error> {
-        Backend::set_mode(core, ctx, mode)
+        core.set_mode(&*self.key_for_calls(core, ctx)?, mode)
     }
 
     /// See [`Backend::probe`].

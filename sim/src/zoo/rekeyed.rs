@@ -2,11 +2,12 @@
 //! B1 a new manager per request, B5 a hash into a bounded space, B6 an identity-derived key,
 //! B7 sanitising, B8 per-request keys, B18 one key for everyone.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 
-use wsreg::{AgentEvent, Error, Mode, Position, Registry, Sink, UserContext, UserKey};
+use wsreg::{Error, Position, Registry, Sink, UserContext, UserKey};
 
 use super::plant::{connect_as, probe_key, Plant};
 use crate::run::backend::{BoxFuture, Connected, Probe};
@@ -54,21 +55,12 @@ impl<K: KeyFn> Plant for Rekeyed<K> {
         Box::pin(async move { connect_as(core, &self.keys.on_connect(ctx), sink, resume) })
     }
 
-    fn emit(
+    fn key_for_calls<'a>(
         &self,
         core: &Registry,
-        ctx: &UserContext,
-        event: AgentEvent,
-    ) -> Result<Position, Error> {
-        core.emit(&self.target(core, ctx)?, event)
-    }
-
-    fn send_text(&self, core: &Registry, ctx: &UserContext, text: &str) -> Result<Position, Error> {
-        core.send_text(&self.target(core, ctx)?, text)
-    }
-
-    fn set_mode(&self, core: &Registry, ctx: &UserContext, mode: Mode) -> Result<(), Error> {
-        core.set_mode(&self.target(core, ctx)?, mode)
+        ctx: &'a UserContext,
+    ) -> Result<Cow<'a, UserKey>, Error> {
+        self.target(core, ctx).map(Cow::Owned)
     }
 
     fn probe(&self, core: &Registry, ctx: &UserContext) -> Option<Probe> {
