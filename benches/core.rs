@@ -21,7 +21,7 @@ fn main() {
 }
 
 #[cfg(not(madsim))]
-#[path = "support/workload.rs"]
+#[path = "../sim/src/measure/core_workload.rs"]
 mod workload;
 
 #[cfg(not(madsim))]

@@ -18,7 +18,7 @@ use crate::run::recorder::Keep;
 use crate::run::runtime::RuntimeError;
 use crate::tooling::campaign::{run_campaign, CampaignOptions};
 
-#[path = "../../../benches/support/workload.rs"]
+#[path = "core_workload.rs"]
 mod core_workload;
 
 /// One measured row.

@@ -1,5 +1,5 @@
-//! The bare-core workload, shared by `benches/core.rs` (real tokio) and `wsreg-sim bench`
-//! (madsim): per round, every user connects, gets one text and one full agent run (7 events),
+//! The bare-core workload, shared by `wsreg-sim bench` (madsim) and the core's `benches/core.rs`
+//! (real tokio): per round, every user connects, gets one text and one full agent run (7 events),
 //! drains its inbox and disconnects. One operation is one connect, send, emit or disconnect.
 
 use wsreg::{channel_sink, AgentEvent, Registry, RegistryConfig, UserContext};
