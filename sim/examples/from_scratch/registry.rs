@@ -9,7 +9,7 @@
 //! loads a profile (an await), then files a fresh user, replacing one that a concurrent
 //! connect filed in the meantime, and splitting that user's tabs across two streams.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::mpsc;
@@ -28,6 +28,9 @@ pub enum Variant {
     Correct,
     /// Looks a new user up, awaits, then files a fresh one regardless.
     CheckThenAct,
+    /// Correct, but reuses the numbers of closed connections (the lowest free one first), as
+    /// a slot table would, and says so: its ids are not unique.
+    RecycledIds,
 }
 
 /// The registry.
@@ -44,6 +47,8 @@ struct State {
     users: BTreeMap<String, User>,
     managers_made: u64,
     conns_made: u64,
+    /// Numbers of closed connections, for [`Variant::RecycledIds`] to hand out again.
+    free_conns: BTreeSet<u64>,
     open: usize,
 }
 
@@ -158,15 +163,30 @@ impl Scratch {
         if !st.users.contains_key(id) {
             self.file_user(st, id)?;
         }
-        st.conns_made += 1;
-        let conn = st.conns_made;
-        let user = st.users.get_mut(id).expect("filed");
-        if user.tabs.len() >= self.config.max_connections_per_user {
+        let recycles = self.variant == Variant::RecycledIds;
+        if !recycles {
+            st.conns_made += 1;
+        }
+        if st.users[id].tabs.len() >= self.config.max_connections_per_user {
             return Err(Error::UserConnectionLimit {
                 user: id.to_owned(),
                 max: self.config.max_connections_per_user,
             });
         }
+        let reused = if recycles {
+            st.free_conns.pop_first()
+        } else {
+            None
+        };
+        let conn = match reused {
+            Some(reused) => reused,
+            None if recycles => {
+                st.conns_made += 1;
+                st.conns_made
+            }
+            None => st.conns_made,
+        };
+        let user = st.users.get_mut(id).expect("filed");
         let (epoch, head, first) = (user.epoch, user.head, user.first());
         let (from, next, recovered) = match resume {
             Some(p) if p.epoch == epoch && p.seq > head => {
@@ -309,6 +329,9 @@ impl Scratch {
         if live == 0 {
             user.idle_since = Instant::now();
         }
+        if self.variant == Variant::RecycledIds {
+            st.free_conns.insert(tab.conn);
+        }
         st.open -= 1;
         self.report(Observation::ConnectionRemoved {
             user: &key,
@@ -384,7 +407,7 @@ impl Backend for Scratch {
         Capabilities {
             observes: self.observer.is_some(),
             probes: false,
-            unique_ids: true,
+            unique_ids: self.variant != Variant::RecycledIds,
             accepts_once: true,
         }
     }

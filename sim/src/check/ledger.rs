@@ -21,8 +21,10 @@ pub struct Finding {
     pub step: u64,
     /// The simulated user it is about (the tab's holder, or the sender).
     pub user: Arc<str>,
-    /// The tab, when it is about one.
+    /// The tab's connection (the backend's number), when it is about one.
     pub conn: Option<u64>,
+    /// The client's own number for that tab, when it is about one.
+    pub tab: Option<u64>,
     /// The invariant it breaks.
     pub invariant: Invariant,
     /// The check that fired: its message's template.
@@ -37,11 +39,16 @@ pub fn findings(trace: &[Step], confirms: &[Confirmed], limits: &Limits) -> Vec<
     let mut coverage = Coverage::default();
     let mut out = Vec::new();
     let mut told = confirms.iter().peekable();
-    let mut found = |step: u64, user: &Arc<str>, conn: Option<u64>, f: super::invariant::Failed| {
+    // A tab, as a finding names it: the client's number for it (if recorded) and the backend's.
+    let mut found = |step: u64,
+                     user: &Arc<str>,
+                     tab: Option<(Option<u64>, u64)>,
+                     f: super::invariant::Failed| {
         out.push(Finding {
             step,
             user: Arc::clone(user),
-            conn,
+            conn: tab.map(|(_, conn)| conn),
+            tab: tab.and_then(|(tab, _)| tab),
             invariant: f.invariant,
             rule: f.rule,
             message: f.message,
@@ -56,18 +63,18 @@ pub fn findings(trace: &[Step], confirms: &[Confirmed], limits: &Limits) -> Vec<
         match &s.what {
             What::ServerDown => black.server_lost(),
             What::Phase("heal") => {
-                if let Some((conn, user, f)) = black.split_tab() {
-                    found(s.n, &user, Some(conn), f);
+                if let Some((tab, user, f)) = black.split_tab() {
+                    found(s.n, &user, Some(black.names(tab)), f);
                 }
             }
             What::Phase("close every tab") => {
-                for (conn, user, f) in black.still_behind() {
-                    found(s.n, &user, Some(conn), f);
+                for (tab, user, f) in black.still_behind() {
+                    found(s.n, &user, Some(black.names(tab)), f);
                 }
             }
             _ => {
                 if let Err((_, f)) = black.step(s, &mut coverage) {
-                    found(s.n, &s.user, s.conn, f);
+                    found(s.n, &s.user, s.conn.map(|conn| (s.tab, conn)), f);
                     black.move_past(s);
                 }
             }
@@ -85,8 +92,8 @@ pub fn findings(trace: &[Step], confirms: &[Confirmed], limits: &Limits) -> Vec<
         .last()
         .filter(|_| phase("heal") && !phase("close every tab"))
     {
-        for (conn, user, f) in black.still_behind() {
-            found(last.n, &user, Some(conn), f);
+        for (tab, user, f) in black.still_behind() {
+            found(last.n, &user, Some(black.names(tab)), f);
         }
     }
     out

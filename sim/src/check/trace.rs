@@ -227,7 +227,7 @@ impl What {
 }
 
 /// One step.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Step {
     /// 1-based step number.
     pub n: u64,
@@ -235,12 +235,30 @@ pub struct Step {
     pub t_us: u64,
     /// Who it is about.
     pub user: Arc<str>,
-    /// Connection number, if any.
+    /// Connection number, if any: the backend's number for it.
     pub conn: Option<u64>,
     /// Manager number, if any.
     pub mgr: Option<u64>,
+    /// For a step about one of a client's tabs: the client's own number for that tab (the
+    /// run's n-th connect attempt). A tab is the client's thing: this, never the backend's
+    /// number (which a correct registry may reuse), says which tab read what.
+    pub tab: Option<u64>,
     /// What happened.
     pub what: What,
+}
+
+/// The trace hash covers what the run did, as the trace shows it; the client's tab numbers
+/// follow from the same steps, so they add nothing to compare (and hashes stay comparable
+/// with runs recorded before they existed).
+impl Hash for Step {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.n.hash(state);
+        self.t_us.hash(state);
+        self.user.hash(state);
+        self.conn.hash(state);
+        self.mgr.hash(state);
+        self.what.hash(state);
+    }
 }
 
 /// An id as traces, stories and diagrams show it: printable ASCII as it is (a backslash
@@ -471,6 +489,7 @@ mod tests {
             user: "u1".into(),
             conn: Some(2),
             mgr: Some(1),
+            tab: None,
             what: What::Received {
                 at: Position::new(Epoch::new(0, 1), 3),
                 msg: MsgTag {
@@ -503,6 +522,7 @@ mod tests {
             user: "u".into(),
             conn: None,
             mgr: None,
+            tab: None,
             what: What::Close,
         };
         let (mut a, mut b) = (TraceHash::default(), TraceHash::default());

@@ -178,6 +178,18 @@ impl Recorder {
 
     /// Records one step and checks it. After a violation, further steps are ignored.
     pub fn record(&self, user: Arc<str>, conn: Option<u64>, mgr: Option<u64>, what: What) {
+        self.record_tab(user, conn, mgr, None, what);
+    }
+
+    /// Records one step about a client's tab (`tab`: the client's own number for it).
+    pub fn record_tab(
+        &self,
+        user: Arc<str>,
+        conn: Option<u64>,
+        mgr: Option<u64>,
+        tab: Option<u64>,
+        what: What,
+    ) {
         if !self.checking {
             let n = self.unchecked_steps.fetch_add(1, Ordering::Relaxed) + 1;
             if self.end_of_run {
@@ -196,6 +208,7 @@ impl Recorder {
             user,
             conn,
             mgr,
+            tab,
             what,
         };
         match &step.what {

@@ -28,6 +28,12 @@ pub fn correct() -> Target {
     })
 }
 
+pub fn recycling() -> Target {
+    Target::new("scratch-recycled-ids", |config, observer| {
+        Scratch::new(Variant::RecycledIds, config, observer)
+    })
+}
+
 pub fn racy() -> Target {
     Target::new("scratch-check-then-act", |config, observer| {
         Scratch::new(Variant::CheckThenAct, config, observer)
@@ -66,6 +72,23 @@ fn the_correct_registry_passes_a_thousand_seeds_and_is_exercised() {
             "{point} never reached: {:?}",
             summary.coverage
         );
+    }
+}
+
+/// A correct design that differs from the core: connection numbers are reused once closed
+/// (declared: its ids are not unique). No oracle may call that a bug. A tab is the client's
+/// own: a receipt on a closed tab is never charged to the new tab that got its number, and a
+/// crashed tab reads nothing after its crash.
+#[test]
+fn a_registry_that_reuses_connection_numbers_passes_under_every_oracle() {
+    for (oracle, seeds) in [
+        (Oracle::BlackBox, 1_000),
+        (Oracle::Both, 300),
+        (Oracle::WhiteBox, 300),
+    ] {
+        let summary = campaign(recycling(), seeds, oracle);
+        assert_eq!(summary.seeds_run, seeds);
+        assert!(summary.passed(), "{oracle:?}: {:?}", summary.failures);
     }
 }
 

@@ -9,7 +9,7 @@ use fnv::FnvHashMap;
 use wsreg::Position;
 
 use super::oracle::{Judge, Verdict};
-use super::{Checked, Invariant, Key, TabModel};
+use super::{Checked, Invariant, Key, TabModel, TabRef};
 use crate::check::coverage::Coverage;
 use crate::check::trace::{MsgTag, Step, What};
 use crate::generate::config::Limits;
@@ -39,8 +39,10 @@ pub(crate) struct BlackBox {
     /// Per user, the last step a send was confirmed at, per epoch: what tabs open since then
     /// must all have read, whatever stream they are on.
     pub(super) sent_last: FnvHashMap<Key, BTreeMap<wsreg::Epoch, u64>>,
-    /// Every tab, by connection number, in order.
+    /// Every tab, by the client's number for it, in order.
     pub(super) tabs: BTreeMap<u64, TabModel>,
+    /// The tab each connection number the backend handed out was last given to.
+    pub(super) live_conn: FnvHashMap<u64, u64>,
     /// Tabs the backend accepted and their clients have not closed, per user and in all.
     pub(super) live_tabs: FnvHashMap<Key, usize>,
     pub(super) live_tabs_total: usize,
@@ -68,6 +70,7 @@ impl BlackBox {
             sent_head: FnvHashMap::default(),
             sent_last: FnvHashMap::default(),
             tabs: BTreeMap::new(),
+            live_conn: FnvHashMap::default(),
             live_tabs: FnvHashMap::default(),
             live_tabs_total: 0,
             run_emits: FnvHashMap::default(),
@@ -131,9 +134,10 @@ impl BlackBox {
 
     /// Every tab still behind, as a finding on it (its number and user): what it never read,
     /// and no gap marker said lost.
-    pub(crate) fn still_behind(&self) -> Vec<(u64, Key, super::Failed)> {
+    pub(crate) fn still_behind(&self) -> Vec<(TabRef, Key, super::Failed)> {
         self.behind()
-            .filter_map(|(conn, tab, head)| {
+            .filter_map(|(key, tab, head)| {
+                let conn = tab.conn;
                 let behind: Checked = fail!(
                     Invariant::I8,
                     "{}'s tab c{conn} never read {}#{}..#{head}, and no gap marker said they are lost",
@@ -141,19 +145,25 @@ impl BlackBox {
                     tab.epoch,
                     tab.next
                 );
-                behind.err().map(|f| (conn, tab.user.clone(), f))
+                behind.err().map(|f| (TabRef { key, conn }, tab.user.clone(), f))
             })
             .collect()
+    }
+
+    /// How a finding names a tab: the client's number for it (when the steps record one) and
+    /// the backend's number for its connection.
+    pub(crate) fn names(&self, r: TabRef) -> (Option<u64>, u64) {
+        (self.tabs.get(&r.key).and_then(|t| t.tab), r.conn)
     }
 
     /// After a finding on what a tab read, its reading moves on past it: the tab is where the
     /// item it read says, so one fault is one finding.
     pub(crate) fn move_past(&mut self, s: &Step) {
-        let (at, conn) = match &s.what {
-            What::Received { at, .. } | What::Gap { at, .. } => (*at, s.conn.unwrap_or(0)),
+        let at = match &s.what {
+            What::Received { at, .. } | What::Gap { at, .. } => *at,
             _ => return,
         };
-        if let Some(tab) = self.tabs.get_mut(&conn) {
+        if let Some(tab) = self.tabs.get_mut(&TabRef::of(s).key) {
             if tab.epoch != at.epoch {
                 tab.epoch = at.epoch;
                 tab.next = at.seq + 1;
@@ -176,7 +186,7 @@ impl BlackBox {
 impl Judge for BlackBox {
     fn step(&mut self, s: &Step, coverage: &mut Coverage) -> Verdict {
         let user = &s.user;
-        let conn = s.conn.unwrap_or(0);
+        let r = TabRef::of(s);
         match &s.what {
             What::Connected {
                 key,
@@ -185,7 +195,7 @@ impl Judge for BlackBox {
                 recovered,
             } => self.connected(s, key, *asked, *from, *recovered, coverage),
             What::Close | What::Cleanup | What::Crash => {
-                self.tab_closed(conn);
+                self.tab_closed(r.key);
                 Ok(())
             }
             What::Emit { msg } => {
@@ -194,15 +204,15 @@ impl Judge for BlackBox {
             }
             What::Received { at: pos, msg, .. } => at(
                 0,
-                self.received(user, conn, *pos, msg)
-                    .and_then(|()| self.run_order(user, conn, msg)),
+                self.received(user, r, *pos, msg)
+                    .and_then(|()| self.run_order(user, r, msg)),
             ),
             What::Gap {
                 at: pos,
                 from,
                 reason,
                 ..
-            } => at(0, self.gap(user, conn, *pos, *from, *reason, coverage)),
+            } => at(0, self.gap(user, r, *pos, *from, *reason, coverage)),
             _ => Ok(()),
         }
     }

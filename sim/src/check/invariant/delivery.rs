@@ -9,7 +9,7 @@
 use wsreg::{GapReason, Position};
 
 use super::black_box::BlackBox;
-use super::{Checked, Failed, Invariant, Key, TabModel};
+use super::{Checked, Failed, Invariant, Key, TabModel, TabRef};
 use crate::check::coverage::Coverage;
 use crate::check::reading::{place, Place};
 use crate::check::trace::{MsgTag, Step};
@@ -53,7 +53,10 @@ impl BlackBox {
         coverage: &mut Coverage,
     ) -> Checked {
         let (user, conn, step) = (&s.user, s.conn.unwrap_or(0), s.n);
+        let key = TabRef::of(s).key;
         let tab = TabModel {
+            conn,
+            tab: s.tab,
             user: user.clone(),
             epoch: from.epoch,
             next: from.seq + 1,
@@ -61,14 +64,14 @@ impl BlackBox {
             items: 0,
             opened: step,
         };
-        if let Some(old) = self.tabs.insert(conn, tab) {
-            if old.live {
-                return fail!(
-                    Invariant::I5,
-                    "{user} was handed connection c{conn}, which {}'s live tab holds",
-                    old.user
-                );
-            }
+        self.tabs.insert(key, tab);
+        let holder = self.live_conn.insert(conn, key);
+        if let Some(old) = holder.and_then(|k| self.tabs.get(&k)).filter(|t| t.live) {
+            return fail!(
+                Invariant::I5,
+                "{user} was handed connection c{conn}, which {}'s live tab holds",
+                old.user
+            );
         }
         self.tab_limits(user)?;
         let Some(asked) = asked else { return Ok(()) };
@@ -113,10 +116,13 @@ impl BlackBox {
     }
 
     /// A tab's client closed it, or crashed.
-    pub(super) fn tab_closed(&mut self, conn: u64) {
-        let Some(tab) = self.tabs.get_mut(&conn) else {
+    pub(super) fn tab_closed(&mut self, key: u64) {
+        let Some(tab) = self.tabs.get_mut(&key) else {
             return;
         };
+        if self.live_conn.get(&tab.conn) == Some(&key) {
+            self.live_conn.remove(&tab.conn);
+        }
         if std::mem::replace(&mut tab.live, false) {
             if let Some(n) = self.live_tabs.get_mut(&tab.user) {
                 *n = n.saturating_sub(1);
@@ -129,10 +135,11 @@ impl BlackBox {
     pub(super) fn received(
         &mut self,
         user: &Key,
-        conn: u64,
+        r: TabRef,
         at: Position,
         msg: &MsgTag,
     ) -> Checked {
+        let conn = r.conn;
         if msg.owner() != &**user {
             return fail!(
                 Invariant::I1,
@@ -140,7 +147,7 @@ impl BlackBox {
                 msg.owner()
             );
         }
-        self.advance(user, conn, at.epoch, at.seq, at.seq, msg)?;
+        self.advance(user, r, at.epoch, at.seq, at.seq, msg)?;
         match self.sent.get(&(user.clone(), at)) {
             Some(sent) if sent == msg => Ok(()),
             sent => match self.sent_at.get(msg) {
@@ -172,7 +179,8 @@ impl BlackBox {
     /// `agent_started` first, tool calls nested, `agent_completed` last and nothing after it
     /// (a tab that opens mid-run starts mid-run). A check on receipt alone, so it holds even
     /// for a backend whose positions agree with its wrong order.
-    pub(super) fn run_order(&mut self, user: &Key, conn: u64, msg: &MsgTag) -> Checked {
+    pub(super) fn run_order(&mut self, user: &Key, r: TabRef, msg: &MsgTag) -> Checked {
+        let conn = r.conn;
         if msg.kind == "text" {
             return Ok(());
         }
@@ -181,7 +189,7 @@ impl BlackBox {
         };
         let last = self
             .run_read
-            .insert((conn, run.clone()), (*place, msg.clone()));
+            .insert((r.key, run.clone()), (*place, msg.clone()));
         match last {
             Some((before, earlier)) if before >= *place => fail!(Invariant::I7, "{user}'s tab c{conn} read {msg} after {earlier}, which the agent emitted after it: the run's events arrive out of lifecycle order"),
             _ => Ok(()),
@@ -192,12 +200,13 @@ impl BlackBox {
     pub(super) fn gap(
         &mut self,
         user: &Key,
-        conn: u64,
+        r: TabRef,
         at: Position,
         from: u64,
         reason: GapReason,
         coverage: &mut Coverage,
     ) -> Checked {
+        let conn = r.conn;
         if at.seq + 1 < from {
             return fail!(
                 Invariant::I7,
@@ -205,8 +214,8 @@ impl BlackBox {
                 at.seq
             );
         }
-        let first = self.tabs.get(&conn).map(|t| t.items == 0);
-        self.advance(user, conn, at.epoch, from, at.seq, &"a gap marker")?;
+        let first = self.tabs.get(&r.key).map(|t| t.items == 0);
+        self.advance(user, r, at.epoch, from, at.seq, &"a gap marker")?;
         match reason {
             GapReason::EpochChanged => coverage.hit("epoch_changed"),
             GapReason::Trimmed if first == Some(true) => coverage.hit("resumed_with_gap"),
@@ -219,13 +228,14 @@ impl BlackBox {
     fn advance(
         &mut self,
         user: &Key,
-        conn: u64,
+        r: TabRef,
         epoch: wsreg::Epoch,
         from: u64,
         to: u64,
         what: &dyn std::fmt::Display,
     ) -> Checked {
-        let Some(tab) = self.tabs.get_mut(&conn) else {
+        let conn = r.conn;
+        let Some(tab) = self.tabs.get_mut(&r.key) else {
             return fail!(
                 Invariant::I5,
                 "{user} read {what} on c{conn}, a tab it never connected"
@@ -278,8 +288,9 @@ impl BlackBox {
     }
 
     /// The first tab split from its user's stream, as a finding on it (its number and user).
-    pub(crate) fn split_tab(&self) -> Option<(u64, Key, Failed)> {
-        for (&conn, tab) in &self.tabs {
+    pub(crate) fn split_tab(&self) -> Option<(TabRef, Key, Failed)> {
+        for (&key, tab) in &self.tabs {
+            let conn = tab.conn;
             let Some(sends) = self.sent_last.get(&tab.user) else {
                 continue;
             };
@@ -289,7 +300,9 @@ impl BlackBox {
             if let Some((epoch, _)) = missed {
                 let split: Checked = fail!(Invariant::I2, "{}'s tab c{conn} reads stream {} while its user's messages were also sent on stream {epoch} after it opened: the user's tabs are split between two streams (two managers), and this one never sees the other's messages",
                         tab.user, tab.epoch);
-                return split.err().map(|f| (conn, tab.user.clone(), f));
+                return split
+                    .err()
+                    .map(|f| (TabRef { key, conn }, tab.user.clone(), f));
             }
         }
         None

@@ -183,9 +183,32 @@ struct ConnModel {
     owner: Option<Key>,
 }
 
+/// Which tab a step is about: the client's own number for it (`key`, what the model is keyed
+/// by), and the backend's number for its connection (`conn`, what messages show). A step
+/// recorded without the client's number (a hand-written one) is keyed by the backend's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TabRef {
+    pub(crate) key: u64,
+    pub(crate) conn: u64,
+}
+
+impl TabRef {
+    pub(crate) fn of(s: &Step) -> Self {
+        let conn = s.conn.unwrap_or(0);
+        TabRef {
+            key: s.tab.unwrap_or(conn),
+            conn,
+        }
+    }
+}
+
 /// What the checker knows about one tab (a connection, as its client holds it).
 #[derive(Clone, Debug)]
 pub(crate) struct TabModel {
+    /// The backend's number for its connection.
+    pub(crate) conn: u64,
+    /// The client's own number for it, when the steps record one.
+    pub(crate) tab: Option<u64>,
     /// The simulated user holding it.
     pub(crate) user: Key,
     /// The stream it reads.
@@ -376,6 +399,7 @@ mod tests {
                 user: user.into(),
                 conn,
                 mgr,
+                tab: None,
                 what,
             };
             self.checker

@@ -23,6 +23,8 @@ const CRASH_DETECT: Duration = Duration::from_millis(20);
 /// An open tab, as its user holds it.
 pub(crate) struct Tab {
     handle: Handle,
+    /// The client's own number for the tab.
+    id: u64,
     conn: u64,
     stop: oneshot::Sender<Stop>,
 }
@@ -152,10 +154,19 @@ pub(crate) async fn open_tab(world: Arc<World>, u: usize, kind: TabKind) {
     let TabKind { slow, fresh } = kind;
     let resume = if fresh { None } else { world.last_seen(u) };
     world.step(u, None, What::Connect { slow, resume });
+    let tab = world.next_tab();
     let (sink, inbox) = channel_sink(SOCKET_BUFFER);
     let (id_tx, id_rx) = oneshot::channel();
     let (stop_tx, stop_rx) = oneshot::channel();
-    let reader = tokio::spawn(read_tab(Arc::clone(&world), u, inbox, id_rx, stop_rx, slow));
+    let reader = tokio::spawn(read_tab(
+        Arc::clone(&world),
+        u,
+        tab,
+        inbox,
+        id_rx,
+        stop_rx,
+        slow,
+    ));
     world.track_reader(reader);
     world.maybe_yield().await;
     let sink = SimSink {
@@ -168,9 +179,10 @@ pub(crate) async fn open_tab(world: Arc<World>, u: usize, kind: TabKind) {
         .await
     {
         Ok(c) => {
-            world.record(
+            world.record_tab(
                 u,
-                Some(c.conn),
+                tab,
+                c.conn,
                 Some(c.manager),
                 What::Connected {
                     key: c.key.to_shared(),
@@ -182,6 +194,7 @@ pub(crate) async fn open_tab(world: Arc<World>, u: usize, kind: TabKind) {
             let _ = id_tx.send(c.conn);
             world.tabs[u].lock().expect("tabs").push(Tab {
                 handle: c.handle,
+                id: tab,
                 conn: c.conn,
                 stop: stop_tx,
             });
@@ -207,7 +220,7 @@ pub(crate) async fn close_tab(world: &World, u: usize, tab: usize) {
 }
 
 pub(crate) async fn close_handle(world: &World, u: usize, t: Tab) {
-    world.record(u, Some(t.conn), None, What::Close);
+    world.record_tab(u, t.id, t.conn, None, What::Close);
     world.maybe_yield().await;
     if let Err(e) = world.backend.close(&t.handle).await {
         world.refused(u, "close", &e);
@@ -239,7 +252,7 @@ fn crash_tab(world: &Arc<World>, u: usize, tab: usize) {
     let Some(t) = take_tab(world, u, tab) else {
         return;
     };
-    world.record(u, Some(t.conn), None, What::Crash);
+    world.record_tab(u, t.id, t.conn, None, What::Crash);
     let (done, _) = oneshot::channel();
     let _ = t.stop.send(Stop {
         crashed: true,
@@ -253,7 +266,7 @@ fn crash_tab(world: &Arc<World>, u: usize, tab: usize) {
     let cleanup = tokio::spawn(async move {
         tokio::time::sleep(CRASH_DETECT).await;
         world2.maybe_yield().await;
-        world2.record(u, Some(t.conn), None, What::Cleanup);
+        world2.record_tab(u, t.id, t.conn, None, What::Cleanup);
         if let Err(e) = world2.backend.close(&t.handle).await {
             world2.refused(u, "cleanup", &e);
         }
@@ -266,6 +279,7 @@ fn crash_tab(world: &Arc<World>, u: usize, tab: usize) {
 async fn read_tab(
     world: Arc<World>,
     u: usize,
+    tab: u64,
     inbox: mpsc::Receiver<Envelope>,
     id: oneshot::Receiver<u64>,
     stop: oneshot::Receiver<Stop>,
@@ -273,14 +287,17 @@ async fn read_tab(
 ) {
     let Ok(conn) = id.await else { return };
     world.reading.lock().expect("reading").insert((u, conn));
-    read_until_closed(&world, u, conn, inbox, stop, slow).await;
+    read_until_closed(&world, u, (tab, conn), inbox, stop, slow).await;
     world.reading.lock().expect("reading").remove(&(u, conn));
 }
 
+/// Reads until the socket ends. A stop (the tab crashed, or the server died under it) is taken
+/// before anything more is read: a crashed client reads nothing after its crash, and what sat
+/// in its buffer is lost with it.
 async fn read_until_closed(
     world: &World,
     u: usize,
-    conn: u64,
+    (tab, conn): (u64, u64),
     mut inbox: mpsc::Receiver<Envelope>,
     stop: oneshot::Receiver<Stop>,
     slow: bool,
@@ -291,12 +308,11 @@ async fn read_until_closed(
         let next = match stop.as_mut() {
             Some(signal) => tokio::select! {
                 biased;
-                m = inbox.recv() => m,
                 r = signal => {
                     if let Ok(s) = r {
                         inbox.close();
                         while let Ok(env) = inbox.try_recv() {
-                            world.received(u, conn, &env, s.crashed);
+                            world.received(u, tab, conn, &env, s.crashed);
                         }
                         let _ = s.done.send(());
                         return;
@@ -304,6 +320,7 @@ async fn read_until_closed(
                     stop = None;
                     continue;
                 }
+                m = inbox.recv() => m,
             },
             None => inbox.recv().await,
         };
@@ -311,7 +328,7 @@ async fn read_until_closed(
         if world.life() != life {
             return; // the server this tab was connected to has died, and its history with it
         }
-        world.received(u, conn, &env, false);
+        world.received(u, tab, conn, &env, false);
         if slow && !world.healed() {
             tokio::time::sleep(SLOW_READ).await;
         }

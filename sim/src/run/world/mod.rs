@@ -60,6 +60,8 @@ pub(crate) struct World {
     restarting: AtomicBool,
     /// One restart at a time.
     restart_lock: tokio::sync::Mutex<()>,
+    /// Tabs the clients have opened (or tried to), for the client's own tab numbers.
+    tabs_opened: AtomicU64,
     /// The checks that apply to this run.
     checks: Checks,
     /// The mode each user last asked for (what healing undoes when the backend cannot be
@@ -103,6 +105,19 @@ impl World {
             .record(Arc::clone(&self.users[u].name), conn, mgr, what);
     }
 
+    /// Records a step about one of the user's tabs: `tab` is the client's own number for it,
+    /// `conn` the backend's.
+    pub(crate) fn record_tab(&self, u: usize, tab: u64, conn: u64, mgr: Option<u64>, what: What) {
+        let user = Arc::clone(&self.users[u].name);
+        self.recorder
+            .record_tab(user, Some(conn), mgr, Some(tab), what);
+    }
+
+    /// The client's number for a new tab: the run's connect attempts, counted.
+    pub(crate) fn next_tab(&self) -> u64 {
+        self.tabs_opened.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
     pub(crate) fn refused(&self, u: usize, action: &'static str, error: &wsreg::Error) {
         let shown = Arc::from(error.to_string());
         self.step(
@@ -125,7 +140,7 @@ impl World {
 
     /// A tab read an item of its stream: a message or a gap marker. The user's client keeps the
     /// last position its tabs saw, to resume from.
-    pub(crate) fn received(&self, u: usize, conn: u64, env: &Envelope, lost: bool) {
+    pub(crate) fn received(&self, u: usize, tab: u64, conn: u64, env: &Envelope, lost: bool) {
         let at = env.position();
         let what = match env.payload() {
             wsreg::Payload::Gap { from, reason, .. } => What::Gap {
@@ -141,7 +156,7 @@ impl World {
                 lost,
             },
         };
-        self.step(u, Some(conn), what);
+        self.record_tab(u, tab, conn, None, what);
         if !lost {
             let mut seen = self.seen.lock().expect("seen");
             let last = &mut seen[u];
@@ -483,6 +498,7 @@ pub async fn execute(
         life: AtomicU64::new(0),
         restarting: AtomicBool::new(false),
         restart_lock: tokio::sync::Mutex::new(()),
+        tabs_opened: AtomicU64::new(0),
         checks,
         modes: Mutex::new(vec![Mode::Unified; plan.users.len()]),
     });

@@ -175,6 +175,7 @@ mod tests {
             user: user.into(),
             conn,
             mgr,
+            tab: None,
             what,
         }
     }

@@ -90,6 +90,8 @@ struct Follow {
     ledger: TabLedger,
     /// The user holding it, as given (the ledger shows it escaped).
     user: Arc<str>,
+    /// The client's own number for it, when the trace records one.
+    tab: Option<u64>,
     /// The run of consecutive positions being read: (epoch, first, last, first step).
     run: Option<(Epoch, u64, u64, u64)>,
 }
@@ -124,7 +126,12 @@ impl Follow {
 /// the last such tab opened before it).
 pub fn ledgers(trace: &[Step], findings: &[Finding]) -> Vec<TabLedger> {
     let mut tabs: Vec<Follow> = Vec::new();
-    let find = |tabs: &[Follow], user: &str, conn: Option<u64>, step: u64| {
+    // A step names its tab by the client's number when the trace records one, else by the
+    // backend's connection number (the latest such tab opened by then).
+    let find = |tabs: &[Follow], user: &str, conn: Option<u64>, tab: Option<u64>, step: u64| {
+        if let Some(tab) = tab {
+            return tabs.iter().rposition(|t| t.tab == Some(tab));
+        }
         let conn = conn?;
         tabs.iter()
             .rposition(|t| t.ledger.conn == conn && &*t.user == user && t.ledger.start.step <= step)
@@ -169,11 +176,12 @@ pub fn ledgers(trace: &[Step], findings: &[Finding]) -> Vec<TabLedger> {
                         end: entry("open when the run ended"),
                     },
                     user: Arc::clone(&s.user),
+                    tab: s.tab,
                     run: None,
                 });
             }
             What::Received { at, lost, .. } => {
-                let Some(t) = find(&tabs, &s.user, s.conn, s.n) else {
+                let Some(t) = find(&tabs, &s.user, s.conn, s.tab, s.n) else {
                     continue;
                 };
                 let t = &mut tabs[t];
@@ -186,7 +194,7 @@ pub fn ledgers(trace: &[Step], findings: &[Finding]) -> Vec<TabLedger> {
                 reason,
                 lost,
             } => {
-                let Some(t) = find(&tabs, &s.user, s.conn, s.n) else {
+                let Some(t) = find(&tabs, &s.user, s.conn, s.tab, s.n) else {
                     continue;
                 };
                 let t = &mut tabs[t];
@@ -205,7 +213,7 @@ pub fn ledgers(trace: &[Step], findings: &[Finding]) -> Vec<TabLedger> {
                 });
             }
             What::Close | What::Crash => {
-                let Some(t) = find(&tabs, &s.user, s.conn, s.n) else {
+                let Some(t) = find(&tabs, &s.user, s.conn, s.tab, s.n) else {
                     continue;
                 };
                 let how = if s.what == What::Close {
@@ -222,7 +230,7 @@ pub fn ledgers(trace: &[Step], findings: &[Finding]) -> Vec<TabLedger> {
         }
     }
     for f in findings {
-        if let Some(t) = find(&tabs, &f.user, f.conn, f.step) {
+        if let Some(t) = find(&tabs, &f.user, f.conn, f.tab, f.step) {
             tabs[t].ledger.file(f);
         }
     }
@@ -274,6 +282,7 @@ mod tests {
             user: user.into(),
             conn: Some(1),
             mgr: None,
+            tab: None,
             what,
         }
     }

@@ -376,6 +376,7 @@ mod tests {
             user: "u".into(),
             conn: None,
             mgr: None,
+            tab: None,
             what: What::Close,
         };
         let trace: Vec<Step> = (1..=(MAX_STEPS as u64 + 500)).map(step).collect();
