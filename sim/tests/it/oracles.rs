@@ -65,3 +65,65 @@ fn every_oracle_sees_the_same_run() {
     // The seeds exercise the heal phase: tabs (slow ones, reconnected ones) still read then.
     assert!(read_after_healing > 0);
 }
+
+/// A registry that answers probes but reports nothing to an observer: the core, wrapped.
+struct ProbesOnly(wsreg::Registry);
+
+impl wsreg::Backend for ProbesOnly {
+    fn connect<'a>(
+        &'a self,
+        ctx: &'a wsreg::UserContext,
+        sink: Box<dyn wsreg::Sink>,
+        resume: Option<wsreg::Position>,
+    ) -> wsreg::backend::BoxFuture<'a, Result<wsreg::backend::Connected, wsreg::Error>> {
+        wsreg::Backend::connect(&self.0, ctx, sink, resume)
+    }
+    fn close<'a>(
+        &'a self,
+        handle: &'a wsreg::backend::Handle,
+    ) -> wsreg::backend::BoxFuture<'a, Result<(), wsreg::Error>> {
+        wsreg::Backend::close(&self.0, handle)
+    }
+    fn emit(
+        &self,
+        ctx: &wsreg::UserContext,
+        event: wsreg::AgentEvent,
+    ) -> Result<wsreg::Position, wsreg::Error> {
+        wsreg::Backend::emit(&self.0, ctx, event)
+    }
+    fn send_text(
+        &self,
+        ctx: &wsreg::UserContext,
+        text: &str,
+    ) -> Result<wsreg::Position, wsreg::Error> {
+        wsreg::Backend::send_text(&self.0, ctx, text)
+    }
+    fn set_mode(&self, ctx: &wsreg::UserContext, mode: wsreg::Mode) -> Result<(), wsreg::Error> {
+        wsreg::Backend::set_mode(&self.0, ctx, mode)
+    }
+    fn capabilities(&self) -> wsreg::backend::Capabilities {
+        wsreg::backend::Capabilities {
+            probes: true,
+            ..Default::default()
+        }
+    }
+    fn probe(&self, ctx: &wsreg::UserContext) -> Option<wsreg::backend::Probe> {
+        wsreg::Backend::probe(&self.0, ctx)
+    }
+}
+
+/// What a backend declares decides which checks apply, never whether a correct one passes: one
+/// that answers probes but reports nothing has no history to compare them with.
+#[test]
+fn a_backend_that_probes_without_observing_is_not_held_to_a_history_it_never_reported() {
+    let target = Target::new("probes-only", |config, _observer| {
+        ProbesOnly(wsreg::Registry::new(config))
+    });
+    for seed in 0..20 {
+        let (_, plan, runtime_seed) = derive(&SimConfig::default(), Seed(seed));
+        let report = target
+            .run(Arc::new(plan), runtime_seed, Keep::Tail(1))
+            .expect("runs");
+        assert!(report.outcome.passed(), "seed {seed}: {:?}", report.outcome);
+    }
+}

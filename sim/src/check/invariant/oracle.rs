@@ -67,7 +67,9 @@ impl Checks {
         Checks {
             black: oracle.black(),
             white,
-            probes: oracle.white() && caps.probes,
+            // A probe is compared with the history the observer reported: without one, there
+            // is nothing to compare it with.
+            probes: white && caps.probes,
             unique_ids: white && caps.unique_ids,
             accepts_once: white && caps.accepts_once,
         }
@@ -87,5 +89,11 @@ mod tests {
         assert!(!white.black && white.white && white.accepts_once);
         let black = Checks::new(Oracle::BlackBox, Capabilities::ALL);
         assert!(black.black && !black.white && !black.probes && !black.accepts_once);
+        // Probes answered but nothing observed: nothing to compare them with, so no check.
+        let probes_only = Capabilities {
+            probes: true,
+            ..Capabilities::default()
+        };
+        assert!(!Checks::new(Oracle::Both, probes_only).probes);
     }
 }
