@@ -136,7 +136,12 @@ fn run(a: RunArgs, targets: &Targets) -> Result<i32> {
     );
     let plan = Arc::new(plan);
     let report = target.run(Arc::clone(&plan), runtime_seed, Keep::All)?;
-    println!("{}", report::verdict(&report));
+    let verdict = report::verdict(&report);
+    println!("{verdict}");
+    let label = report.outcome.label();
+    for fix in crate::tooling::diagnosis::diagnose([(label.as_str(), verdict.as_str())]) {
+        println!("what to change: {fix}");
+    }
     println!("{}", report::summary(&report));
     let mut exit = report.outcome.exit_code();
     if a.check_determinism {

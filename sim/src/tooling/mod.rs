@@ -2,6 +2,7 @@
 //! printed, and the command line.
 
 pub mod campaign;
+pub mod diagnosis;
 pub mod isolation;
 pub mod junit;
 pub mod merge;

@@ -106,6 +106,13 @@ pub fn campaign(s: &CampaignSummary) -> String {
         "throughput: {:.1} seeds/s, {:.0} steps/s, {:.1} simulated s per wall s ({} steps, {:.1} s virtual, {:.2} s wall)",
         s.seeds_per_s, s.steps_per_s, s.acceleration, s.steps, s.virtual_s, s.wall_s
     );
+    let found = s
+        .failures
+        .iter()
+        .map(|(label, g)| (label.as_str(), g.message.as_str()));
+    for fix in crate::tooling::diagnosis::diagnose(found) {
+        let _ = writeln!(out, "what to change: {fix}");
+    }
     if s.failures.is_empty() {
         let _ = writeln!(out, "failures: none");
     } else {

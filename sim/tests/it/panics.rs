@@ -58,3 +58,40 @@ fn a_backend_panic_is_the_system_under_test_and_keeps_its_trace() {
         "{verdict}"
     );
 }
+
+/// A registry built on real tokio, as a team's crate that depends on `tokio = "1"` is.
+struct OnRealTokio;
+
+impl Plant for OnRealTokio {
+    fn send_text(&self, core: &Registry, ctx: &UserContext, text: &str) -> Result<Position, Error> {
+        drop(tokio_real::spawn(async {}));
+        Backend::send_text(core, ctx, text)
+    }
+}
+
+#[test]
+fn a_registry_on_real_tokio_is_told_what_to_change_once() {
+    let opts = wsreg_sim::tooling::campaign::CampaignOptions {
+        jobs: 1,
+        target: wsreg_sim::tooling::target::Target::from_factory(
+            "on-real-tokio",
+            plant::factory(|_| OnRealTokio),
+        ),
+        ..wsreg_sim::tooling::campaign::CampaignOptions::new(wsreg_sim::generate::seed::SeedRange {
+            start: 0,
+            end: 5,
+        })
+    };
+    let summary = wsreg_sim::tooling::campaign::run_campaign(&opts, &|_, _, _| {}).expect("runs");
+    // Every seed that sends a text panics in the system under test.
+    let panics = summary.failures.get("PANIC").map_or(0, |g| g.count);
+    assert!(panics >= 2, "{:?}", summary.failures);
+    let printed = wsreg_sim::tooling::report::campaign(&summary);
+    assert_eq!(printed.matches("what to change:").count(), 1, "{printed}");
+    assert!(printed.contains("package = \"madsim-tokio\""), "{printed}");
+    let said = printed.find("what to change:").unwrap();
+    assert!(
+        said < printed.find("failures:").unwrap(),
+        "said before the failures"
+    );
+}
