@@ -30,10 +30,18 @@ impl Handle {
         Self(Box::new(inner))
     }
 
-    /// The backend's own value, if it is a `T` (a backend asked to close a handle it did not
-    /// make gets `None`, and should answer [`Error::UnknownConnection`]).
+    /// The backend's own value, if it is a `T`.
     pub fn get<T: Any>(&self) -> Option<&T> {
         self.0.downcast_ref()
+    }
+
+    /// The backend's own value, or the answer to a handle it did not make:
+    /// [`Error::UnknownConnection`].
+    pub fn own<T: Any>(&self) -> Result<&T, Error> {
+        self.get().ok_or_else(|| Error::UnknownConnection {
+            user: "?".to_owned(),
+            conn: "(a handle another backend made)".to_owned(),
+        })
     }
 }
 
@@ -133,7 +141,7 @@ impl Capabilities {
 ///         Box::pin(async move { todo!("file the tab, start its writer, say where it continues") })
 ///     }
 ///     fn close<'a>(&'a self, handle: &'a Handle) -> BoxFuture<'a, Result<(), Error>> {
-///         Box::pin(async move { todo!("handle.get::<MyConnection>() and close it") })
+///         Box::pin(async move { todo!("handle.own::<MyConnection>()?, then close it") })
 ///     }
 ///     fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error> {
 ///         todo!("number it, keep it for resumes, hand it to the user's tabs")
@@ -213,13 +221,7 @@ pub fn probe_key(registry: &Registry, key: &UserKey) -> Option<Probe> {
 
 /// Closes a handle a [`Registry`] made.
 pub fn close_core(handle: &Handle) -> Result<(), Error> {
-    match handle.get::<ConnectionHandle>() {
-        Some(conn) => conn.close(),
-        None => Err(Error::UnknownConnection {
-            user: "?".to_owned(),
-            conn: format!("{handle:?} (not a connection of this registry)"),
-        }),
-    }
+    handle.own::<ConnectionHandle>()?.close()
 }
 
 impl Backend for Registry {

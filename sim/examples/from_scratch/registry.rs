@@ -311,12 +311,7 @@ async fn write(mut queue: mpsc::UnboundedReceiver<Envelope>, mut sink: Box<dyn S
 impl Scratch {
     /// Closes a tab this registry opened.
     fn close_tab(&self, handle: &Handle) -> Result<(), Error> {
-        let Some(tab) = handle.get::<Tab>() else {
-            return Err(Error::UnknownConnection {
-                user: "?".to_owned(),
-                conn: "(not a tab of this registry)".to_owned(),
-            });
-        };
+        let tab = handle.own::<Tab>()?;
         let mut st = lock(&self.state);
 
         let unknown = || Error::UnknownConnection {

@@ -5,7 +5,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use wsreg::backend::{close_core, connected, probe_key as probe_core};
+use wsreg::backend::{connected, probe_key as probe_core};
 use wsreg::{
     AgentEvent, ConnectionHandle, Error, Mode, Position, Registry, RegistryConfig, Sink,
     UserContext, UserKey,
@@ -166,9 +166,5 @@ pub fn probe_key(core: &Registry, key: &str) -> Option<Probe> {
 
 /// The core's connection behind a handle the core made.
 pub fn conn(handle: &Handle) -> Result<&ConnectionHandle, Error> {
-    handle.get::<ConnectionHandle>().ok_or_else(|| {
-        // Only the core makes the handles a plant is given back; anything else is refused as
-        // the core would refuse it.
-        close_core(handle).expect_err("not a handle of the core")
-    })
+    handle.own::<ConnectionHandle>()
 }

@@ -282,12 +282,7 @@ impl Backend for NetBackend {
 
     fn close<'a>(&'a self, handle: &'a Handle) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            let Some(handle) = handle.get::<NetHandle>() else {
-                return Err(Error::UnknownConnection {
-                    user: "?".to_owned(),
-                    conn: "(not a socket of this network)".to_owned(),
-                });
-            };
+            let handle = handle.own::<NetHandle>()?;
             let (done, sent) = oneshot::channel();
             let _ = handle.commands.send(Command::Leave(done));
             match sent.await {
