@@ -51,7 +51,7 @@ pub const POINTS: [(&str, &str); 13] = [
 ];
 
 /// The points only a run through the server over the simulated network can reach.
-pub const NET_POINTS: [(&str, &str); 4] = [
+pub const NET_POINTS: [(&str, &str); 5] = [
     (
         "restart_dropped_tabs",
         "a server restart dropped open tabs and their registry",
@@ -67,6 +67,10 @@ pub const NET_POINTS: [(&str, &str); 4] = [
     (
         "frame_after_close",
         "a frame was read after its connection was removed",
+    ),
+    (
+        "connect_given_up",
+        "a client gave up on a slow connect (and tried once more)",
     ),
 ];
 
@@ -140,6 +144,7 @@ impl NetTracking {
                     self.waiting_out_cut.append(&mut users);
                 }
             }
+            What::GaveUp { .. } => hit(hits, "connect_given_up"),
             What::Connect { .. } => {
                 if let Some(users) = &mut self.cut {
                     users.insert(s.user.clone());

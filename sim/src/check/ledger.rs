@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use super::coverage::Coverage;
+use super::invariant::holding::{Holding, Noted};
 use super::invariant::{BlackBox, Invariant, Judge};
 use super::trace::{Confirmed, Step, What};
 use crate::generate::config::Limits;
@@ -33,9 +34,18 @@ pub struct Finding {
     pub message: String,
 }
 
-/// Every black-box finding of a recorded run, in order.
-pub fn findings(trace: &[Step], confirms: &[Confirmed], limits: &Limits) -> Vec<Finding> {
+/// Every black-box finding of a recorded run, in order: its steps, what senders were told and
+/// what clients learned beside them, under its limits (`network`: through the real server).
+pub fn findings(
+    trace: &[Step],
+    confirms: &[Confirmed],
+    learned: &[Noted],
+    limits: &Limits,
+    network: bool,
+) -> Vec<Finding> {
     let mut black = BlackBox::new(limits.clone());
+    black.holding = Holding::new(network);
+    let mut noted = learned.iter().peekable();
     let mut coverage = Coverage::default();
     let mut out = Vec::new();
     let mut told = confirms.iter().peekable();
@@ -61,7 +71,10 @@ pub fn findings(trace: &[Step], confirms: &[Confirmed], limits: &Limits) -> Vec<
     }
     for s in trace {
         match &s.what {
-            What::ServerDown => black.server_lost(),
+            What::ServerDown => {
+                black.holding.server_lost(s.n);
+                black.server_lost();
+            }
             What::Phase("heal") => {
                 if let Some((tab, user, f)) = black.split_tab() {
                     found(s.n, &user, Some(black.names(tab)), f);
@@ -84,10 +97,25 @@ pub fn findings(trace: &[Step], confirms: &[Confirmed], limits: &Limits) -> Vec<
                 found(c.step, &c.user, None, f);
             }
         }
+        while let Some(n) = noted.next_if(|n| n.step <= s.n) {
+            if let Err((_, f)) = black.learned(&n.user, n.tab, &n.learned, n.step) {
+                found(n.step, &n.user, None, f);
+            }
+        }
+    }
+    // Refusals that told a client a tab it held did not exist, where nothing ever ended it.
+    if phase_reached(trace, "reap") {
+        if let Some((step, f)) = black.holding.unexplained() {
+            let user = trace
+                .iter()
+                .find(|s| s.n == step)
+                .map_or_else(|| Arc::from("-"), |s| Arc::clone(&s.user));
+            found(step, &user, None, f);
+        }
     }
     // A run stopped while it waited for its tabs to drain (at the liveness bound): what they
     // still missed then.
-    let phase = |name| trace.iter().any(|s| s.what == What::Phase(name));
+    let phase = |name| phase_reached(trace, name);
     if let Some(last) = trace
         .last()
         .filter(|_| phase("heal") && !phase("close every tab"))
@@ -97,4 +125,9 @@ pub fn findings(trace: &[Step], confirms: &[Confirmed], limits: &Limits) -> Vec<
         }
     }
     out
+}
+
+/// Whether the run reached the phase `name`.
+fn phase_reached(trace: &[Step], name: &'static str) -> bool {
+    trace.iter().any(|s| s.what == What::Phase(name))
 }

@@ -164,6 +164,12 @@ pub enum What {
         /// The error.
         error: Arc<str>,
     },
+    /// Client: gives up on a connect that took longer than its timeout (last among the
+    /// variants, so the trace hashes of runs without one stay as they were).
+    GaveUp {
+        /// The timeout, in milliseconds.
+        after_ms: u64,
+    },
 }
 
 /// A sender was told where its message is: not a step of the trace (it changes nothing the
@@ -205,6 +211,7 @@ impl What {
             | What::ServerUp => Side::World,
             What::Connect { .. }
             | What::Connected { .. }
+            | What::GaveUp { .. }
             | What::Close
             | What::Crash
             | What::Cleanup
@@ -321,6 +328,7 @@ impl fmt::Display for What {
                     (Some(_), false) => f.write_str(" (not recovered)"),
                 }
             }
+            What::GaveUp { after_ms } => write!(f, "> gives up connecting after {after_ms} ms"),
             What::Close => f.write_str("> close"),
             What::Crash => f.write_str("> crash (no close)"),
             What::Cleanup => f.write_str("> server cleans up the crashed tab"),

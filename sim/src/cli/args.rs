@@ -204,7 +204,7 @@ pub(crate) struct BenchArgs {
 #[derive(Debug, Args, Clone, serde::Serialize)]
 pub(crate) struct TargetArgs {
     /// What to run against: `core` (the default), a planted bug from the zoo (`B1`, `B3` to
-    /// `B26`), or a backend this binary registered under a name.
+    /// `B29`), or a backend this binary registered under a name.
     #[arg(long, visible_alias = "bug", value_name = "NAME")]
     pub(crate) target: Option<String>,
     /// Which oracles judge the runs: `both`, `black-box` (only what clients see and calls

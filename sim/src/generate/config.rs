@@ -190,6 +190,11 @@ pub struct SimConfig {
         skip_serializing_if = "crate::generate::oracle::Oracle::is_both"
     )]
     pub oracle: crate::generate::oracle::Oracle,
+    /// How long a client waits for a connect before it gives up (and tries once more), in
+    /// virtual milliseconds; none: it waits for as long as the connect takes. Swarm gives half
+    /// the seeds a timeout of 10 to 100 ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout_ms: Option<u64>,
 }
 
 impl Default for SimConfig {
@@ -206,6 +211,7 @@ impl Default for SimConfig {
             net: None,
             identity_variants: false,
             oracle: crate::generate::oracle::Oracle::Both,
+            connect_timeout_ms: None,
         }
     }
 }
@@ -254,6 +260,10 @@ impl SimConfig {
         if seed.rng("limits").gen_ratio(1, 4) {
             c.limits.max_managers = c.limits.max_managers.min((c.users / 2).max(1));
         }
+        let mut rng = seed.rng("connect-timeout");
+        if c.connect_timeout_ms.is_none() && rng.gen_ratio(1, 2) {
+            c.connect_timeout_ms = Some(rng.gen_range(10..=100));
+        }
         if let Some(net) = &mut c.net {
             let mut rng = seed.rng("net-config");
             for count in [&mut net.partitions, &mut net.restarts] {
@@ -294,6 +304,8 @@ impl SimConfig {
             Some("weights.connect must not be 0")
         } else if self.limits.max_connections_per_user == 0 || self.limits.max_managers == 0 {
             Some("limits must allow at least one manager and one connection per user")
+        } else if self.connect_timeout_ms == Some(0) {
+            Some("connect_timeout_ms must be at least 1 (leave it out to wait for ever)")
         } else if self.limits.history_capacity == 0 {
             Some("limits.history_capacity must be at least 1")
         } else if self

@@ -64,6 +64,10 @@ pub struct Plan {
     /// Which oracles judge the run (absent: both).
     #[serde(default, skip_serializing_if = "Oracle::is_both")]
     pub oracle: Oracle,
+    /// How long a client waits for a connect before it gives up and tries once more, in
+    /// virtual milliseconds (absent: for as long as it takes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout_ms: Option<u64>,
 }
 
 /// The simulated network of a run.
@@ -347,6 +351,13 @@ impl Plan {
                 out.push_str(&format!("  {:?}: {},\n", k, v));
             }
         }
+        if !self.oracle.is_both() {
+            let oracle = serde_json::to_string(&self.oracle).expect("an oracle serialises");
+            out.push_str(&format!("  \"oracle\": {oracle},\n"));
+        }
+        if let Some(ms) = self.connect_timeout_ms {
+            out.push_str(&format!("  \"connect_timeout_ms\": {ms},\n"));
+        }
         if let Some(net) = &self.net {
             let loss = match net.loss_percent {
                 0 => String::new(),
@@ -390,6 +401,11 @@ impl Plan {
         }
         if self.users.len() > MAX_USERS {
             return bad(format!("{} users; at most {MAX_USERS}", self.users.len()));
+        }
+        if self.connect_timeout_ms == Some(0) {
+            return bad(
+                "connect_timeout_ms must be at least 1 (leave it out to wait for ever)".into(),
+            );
         }
         if self.liveness_bound_ms == 0 {
             return bad(
@@ -579,6 +595,23 @@ mod tests {
         );
         let again = Plan::from_json(&plan.to_json(), "again.json").unwrap();
         assert_eq!(plan, again);
+    }
+
+    /// A snapshot shrunk under one oracle replays under that oracle, and a client's connect
+    /// timeout is part of the plan: both are written and read back.
+    #[test]
+    fn the_oracle_and_the_connect_timeout_round_trip() {
+        let mut plan = Plan::from_json(SMALL, "small.json").unwrap();
+        plan.oracle = Oracle::BlackBox;
+        plan.connect_timeout_ms = Some(25);
+        let text = plan.to_json();
+        assert!(text.contains("\"oracle\": \"black-box\""), "{text}");
+        assert_eq!(Plan::from_json(&text, "again.json").unwrap(), plan);
+        plan.connect_timeout_ms = Some(0);
+        assert!(
+            plan.validate().is_err(),
+            "a zero timeout gives up on every connect"
+        );
     }
 
     #[test]

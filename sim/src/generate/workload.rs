@@ -160,6 +160,7 @@ pub fn generate(config: &SimConfig, seed: Seed) -> Plan {
             }
         }),
         oracle: config.oracle,
+        connect_timeout_ms: config.connect_timeout_ms,
     }
 }
 

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use wsreg::{Observation, Observer, Payload};
 
 use crate::check::coverage::Coverage;
+use crate::check::invariant::holding::{Learned, Noted};
 use crate::check::invariant::violation;
 use crate::check::invariant::{Checker, Violation};
 use crate::check::trace::{Confirmed, MsgTag, Step, TraceHash, What};
@@ -80,6 +81,8 @@ pub struct Recording {
     pub trace: Vec<Step>,
     /// What senders were told, in order (with every step kept; see [`Confirmed`]).
     pub confirms: Vec<Confirmed>,
+    /// What clients learned that no step shows, beside the trace (with every step kept).
+    pub learned: Vec<Noted>,
     /// The first violation, if any.
     pub violation: Option<Violation>,
     /// Coverage points hit.
@@ -94,6 +97,7 @@ struct State {
     keep: Keep,
     trace: VecDeque<Step>,
     confirms: Vec<Confirmed>,
+    learned: Vec<Noted>,
     checker: Checker,
     violation: Option<Violation>,
     stats: Stats,
@@ -156,6 +160,7 @@ impl Recorder {
                 keep,
                 trace: VecDeque::new(),
                 confirms: Vec::new(),
+                learned: Vec::new(),
                 checker: if network {
                     Checker::new(limits).over_network()
                 } else {
@@ -288,6 +293,31 @@ impl Recorder {
         }
     }
 
+    /// Judges what a client learned that no step shows: a close returned, a socket ended, a
+    /// refusal's typed error (about its tab `tab`, or about no tab).
+    pub fn learned(&self, user: &Arc<str>, tab: Option<u64>, learned: &Learned) {
+        if !self.checking {
+            return;
+        }
+        let mut st = self.lock();
+        if st.violation.is_some() {
+            return;
+        }
+        let step = st.n;
+        if st.keep == Keep::All {
+            st.learned.push(Noted {
+                step,
+                user: Arc::clone(user),
+                tab,
+                learned: learned.clone(),
+            });
+        }
+        if let Err(v) = st.checker.on_learned(user, tab, learned, step) {
+            st.violation = Some(v);
+            self.failed.store(true, Ordering::Relaxed);
+        }
+    }
+
     /// Checks that every open tab of a user is on the stream its user's messages went to
     /// (once everything has healed); records the violation if not.
     pub fn check_fan_out(&self) {
@@ -344,6 +374,7 @@ impl Recorder {
             hash: st.hash.value(),
             trace: std::mem::take(&mut st.trace).into(),
             confirms: std::mem::take(&mut st.confirms),
+            learned: std::mem::take(&mut st.learned),
             violation: st.violation.clone(),
             coverage: st.checker.coverage().clone(),
             stats: std::mem::take(&mut st.stats),

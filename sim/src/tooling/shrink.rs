@@ -254,6 +254,13 @@ pub fn shrink(
                 changed = true;
             }
         }
+        if plan.connect_timeout_ms.is_some() {
+            let mut c = plan.clone();
+            c.connect_timeout_ms = None;
+            if s.try_keep(&mut plan, c)? {
+                changed = true;
+            }
+        }
         for i in 0..plan.ops.len() {
             for kind in simpler(&plan.ops[i]) {
                 let mut c = plan.clone();

@@ -1,5 +1,5 @@
 //! Targets: what a run is run against, by name. The built-in ones are the real core (`core`)
-//! and the zoo's planted bugs (`B1` ... `B26`); a team registers its own backend under a name
+//! and the zoo's planted bugs (`B1` ... `B29`); a team registers its own backend under a name
 //! of its choosing, and every command (campaigns, determinism checks in worker processes,
 //! shrinking, snapshots, replay) finds it by that name.
 

@@ -1,15 +1,18 @@
-//! The bug zoo: every bug of the catalogue in the README (B1, B3–B26) planted as a
+//! The bug zoo: every bug of the catalogue in the README (B1, B3–B29) planted as a
 //! [`Backend`](crate::run::backend::Backend) over the real core, the way a buggy registry would be built, so
 //! the core itself stays correct and carries no zoo code. Each measures the harness: it must be
 //! caught by one of its expected invariants.
 
+mod abandoned;
 mod blocking;
 mod check_then_act;
 mod cleanup;
 mod delivery;
 mod limit_outside_lock;
 mod lying;
+mod orphan;
 pub mod plant;
+mod refusal;
 pub mod rekeyed;
 mod sharing;
 mod stream;
@@ -18,12 +21,15 @@ mod thread_routed;
 use std::fmt;
 use std::str::FromStr;
 
+pub use abandoned::RegistersAfterGiveUp;
 pub use blocking::LockAcrossAwait;
 pub use check_then_act::CheckThenAct;
 pub use cleanup::{CleanupHitsReconnect, OverBroadCleanup};
 pub use delivery::{LostWhileOffline, ReplayedTwice};
 pub use limit_outside_lock::LimitOutsideLock;
 pub use lying::{DropsThinking, HiddenReplica, ResumeRepeatsEvent, SwapsToolCalls};
+pub use orphan::ResumeDropsOtherTabs;
+pub use refusal::FalseRefusal;
 
 pub use sharing::{FailOpen, SharedMode, Zombies};
 pub use stream::{CatchUpAfterLive, EpochSurvivesReaping, ResumeOffByOne, SilentTrim};
@@ -70,6 +76,9 @@ pub fn factory(bug: Bug) -> Factory {
         Bug::B24 => plant(HiddenReplica::new),
         Bug::B25 => plant(|_| SwapsToolCalls),
         Bug::B26 => plant(|_| ResumeRepeatsEvent),
+        Bug::B27 => plant(FalseRefusal::new),
+        Bug::B28 => plant(|_| ResumeDropsOtherTabs),
+        Bug::B29 => plant(default::<RegistersAfterGiveUp>),
     }
 }
 use Invariant::*;
@@ -103,11 +112,14 @@ pub enum Bug {
     B24,
     B25,
     B26,
+    B27,
+    B28,
+    B29,
 }
 
 impl Bug {
     /// Every planted bug.
-    pub const ALL: [Bug; 25] = [
+    pub const ALL: [Bug; 28] = [
         Bug::B1,
         Bug::B3,
         Bug::B4,
@@ -133,6 +145,9 @@ impl Bug {
         Bug::B24,
         Bug::B25,
         Bug::B26,
+        Bug::B27,
+        Bug::B28,
+        Bug::B29,
     ];
 
     /// The one-line story.
@@ -163,6 +178,9 @@ impl Bug {
             Bug::B24 => "hidden replica: an unreported second registry takes every second tab of a user; everything observable shows one manager, and those tabs never see the user's messages",
             Bug::B25 => "swapped tool call: the socket writer writes each tool_executing after the event that follows it",
             Bug::B26 => "resume repeats an event: a resumed connection writes the first agent event of its catch-up twice",
+            Bug::B27 => "false refusal: the per-user limit counts the tab being opened twice, so a user is refused one tab early, with an error naming the limit",
+            Bug::B28 => "resume drops other tabs: a resume closes every other tab of the user without a word; their clients still hold them and are told they do not exist",
+            Bug::B29 => "registers after give-up: a connect runs on a background task, so one its client gave up on is registered anyway, a tab nobody holds",
         }
     }
 
@@ -196,6 +214,9 @@ impl Bug {
             Bug::B24 => &[I2, I5, I8],
             Bug::B25 => &[I7, I8],
             Bug::B26 => &[I7],
+            Bug::B27 => &[I6],
+            Bug::B28 => &[I5, I8, I6],
+            Bug::B29 => &[I5, I6, I9],
         }
     }
 

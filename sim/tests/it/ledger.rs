@@ -25,11 +25,17 @@ fn page_agrees_with_the_verdict(
 ) -> bool {
     let mut plan = plan.clone();
     plan.oracle = Oracle::BlackBox;
-    let limits = plan.limits.clone();
+    let (limits, network) = (plan.limits.clone(), plan.net.is_some());
     let report = target
         .run(Arc::new(plan), runtime_seed, Keep::All)
         .expect("runs");
-    let found = findings(&report.trace, &report.confirms, &limits);
+    let found = findings(
+        &report.trace,
+        &report.confirms,
+        &report.learned,
+        &limits,
+        network,
+    );
     // Every finding is on the page, once, and the page shows nothing else.
     let ledgers = page::ledgers(&report.trace, &found);
     let mut shown: Vec<(u64, String)> = ledgers
@@ -55,6 +61,7 @@ fn page_agrees_with_the_verdict(
         // What the world checks itself, not on a tab: a refusal naming another user's mode,
         // managers left after every tab closed.
         let world_check = v.message.contains("was refused because its mode is")
+            || v.message.contains("the backend still held that socket")
             || v.invariant == wsreg_sim::check::invariant::Invariant::I9;
         assert!(
             world_check || first.is_some_and(agrees),

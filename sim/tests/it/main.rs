@@ -3,6 +3,7 @@
 #![cfg(madsim)]
 
 mod cli;
+mod clients;
 mod corpus;
 mod determinism;
 mod disconnect;

@@ -242,13 +242,18 @@ fn passing_runs_show_no_problem_in_any_ledger() {
     for (config, seeds) in [(SimConfig::default(), 0..60), (net, 0..12)] {
         for seed in seeds {
             let (_, plan, runtime_seed) = campaign::derive(&config, Seed(seed));
-            let limits = plan.limits.clone();
+            let (limits, network) = (plan.limits.clone(), plan.net.is_some());
             let report = core
                 .run(Arc::new(plan), runtime_seed, Keep::All)
                 .expect("runs");
             assert!(report.outcome.passed(), "seed {seed}: {:?}", report.outcome);
-            let findings =
-                wsreg_sim::check::ledger::findings(&report.trace, &report.confirms, &limits);
+            let findings = wsreg_sim::check::ledger::findings(
+                &report.trace,
+                &report.confirms,
+                &report.learned,
+                &limits,
+                network,
+            );
             assert!(findings.is_empty(), "seed {seed}: {findings:?}");
             for t in page::ledgers(&report.trace, &findings) {
                 tabs += 1;

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use fnv::FnvHashMap;
 use wsreg::Position;
 
+use super::holding::{Holding, Learned};
 use super::oracle::{Judge, Verdict};
 use super::{Checked, Invariant, Key, TabModel, TabRef};
 use crate::check::coverage::Coverage;
@@ -52,6 +53,8 @@ pub(crate) struct BlackBox {
     pub(super) emit_order: FnvHashMap<MsgTag, (Key, u32)>,
     /// Per (tab, run): the place of the last event of the run the tab read.
     pub(super) run_read: FnvHashMap<(u64, Key), (u32, MsgTag)>,
+    /// What each client holds, by its own numbers for its connect attempts.
+    pub(crate) holding: Holding,
 }
 
 /// A check's failure, at its place among the step's checks.
@@ -76,6 +79,7 @@ impl BlackBox {
             run_emits: FnvHashMap::default(),
             emit_order: FnvHashMap::default(),
             run_read: FnvHashMap::default(),
+            holding: Holding::default(),
         }
     }
 
@@ -187,6 +191,22 @@ impl Judge for BlackBox {
     fn step(&mut self, s: &Step, coverage: &mut Coverage) -> Verdict {
         let user = &s.user;
         let r = TabRef::of(s);
+        if let Some(tab) = s.tab {
+            match &s.what {
+                What::Connect { .. } => self.holding.asked(user, tab, s.n),
+                What::Connected { .. } => self.holding.accepted(tab),
+                What::Close => self.holding.left(tab, false),
+                What::Crash => self.holding.left(tab, true),
+                What::GaveUp { .. } => self.holding.gave_up(tab, s.n),
+                What::Received { msg, .. } if self.holding.abandoned(tab) => {
+                    return at(0, fail!(Invariant::I5, "{user} gave up connecting (tab #{tab}), yet that socket received {msg} afterwards: the backend registered a tab nobody holds"));
+                }
+                What::Gap { at: pos, .. } if self.holding.abandoned(tab) => {
+                    return at(0, fail!(Invariant::I5, "{user} gave up connecting (tab #{tab}), yet that socket received a gap marker at {pos} afterwards: the backend registered a tab nobody holds"));
+                }
+                _ => {}
+            }
+        }
         match &s.what {
             What::Connected {
                 key,
@@ -221,6 +241,13 @@ impl Judge for BlackBox {
         at(SENT_TWICE, self.sent(user, msg, pos, step))
     }
 
+    fn learned(&mut self, user: &Key, tab: Option<u64>, learned: &Learned, step: u64) -> Verdict {
+        at(
+            0,
+            self.holding.learned(user, tab, learned, step, &self.limits),
+        )
+    }
+
     /// What carries over a server's death: the key each user is filed under, and which
     /// messages senders were told about (a replay of one after the restart is still a
     /// duplicate). Every tab died with the server.
@@ -235,5 +262,6 @@ impl Judge for BlackBox {
         self.sent_last = keep.sent_last;
         self.run_emits = keep.run_emits;
         self.emit_order = keep.emit_order;
+        self.holding = keep.holding;
     }
 }

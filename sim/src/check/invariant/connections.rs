@@ -72,7 +72,14 @@ impl WhiteBox {
         reason: CloseReason,
         live: usize,
     ) -> Checked {
-        if reason == CloseReason::Closed && !self.closing.remove(&conn) {
+        let unheld = self.conns.get(&conn).is_some_and(|c| c.owner.is_none());
+        if reason == CloseReason::Closed
+            && unheld
+            && !self.closing.contains(&conn)
+            && self.given_up > 0
+        {
+            self.given_up -= 1; // the server let go of a connect its client gave up on
+        } else if reason == CloseReason::Closed && !self.closing.remove(&conn) {
             return fail!(Invariant::I5, "{key}'s c{conn} was closed, but no client or cleanup asked to close it: a cleanup removed the wrong connection");
         }
         let Some(c) = self.conns.get_mut(&conn) else {

@@ -36,6 +36,7 @@ pub(crate) use violation;
 mod black_box;
 mod connections;
 mod delivery;
+pub mod holding;
 mod managers;
 mod oracle;
 mod sharing;
@@ -258,6 +259,7 @@ impl Checker {
     /// The same checker, counting the network coverage points too.
     pub fn over_network(mut self) -> Self {
         self.coverage = Coverage::network();
+        self.black.holding = holding::Holding::new(true);
         self
     }
 
@@ -283,6 +285,7 @@ impl Checker {
     pub fn on_step(&mut self, s: &Step) -> Result<(), Violation> {
         self.coverage.on_step(s);
         if matches!(s.what, What::ServerDown) {
+            self.black.holding.server_lost(s.n);
             self.black.server_lost();
             self.white.server_lost();
             return Ok(());
@@ -303,6 +306,20 @@ impl Checker {
     ) -> Result<(), Violation> {
         let white = self.white.confirmed(user, msg, at, step);
         let black = self.black.confirmed(user, msg, at, step);
+        self.judged(black, white, step)
+    }
+
+    /// Judges what a client learned that no step shows (see [`holding::Learned`]), after step
+    /// `step`: about its tab `tab`, or about `user` for a call on no tab.
+    pub fn on_learned(
+        &mut self,
+        user: &Key,
+        tab: Option<u64>,
+        learned: &holding::Learned,
+        step: u64,
+    ) -> Result<(), Violation> {
+        let white = self.white.learned(user, tab, learned, step);
+        let black = self.black.learned(user, tab, learned, step);
         self.judged(black, white, step)
     }
 
@@ -347,6 +364,11 @@ impl Checker {
 
     /// The end-of-run history checks (after everything drained and idle managers were reaped).
     pub fn finish(&self, last_step: u64) -> Result<(), Violation> {
+        if self.checks.black {
+            if let Some((step, f)) = self.black.holding.unexplained() {
+                return Err(f.at(step));
+            }
+        }
         if !self.checks.white {
             return Ok(());
         }

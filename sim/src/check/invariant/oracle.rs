@@ -11,6 +11,7 @@
 use wsreg::backend::Capabilities;
 use wsreg::Position;
 
+use super::holding::Learned;
 use super::{Failed, Key};
 use crate::check::coverage::Coverage;
 use crate::check::trace::{MsgTag, Step};
@@ -31,6 +32,13 @@ pub(crate) trait Judge {
 
     /// A sender was told its message is at `at` (at step `step`).
     fn confirmed(&mut self, user: &Key, msg: &MsgTag, at: Position, step: u64) -> Verdict;
+
+    /// A client learned something the trace shows no step for (after step `step`): a close
+    /// returned, a socket ended, a refusal's typed error.
+    fn learned(&mut self, user: &Key, tab: Option<u64>, learned: &Learned, step: u64) -> Verdict {
+        let _ = (user, tab, learned, step);
+        Ok(())
+    }
 
     /// The server process died: what it held went with it.
     fn server_lost(&mut self);

@@ -48,6 +48,9 @@ pub(crate) struct WhiteBox {
     pub(super) live_total: usize,
     // requests the clients made, to tell asked-for changes from unasked ones
     pub(super) closing: FnvHashSet<u64>,
+    /// Connects their clients gave up on: each may leave the server a connection no client
+    /// ever learned of, which the server then closes on its own.
+    pub(super) given_up: usize,
     pub(super) mode_request: Option<Key>,
     /// Per harness message (kind, tag): how often the backend accepted it, how often a sender
     /// was told it was accepted.
@@ -75,6 +78,7 @@ impl WhiteBox {
             live_by_key: FnvHashMap::default(),
             live_total: 0,
             closing: FnvHashSet::default(),
+            given_up: 0,
             mode_request: None,
             tallies: FnvHashMap::default(),
             heads: FnvHashMap::default(),
@@ -129,6 +133,10 @@ impl Judge for WhiteBox {
             }
             What::Close | What::Cleanup | What::Crash => {
                 self.closing.insert(conn);
+                Ok(())
+            }
+            What::GaveUp { .. } => {
+                self.given_up += 1;
                 Ok(())
             }
             What::SetMode(_) => {

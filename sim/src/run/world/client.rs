@@ -8,6 +8,7 @@ use tokio::sync::{mpsc, oneshot};
 use wsreg::{channel_sink, AgentEvent, ChannelSink, Envelope, SendFuture, Sink};
 
 use super::{buggify, World};
+use crate::check::invariant::holding::Learned;
 use crate::check::trace::What;
 use crate::generate::plan::{Op, OpKind, Plan};
 use crate::run::backend::Handle;
@@ -149,17 +150,27 @@ pub(crate) struct TabKind {
 }
 
 /// Opens a tab: starts its reader, connects (resuming after the last position the user's tabs
-/// saw, unless `fresh`), and files the tab under the user.
+/// saw, unless `fresh`), and files the tab under the user. A client with a connect timeout gives
+/// up on a connect that takes longer, and tries once more, as a real one would.
 pub(crate) async fn open_tab(world: Arc<World>, u: usize, kind: TabKind) {
+    for _ in 0..2 {
+        if !attempt_tab(&world, u, kind).await {
+            return;
+        }
+    }
+}
+
+/// One connect attempt; true when its client gave up on it.
+async fn attempt_tab(world: &Arc<World>, u: usize, kind: TabKind) -> bool {
     let TabKind { slow, fresh } = kind;
     let resume = if fresh { None } else { world.last_seen(u) };
-    world.step(u, None, What::Connect { slow, resume });
     let tab = world.next_tab();
+    world.record_attempt(u, tab, What::Connect { slow, resume });
     let (sink, inbox) = channel_sink(SOCKET_BUFFER);
     let (id_tx, id_rx) = oneshot::channel();
     let (stop_tx, stop_rx) = oneshot::channel();
     let reader = tokio::spawn(read_tab(
-        Arc::clone(&world),
+        Arc::clone(world),
         u,
         tab,
         inbox,
@@ -167,18 +178,23 @@ pub(crate) async fn open_tab(world: Arc<World>, u: usize, kind: TabKind) {
         stop_rx,
         slow,
     ));
-    world.track_reader(reader);
     world.maybe_yield().await;
     let sink = SimSink {
         inner: sink,
         plan: Arc::clone(&world.plan),
     };
-    match world
+    let connecting = world
         .backend
-        .connect(&world.users[u].ctx, Box::new(sink), resume)
-        .await
-    {
-        Ok(c) => {
+        .connect(&world.users[u].ctx, Box::new(sink), resume);
+    let answer = match world.plan.connect_timeout_ms {
+        Some(ms) => tokio::time::timeout(Duration::from_millis(ms), connecting)
+            .await
+            .map_err(|_| ms),
+        None => Ok(connecting.await),
+    };
+    match answer {
+        Ok(Ok(c)) => {
+            world.track_reader(reader);
             world.record_tab(
                 u,
                 tab,
@@ -191,16 +207,37 @@ pub(crate) async fn open_tab(world: Arc<World>, u: usize, kind: TabKind) {
                     recovered: c.recovered,
                 },
             );
-            let _ = id_tx.send(c.conn);
+            let _ = id_tx.send(Opened::Held(c.conn));
             world.tabs[u].lock().expect("tabs").push(Tab {
                 handle: c.handle,
                 id: tab,
                 conn: c.conn,
                 stop: stop_tx,
             });
+            false
         }
-        Err(e) => world.refused(u, "connect", &e),
+        Ok(Err(e)) => {
+            world.track_reader(reader);
+            world.refused_tab(u, Some(tab), "connect", &e);
+            false
+        }
+        Err(after_ms) => {
+            // The attempt is dropped; its socket is still watched: a backend that registered
+            // it anyway holds a tab nobody holds.
+            world.record_attempt(u, tab, What::GaveUp { after_ms });
+            let _ = id_tx.send(Opened::Abandoned);
+            world.watch_abandoned(u, tab, reader);
+            true
+        }
     }
+}
+
+/// What became of a connect attempt, as its reader is told.
+enum Opened {
+    /// The client holds it, as the backend's connection `conn`.
+    Held(u64),
+    /// The client gave up on it.
+    Abandoned,
 }
 
 fn take_tab(world: &World, u: usize, tab: usize) -> Option<Tab> {
@@ -222,8 +259,9 @@ pub(crate) async fn close_tab(world: &World, u: usize, tab: usize) {
 pub(crate) async fn close_handle(world: &World, u: usize, t: Tab) {
     world.record_tab(u, t.id, t.conn, None, What::Close);
     world.maybe_yield().await;
-    if let Err(e) = world.backend.close(&t.handle).await {
-        world.refused(u, "close", &e);
+    match world.backend.close(&t.handle).await {
+        Ok(()) => world.learned(u, Some(t.id), &Learned::Released),
+        Err(e) => world.refused_tab(u, Some(t.id), "close", &e),
     }
 }
 
@@ -268,8 +306,10 @@ fn crash_tab(world: &Arc<World>, u: usize, tab: usize) {
         world2.maybe_yield().await;
         world2.record_tab(u, t.id, t.conn, None, What::Cleanup);
         if let Err(e) = world2.backend.close(&t.handle).await {
-            world2.refused(u, "cleanup", &e);
+            world2.refused_tab(u, Some(t.id), "cleanup", &e);
         }
+        // Either way the crashed tab is let go: closed now, or already by the core itself.
+        world2.learned(u, Some(t.id), &Learned::Released);
     });
     world.track(cleanup);
 }
@@ -281,14 +321,27 @@ async fn read_tab(
     u: usize,
     tab: u64,
     inbox: mpsc::Receiver<Envelope>,
-    id: oneshot::Receiver<u64>,
+    id: oneshot::Receiver<Opened>,
     stop: oneshot::Receiver<Stop>,
     slow: bool,
 ) {
-    let Ok(conn) = id.await else { return };
+    let conn = match id.await {
+        Ok(Opened::Held(conn)) => conn,
+        Ok(Opened::Abandoned) => return watch_abandoned(&world, u, tab, inbox).await,
+        Err(_) => return,
+    };
     world.reading.lock().expect("reading").insert((u, conn));
     read_until_closed(&world, u, (tab, conn), inbox, stop, slow).await;
     world.reading.lock().expect("reading").remove(&(u, conn));
+}
+
+/// Watches the socket of a connect its client gave up on: everything that reaches it is
+/// recorded (the checker calls it a finding), until the backend lets the socket go.
+async fn watch_abandoned(world: &World, u: usize, tab: u64, mut inbox: mpsc::Receiver<Envelope>) {
+    while let Some(env) = inbox.recv().await {
+        world.received(u, tab, None, &env, false);
+    }
+    world.let_go(tab);
 }
 
 /// Reads until the socket ends. A stop (the tab crashed, or the server died under it) is taken
@@ -312,7 +365,7 @@ async fn read_until_closed(
                     if let Ok(s) = r {
                         inbox.close();
                         while let Ok(env) = inbox.try_recv() {
-                            world.received(u, tab, conn, &env, s.crashed);
+                            world.received(u, tab, Some(conn), &env, s.crashed);
                         }
                         let _ = s.done.send(());
                         return;
@@ -324,11 +377,19 @@ async fn read_until_closed(
             },
             None => inbox.recv().await,
         };
-        let Some(env) = next else { return };
+        let Some(env) = next else {
+            if world.life() != life {
+                return; // the server died: the checker knows
+            }
+            // The backend ended the socket: the client did not ask (a close of its own takes the
+            // tab out of its hands first, and the checker knows).
+            world.learned(u, Some(tab), &Learned::Ended);
+            return;
+        };
         if world.life() != life {
             return; // the server this tab was connected to has died, and its history with it
         }
-        world.received(u, tab, conn, &env, false);
+        world.received(u, tab, Some(conn), &env, false);
         if slow && !world.healed() {
             tokio::time::sleep(SLOW_READ).await;
         }

@@ -16,6 +16,7 @@ use tokio::time::Instant;
 use wsreg::{Envelope, Mode, Position, UserContext};
 
 use crate::check::coverage::Coverage;
+use crate::check::invariant::holding::Learned;
 use crate::check::invariant::violation;
 use crate::check::invariant::Checks;
 use crate::check::invariant::Invariant;
@@ -67,6 +68,10 @@ pub(crate) struct World {
     /// The mode each user last asked for (what healing undoes when the backend cannot be
     /// probed).
     modes: Mutex<Vec<Mode>>,
+    /// Connects their clients gave up on whose sockets the backend still holds (by the
+    /// client's tab number), and the tasks watching them.
+    abandoned: Mutex<std::collections::BTreeMap<u64, usize>>,
+    watchers: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// How long a killed server node stays down before it boots again.
@@ -89,6 +94,9 @@ pub struct RunReport {
     /// What senders were told, beside the trace (with every step kept).
     #[serde(skip)]
     pub confirms: Vec<crate::check::trace::Confirmed>,
+    /// What clients learned that no step shows, beside the trace (with every step kept).
+    #[serde(skip)]
+    pub learned: Vec<crate::check::invariant::holding::Noted>,
     /// Coverage points hit.
     pub coverage: Coverage,
     /// Counts.
@@ -118,16 +126,77 @@ impl World {
         self.tabs_opened.fetch_add(1, Ordering::Relaxed) + 1
     }
 
+    /// Records a step about a connect attempt of the user's (`tab`: the client's number for it),
+    /// before the backend has given it a number of its own.
+    pub(crate) fn record_attempt(&self, u: usize, tab: u64, what: What) {
+        let user = Arc::clone(&self.users[u].name);
+        self.recorder.record_tab(user, None, None, Some(tab), what);
+    }
+
+    /// Hands the checker what the user's client learned that no step shows.
+    pub(crate) fn learned(&self, u: usize, tab: Option<u64>, learned: &Learned) {
+        self.recorder.learned(&self.users[u].name, tab, learned);
+    }
+
+    /// Keeps watching the socket of a connect its client gave up on (`reader` watches it).
+    pub(crate) fn watch_abandoned(&self, u: usize, tab: u64, reader: JoinHandle<()>) {
+        self.abandoned.lock().expect("abandoned").insert(tab, u);
+        self.watchers.lock().expect("watchers").push(reader);
+    }
+
+    /// The backend let go of the socket of an abandoned connect.
+    pub(crate) fn let_go(&self, tab: u64) {
+        self.abandoned.lock().expect("abandoned").remove(&tab);
+    }
+
+    /// Connections the backend still reports (none when it cannot be inspected).
+    fn connections_left(&self) -> usize {
+        self.backend
+            .inspect()
+            .map_or(0, |v| v.managers.iter().map(|m| m.connections.len()).sum())
+    }
+
+    /// After every tab closed and the idle time passed: a connect its client gave up on whose
+    /// socket the backend still holds is a tab nobody holds, taking a slot for ever.
+    fn abandoned_still_held(&self) {
+        let first = self
+            .abandoned
+            .lock()
+            .expect("abandoned")
+            .iter()
+            .next()
+            .map(|(t, u)| (*t, *u));
+        if let Some((tab, u)) = first {
+            if self.checks.black {
+                self.recorder.violate(violation!(self.recorder.last_step(), Invariant::I5, "{} gave up connecting (tab #{tab}), yet once every tab had closed and the idle time had passed the backend still held that socket: a tab nobody holds, taking a slot",
+                    self.users[u].name));
+            }
+        }
+        for w in std::mem::take(&mut *self.watchers.lock().expect("watchers")) {
+            w.abort();
+        }
+    }
+
     pub(crate) fn refused(&self, u: usize, action: &'static str, error: &wsreg::Error) {
+        self.refused_tab(u, None, action, error);
+    }
+
+    /// A call about the client's tab `tab` (or about no tab) was refused.
+    pub(crate) fn refused_tab(
+        &self,
+        u: usize,
+        tab: Option<u64>,
+        action: &'static str,
+        error: &wsreg::Error,
+    ) {
         let shown = Arc::from(error.to_string());
-        self.step(
-            u,
-            None,
-            What::Refused {
-                action,
-                error: shown,
-            },
-        );
+        let user = Arc::clone(&self.users[u].name);
+        let what = What::Refused {
+            action,
+            error: shown,
+        };
+        self.recorder.record_tab(user, None, None, tab, what);
+        self.learned(u, tab, &Learned::Refusal(error.clone()));
         // A refusal that names a mode the user never set: another user's mode reached it.
         if let wsreg::Error::Suppressed { mode, .. } = error {
             let set = self.modes.lock().expect("modes")[u];
@@ -140,7 +209,15 @@ impl World {
 
     /// A tab read an item of its stream: a message or a gap marker. The user's client keeps the
     /// last position its tabs saw, to resume from.
-    pub(crate) fn received(&self, u: usize, tab: u64, conn: u64, env: &Envelope, lost: bool) {
+    /// `conn` is the backend's number for the tab (none for a connect its client gave up on).
+    pub(crate) fn received(
+        &self,
+        u: usize,
+        tab: u64,
+        conn: Option<u64>,
+        env: &Envelope,
+        lost: bool,
+    ) {
         let at = env.position();
         let what = match env.payload() {
             wsreg::Payload::Gap { from, reason, .. } => What::Gap {
@@ -156,7 +233,8 @@ impl World {
                 lost,
             },
         };
-        self.record_tab(u, tab, conn, None, what);
+        let user = Arc::clone(&self.users[u].name);
+        self.recorder.record_tab(user, conn, None, Some(tab), what);
         if !lost {
             let mut seen = self.seen.lock().expect("seen");
             let last = &mut seen[u];
@@ -399,8 +477,15 @@ impl World {
             return Some(Outcome::Stuck { blocked });
         }
         self.phase("reap");
+        // A server may still hold the socket of a connect its client gave up on (its close
+        // travels the network like any packet): the idle time counts from when it let go.
+        let deadline = Instant::now() + bound;
+        while Instant::now() < deadline && self.connections_left() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         let ttl = Duration::from_millis(self.plan.limits.idle_ttl_ms);
         tokio::time::sleep(ttl + Duration::from_millis(50)).await;
+        self.abandoned_still_held();
         let left = self.backend.inspect().map_or(Vec::new(), |v| v.managers);
         if let Some(m) = left.first() {
             self.recorder.violate(violation!(self.recorder.last_step(), Invariant::I9, "{} manager(s) outlived the idle TTL after every tab closed, first {}'s {} with {} connection(s)",
@@ -501,6 +586,8 @@ pub async fn execute(
         tabs_opened: AtomicU64::new(0),
         checks,
         modes: Mutex::new(vec![Mode::Unified; plan.users.len()]),
+        abandoned: Mutex::new(std::collections::BTreeMap::new()),
+        watchers: Mutex::new(Vec::new()),
     });
     world.phase("safety");
     for fault in plan.net.iter().flat_map(|n| n.faults.iter().cloned()) {
@@ -553,6 +640,7 @@ pub async fn execute(
         virtual_us,
         trace: rec.trace,
         confirms: rec.confirms,
+        learned: rec.learned,
         coverage: rec.coverage,
         stats: rec.stats,
     }

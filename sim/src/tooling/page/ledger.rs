@@ -333,7 +333,10 @@ mod tests {
     }
 
     fn ledgers_of(trace: &[Step], told: &[Confirmed]) -> Vec<TabLedger> {
-        ledgers(trace, &findings(trace, told, &Limits::default()))
+        ledgers(
+            trace,
+            &findings(trace, told, &[], &Limits::default(), false),
+        )
     }
 
     fn texts(entries: &[Entry]) -> Vec<&str> {

@@ -162,8 +162,13 @@ pub fn render(source: &PageSource, report: &RunReport) -> String {
         }
         None => Vec::new(),
     };
-    let findings =
-        crate::check::ledger::findings(&report.trace, &report.confirms, &source.plan.limits);
+    let findings = crate::check::ledger::findings(
+        &report.trace,
+        &report.confirms,
+        &report.learned,
+        &source.plan.limits,
+        source.plan.net.is_some(),
+    );
     let data = Data {
         violation,
         users: &layout.users,

@@ -105,7 +105,7 @@ pub enum PageError {
 #[derive(Clone, Debug)]
 pub enum Recorded {
     /// A snapshot: its recorded verdict and story.
-    Snapshot(Snapshot),
+    Snapshot(Box<Snapshot>),
     /// Nothing: the run was made here, just now.
     Nothing,
     /// A run record: its outcome and trace hash.
@@ -151,7 +151,7 @@ impl PageSource {
             plan: snap.plan.clone(),
             replay: line("replay: ").unwrap_or_default(),
             found: line("found: "),
-            recorded: Recorded::Snapshot(snap),
+            recorded: Recorded::Snapshot(Box::new(snap)),
         }
     }
 
