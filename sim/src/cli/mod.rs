@@ -242,6 +242,17 @@ fn fuzz(a: FuzzArgs, targets: &Targets) -> Result<i32> {
         bar.tick(done, total, failing)
     })?;
     bar.finish();
+    // Every failure's first seed, replayed in a fresh process before anything is reported: a
+    // backend that keeps state between runs is named first, and loudly.
+    let fresh = WorkerCommand::this_program().ok();
+    if let Some(worker) = &fresh {
+        crate::tooling::campaign::confirm_in_fresh_processes(
+            &mut summary,
+            worker,
+            target,
+            &config_for_shrink,
+        );
+    }
     print!("{}", report::campaign(&summary));
     let flags = a.target.flags();
     let program = program();
@@ -251,15 +262,18 @@ fn fuzz(a: FuzzArgs, targets: &Targets) -> Result<i32> {
             println!("replay: {program} run --seed {}{flags}", g.first_seed);
         }
     } else {
-        let options = a.budget.options();
+        let keeping = crate::tooling::triage::Keeping {
+            options: a.budget.options(),
+            dest: &dest,
+            program: &program,
+            verify: fresh.as_ref(),
+        };
         crate::tooling::triage::campaign(
             &mut summary,
             target,
             &config_for_shrink,
             &flags,
-            &options,
-            &dest,
-            &program,
+            &keeping,
         )?;
     }
     if let Some(path) = &a.json {
@@ -331,10 +345,12 @@ fn shrink(a: ShrinkArgs, targets: &Targets) -> Result<i32> {
     println!("shrinking a {label} failure ({} ops)", plan.ops.len());
     let program = program();
     let dest = Destination::choose(None, a.budget.snapshots.as_deref(), &program);
+    let fresh = WorkerCommand::this_program().ok();
     let found = Found {
         kind: &label,
         from: found,
         program: &program,
+        verify: fresh.as_ref(),
     };
     crate::tooling::triage::shrink_and_keep(
         target,

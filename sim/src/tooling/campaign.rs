@@ -117,6 +117,59 @@ pub fn check_in_worker(
     }))
 }
 
+/// Replays the first seed of each kind of failure in a fresh worker process, before any of
+/// them is reported or shrunk. One that fails otherwise there (or passes) was made by state
+/// the campaign's process kept between runs: it is added as a `NONDETERMINISM` failure, which
+/// the report puts first. A worker that cannot start is reported on stderr and skipped.
+pub fn confirm_in_fresh_processes(
+    summary: &mut CampaignSummary,
+    worker: &WorkerCommand,
+    target: &Target,
+    base: &SimConfig,
+) {
+    let nondeterminism = crate::check::outcome::FailureKind::Nondeterminism.to_string();
+    let firsts: Vec<(String, Seed)> = summary
+        .failures
+        .iter()
+        .filter(|(label, _)| **label != nondeterminism)
+        .map(|(label, g)| (label.clone(), g.first_seed))
+        .collect();
+    for (label, seed) in firsts {
+        let Some(here) = summary.failing.iter().find(|r| r.seed == seed) else {
+            continue;
+        };
+        let (_, plan, runtime_seed) = derive(base, seed);
+        let there = match run_in_worker(worker, target.name(), &plan, runtime_seed) {
+            Ok(ran) => ran.outcome,
+            Err(e) => {
+                eprintln!("could not replay seed {seed} in a fresh process: {e}");
+                continue;
+            }
+        };
+        if there.signature() == here.outcome.signature() {
+            continue;
+        }
+        let message = format!(
+            "seed {seed} failed as {label} in this campaign but {} in a fresh process: the backend keeps state between the runs of one process (a static, a global cache), so what this campaign found may not replay",
+            if there.passed() { "passes".to_owned() } else { format!("as {}", there.label()) }
+        );
+        summary
+            .failures
+            .entry(nondeterminism.clone())
+            .and_modify(|g| {
+                g.count += 1;
+                g.first_seed = g.first_seed.min(seed);
+            })
+            .or_insert(FailureGroup {
+                count: 1,
+                first_seed: seed,
+                message,
+                snapshot: None,
+                known: false,
+            });
+    }
+}
+
 /// The first step where two traces differ.
 pub fn first_difference(a: &[Step], b: &[Step]) -> Divergence {
     let show = |s: Option<&Step>| s.map_or("(none)".to_owned(), |s| s.to_string());

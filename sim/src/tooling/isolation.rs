@@ -99,6 +99,7 @@ impl Ran {
             virtual_us: self.virtual_us,
             trace: Vec::new(),
             confirms: Vec::new(),
+            learned: Vec::new(),
             coverage,
             stats: Stats::default(),
         }

@@ -106,6 +106,14 @@ pub fn campaign(s: &CampaignSummary) -> String {
         "throughput: {:.1} seeds/s, {:.0} steps/s, {:.1} simulated s per wall s ({} steps, {:.1} s virtual, {:.2} s wall)",
         s.seeds_per_s, s.steps_per_s, s.acceleration, s.steps, s.virtual_s, s.wall_s
     );
+    let nondeterminism = crate::check::outcome::FailureKind::Nondeterminism.to_string();
+    if let Some(g) = s.failures.get(&nondeterminism) {
+        let _ = writeln!(
+            out,
+            "WARNING: NONDETERMINISM: this backend does not run a seed the same way twice ({} seed(s), first {}). Every verdict below may fail to replay; a shrunk snapshot is kept only if it fails the same way in a fresh process.",
+            g.count, g.first_seed
+        );
+    }
     let found = s
         .failures
         .iter()

@@ -14,6 +14,7 @@ use crate::generate::seed::Seed;
 use crate::run::runtime::RuntimeError;
 use crate::run::world::RunReport;
 use crate::tooling::campaign::{derive, CampaignSummary};
+use crate::tooling::isolation::{run_in_worker, WorkerCommand};
 use crate::tooling::page::PageError;
 use crate::tooling::shrink::ShrinkOptions;
 use crate::tooling::snapshot::{Snapshot, SnapshotError};
@@ -90,6 +91,8 @@ pub struct Kept {
     pub name: String,
     /// The store already held it.
     pub known: bool,
+    /// Its shrunk plan failed otherwise in a fresh process, so no snapshot was written.
+    pub unreproducible: bool,
 }
 
 /// How a failure to shrink was found, for its snapshot's `found:` line.
@@ -100,6 +103,9 @@ pub struct Found<'a> {
     pub from: String,
     /// The program that replays it (`cargo sim`, or a team's binary).
     pub program: &'a str,
+    /// How to start a fresh process of that program, to check the shrunk plan fails there the
+    /// same way before its snapshot is written (`None`: not checked).
+    pub verify: Option<&'a WorkerCommand>,
 }
 
 /// Shrinks one failure and keeps its snapshot (and page) at `dest`, printing where.
@@ -137,6 +143,20 @@ pub fn shrink_and_keep(
     );
     let snap = Snapshot::new(target.name(), s.plan, s.runtime_seed, &s.report, line)
         .replayed_by(found.program, &dest.shown());
+    if let Some(worker) = found.verify {
+        if let Some(there) = fails_otherwise_in_a_fresh_process(worker, target, &snap, &s.report) {
+            println!(
+                "snapshot {} NOT written: its plan fails as {} here but {there} in a fresh process; the backend keeps state between the runs of one process, so no snapshot of it would replay (see NONDETERMINISM)",
+                snap.name,
+                s.report.outcome.label()
+            );
+            return Ok(Kept {
+                name: snap.name,
+                known: false,
+                unreproducible: true,
+            });
+        }
+    }
     let known = match dest {
         Destination::Store(dir) => match snap.write(dir, &s.report)? {
             Some(path) => {
@@ -179,7 +199,27 @@ pub fn shrink_and_keep(
     Ok(Kept {
         name: snap.name,
         known,
+        unreproducible: false,
     })
+}
+
+/// How a snapshot's plan ends in a fresh process, when that is not how it ended here (`None`:
+/// the same, or the worker could not say: then the snapshot is written as before).
+fn fails_otherwise_in_a_fresh_process(
+    worker: &WorkerCommand,
+    target: &Target,
+    snap: &Snapshot,
+    here: &RunReport,
+) -> Option<String> {
+    match run_in_worker(worker, target.name(), &snap.plan, snap.runtime_seed) {
+        Ok(ran) if ran.outcome.signature() == here.outcome.signature() => None,
+        Ok(ran) if ran.outcome.passed() => Some("passes".to_owned()),
+        Ok(ran) => Some(format!("fails as {}", ran.outcome.label())),
+        Err(e) => {
+            eprintln!("could not check {} in a fresh process: {e}", snap.name);
+            None
+        }
+    }
 }
 
 /// Writes a freshly written snapshot's page beside it (`NAME.html`).
@@ -190,19 +230,36 @@ fn page_beside(snap: &Snapshot, path: &Path, report: &RunReport) -> Result<PathB
     Ok(out)
 }
 
+/// How a campaign's failures are kept.
+pub struct Keeping<'a> {
+    /// The shrink's budget.
+    pub options: ShrinkOptions,
+    /// Where snapshots go.
+    pub dest: &'a Destination,
+    /// The program that replays them (`cargo sim`, or a team's binary).
+    pub program: &'a str,
+    /// How to start a fresh process of it, to check each shrunk plan there before it is
+    /// written (`None`: not checked).
+    pub verify: Option<&'a WorkerCommand>,
+}
+
 /// A campaign's failures, one per kind (its first seed): each is recognised in the store, or
-/// shrunk and kept at `dest`; `summary` learns each one's snapshot and whether it was known.
-/// `flags` are the command-line flags that reproduce the campaign's seeds. Prints what it did
-/// and returns the snapshots its shrinks made.
+/// shrunk and kept as `keeping` says; `summary` learns each one's snapshot and whether it was
+/// known. `flags` are the command-line flags that reproduce the campaign's seeds. Prints what
+/// it did and returns the snapshots its shrinks made.
 pub fn campaign(
     summary: &mut CampaignSummary,
     target: &Target,
     base: &SimConfig,
     flags: &str,
-    options: &ShrinkOptions,
-    dest: &Destination,
-    program: &str,
+    keeping: &Keeping<'_>,
 ) -> Result<Vec<String>, TriageError> {
+    let Keeping {
+        options,
+        dest,
+        program,
+        verify,
+    } = *keeping;
     let mut kept = Vec::new();
     for (label, g) in &summary.failures {
         println!("replay: {program} run --seed {}{flags}", g.first_seed);
@@ -219,7 +276,12 @@ pub fn campaign(
             };
             if let Some(name) = alike {
                 println!("store: known failure {label}: fails like {name} (not shrunk again)");
-                kept.push((label.clone(), Kept { name, known: true }, false));
+                let k = Kept {
+                    name,
+                    known: true,
+                    unreproducible: false,
+                };
+                kept.push((label.clone(), k, false));
                 continue;
             }
         }
@@ -228,12 +290,16 @@ pub fn campaign(
             kind: label,
             from: format!("seed {}{flags}", g.first_seed),
             program,
+            verify,
         };
-        let k = shrink_and_keep(target, plan, runtime_seed, found, *options, dest)?;
+        let k = shrink_and_keep(target, plan, runtime_seed, found, options, dest)?;
         kept.push((label.clone(), k, true));
     }
     let mut written = std::collections::BTreeSet::new();
     for (label, k, shrunk) in kept {
+        if k.unreproducible {
+            continue;
+        }
         if let Some(g) = summary.failures.get_mut(&label) {
             g.snapshot = Some(k.name.clone());
             g.known = k.known;

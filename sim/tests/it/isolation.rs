@@ -3,7 +3,7 @@
 //! again as a worker).
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -12,9 +12,13 @@ use wsreg_sim::check::outcome::Outcome;
 use wsreg_sim::generate::seed::SeedRange;
 use wsreg_sim::run::backend::Backend;
 use wsreg_sim::run::backend::{BoxFuture, Connected};
-use wsreg_sim::tooling::campaign::{run_campaign, CampaignOptions};
+use wsreg_sim::tooling::campaign::{
+    confirm_in_fresh_processes, derive, run_campaign, CampaignOptions,
+};
 use wsreg_sim::tooling::isolation::{serve_if_worker, WorkerCommand};
+use wsreg_sim::tooling::shrink::ShrinkOptions;
 use wsreg_sim::tooling::target::{Target, Targets};
+use wsreg_sim::tooling::triage::{shrink_and_keep, Destination, Found};
 use wsreg_sim::zoo::plant::{self, Plant};
 
 /// The leak: a process-wide cache that numbers users in the order the process first saw them
@@ -75,6 +79,38 @@ fn aborts() -> Target {
     Target::from_factory("aborts", plant::factory(|_| AbortsOnFifthEvent::default()))
 }
 
+/// Connects this process has made through [`ProcessQuota`], whichever run made them.
+static CONNECTS_IN_PROCESS: AtomicU64 = AtomicU64::new(0);
+
+/// A process-wide quota (a team's global rate limiter, say): past 400 connects in the process,
+/// every connect is refused at the per-user limit. A long campaign trips it; a seed replayed on
+/// its own in a fresh process never does.
+struct ProcessQuota;
+
+impl Plant for ProcessQuota {
+    fn connect<'a>(
+        &'a self,
+        core: &'a Registry,
+        ctx: &'a UserContext,
+        sink: Box<dyn Sink>,
+        resume: Option<Position>,
+    ) -> BoxFuture<'a, Result<Connected, Error>> {
+        Box::pin(async move {
+            if CONNECTS_IN_PROCESS.fetch_add(1, Ordering::Relaxed) >= 400 {
+                return Err(Error::UserConnectionLimit {
+                    user: ctx.user_id().to_owned(),
+                    max: core.config().max_connections_per_user,
+                });
+            }
+            Backend::connect(core, ctx, sink, resume).await
+        })
+    }
+}
+
+fn quota() -> Target {
+    Target::from_factory("process-quota", plant::factory(|_| ProcessQuota))
+}
+
 /// Not a test: the entry point this binary serves a worker's one run from, when a campaign
 /// below starts it again with `WSREG_SIM_WORKER` set. Run normally, it does nothing.
 #[test]
@@ -84,6 +120,7 @@ fn worker_entry() {
         &Targets::builtin()
             .with(leaky())
             .with(aborts())
+            .with(quota())
             .with(crate::scratch::correct())
             .with(crate::scratch::racy()),
     );
@@ -206,4 +243,50 @@ fn with_isolate_a_backend_that_aborts_the_process_fails_its_seeds_and_the_campai
         summary.coverage.values().sum::<u64>() > 0,
         "coverage was lost"
     );
+}
+
+/// A backend whose failures come from state its process kept: the campaign says so before any
+/// verdict, and its shrunk plan, which fails only in the process that shrank it, is not written.
+#[test]
+fn a_backend_with_process_state_is_named_first_and_never_gets_a_snapshot_that_does_not_replay() {
+    let base = wsreg_sim::generate::config::SimConfig::default();
+    let opts = CampaignOptions {
+        jobs: 1,
+        target: quota(),
+        ..CampaignOptions::new(SeedRange { start: 0, end: 8 })
+    };
+    let mut summary = run_campaign(&opts, &|_, _, _| {}).expect("runs");
+    let first = summary
+        .failing
+        .first()
+        .expect("the quota trips in a long campaign")
+        .seed;
+    confirm_in_fresh_processes(&mut summary, &worker(), &quota(), &base);
+    let text = wsreg_sim::tooling::report::campaign(&summary);
+    let warning = text.find("WARNING: NONDETERMINISM").expect(&text);
+    let failures = text.find("failures:").expect(&text);
+    assert!(warning < failures, "the warning comes first: {text}");
+    assert!(text.contains("in a fresh process"), "{text}");
+
+    let (_, plan, runtime_seed) = derive(&base, first);
+    let dir = crate::support::temp("process-quota-snapshots");
+    let label = summary.failing[0].outcome.label();
+    let found = Found {
+        kind: &label,
+        from: format!("seed {first}"),
+        program: "cargo sim",
+        verify: Some(&worker()),
+    };
+    let kept = shrink_and_keep(
+        &quota(),
+        plan,
+        runtime_seed,
+        found,
+        ShrinkOptions::default(),
+        &Destination::Snapshots(dir.clone()),
+    )
+    .expect("shrinks");
+    assert!(kept.unreproducible, "{kept:?}");
+    let written = std::fs::read_dir(&dir).map_or(0, |d| d.count());
+    assert_eq!(written, 0, "a snapshot that does not replay was written");
 }
