@@ -198,11 +198,15 @@ impl Judge for BlackBox {
                 What::Close => self.holding.left(tab, false),
                 What::Crash => self.holding.left(tab, true),
                 What::GaveUp { .. } => self.holding.gave_up(tab, s.n),
-                What::Received { msg, .. } if self.holding.abandoned(tab) => {
-                    return at(0, fail!(Invariant::I5, "{user} gave up connecting (tab #{tab}), yet that socket received {msg} afterwards: the backend registered a tab nobody holds"));
+                What::Received { msg, .. } => {
+                    if let Some(asked) = self.holding.abandoned(tab) {
+                        return at(0, fail!(Invariant::I5, "{user} gave up on its connect of step {asked}, yet that socket received {msg} afterwards: the backend registered a tab nobody holds"));
+                    }
                 }
-                What::Gap { at: pos, .. } if self.holding.abandoned(tab) => {
-                    return at(0, fail!(Invariant::I5, "{user} gave up connecting (tab #{tab}), yet that socket received a gap marker at {pos} afterwards: the backend registered a tab nobody holds"));
+                What::Gap { at: pos, .. } => {
+                    if let Some(asked) = self.holding.abandoned(tab) {
+                        return at(0, fail!(Invariant::I5, "{user} gave up on its connect of step {asked}, yet that socket received a gap marker at {pos} afterwards: the backend registered a tab nobody holds"));
+                    }
                 }
                 _ => {}
             }

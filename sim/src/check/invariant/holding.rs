@@ -171,9 +171,14 @@ impl Holding {
         self.set(tab, state);
     }
 
-    /// Whether `tab` is an attempt its client gave up on.
-    pub(crate) fn abandoned(&self, tab: u64) -> bool {
-        self.given_up.contains(&tab)
+    /// The step a connect its client gave up on was asked at (`None`: `tab` is not one).
+    pub(crate) fn abandoned(&self, tab: u64) -> Option<u64> {
+        self.given_up.contains(&tab).then(|| self.asked_at(tab))
+    }
+
+    /// The step `tab`'s connect was asked at (0 when the model no longer holds it).
+    fn asked_at(&self, tab: u64) -> u64 {
+        self.attempts.get(&tab).map_or(0, |a| a.asked)
     }
 
     /// The server process died: every tab it held is gone (and its clients know).
@@ -223,9 +228,10 @@ impl Holding {
         if self.network {
             return Ok(()); // the server's close frame carries its reason
         }
+        let asked = self.asked_at(tab);
         fail!(
             Invariant::I5,
-            "{user}'s tab #{tab} was closed by the backend while its client held it, without being asked and without a reason the client could be told: a tab its client holds must go on being served (a slow one gets gap markers)"
+            "{user}'s tab (asked for at step {asked}) was closed by the backend while its client held it, without being asked and without a reason the client could be told: a tab its client holds must go on being served (a slow one gets gap markers)"
         )
     }
 
@@ -261,7 +267,7 @@ impl Holding {
                 let max = limits.max_connections_per_user;
                 let open = self.could_count(Some(user), tab, asked, step);
                 if open < max {
-                    return fail!(Invariant::I6, "{user}'s connect (tab #{tab}) was refused at the per-user limit of {max}, but at most {open} of its tabs could have been open while it was asked (closes in flight counted): a false refusal");
+                    return fail!(Invariant::I6, "{user}'s connect of step {asked} was refused at the per-user limit of {max}, but at most {open} of its tabs could have been open while it was in flight (closes in flight counted): a false refusal");
                 }
                 Ok(())
             }
@@ -270,7 +276,7 @@ impl Holding {
                 let max = limits.max_connections;
                 let open = self.could_count(None, tab, asked, step);
                 if open < max {
-                    return fail!(Invariant::I6, "{user}'s connect (tab #{tab}) was refused at the limit of {max} connections, but at most {open} tabs could have been open while it was asked (closes in flight counted): a false refusal");
+                    return fail!(Invariant::I6, "{user}'s connect of step {asked} was refused at the limit of {max} connections, but at most {open} tabs could have been open while it was in flight (closes in flight counted): a false refusal");
                 }
                 Ok(())
             }
@@ -285,7 +291,8 @@ impl Holding {
                 if self.ended.contains(&tab) {
                     return Ok(());
                 }
-                let failed: Checked = fail!(Invariant::I5, "{user} closed its tab #{tab}, which the backend accepted and never ended, and was told: {error}");
+                let asked = self.asked_at(tab);
+                let failed: Checked = fail!(Invariant::I5, "{user} closed its tab (asked for at step {asked}), which the backend accepted and never ended, and was told: {error}");
                 self.doubt(step, vec![tab], failed);
                 Ok(())
             }
@@ -299,7 +306,8 @@ impl Holding {
                     .copied()
                     .collect();
                 if let Some(&first) = held.first() {
-                    let failed: Checked = fail!(Invariant::I5, "{user} holds its tab #{first}, which the backend accepted and never ended, yet its call was refused: {error}");
+                    let asked = self.asked_at(first);
+                    let failed: Checked = fail!(Invariant::I5, "{user} holds a tab (asked for at step {asked}) that the backend accepted and never ended, yet its call was refused: {error}");
                     self.doubt(step, held, failed);
                 }
                 Ok(())
@@ -370,6 +378,7 @@ mod tests {
         h.asked(&u, 2, 5);
         let f = judge(&mut h, &u, 2, &at_limit("u1"), 6).unwrap_err();
         assert_eq!(f.invariant, Invariant::I6);
+        assert!(f.message.contains("of step 5"), "{}", f.message);
         assert!(f.message.contains("at most 1 of its tabs"), "{}", f.message);
     }
 
@@ -456,7 +465,7 @@ mod tests {
         let (mut h, u) = one_held(false);
         h.asked(&u, 2, 2);
         h.gave_up(2, 3);
-        assert!(h.abandoned(2) && !h.abandoned(1));
+        assert_eq!((h.abandoned(2), h.abandoned(1)), (Some(2), None));
         // In process, a connect given up on holds nothing from then on.
         h.asked(&u, 3, 4);
         assert!(judge(&mut h, &u, 3, &at_limit("u1"), 5).is_err());

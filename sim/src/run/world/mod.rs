@@ -70,7 +70,7 @@ pub(crate) struct World {
     modes: Mutex<Vec<Mode>>,
     /// Connects their clients gave up on whose sockets the backend still holds (by the
     /// client's tab number), and the tasks watching them.
-    abandoned: Mutex<std::collections::BTreeMap<u64, usize>>,
+    abandoned: Mutex<std::collections::BTreeMap<u64, (usize, u64)>>,
     watchers: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -140,7 +140,11 @@ impl World {
 
     /// Keeps watching the socket of a connect its client gave up on (`reader` watches it).
     pub(crate) fn watch_abandoned(&self, u: usize, tab: u64, reader: JoinHandle<()>) {
-        self.abandoned.lock().expect("abandoned").insert(tab, u);
+        let gave_up = self.recorder.last_step();
+        self.abandoned
+            .lock()
+            .expect("abandoned")
+            .insert(tab, (u, gave_up));
         self.watchers.lock().expect("watchers").push(reader);
     }
 
@@ -163,12 +167,12 @@ impl World {
             .abandoned
             .lock()
             .expect("abandoned")
-            .iter()
+            .values()
             .next()
-            .map(|(t, u)| (*t, *u));
-        if let Some((tab, u)) = first {
+            .copied();
+        if let Some((u, step)) = first {
             if self.checks.black {
-                self.recorder.violate(violation!(self.recorder.last_step(), Invariant::I5, "{} gave up connecting (tab #{tab}), yet once every tab had closed and the idle time had passed the backend still held that socket: a tab nobody holds, taking a slot",
+                self.recorder.violate(violation!(self.recorder.last_step(), Invariant::I5, "{} gave up on a connect at step {step}, yet once every tab had closed and the idle time had passed the backend still held that socket: a tab nobody holds, taking a slot",
                     self.users[u].name));
             }
         }
