@@ -6,30 +6,19 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use wsreg::backend::{Backend, BoxFuture, Capabilities, Connected, Handle, Probe};
-use wsreg::{AgentEvent, Error, Mode, Position, Registry, Sink, UserContext};
+use wsreg::backend::{Backend, BoxFuture, Connected};
+use wsreg::{Error, Position, Registry, Sink, UserContext};
 use wsreg_sim::check::trace::What;
 use wsreg_sim::generate::config::SimConfig;
 use wsreg_sim::generate::oracle::Oracle;
-use wsreg_sim::generate::seed::{Seed, SeedRange};
-use wsreg_sim::run::backend::registry;
+use wsreg_sim::generate::seed::Seed;
 use wsreg_sim::run::recorder::Keep;
-use wsreg_sim::tooling::campaign::{derive, run_campaign, CampaignOptions, CampaignSummary};
+use wsreg_sim::tooling::campaign::derive;
 use wsreg_sim::tooling::target::Target;
+use wsreg_sim::zoo::plant::{self, Plant};
 use wsreg_sim::zoo::Bug;
 
-fn campaign(target: Target, config: SimConfig, seeds: u64) -> CampaignSummary {
-    let opts = CampaignOptions {
-        jobs: 2,
-        target,
-        config,
-        ..CampaignOptions::new(SeedRange {
-            start: 0,
-            end: seeds,
-        })
-    };
-    run_campaign(&opts, &|_, _, _| {}).expect("runs")
-}
+use crate::support::campaign_of;
 
 #[test]
 fn a_false_refusal_a_dropped_tab_and_a_tab_nobody_holds_are_caught_by_clients_alone() {
@@ -38,7 +27,7 @@ fn a_false_refusal_a_dropped_tab_and_a_tab_nobody_holds_are_caught_by_clients_al
             oracle: Oracle::BlackBox,
             ..SimConfig::default()
         };
-        let summary = campaign(Target::builtin(Some(bug)), config, 100);
+        let summary = campaign_of(Target::builtin(Some(bug)), config, 100);
         let first = summary
             .failing
             .first()
@@ -50,14 +39,15 @@ fn a_false_refusal_a_dropped_tab_and_a_tab_nobody_holds_are_caught_by_clients_al
 
 /// The core behind a lookup that takes 0 to 60 ms before the connect files the tab, in the
 /// caller's own future: a client that gives up drops the lookup, and nothing is filed.
+#[derive(Default)]
 struct SlowLookup {
-    core: Registry,
     connects: AtomicU64,
 }
 
-impl Backend for SlowLookup {
+impl Plant for SlowLookup {
     fn connect<'a>(
         &'a self,
+        core: &'a Registry,
         ctx: &'a UserContext,
         sink: Box<dyn Sink>,
         resume: Option<Position>,
@@ -65,43 +55,19 @@ impl Backend for SlowLookup {
         let n = self.connects.fetch_add(1, Ordering::Relaxed);
         Box::pin(async move {
             tokio::time::sleep(Duration::from_millis((n * 23) % 61)).await;
-            Backend::connect(&self.core, ctx, sink, resume).await
+            Backend::connect(core, ctx, sink, resume).await
         })
-    }
-    fn close<'a>(&'a self, handle: &'a Handle) -> BoxFuture<'a, Result<(), Error>> {
-        Backend::close(&self.core, handle)
-    }
-    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error> {
-        Backend::emit(&self.core, ctx, event)
-    }
-    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<Position, Error> {
-        Backend::send_text(&self.core, ctx, text)
-    }
-    fn set_mode(&self, ctx: &UserContext, mode: Mode) -> Result<(), Error> {
-        Backend::set_mode(&self.core, ctx, mode)
-    }
-    fn capabilities(&self) -> Capabilities {
-        Capabilities::ALL
-    }
-    fn probe(&self, ctx: &UserContext) -> Option<Probe> {
-        Backend::probe(&self.core, ctx)
-    }
-    fn inspect(&self) -> Option<wsreg::RegistryView> {
-        Some(self.core.inspect())
     }
 }
 
 #[test]
 fn a_slow_registry_that_lets_go_of_abandoned_connects_passes_while_clients_give_up() {
-    let slow = Target::new("slow-lookup", |config, observer| SlowLookup {
-        core: registry(config, observer),
-        connects: AtomicU64::new(0),
-    });
+    let slow = Target::from_factory("slow-lookup", plant::factory(|_| SlowLookup::default()));
     let config = SimConfig {
         connect_timeout_ms: Some(20),
         ..SimConfig::default()
     };
-    let summary = campaign(slow.clone(), config.clone(), 300);
+    let summary = campaign_of(slow.clone(), config.clone(), 300);
     assert!(summary.passed(), "{:?}", summary.failures);
     // Clients did give up (and tried again), and the registry was judged on it.
     let (_, plan, runtime_seed) = derive(&config, Seed(0));

@@ -41,19 +41,11 @@ pub fn racy() -> Target {
 }
 
 fn campaign(target: Target, seeds: u64, oracle: Oracle) -> CampaignSummary {
-    let opts = CampaignOptions {
-        jobs: 2,
-        target,
-        config: SimConfig {
-            oracle,
-            ..SimConfig::default()
-        },
-        ..CampaignOptions::new(SeedRange {
-            start: 0,
-            end: seeds,
-        })
+    let config = SimConfig {
+        oracle,
+        ..SimConfig::default()
     };
-    run_campaign(&opts, &|_, _, _| {}).expect("runs")
+    crate::support::campaign_of(target, config, seeds)
 }
 
 #[test]

@@ -20,6 +20,25 @@ pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
+/// A campaign of seeds `0..seeds` against `target` on two jobs, everything else as `config`.
+pub fn campaign_of(
+    target: wsreg_sim::tooling::target::Target,
+    config: wsreg_sim::generate::config::SimConfig,
+    seeds: u64,
+) -> wsreg_sim::tooling::campaign::CampaignSummary {
+    use wsreg_sim::tooling::campaign::{run_campaign, CampaignOptions};
+    let opts = CampaignOptions {
+        jobs: 2,
+        target,
+        config,
+        ..CampaignOptions::new(wsreg_sim::generate::seed::SeedRange {
+            start: 0,
+            end: seeds,
+        })
+    };
+    run_campaign(&opts, &|_, _, _| {}).expect("runs")
+}
+
 /// A fresh path in the temp dir for this test.
 pub fn temp(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("wsreg-sim-tests-{}", std::process::id()));
