@@ -60,9 +60,14 @@ pub fn authenticate(query: Option<&str>, secret: &[u8], now_ms: u64) -> Result<H
     let resume = match (param(query, "since"), param(query, "epoch")) {
         (None, None) => None,
         (Some(since), Some(epoch)) => {
-            let seq = since
-                .parse::<u64>()
-                .map_err(|_| bad(format!("bad since: {since:?} is not a sequence number")))?;
+            let seq = since.parse::<u64>().map_err(|_| {
+                // Cut, as the epoch's error is: an answer never echoes a client's kilobytes.
+                let shown: String = since.chars().take(64).collect();
+                let cut = if shown.len() < since.len() { "..." } else { "" };
+                bad(format!(
+                    "bad since: {shown:?}{cut} is not a sequence number"
+                ))
+            })?;
             let epoch = epoch
                 .parse::<Epoch>()
                 .map_err(|e| bad(format!("bad epoch: {e}")))?;
@@ -71,4 +76,30 @@ pub fn authenticate(query: Option<&str>, secret: &[u8], now_ms: u64) -> Result<H
         _ => return Err(bad("since and epoch go together".into())),
     };
     Ok(Handshake { ctx, resume })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_since_is_cut_in_the_answer() {
+        let token = auth::issue(b"secret", "alice", 2_000);
+        let long = "9".repeat(10_000) + "x";
+        let query = format!("token={token}&since={long}&epoch=1.1");
+        let refused = authenticate(Some(&query), b"secret", 1_000)
+            .err()
+            .expect("refused");
+        assert_eq!(refused.status, 400);
+        assert!(
+            refused.why.len() < 200,
+            "{} bytes echoed",
+            refused.why.len()
+        );
+        assert!(
+            refused.why.contains("is not a sequence number"),
+            "{}",
+            refused.why
+        );
+    }
 }

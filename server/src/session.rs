@@ -173,9 +173,11 @@ impl Server {
                 Next::Frame(Some(frame)) => frame,
             };
             heard = tokio::time::Instant::now();
+            // Unsolicited pongs cost the server a read like any frame: they count too (the one
+            // pong a client owes each heartbeat is far inside the budget).
             let counted = matches!(
                 frame,
-                Ok(Message::Text(_) | Message::Binary(_) | Message::Ping(_))
+                Ok(Message::Text(_) | Message::Binary(_) | Message::Ping(_) | Message::Pong(_))
             );
             if counted {
                 match budget.take(heard) {

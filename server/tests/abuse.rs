@@ -76,6 +76,21 @@ async fn a_message_flood_is_told_once_then_closed_with_1008() {
 }
 
 #[tokio::test]
+async fn a_flood_of_unsolicited_pongs_is_limited_like_any_frame() {
+    let mut config = config();
+    config.max_messages_per_second = 20;
+    let (addr, _stop) = start_with(config).await;
+    let bystander = Bystander::start(&addr, 3).await;
+    let mut mallory = raw_upgrade(&addr, "mallory").await;
+    for _ in 0..500 {
+        write_frame(&mut mallory, 0x8A, b"").await;
+    }
+    let (_, code) = read_until_close(&mut mallory).await;
+    assert_eq!(code, Some(1008), "500 pongs in a burst go past the budget");
+    bystander.received_everything(&addr).await;
+}
+
+#[tokio::test]
 async fn a_steady_client_within_its_budget_is_never_limited() {
     let mut config = config();
     config.max_messages_per_second = 20;
