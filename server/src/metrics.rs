@@ -18,6 +18,8 @@ pub enum Refusal {
     Unauthorized,
     /// A malformed `thread`, `since` or `epoch` (400).
     BadRequest,
+    /// A path that is not the WebSocket endpoint (404).
+    NotFound,
     /// The handshake did not finish within the handshake timeout.
     Timeout,
     /// Not a WebSocket handshake, or the connection broke during it.
@@ -41,9 +43,10 @@ pub enum Close {
     Shutdown,
 }
 
-const REFUSALS: [(Refusal, &str); 5] = [
+const REFUSALS: [(Refusal, &str); 6] = [
     (Refusal::Unauthorized, "unauthorized"),
     (Refusal::BadRequest, "bad_request"),
+    (Refusal::NotFound, "not_found"),
     (Refusal::Timeout, "timeout"),
     (Refusal::Broken, "broken"),
     (Refusal::Core, "core"),
@@ -71,7 +74,7 @@ pub struct Metrics {
     gap_messages: IntCounter,
     removed: [IntCounter; 3],
     conn_closed: [IntCounter; 3],
-    refusals: [IntCounter; 5],
+    refusals: [IntCounter; 6],
     closes: [IntCounter; 5],
     rate_limited: IntCounter,
     runs_refused: IntCounter,

@@ -19,6 +19,9 @@ use crate::handshake::{authenticate, Handshake};
 use crate::metrics::{Metrics, Refusal};
 use wsreg::Backend;
 
+/// The paths the native listener upgrades.
+const ENDPOINTS: [&str; 2] = ["/", "/ws"];
+
 /// Each socket's read buffer. tungstenite's default (128 KiB, zeroed when the socket opens)
 /// suits few sockets with heavy reads; clients here send small control messages, and a server
 /// holds many sockets.
@@ -309,6 +312,14 @@ impl Server {
         // TCP connection was accepted.
         #[allow(clippy::result_large_err)]
         let callback = |req: &Request, resp: Response| -> Result<Response, ErrorResponse> {
+            // The endpoint is `/` (and `/ws`, where the axum path mounts it): any other path,
+            // `/ws/../ws` included, is not upgraded, as axum's router would not route it.
+            if !ENDPOINTS.contains(&req.uri().path()) {
+                asked = Err(Refusal::NotFound);
+                let mut response = ErrorResponse::new(Some("not found".to_owned()));
+                *response.status_mut() = StatusCode::NOT_FOUND;
+                return Err(response);
+            }
             match authenticate(req.uri().query(), &secret, now_ms()) {
                 Ok(handshake) => {
                     asked = Ok(handshake);

@@ -91,6 +91,24 @@ async fn a_flood_of_unsolicited_pongs_is_limited_like_any_frame() {
 }
 
 #[tokio::test]
+async fn only_the_endpoint_paths_are_upgraded() {
+    let (addr, _stop) = start_with(config()).await;
+    let token = auth::issue(SECRET, "mallory", 2_000_000);
+    for path in ["/ws/../ws", "/admin", "/ws/", "//", "/metrics"] {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        send_upgrade(&mut s, &addr, &format!("{path}?token={token}")).await;
+        let response = answer(&mut s).await;
+        assert!(response.starts_with("HTTP/1.1 404"), "{path}: {response}");
+    }
+    for path in ["/", "/ws"] {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        send_upgrade(&mut s, &addr, &format!("{path}?token={token}")).await;
+        let response = answer(&mut s).await;
+        assert!(response.starts_with("HTTP/1.1 101"), "{path}: {response}");
+    }
+}
+
+#[tokio::test]
 async fn a_steady_client_within_its_budget_is_never_limited() {
     let mut config = config();
     config.max_messages_per_second = 20;
