@@ -94,7 +94,9 @@ pub async fn upgrade(
             let status = StatusCode::from_u16(refused.status).unwrap_or(StatusCode::BAD_REQUEST);
             (status, refused.why).into_response()
         }
+        // The native listener's small read buffer, not tungstenite's 128 KiB default.
         Ok(asked) => ws
+            .read_buffer_size(crate::server::READ_BUFFER_BYTES)
             .max_frame_size(config.max_frame_bytes)
             .max_message_size(config.max_frame_bytes)
             .on_upgrade(move |socket| serve_socket(server, asked, socket)),
