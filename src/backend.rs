@@ -158,7 +158,10 @@ impl Capabilities {
 /// ```
 pub trait Backend: Send + Sync + 'static {
     /// Registers a connection for the user, sending its stream to `sink`, resuming after
-    /// `resume` (the last position the client saw) or fresh.
+    /// `resume` (the last position the client saw) or fresh. A refusal at a limit
+    /// ([`Error::UserConnectionLimit`], [`Error::ConnectionLimit`]) is for a limit really
+    /// reached. A client may give up and drop the future before it completes: then nothing may
+    /// stay registered, and nothing may be sent to `sink`.
     fn connect<'a>(
         &'a self,
         ctx: &'a UserContext,
@@ -166,7 +169,8 @@ pub trait Backend: Send + Sync + 'static {
         resume: Option<Position>,
     ) -> BoxFuture<'a, Result<Connected, Error>>;
 
-    /// Closes one connection (the client left or went away).
+    /// Closes one connection (the client left or went away). Once the future completes, the
+    /// connection counts against no limit: a connect after it is never refused for it.
     fn close<'a>(&'a self, handle: &'a Handle) -> BoxFuture<'a, Result<(), Error>>;
 
     /// Emits an agent event to the user; returns its position.
