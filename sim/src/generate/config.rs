@@ -274,6 +274,14 @@ impl SimConfig {
             if rng.gen_ratio(1, 4) {
                 net.loss_percent = 0;
             }
+            // A quarter of the network seeds send every packet with one fixed latency, so what
+            // is sent together arrives together: the narrowest races (two connects of one user
+            // inside one await) open through the network too.
+            if rng.gen_ratio(1, 4) {
+                let [lo, hi] = net.latency_ms;
+                let fixed = rng.gen_range(lo..=hi.max(lo));
+                net.latency_ms = [fixed, fixed];
+            }
         }
         c
     }

@@ -122,8 +122,15 @@ where
                 let mut config = madsim::Config::default();
                 if let Some(link) = link {
                     let [lo, hi] = link.latency_ms.map(std::time::Duration::from_millis);
-                    // A range must not be empty, so the upper end gets one more microsecond.
-                    config.net.send_latency = lo..hi + std::time::Duration::from_micros(1);
+                    // A range must not be empty, so the upper end gets one more microsecond; a
+                    // fixed latency gets one nanosecond, below the clock's resolution, so
+                    // packets sent together arrive in the same virtual instant.
+                    let above = if lo == hi {
+                        std::time::Duration::from_nanos(1)
+                    } else {
+                        std::time::Duration::from_micros(1)
+                    };
+                    config.net.send_latency = lo..hi + above;
                     config.net.packet_loss_rate = f64::from(link.loss_percent) / 100.0;
                 }
                 let mut rt = madsim::runtime::Runtime::with_seed_and_config(seed, config);
