@@ -36,6 +36,9 @@ async fn main() -> std::io::Result<()> {
     };
     let server = Server::new(ServerConfig::new(b"dev-secret", now_ms));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+    // The native listener's handshake timeout: a connection that never finishes its request is
+    // dropped, not held for ever.
+    let listener = wsreg_server::axum::HandshakeListener::new(listener, &server);
     eprintln!("listening on http://127.0.0.1:3000 (WebSocket at /ws)");
     axum::serve(listener, app(server)).await
 }

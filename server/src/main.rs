@@ -223,6 +223,7 @@ async fn serve_ops(
         .with_context(|| format!("binding {addr}"))?;
     tracing::info!("metrics on http://{addr}/metrics, health on http://{addr}/healthz");
     let app = wsreg_server::axum::ops_router::<()>(server.clone());
+    let ops = wsreg_server::axum::HandshakeListener::new(ops, server);
     Ok(tokio::spawn(async move {
         axum::serve(ops, app)
             .with_graceful_shutdown(async move {

@@ -140,3 +140,40 @@ async fn metrics_and_healthz_answer_and_count_what_happened() {
     serving.await.unwrap().unwrap();
     assert_eq!(get(&addr, "/healthz").await.0, 503);
 }
+
+/// The native listener's protection against handshakes that never finish, through axum: with
+/// the handshake listener, 200 silent or half-sent requests are dropped within the timeout, and
+/// a bystander's runs are served meanwhile.
+#[tokio::test]
+async fn silent_and_half_finished_handshakes_are_dropped_through_axum_too() {
+    let mut config = ServerConfig::new(SECRET, clock);
+    config.agent_step = Duration::from_millis(20);
+    config.handshake_timeout = Duration::from_millis(300);
+    let server = Server::new(config);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let listener = wsreg_server::axum::HandshakeListener::new(listener, &server);
+    let app = example::app(server);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let ws = format!("{addr}/ws");
+    let bystander = Bystander::start(&ws, 3).await;
+    let mut held = Vec::new();
+    for i in 0..200 {
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        if i % 2 == 0 {
+            s.write_all(b"GET /ws?token=x HTTP/1.1\r\nHost: a\r\n")
+                .await
+                .unwrap();
+        }
+        held.push(s);
+    }
+    bystander.received_everything(&ws).await;
+    for s in &mut held {
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await;
+        assert!(
+            matches!(read, Ok(Ok(0)) | Ok(Err(_))),
+            "a silent connection is still held through axum: {read:?}"
+        );
+    }
+}

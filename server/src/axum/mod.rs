@@ -19,6 +19,8 @@
 //!     .route("/", axum::routing::get(|| async { "my app" }))
 //!     .merge(wsreg_server::axum::router(server.clone()));
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! // The native listener's handshake timeout, for connections axum would otherwise hold for ever.
+//! let listener = wsreg_server::axum::HandshakeListener::new(listener, &server);
 //! axum::serve(listener, app).await
 //! # }
 //! ```
@@ -42,6 +44,9 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::handshake::{authenticate, Handshake};
 use crate::server::Server;
+
+mod listener;
+pub use listener::{HandshakeListener, HeadDeadline};
 
 /// `/ws` (the WebSocket endpoint), `/metrics` and `/healthz`, over one server.
 pub fn router(server: Arc<Server>) -> Router {
