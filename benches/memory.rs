@@ -6,7 +6,10 @@
 //! current-thread tokio runtime and divides the growth of live heap bytes by 10,000. Messages are
 //! agent events of a typical size (a thinking step's text of 64 bytes, tool parameters and
 //! results of similar size). Connections write to a sink that discards, so the rows count the
-//! core alone, not a socket's buffers.
+//! core alone, not a socket's buffers. The last row fills the global history bound (1,000,000
+//! messages) in a fresh process of this benchmark and reports its heap beside the growth of the
+//! process's resident memory (`VmRSS`), which is what the machine pays: the allocator's own
+//! overhead and fragmentation on top of the heap bytes.
 
 #[cfg(madsim)]
 fn main() {
@@ -162,6 +165,57 @@ mod real {
         per_conn
     }
 
+    /// The process's resident memory (`VmRSS`), in bytes.
+    fn rss() -> u64 {
+        std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                let line = s.lines().find(|l| l.starts_with("VmRSS:"))?;
+                line.split_whitespace().nth(1)?.parse::<u64>().ok()
+            })
+            .map_or(0, |kib| kib * 1024)
+    }
+
+    /// The environment variable under which this benchmark runs the global-bound row alone.
+    const GLOBAL_BOUND_ROW: &str = "WSREG_MEMORY_GLOBAL_BOUND_ROW";
+
+    /// Heap and resident bytes a registry adds with its histories at the global bound: 10,000
+    /// users, 100 messages each, every connection closed (run in a fresh process).
+    async fn global_bound() -> (isize, u64) {
+        let registry = Registry::new(RegistryConfig {
+            max_managers: USERS,
+            ..Default::default()
+        });
+        let per_user = registry.config().max_history_messages / USERS;
+        let contexts = contexts();
+        let batch = events(per_user);
+        let (heap, resident) = (live(), rss());
+        for ctx in &contexts {
+            let conn = registry.connect(ctx, Discard).expect("under limits");
+            for e in &batch {
+                registry.emit(ctx.key(), e.clone()).expect("in order");
+            }
+            tokio::task::yield_now().await;
+            conn.close().expect("open");
+        }
+        settle().await;
+        let grown = (live() - heap, rss().saturating_sub(resident));
+        drop(registry);
+        grown
+    }
+
+    /// The global-bound row, from a fresh process of this benchmark (so no earlier row's freed
+    /// memory is counted as resident): (heap bytes, resident bytes).
+    fn global_bound_in_a_fresh_process() -> Option<(f64, f64)> {
+        let out = std::process::Command::new(std::env::current_exe().ok()?)
+            .env(GLOBAL_BOUND_ROW, "1")
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut numbers = text.split_whitespace().map(|n| n.parse::<f64>().ok());
+        Some((numbers.next()??, numbers.next()??))
+    }
+
     /// Lets every writer task run until it waits, and closed ones finish.
     async fn settle() {
         for _ in 0..4 {
@@ -174,6 +228,11 @@ mod real {
             .enable_time()
             .build()
             .expect("runtime");
+        if std::env::var_os(GLOBAL_BOUND_ROW).is_some() {
+            let (heap, resident) = rt.block_on(global_bound());
+            println!("{heap} {resident}");
+            return;
+        }
         let envelope = std::mem::size_of::<Envelope>();
         let empty = rt.block_on(idle(0, 256));
         let mut rows = vec![vec![
@@ -195,6 +254,19 @@ mod real {
             "-".to_owned(),
             format!("{c:.0}"),
         ]);
+        if let Some((heap, resident)) = global_bound_in_a_fresh_process() {
+            let mb = |b: f64| b / 1e6;
+            rows.push(vec![
+                "every history at the global bound (heap; resident)".to_owned(),
+                "1000000".to_owned(),
+                format!(
+                    "{:.0} MB; {:.0} MB resident ({:.2}x)",
+                    mb(heap),
+                    mb(resident),
+                    resident / heap
+                ),
+            ]);
+        }
         let col = |title, number| Col {
             title,
             number,
