@@ -108,7 +108,18 @@ pub struct Server {
     all_closed: tokio::sync::Notify,
     /// Flipped when the server shuts down; every socket's read loop then closes its socket.
     closing: tokio::sync::watch::Sender<bool>,
+    /// Set when a graceful shutdown begins: no run starts any more; those in flight finish.
+    draining: std::sync::atomic::AtomicBool,
     metrics: Arc<Metrics>,
+}
+
+/// Why a `start_run` was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RunRefused {
+    /// The user has `max_runs_per_user` in flight.
+    Limit,
+    /// The server is shutting down: runs in flight finish, none starts.
+    ShuttingDown,
 }
 
 /// Counts a socket as open while it lives.
@@ -182,6 +193,7 @@ impl Server {
             sockets: AtomicU64::new(0),
             all_closed: tokio::sync::Notify::new(),
             closing: tokio::sync::watch::Sender::new(false),
+            draining: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -278,8 +290,13 @@ impl Server {
                 backoff = (backoff * 2).min(ACCEPT_BACKOFF.1);
             }
         }
+        // Draining: no run starts any more, and the runs in flight finish (their clients get
+        // them whole) and every queue empties, within the drain timeout.
+        self.draining.store(true, Ordering::Release);
         let deadline = tokio::time::Instant::now() + self.config.drain_timeout;
-        while tokio::time::Instant::now() < deadline && self.queued() > 0 {
+        while tokio::time::Instant::now() < deadline
+            && (self.runs_in_flight() > 0 || self.queued() > 0)
+        {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         self.backend.shutdown();
@@ -359,17 +376,34 @@ impl Server {
         self.session(asked, write, read).await;
     }
 
-    /// The demo agent: a full run with `tools` nested tool calls, `agent_step` apart. Returns
-    /// false, starting nothing, when the user already has `max_runs_per_user` in flight.
-    pub(crate) fn start_run(self: &Arc<Self>, ctx: &UserContext, tools: u8) -> bool {
+    /// Demo runs in flight, over every user.
+    fn runs_in_flight(&self) -> usize {
+        let in_flight = self
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        in_flight.values().sum()
+    }
+
+    /// The demo agent: a full run with `tools` nested tool calls, `agent_step` apart. Refused,
+    /// starting nothing, when the user already has `max_runs_per_user` in flight, or once a
+    /// graceful shutdown began.
+    pub(crate) fn start_run(
+        self: &Arc<Self>,
+        ctx: &UserContext,
+        tools: u8,
+    ) -> Result<(), RunRefused> {
         {
             let mut in_flight = self
                 .in_flight
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
+            if self.draining.load(Ordering::Acquire) {
+                return Err(RunRefused::ShuttingDown);
+            }
             let n = in_flight.entry(ctx.user_id().to_owned()).or_insert(0);
             if *n >= self.config.max_runs_per_user {
-                return false;
+                return Err(RunRefused::Limit);
             }
             *n += 1;
         }
@@ -397,6 +431,6 @@ impl Server {
                 }
             }
         });
-        true
+        Ok(())
     }
 }

@@ -15,7 +15,7 @@ use crate::handshake::Handshake;
 use crate::metrics::{Close, Refusal};
 use crate::protocol::{parse, refusal, ClientMessage, ServerMessage};
 use crate::rate::{MessageBudget, Verdict};
-use crate::server::Server;
+use crate::server::{RunRefused, Server};
 
 /// Frames waiting for a socket's writer.
 const QUEUE: usize = 64;
@@ -212,15 +212,21 @@ impl Server {
                         break;
                     }
                     Ok(ClientMessage::StartRun { tools }) if tools <= 8 => {
-                        if self.start_run(&ctx, tools) {
-                            None
-                        } else {
-                            self.metrics().run_refused();
-                            let why = format!(
-                                "at most {} runs in flight per user",
-                                config.max_runs_per_user
-                            );
-                            Some(error("run_limit", why))
+                        match self.start_run(&ctx, tools) {
+                            Ok(()) => None,
+                            Err(RunRefused::Limit) => {
+                                self.metrics().run_refused();
+                                let why = format!(
+                                    "at most {} runs in flight per user",
+                                    config.max_runs_per_user
+                                );
+                                Some(error("run_limit", why))
+                            }
+                            Err(RunRefused::ShuttingDown) => Some(error(
+                                "shutting_down",
+                                "the server is shutting down: runs in flight finish, none starts"
+                                    .into(),
+                            )),
                         }
                     }
                     Ok(ClientMessage::StartRun { tools }) => Some(error(

@@ -190,7 +190,7 @@ async fn after_a_wave_of_logins_new_users_are_served_not_refused() {
 }
 
 #[tokio::test]
-async fn ctrl_c_during_runs_tells_every_socket_1001_and_loses_nothing_silently() {
+async fn ctrl_c_during_runs_lets_them_finish_then_tells_every_socket_1001() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let server = Server::new(config());
@@ -222,15 +222,24 @@ async fn ctrl_c_during_runs_tells_every_socket_1001_and_loses_nothing_silently()
         );
         // What arrived is the stream from its start, with no hole: a client that resumes
         // elsewhere after the last position it read misses nothing it was not told about.
-        let seqs: Vec<u64> = texts
+        let events: Vec<(u64, String)> = texts
             .iter()
             .filter_map(|t| serde_json::from_str::<ServerMessage>(t).ok())
             .filter_map(|m| match m {
-                ServerMessage::Event { seq, .. } => Some(seq),
+                ServerMessage::Event { seq, event, .. } => Some((seq, event.kind().to_owned())),
                 _ => None,
             })
             .collect();
+        let seqs: Vec<u64> = events.iter().map(|(seq, _)| *seq).collect();
         assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
+        // The drain lets runs in flight finish: every run that started, completed.
+        let count = |kind: &str| events.iter().filter(|(_, k)| k == kind).count();
+        assert!(count("agent_started") > 0, "{texts:?}");
+        assert_eq!(
+            count("agent_started"),
+            count("agent_completed"),
+            "a run in flight was cut by the shutdown: {texts:?}"
+        );
     }
 }
 
