@@ -1,7 +1,9 @@
 //! The abuse suite: hostile and unlucky clients on loopback. Each case runs a bystander whose
 //! agent runs are in flight during the abuse, and asserts that the server stayed up and the
 //! bystander received every event, in order, with no gap, and that a new user is still served.
-//! Loops and waits are bounded; the whole file runs in a few seconds.
+//! Loops and waits are bounded; the whole file runs in a few seconds. The cases a team's axum app
+//! must survive as well run twice, against the server's own listener (`native`) and against the
+//! axum path served through `HandshakeListener` (`axum`).
 #![cfg(not(madsim))]
 
 use std::time::Duration;
@@ -24,16 +26,17 @@ fn config() -> ServerConfig {
     config
 }
 
-#[tokio::test]
-async fn silent_and_half_finished_handshakes_are_dropped() {
+async fn silent_and_half_finished_handshakes_are_dropped(front: Front) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut config = config();
     config.handshake_timeout = Duration::from_millis(300);
-    let (addr, _stop) = start_with(config).await;
+    let (addr, _stop) = start_on(front, config).await;
     let bystander = Bystander::start(&addr, 3).await;
     let mut held = Vec::new();
     for i in 0..200 {
-        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let mut s = tokio::net::TcpStream::connect(host_and_path(&addr).0)
+            .await
+            .unwrap();
         if i % 2 == 0 {
             // Half a request, then silence.
             s.write_all(b"GET /?token=x HTTP/1.1\r\nHost: a\r\n")
@@ -53,11 +56,10 @@ async fn silent_and_half_finished_handshakes_are_dropped() {
     }
 }
 
-#[tokio::test]
-async fn a_message_flood_is_told_once_then_closed_with_1008() {
+async fn a_message_flood_is_told_once_then_closed_with_1008(front: Front) {
     let mut config = config();
     config.max_messages_per_second = 20;
-    let (addr, _stop) = start_with(config).await;
+    let (addr, _stop) = start_on(front, config).await;
     let bystander = Bystander::start(&addr, 3).await;
     let mut mallory = raw_upgrade(&addr, "mallory").await;
     for _ in 0..500 {
@@ -75,11 +77,10 @@ async fn a_message_flood_is_told_once_then_closed_with_1008() {
     bystander.received_everything(&addr).await;
 }
 
-#[tokio::test]
-async fn a_flood_of_unsolicited_pongs_is_limited_like_any_frame() {
+async fn a_flood_of_unsolicited_pongs_is_limited_like_any_frame(front: Front) {
     let mut config = config();
     config.max_messages_per_second = 20;
-    let (addr, _stop) = start_with(config).await;
+    let (addr, _stop) = start_on(front, config).await;
     let bystander = Bystander::start(&addr, 3).await;
     let mut mallory = raw_upgrade(&addr, "mallory").await;
     for _ in 0..500 {
@@ -108,11 +109,10 @@ async fn only_the_endpoint_paths_are_upgraded() {
     }
 }
 
-#[tokio::test]
-async fn a_steady_client_within_its_budget_is_never_limited() {
+async fn a_steady_client_within_its_budget_is_never_limited(front: Front) {
     let mut config = config();
     config.max_messages_per_second = 20;
-    let (addr, _stop) = start_with(config).await;
+    let (addr, _stop) = start_on(front, config).await;
     let mut polite = login(&addr, "polite").await;
     for _ in 0..30 {
         polite.send(&ClientMessage::Ping {}).await.unwrap();
@@ -156,11 +156,10 @@ async fn oversize_binary_and_fragmented_frames() {
     bystander.received_everything(&addr).await;
 }
 
-#[tokio::test]
-async fn after_a_wave_of_logins_new_users_are_served_not_refused() {
+async fn after_a_wave_of_logins_new_users_are_served_not_refused(front: Front) {
     let mut config = config();
     config.registry.max_managers = 3;
-    let (addr, _stop) = start_with(config).await;
+    let (addr, _stop) = start_on(front, config).await;
     // A wave: twenty users log in and leave.
     for i in 0..20 {
         let c = login(&addr, &format!("wave{i}")).await;
@@ -302,11 +301,10 @@ async fn at_the_open_files_limit_the_server_stays_up_and_serves_again() {
     );
 }
 
-#[tokio::test]
-async fn a_start_run_flood_is_refused_past_the_runs_in_flight_limit() {
+async fn a_start_run_flood_is_refused_past_the_runs_in_flight_limit(front: Front) {
     let mut config = config();
     config.agent_step = Duration::from_millis(50);
-    let (addr, _stop) = start_with(config).await;
+    let (addr, _stop) = start_on(front, config).await;
     let bystander = Bystander::start(&addr, 3).await;
     let mut ivan = login(&addr, "ivan").await;
     for _ in 0..10 {
@@ -392,3 +390,33 @@ async fn a_client_that_stops_reading_is_closed_and_its_slot_freed() {
     assert!(freed, "the stuck socket still holds its connection slot");
     bystander.received_everything(&addr).await;
 }
+
+/// Each case, against the server's own listener and against the axum path.
+macro_rules! on_both_fronts {
+    ($($case:ident),* $(,)?) => {
+        $(
+            mod $case {
+                use super::support::Front;
+
+                #[tokio::test]
+                async fn native() {
+                    super::$case(Front::Native).await
+                }
+
+                #[tokio::test]
+                async fn axum() {
+                    super::$case(Front::Axum).await
+                }
+            }
+        )*
+    };
+}
+
+on_both_fronts!(
+    silent_and_half_finished_handshakes_are_dropped,
+    a_message_flood_is_told_once_then_closed_with_1008,
+    a_flood_of_unsolicited_pongs_is_limited_like_any_frame,
+    a_steady_client_within_its_budget_is_never_limited,
+    after_a_wave_of_logins_new_users_are_served_not_refused,
+    a_start_run_flood_is_refused_past_the_runs_in_flight_limit,
+);

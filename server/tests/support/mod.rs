@@ -64,12 +64,56 @@ pub async fn start_with(config: ServerConfig) -> (String, oneshot::Sender<()>) {
     (addr, stop)
 }
 
-/// A raw socket past the WebSocket handshake, as `user`.
+/// How a server is put in front of its clients: its own listener, or an axum app.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Front {
+    /// `Server::serve`, the endpoint at `/`.
+    Native,
+    /// `wsreg_server::axum::router` served through `HandshakeListener`, the endpoint at `/ws`.
+    Axum,
+}
+
+/// A server with `config` behind `front`; returns the address clients use (`host:port`, with
+/// `/ws` for axum) and what stops it.
+#[cfg(not(madsim))]
+pub async fn start_on(front: Front, config: ServerConfig) -> (String, oneshot::Sender<()>) {
+    match front {
+        Front::Native => start_with(config).await,
+        Front::Axum => {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let host = listener.local_addr().unwrap().to_string();
+            let server = Server::new(config);
+            let listener = wsreg_server::axum::HandshakeListener::new(listener, &server);
+            let app = wsreg_server::axum::router(server);
+            let (stop, stopped) = oneshot::channel::<()>();
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(async {
+                        let _ = stopped.await;
+                    })
+                    .await
+            });
+            (format!("{host}/ws"), stop)
+        }
+    }
+}
+
+/// `host:port` and the endpoint's path (`/` when the address names none).
+pub fn host_and_path(addr: &str) -> (&str, String) {
+    match addr.split_once('/') {
+        Some((host, path)) => (host, format!("/{path}")),
+        None => (addr, "/".to_owned()),
+    }
+}
+
+/// A raw socket past the WebSocket handshake, as `user`; `addr` may name the endpoint's path
+/// (`host:port/ws`).
 pub async fn raw_upgrade(addr: &str, user: &str) -> tokio::net::TcpStream {
     use tokio::io::AsyncReadExt;
     let token = auth::issue(SECRET, user, 2_000_000);
-    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
-    send_upgrade(&mut s, addr, &format!("/?token={token}")).await;
+    let (host, path) = host_and_path(addr);
+    let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
+    send_upgrade(&mut s, host, &format!("{path}?token={token}")).await;
     let mut head = Vec::new();
     while !head.ends_with(b"\r\n\r\n") {
         let mut b = [0u8; 1];
