@@ -92,6 +92,9 @@ struct Limits {
     /// Frames one socket may send per second.
     #[arg(long, default_value_t = 50)]
     max_messages_per_second: u32,
+    /// Connects one user may make per second (a 429 past it).
+    #[arg(long, default_value_t = 20)]
+    max_connects_per_user_per_second: u32,
 }
 
 impl Limits {
@@ -103,6 +106,7 @@ impl Limits {
             || self.write_timeout_s == 0
             || self.max_runs_per_user == 0
             || self.max_messages_per_second == 0
+            || self.max_connects_per_user_per_second == 0
         {
             anyhow::bail!("every limit must be at least 1");
         }
@@ -113,6 +117,7 @@ impl Limits {
         c.write_timeout = Duration::from_secs(self.write_timeout_s);
         c.max_runs_per_user = self.max_runs_per_user;
         c.max_messages_per_second = self.max_messages_per_second;
+        c.max_connects_per_user_per_second = self.max_connects_per_user_per_second;
         Ok(())
     }
 }

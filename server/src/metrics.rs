@@ -20,6 +20,8 @@ pub enum Refusal {
     BadRequest,
     /// A path that is not the WebSocket endpoint (404).
     NotFound,
+    /// A user connecting faster than its connect budget (429).
+    TooManyConnects,
     /// The handshake did not finish within the handshake timeout.
     Timeout,
     /// Not a WebSocket handshake, or the connection broke during it.
@@ -43,10 +45,11 @@ pub enum Close {
     Shutdown,
 }
 
-const REFUSALS: [(Refusal, &str); 6] = [
+const REFUSALS: [(Refusal, &str); 7] = [
     (Refusal::Unauthorized, "unauthorized"),
     (Refusal::BadRequest, "bad_request"),
     (Refusal::NotFound, "not_found"),
+    (Refusal::TooManyConnects, "too_many_connects"),
     (Refusal::Timeout, "timeout"),
     (Refusal::Broken, "broken"),
     (Refusal::Core, "core"),
@@ -74,7 +77,7 @@ pub struct Metrics {
     gap_messages: IntCounter,
     removed: [IntCounter; 3],
     conn_closed: [IntCounter; 3],
-    refusals: [IntCounter; 6],
+    refusals: [IntCounter; 7],
     closes: [IntCounter; 5],
     rate_limited: IntCounter,
     runs_refused: IntCounter,

@@ -44,6 +44,12 @@ impl MessageBudget {
         }
     }
 
+    /// Whether the bucket will be full again at `now` (as if never used).
+    pub fn is_full(&self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.at).as_secs_f64();
+        self.tokens + elapsed * self.per_second >= self.per_second
+    }
+
     /// Spends one frame's token, if there is one.
     pub fn take(&mut self, now: Instant) -> Verdict {
         let elapsed = now.saturating_duration_since(self.at).as_secs_f64();

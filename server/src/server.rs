@@ -17,7 +17,12 @@ use wsreg::{AgentEvent, Registry, RegistryConfig, UserContext};
 
 use crate::handshake::{authenticate, Handshake};
 use crate::metrics::{Metrics, Refusal};
+use crate::rate::MessageBudget;
 use wsreg::Backend;
+
+/// The body of the 429 a user connecting too fast gets.
+pub(crate) const TOO_MANY_CONNECTS: &str =
+    "too many connects: this user reconnects faster than the server allows; retry with a backoff";
 
 /// The paths the native listener upgrades.
 const ENDPOINTS: [&str; 2] = ["/", "/ws"];
@@ -58,6 +63,10 @@ pub struct ServerConfig {
     /// it a frame is ignored and the client told once with an error frame `rate_limited`; a
     /// client that keeps sending a whole second's budget more is closed with 1008.
     pub max_messages_per_second: u32,
+    /// Connects (handshakes) one user may make per second, in bursts of as many. Each resume
+    /// reads the user's history, so a client reconnecting in a loop is refused past it with a
+    /// 429 (`too_many_connects` in the metrics) and everyone else is served as before.
+    pub max_connects_per_user_per_second: u32,
     /// How long a connection may take from its TCP accept to a completed WebSocket handshake;
     /// one that has not finished by then is dropped, so silent connections cannot pile up.
     pub handshake_timeout: Duration,
@@ -85,6 +94,7 @@ impl ServerConfig {
             write_timeout: Duration::from_secs(30),
             max_runs_per_user: 4,
             max_messages_per_second: 50,
+            max_connects_per_user_per_second: 20,
             now_ms,
             boot: now_ms(),
         }
@@ -110,6 +120,8 @@ pub struct Server {
     closing: tokio::sync::watch::Sender<bool>,
     /// Set when a graceful shutdown begins: no run starts any more; those in flight finish.
     draining: std::sync::atomic::AtomicBool,
+    /// Each user's connect budget (users who connected within the last second or so).
+    connects: Mutex<BTreeMap<String, MessageBudget>>,
     metrics: Arc<Metrics>,
 }
 
@@ -194,6 +206,7 @@ impl Server {
             all_closed: tokio::sync::Notify::new(),
             closing: tokio::sync::watch::Sender::new(false),
             draining: std::sync::atomic::AtomicBool::new(false),
+            connects: Mutex::default(),
         })
     }
 
@@ -338,6 +351,12 @@ impl Server {
                 return Err(response);
             }
             match authenticate(req.uri().query(), &secret, now_ms()) {
+                Ok(handshake) if !self.may_connect(handshake.ctx.user_id()) => {
+                    asked = Err(Refusal::TooManyConnects);
+                    let mut response = ErrorResponse::new(Some(TOO_MANY_CONNECTS.to_owned()));
+                    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+                    Err(response)
+                }
                 Ok(handshake) => {
                     asked = Ok(handshake);
                     Ok(resp)
@@ -374,6 +393,21 @@ impl Server {
         };
         let (write, read) = ws.split();
         self.session(asked, write, read).await;
+    }
+
+    /// Whether `user` may connect now (its connect budget has a token). Budgets full again are
+    /// forgotten once there are many, so the table stays as small as the users reconnecting.
+    pub(crate) fn may_connect(&self, user: &str) -> bool {
+        let now = tokio::time::Instant::now();
+        let rate = self.config.max_connects_per_user_per_second;
+        let mut connects = self.connects.lock().unwrap_or_else(PoisonError::into_inner);
+        if connects.len() >= 4096 {
+            connects.retain(|_, budget| !budget.is_full(now));
+        }
+        let budget = connects
+            .entry(user.to_owned())
+            .or_insert_with(|| MessageBudget::new(rate, now));
+        budget.take(now) == crate::rate::Verdict::Take
     }
 
     /// Demo runs in flight, over every user.

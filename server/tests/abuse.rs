@@ -391,6 +391,46 @@ async fn a_client_that_stops_reading_is_closed_and_its_slot_freed() {
     bystander.received_everything(&addr).await;
 }
 
+async fn a_reconnect_storm_is_refused_past_the_connect_budget(front: Front) {
+    let mut config = config();
+    config.max_connects_per_user_per_second = 10;
+    let (addr, _stop) = start_on(front, config).await;
+    let bystander = Bystander::start(&addr, 3).await;
+    let (host, path) = host_and_path(&addr);
+    let token = auth::issue(SECRET, "mallory", 2_000_000);
+    let attempt = || async {
+        let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
+        send_upgrade(
+            &mut s,
+            host,
+            &format!("{path}?token={token}&since=0&epoch=1.1"),
+        )
+        .await;
+        answer(&mut s).await
+    };
+    let mut served = 0;
+    let mut too_many = 0;
+    for _ in 0..60 {
+        let response = attempt().await;
+        if response.starts_with("HTTP/1.1 101") {
+            served += 1;
+        } else if response.starts_with("HTTP/1.1 429") {
+            too_many += 1;
+        } else {
+            panic!("{response}");
+        }
+    }
+    assert!(
+        (10..=13).contains(&served),
+        "{served} of 60 connects served in a storm, with a budget of 10 a second"
+    );
+    assert_eq!(served + too_many, 60);
+    bystander.received_everything(&addr).await;
+    // The budget refills: a second later the user is served again.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert!(attempt().await.starts_with("HTTP/1.1 101"));
+}
+
 /// Each case, against the server's own listener and against the axum path.
 macro_rules! on_both_fronts {
     ($($case:ident),* $(,)?) => {
@@ -419,4 +459,5 @@ on_both_fronts!(
     a_steady_client_within_its_budget_is_never_limited,
     after_a_wave_of_logins_new_users_are_served_not_refused,
     a_start_run_flood_is_refused_past_the_runs_in_flight_limit,
+    a_reconnect_storm_is_refused_past_the_connect_budget,
 );

@@ -99,6 +99,13 @@ pub async fn upgrade(
             let status = StatusCode::from_u16(refused.status).unwrap_or(StatusCode::BAD_REQUEST);
             (status, refused.why).into_response()
         }
+        Ok(asked) if !server.may_connect(asked.ctx.user_id()) => {
+            server
+                .metrics()
+                .refused(crate::metrics::Refusal::TooManyConnects);
+            let body = crate::server::TOO_MANY_CONNECTS;
+            (StatusCode::TOO_MANY_REQUESTS, body).into_response()
+        }
         // The native listener's small read buffer, not tungstenite's 128 KiB default.
         Ok(asked) => ws
             .read_buffer_size(crate::server::READ_BUFFER_BYTES)
