@@ -4,6 +4,7 @@
 //! - [`protocol`]: the JSON frames both ways.
 //! - The registry it serves is any [`wsreg::Backend`] ([`wsreg::Registry`] by default).
 //! - [`handshake`]: what an upgrade request asks for, checked before anything is registered.
+//! - [`head`]: the size (and, for axum, the time) an upgrade request's head is held to.
 //! - [`server`]: the listener, the demo agent, graceful shutdown; each socket's protocol
 //!   (heartbeats, budgets, timeouts) lives in a private `session` module.
 //! - [`rate`]: the per-socket message budget.
@@ -17,6 +18,7 @@ pub mod auth;
 pub mod axum;
 pub mod client;
 pub mod handshake;
+pub mod head;
 pub mod metrics;
 pub mod protocol;
 pub mod rate;

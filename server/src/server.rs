@@ -374,6 +374,8 @@ impl Server {
             .max_frame_size(Some(self.config.max_frame_bytes))
             .max_message_size(Some(self.config.max_frame_bytes))
             .read_buffer_size(READ_BUFFER_BYTES);
+        // The head's size is held to what the axum path holds it to (timed as a whole below).
+        let stream = crate::head::RequestHead::new(stream, None);
         let handshake =
             tokio_tungstenite::accept_hdr_async_with_config(stream, callback, Some(limits));
         let ws = match tokio::time::timeout(self.config.handshake_timeout, handshake).await {

@@ -431,6 +431,24 @@ async fn a_reconnect_storm_is_refused_past_the_connect_budget(front: Front) {
     assert!(attempt().await.starts_with("HTTP/1.1 101"));
 }
 
+async fn an_oversized_request_head_gets_431_on_either_path(front: Front) {
+    let (addr, _stop) = start_on(front, config()).await;
+    let bystander = Bystander::start(&addr, 2).await;
+    let (host, path) = host_and_path(&addr);
+    // A forged token of 10 KB is refused for what it is; one of 64 KB, for its size.
+    for (len, status) in [(10_000, "401"), (64 * 1024, "431")] {
+        let mut s = tokio::net::TcpStream::connect(host).await.unwrap();
+        let token = "x".repeat(len);
+        send_upgrade(&mut s, host, &format!("{path}?token={token}")).await;
+        let response = answer(&mut s).await;
+        assert!(
+            response.starts_with(&format!("HTTP/1.1 {status}")),
+            "a {len}-byte token: {response}"
+        );
+    }
+    bystander.received_everything(&addr).await;
+}
+
 /// Each case, against the server's own listener and against the axum path.
 macro_rules! on_both_fronts {
     ($($case:ident),* $(,)?) => {
@@ -460,4 +478,5 @@ on_both_fronts!(
     after_a_wave_of_logins_new_users_are_served_not_refused,
     a_start_run_flood_is_refused_past_the_runs_in_flight_limit,
     a_reconnect_storm_is_refused_past_the_connect_budget,
+    an_oversized_request_head_gets_431_on_either_path,
 );

@@ -46,7 +46,7 @@ use crate::handshake::{authenticate, Handshake};
 use crate::server::Server;
 
 mod listener;
-pub use listener::{HandshakeListener, HeadDeadline};
+pub use listener::HandshakeListener;
 
 /// `/ws` (the WebSocket endpoint), `/metrics` and `/healthz`, over one server.
 pub fn router(server: Arc<Server>) -> Router {
