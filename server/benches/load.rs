@@ -11,6 +11,13 @@
 //! and the kernel's retransmission then dominates). The open-files limit is raised to its hard
 //! maximum in both processes. Bounded: it gives up after 120 s.
 //!
+//! A second table, on a fresh server: one user's resume storm beside a bystander. The bystander
+//! starts runs one after the other (200 quiet, then 200 while the storm runs) and times each; the
+//! storm is one user reconnecting in a loop, each time resuming from the start of its history
+//! (28 events), as a buggy client would. The table gives the bystander's run p50/p99 quiet and
+//! during the storm, their ratio, and how many of the storm's connects were served and how many
+//! were refused by the server's per-user connect budget.
+//!
 //! `cargo bench -p wsreg-server --bench load [-- CLIENTS RUNS] [--tables DIR]`
 
 #[cfg(madsim)]
@@ -168,6 +175,105 @@ mod real {
         (child, addr.trim().to_owned())
     }
 
+    /// Times `n` runs of `client`'s, one after the other, starting one every 25 ms at most (the
+    /// server takes 50 frames a second from a socket).
+    async fn timed_runs(client: &mut Client, n: usize) -> Vec<Duration> {
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let sent = Instant::now();
+            client
+                .send(&ClientMessage::StartRun { tools: 2 })
+                .await
+                .expect("send");
+            loop {
+                match client.next().await {
+                    Some(Ok(ServerMessage::Event { event, .. }))
+                        if event.kind() == "agent_completed" =>
+                    {
+                        break
+                    }
+                    Some(Ok(ServerMessage::Error { code, message })) => {
+                        panic!("a timed run was refused: {code}: {message}")
+                    }
+                    Some(Ok(_)) => {}
+                    other => panic!("the socket ended: {other:?}"),
+                }
+            }
+            out.push(sent.elapsed());
+            tokio::time::sleep_until((sent + Duration::from_millis(25)).into()).await;
+        }
+        out
+    }
+
+    fn percentile(sorted: &[Duration], p: f64) -> f64 {
+        sorted
+            .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
+            .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+    }
+
+    /// One user's resume storm beside a bystander, on a fresh server: a table row.
+    async fn storm(addr: String) -> Vec<String> {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let token = |u: &str| auth::issue(SECRET, u, u64::MAX);
+        let mut bystander = Client::connect(&addr, &token("bystander"))
+            .await
+            .expect("connect");
+        let _ = bystander.next().await;
+        // The storm's user first fills its history: 4 runs, 28 events.
+        let mut mallory = Client::connect(&addr, &token("mallory"))
+            .await
+            .expect("connect");
+        let epoch = match mallory.next().await {
+            Some(Ok(ServerMessage::Welcome { epoch, .. })) => epoch,
+            other => panic!("{other:?}"),
+        };
+        timed_runs(&mut mallory, 4).await;
+        mallory.close().await;
+        let mut quiet = timed_runs(&mut bystander, 200).await;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (served, refused) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let storming = {
+            let (stop, served, refused) = (stop.clone(), served.clone(), refused.clone());
+            let (addr, token) = (addr.clone(), token("mallory"));
+            tokio::spawn(async move {
+                let from = Some(wsreg::Position::new(epoch, 0));
+                while !stop.load(Ordering::Relaxed) {
+                    match Client::resume(&addr, &token, None, from).await {
+                        Ok(mut c) => {
+                            served.fetch_add(1, Ordering::Relaxed);
+                            let mut events = 0;
+                            while events < 4 * EVENTS_PER_RUN {
+                                match c.next().await {
+                                    Some(Ok(ServerMessage::Event { .. })) => events += 1,
+                                    Some(Ok(_)) => {}
+                                    _ => break,
+                                }
+                            }
+                        }
+                        Err(_) => {
+                            refused.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            })
+        };
+        let mut during = timed_runs(&mut bystander, 200).await;
+        stop.store(true, Ordering::Relaxed);
+        let _ = storming.await;
+        quiet.sort();
+        during.sort();
+        let (q99, s99) = (percentile(&quiet, 0.99), percentile(&during, 0.99));
+        vec![
+            format!("{:.2}", percentile(&quiet, 0.50)),
+            format!("{q99:.2}"),
+            format!("{:.2}", percentile(&during, 0.50)),
+            format!("{s99:.2}"),
+            format!("{:.2}", s99 / q99.max(1e-9)),
+            served.load(Ordering::Relaxed).to_string(),
+            refused.load(Ordering::Relaxed).to_string(),
+        ]
+    }
+
     pub fn main() {
         raise_open_files();
         if let Ok(sizes) = std::env::var(SERVE) {
@@ -274,6 +380,30 @@ mod real {
                 "server RSS before the first connect {:.1} MiB; client and server are separate processes on one machine",
                 idle_rss as f64 / (1024.0 * 1024.0)
             )],
+        );
+        let (mut server, addr) = spawn_server(2, 4);
+        let row = rt.block_on(storm(addr));
+        drop(server.stdin.take());
+        let _ = server.wait();
+        let ms = |title| Col {
+            title,
+            number: true,
+            measured: true,
+        };
+        table::emit(
+            "server-storm",
+            "cargo bench -p wsreg-server --bench load",
+            &[
+                ms("bystander run p50 ms, quiet"),
+                ms("p99, quiet"),
+                ms("p50, storm"),
+                ms("p99, storm"),
+                ms("p99 storm / quiet"),
+                ms("storm connects served"),
+                ms("refused (429)"),
+            ],
+            &[row],
+            &["one user resuming its whole history in a loop for as long as the bystander's 200 runs take (one started every 25 ms); the server's connect budget is 20 a second per user".to_owned()],
         );
     }
 }

@@ -58,6 +58,8 @@ impl Client {
         let (host, path) = addr.split_once('/').unwrap_or((addr, ""));
         let url = format!("ws://{host}/{path}?{query}");
         let stream = TcpStream::connect(host).await?;
+        // Small frames, sent as they come: no waiting for the previous one's acknowledgement.
+        let _ = stream.set_nodelay(true);
         let config = WebSocketConfig::default().read_buffer_size(READ_BUFFER_BYTES);
         let (ws, _) =
             tokio_tungstenite::client_async_with_config(url, stream, Some(config)).await?;
