@@ -110,6 +110,20 @@ mod real {
             .collect()
     }
 
+    /// Gives every user the `batch` through one connection, then closes it, and lets the
+    /// writers settle: what leaves each user idle with its history.
+    async fn fill(registry: &Registry, contexts: &[UserContext], batch: &[AgentEvent]) {
+        for ctx in contexts {
+            let conn = registry.connect(ctx, Discard).expect("under limits");
+            for e in batch {
+                registry.emit(ctx.key(), e.clone()).expect("in order");
+            }
+            tokio::task::yield_now().await;
+            conn.close().expect("open");
+        }
+        settle().await;
+    }
+
     /// Bytes per user of a registry whose users each got `messages` messages through one
     /// connection that then closed: what an idle user costs until it is reaped.
     async fn idle(messages: usize, history: usize) -> f64 {
@@ -121,18 +135,9 @@ mod real {
             max_history_messages: USERS * history,
             ..Default::default()
         });
-        let contexts = contexts();
-        let batch = events(messages);
+        let (contexts, batch) = (contexts(), events(messages));
         let before = live();
-        for ctx in &contexts {
-            let conn = registry.connect(ctx, Discard).expect("under limits");
-            for e in &batch {
-                registry.emit(ctx.key(), e.clone()).expect("in order");
-            }
-            tokio::task::yield_now().await;
-            conn.close().expect("open");
-        }
-        settle().await;
+        fill(&registry, &contexts, &batch).await;
         let per_user = (live() - before) as f64 / USERS as f64;
         drop(registry);
         per_user
@@ -187,18 +192,9 @@ mod real {
             ..Default::default()
         });
         let per_user = registry.config().max_history_messages / USERS;
-        let contexts = contexts();
-        let batch = events(per_user);
+        let (contexts, batch) = (contexts(), events(per_user));
         let (heap, resident) = (live(), rss());
-        for ctx in &contexts {
-            let conn = registry.connect(ctx, Discard).expect("under limits");
-            for e in &batch {
-                registry.emit(ctx.key(), e.clone()).expect("in order");
-            }
-            tokio::task::yield_now().await;
-            conn.close().expect("open");
-        }
-        settle().await;
+        fill(&registry, &contexts, &batch).await;
         let grown = (live() - heap, rss().saturating_sub(resident));
         drop(registry);
         grown
