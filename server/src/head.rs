@@ -92,8 +92,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncRead for RequestHead<S> {
         }
         let before = buf.filled().len();
         ready!(Pin::new(&mut this.inner).poll_read(cx, buf))?;
-        let new = buf.filled()[before..].to_vec();
-        let head = match this.head_len(&new) {
+        let new = &buf.filled()[before..];
+        let head = match this.head_len(new) {
             Some(n) => {
                 this.done = true;
                 this.deadline = None;

@@ -121,8 +121,26 @@ pub struct Server {
     /// Set when a graceful shutdown begins: no run starts any more; those in flight finish.
     draining: std::sync::atomic::AtomicBool,
     /// Each user's connect budget (users who connected within the last second or so).
-    connects: Mutex<BTreeMap<String, MessageBudget>>,
+    connects: Mutex<ConnectBudgets>,
     metrics: Arc<Metrics>,
+}
+
+/// Per-user connect budgets. Budgets full again are forgotten when the table reaches
+/// `prune_at`, which then doubles over what is left, so pruning costs each connect a constant
+/// amount however many users reconnect at once.
+#[derive(Debug)]
+struct ConnectBudgets {
+    budgets: BTreeMap<String, MessageBudget>,
+    prune_at: usize,
+}
+
+impl Default for ConnectBudgets {
+    fn default() -> Self {
+        Self {
+            budgets: BTreeMap::new(),
+            prune_at: 4096,
+        }
+    }
 }
 
 /// Why a `start_run` was refused.
@@ -401,15 +419,17 @@ impl Server {
     }
 
     /// Whether `user` may connect now (its connect budget has a token). Budgets full again are
-    /// forgotten once there are many, so the table stays as small as the users reconnecting.
+    /// forgotten once there are many (see `ConnectBudgets`).
     pub(crate) fn may_connect(&self, user: &str) -> bool {
         let now = tokio::time::Instant::now();
         let rate = self.config.max_connects_per_user_per_second;
         let mut connects = self.connects.lock().unwrap_or_else(PoisonError::into_inner);
-        if connects.len() >= 4096 {
-            connects.retain(|_, budget| !budget.is_full(now));
+        if connects.budgets.len() >= connects.prune_at {
+            connects.budgets.retain(|_, budget| !budget.is_full(now));
+            connects.prune_at = (connects.budgets.len() * 2).max(4096);
         }
         let budget = connects
+            .budgets
             .entry(user.to_owned())
             .or_insert_with(|| MessageBudget::new(rate, now));
         budget.take(now) == crate::rate::Verdict::Take
