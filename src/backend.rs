@@ -143,11 +143,19 @@ impl Capabilities {
 ///     fn close<'a>(&'a self, handle: &'a Handle) -> BoxFuture<'a, Result<(), Error>> {
 ///         Box::pin(async move { todo!("handle.own::<MyConnection>()?, then close it") })
 ///     }
-///     fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error> {
-///         todo!("number it, keep it for resumes, hand it to the user's tabs")
+///     fn emit<'a>(
+///         &'a self,
+///         ctx: &'a UserContext,
+///         event: AgentEvent,
+///     ) -> BoxFuture<'a, Result<Position, Error>> {
+///         Box::pin(async move { todo!("number it, keep it for resumes, hand it to the tabs") })
 ///     }
-///     fn send_text(&self, ctx: &UserContext, text: &str) -> Result<Position, Error> {
-///         todo!()
+///     fn send_text<'a>(
+///         &'a self,
+///         ctx: &'a UserContext,
+///         text: &'a str,
+///     ) -> BoxFuture<'a, Result<Position, Error>> {
+///         Box::pin(async move { todo!() })
 ///     }
 ///     fn set_mode(&self, ctx: &UserContext, mode: Mode) -> Result<(), Error> {
 ///         todo!()
@@ -173,11 +181,20 @@ pub trait Backend: Send + Sync + 'static {
     /// connection counts against no limit: a connect after it is never refused for it.
     fn close<'a>(&'a self, handle: &'a Handle) -> BoxFuture<'a, Result<(), Error>>;
 
-    /// Emits an agent event to the user; returns its position.
-    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error>;
+    /// Emits an agent event to the user; returns its position once the event is stored (a
+    /// registry in memory stores it at once; a node over a shared store waits for the store).
+    fn emit<'a>(
+        &'a self,
+        ctx: &'a UserContext,
+        event: AgentEvent,
+    ) -> BoxFuture<'a, Result<Position, Error>>;
 
-    /// Sends the user a text message; returns its position.
-    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<Position, Error>;
+    /// Sends the user a text message; returns its position once the message is stored.
+    fn send_text<'a>(
+        &'a self,
+        ctx: &'a UserContext,
+        text: &'a str,
+    ) -> BoxFuture<'a, Result<Position, Error>>;
 
     /// Sets the user's mode.
     fn set_mode(&self, ctx: &UserContext, mode: Mode) -> Result<(), Error>;
@@ -242,12 +259,24 @@ impl Backend for Registry {
         Box::pin(async move { close_core(handle) })
     }
 
-    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error> {
-        Registry::emit(self, ctx.key(), event)
+    fn emit<'a>(
+        &'a self,
+        ctx: &'a UserContext,
+        event: AgentEvent,
+    ) -> BoxFuture<'a, Result<Position, Error>> {
+        Box::pin(std::future::ready(Registry::emit(self, ctx.key(), event)))
     }
 
-    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<Position, Error> {
-        Registry::send_text(self, ctx.key(), text)
+    fn send_text<'a>(
+        &'a self,
+        ctx: &'a UserContext,
+        text: &'a str,
+    ) -> BoxFuture<'a, Result<Position, Error>> {
+        Box::pin(std::future::ready(Registry::send_text(
+            self,
+            ctx.key(),
+            text,
+        )))
     }
 
     fn set_mode(&self, ctx: &UserContext, mode: Mode) -> Result<(), Error> {
@@ -286,11 +315,19 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
         (**self).close(handle)
     }
 
-    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error> {
+    fn emit<'a>(
+        &'a self,
+        ctx: &'a UserContext,
+        event: AgentEvent,
+    ) -> BoxFuture<'a, Result<Position, Error>> {
         (**self).emit(ctx, event)
     }
 
-    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<Position, Error> {
+    fn send_text<'a>(
+        &'a self,
+        ctx: &'a UserContext,
+        text: &'a str,
+    ) -> BoxFuture<'a, Result<Position, Error>> {
         (**self).send_text(ctx, text)
     }
 

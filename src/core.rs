@@ -25,10 +25,17 @@ pub(crate) struct Core {
     next_connection: AtomicU64,
     /// Orders the moments managers became idle, for eviction (a counter, not a clock).
     idle_clock: AtomicU64,
+    /// Whether the managers mirror streams a shared store keeps (a [`Node`](crate::Node)'s
+    /// registry) rather than keep their own.
+    mirror: bool,
 }
 
 impl Core {
-    pub(crate) fn new(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
+    pub(crate) fn new(
+        config: RegistryConfig,
+        observer: Option<Arc<dyn Observer>>,
+        mirror: bool,
+    ) -> Self {
         // From 1: instance 0 is what `ConnectionId::new` tags, for registries of other makes.
         let instance = REGISTRY_INSTANCES.fetch_add(1, Ordering::Relaxed) + 1;
         Self {
@@ -40,7 +47,13 @@ impl Core {
             instance,
             next_connection: AtomicU64::new(0),
             idle_clock: AtomicU64::new(0),
+            mirror,
         }
+    }
+
+    /// Whether the managers mirror a shared store's streams.
+    pub(crate) fn mirror(&self) -> bool {
+        self.mirror
     }
 
     pub(crate) fn config(&self) -> &RegistryConfig {

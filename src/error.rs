@@ -129,4 +129,8 @@ pub enum Error {
         /// The stream's last position.
         head: Position,
     },
+    /// The shared stream store failed (a [`Node`](crate::Node)'s): nothing was stored unless
+    /// the message says it may have been.
+    #[error("{0}")]
+    Store(String),
 }

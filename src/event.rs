@@ -233,7 +233,7 @@ struct RunState {
 }
 
 /// Per-user lifecycle bookkeeping: which runs are open and which tools each has open.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Lifecycles {
     open: BTreeMap<String, RunState>,
 }

@@ -95,12 +95,30 @@ impl Registry {
     }
 
     fn build(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
+        Self::build_with(config, observer, false)
+    }
+
+    /// A registry whose managers mirror the streams of a shared store (a [`Node`](crate::Node)'s).
+    pub(crate) fn mirroring(config: RegistryConfig, observer: Option<Arc<dyn Observer>>) -> Self {
+        Self::build_with(config, observer, true)
+    }
+
+    fn build_with(
+        config: RegistryConfig,
+        observer: Option<Arc<dyn Observer>>,
+        mirror: bool,
+    ) -> Self {
         Self {
             inner: Arc::new(RegistryInner {
-                core: Arc::new(Core::new(config, observer)),
+                core: Arc::new(Core::new(config, observer, mirror)),
                 map: Mutex::new(Managers::default()),
             }),
         }
+    }
+
+    /// The boot id every epoch of this registry starts with.
+    pub(crate) fn boot(&self) -> u64 {
+        self.inner.core.boot()
     }
 
     /// The configuration.
@@ -176,6 +194,16 @@ impl Registry {
     /// Sets one user's mode (see [`UserManager::set_mode`]).
     pub fn set_mode(&self, key: &UserKey, mode: Mode) -> Result<(), Error> {
         self.existing(key)?.set_mode(mode)
+    }
+
+    /// Removes the user's manager whatever it holds (its connections are closed as at a
+    /// shutdown, so their clients resume elsewhere or later); the user's next connection gets a
+    /// new manager.
+    pub(crate) fn remove_user(&self, key: &UserKey) {
+        let mut map = self.inner.lock();
+        if let Some(manager) = map.by_key.remove(key) {
+            manager.inner().remove(RemoveReason::Shutdown);
+        }
     }
 
     fn existing(&self, key: &UserKey) -> Result<UserManager, Error> {

@@ -199,6 +199,17 @@ impl History {
         self.entries.pop_front().map(|_| first)
     }
 
+    /// Lets go of everything and continues `epoch` after `head` (a mirror that learned of a new
+    /// epoch, or of messages its store let go before it mirrored them). Returns how many
+    /// messages it let go of.
+    pub(crate) fn restart(&mut self, epoch: Epoch, head: u64) -> usize {
+        let dropped = self.entries.len();
+        self.entries.clear();
+        self.epoch = epoch;
+        self.head = head;
+        dropped
+    }
+
     /// Whether the oldest retained message was accepted before `cutoff`.
     pub(crate) fn oldest_before(&self, cutoff: Instant) -> bool {
         self.entries.front().is_some_and(|(_, at)| *at < cutoff)

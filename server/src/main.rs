@@ -39,6 +39,13 @@ enum Command {
         /// Also serve `/metrics` (Prometheus) and `/healthz` on this address.
         #[arg(long)]
         metrics_addr: Option<String>,
+        /// Keep every user's stream in this Redis (`redis://host:port/db`), shared with the
+        /// other nodes serving on it: one node of several behind a load balancer.
+        #[arg(long)]
+        redis: Option<String>,
+        /// This node's name, in its logs and run ids (with --redis).
+        #[arg(long, requires = "redis", default_value = "node")]
+        node_id: String,
         #[command(flatten)]
         limits: Limits,
     },
@@ -248,6 +255,35 @@ async fn serve_ops(
     anyhow::bail!("--metrics-addr needs a real tokio build")
 }
 
+/// A server that is one node of several over the Redis at `url`.
+#[cfg(not(madsim))]
+async fn on_store(
+    config: ServerConfig,
+    url: &str,
+    node_id: &str,
+) -> Result<std::sync::Arc<Server>> {
+    let node = wsreg::NodeConfig {
+        registry: config.registry.clone(),
+        ..Default::default()
+    };
+    let (store, live) = wsreg::store::redis::RedisStore::connect(url, node.bounds())
+        .await
+        .with_context(|| format!("connecting to Redis at {url}"))?;
+    tracing::info!("node {node_id}: streams in Redis at {url}");
+    Ok(Server::with_store(
+        config,
+        node_id,
+        std::sync::Arc::new(store),
+        live,
+    ))
+}
+
+/// Inside the simulator there is no Redis.
+#[cfg(madsim)]
+async fn on_store(_: ServerConfig, _: &str, _: &str) -> Result<std::sync::Arc<Server>> {
+    anyhow::bail!("--redis needs a real tokio build")
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     let cli = Cli::parse();
@@ -256,6 +292,8 @@ async fn main() -> Result<()> {
         Command::Serve {
             addr,
             metrics_addr,
+            redis,
+            node_id,
             limits,
         } => {
             tracing_subscriber::fmt()
@@ -270,7 +308,15 @@ async fn main() -> Result<()> {
             let listener = tokio::net::TcpListener::bind(&addr)
                 .await
                 .with_context(|| format!("binding {addr}"))?;
-            let server = Server::new(config);
+            let server = match redis {
+                Some(url) => {
+                    if node_id.is_empty() || !node_id.bytes().all(|b| b.is_ascii_graphic()) {
+                        anyhow::bail!("--node-id must be printable ASCII without spaces");
+                    }
+                    on_store(config, &url, &node_id).await?
+                }
+                None => Server::new(config),
+            };
             let (stop, stopped) = tokio::sync::watch::channel(false);
             let ops = match metrics_addr {
                 Some(m) => Some(serve_ops(&server, &m, stopped).await?),

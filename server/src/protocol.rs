@@ -148,6 +148,7 @@ pub fn refusal(error: &Error) -> ServerMessage {
         Error::ManagerLimit { .. } => "manager_limit",
         Error::ShuttingDown => "shutting_down",
         Error::ResumeAhead { .. } => "resume_ahead",
+        Error::Store(_) => "store_unavailable",
         _ => "refused",
     };
     ServerMessage::Error {

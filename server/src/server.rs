@@ -77,6 +77,9 @@ pub struct ServerConfig {
     /// restarted (and that the recovery queues of the old process are gone). [`ServerConfig::new`]
     /// reads it from the clock.
     pub boot: u64,
+    /// The node's name when it is one of several over a shared store
+    /// ([`Server::with_store`]); `None` for a server on its own.
+    pub node: Option<String>,
 }
 
 impl ServerConfig {
@@ -97,6 +100,7 @@ impl ServerConfig {
             max_connects_per_user_per_second: 20,
             now_ms,
             boot: now_ms(),
+            node: None,
         }
     }
 }
@@ -193,6 +197,29 @@ impl Server {
         let observer: Arc<dyn wsreg::Observer> = Arc::clone(&metrics) as _;
         let registry = Registry::with_observer(registry, observer);
         Self::build(config, Arc::new(registry.clone()), Some(registry), metrics)
+    }
+
+    /// One node of several over a shared stream store (`serve --redis`): the node's registry
+    /// holds this server's tabs, the store every user's stream (see [`wsreg::Node`]).
+    /// `node_id` names the node in its logs and in every run id it hands out, so runs started
+    /// on two nodes never share an id. Epochs this node proposes carry a boot drawn at random
+    /// (unless `config.registry.boot` says otherwise): two processes started in one
+    /// millisecond must not propose the same epoch.
+    pub fn with_store(
+        mut config: ServerConfig,
+        node_id: &str,
+        store: Arc<dyn wsreg::store::StreamStore>,
+        live: tokio::sync::mpsc::UnboundedReceiver<wsreg::store::Live>,
+    ) -> Arc<Self> {
+        let metrics = Arc::new(Metrics::new());
+        let observer: Arc<dyn wsreg::Observer> = Arc::clone(&metrics) as _;
+        let node_config = wsreg::NodeConfig {
+            registry: config.registry.clone(),
+            ..Default::default()
+        };
+        config.node = Some(node_id.to_owned());
+        let node = wsreg::Node::with_observer(node_config, store, live, observer);
+        Self::build(config, Arc::new(node), None, metrics)
     }
 
     /// The registry, when the server built its own with [`Server::new`] (for inspection, and
@@ -467,7 +494,10 @@ impl Server {
             *n += 1;
         }
         let n = self.runs.fetch_add(1, Ordering::Relaxed) + 1;
-        let run_id = format!("{}/run-{n}", ctx.user_id());
+        let run_id = match &self.config.node {
+            Some(node) => format!("{}/{node}-run-{n}", ctx.user_id()),
+            None => format!("{}/run-{n}", ctx.user_id()),
+        };
         let events = AgentEvent::example_run(&run_id, tools, 1);
         let (server, ctx, step) = (Arc::clone(self), ctx.clone(), self.config.agent_step);
         tokio::spawn(async move {
@@ -475,7 +505,7 @@ impl Server {
                 if i > 0 {
                     tokio::time::sleep(step).await;
                 }
-                if server.backend.emit(&ctx, event).is_err() {
+                if server.backend.emit(&ctx, event).await.is_err() {
                     break; // the user is gone
                 }
             }

@@ -3,4 +3,5 @@
 mod delivery;
 mod isolation;
 mod limits;
+mod nodes;
 mod support;

@@ -372,17 +372,25 @@ impl Backend for Scratch {
         Box::pin(async move { self.close_tab(handle) })
     }
 
-    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error> {
-        self.accept(ctx, Payload::Agent(event))
+    fn emit<'a>(
+        &'a self,
+        ctx: &'a UserContext,
+        event: AgentEvent,
+    ) -> BoxFuture<'a, Result<Position, Error>> {
+        Box::pin(std::future::ready(self.accept(ctx, Payload::Agent(event))))
     }
 
-    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<Position, Error> {
-        self.accept(
+    fn send_text<'a>(
+        &'a self,
+        ctx: &'a UserContext,
+        text: &'a str,
+    ) -> BoxFuture<'a, Result<Position, Error>> {
+        Box::pin(std::future::ready(self.accept(
             ctx,
             Payload::Text {
                 text: text.to_owned(),
             },
-        )
+        )))
     }
 
     fn set_mode(&self, ctx: &UserContext, mode: Mode) -> Result<(), Error> {

@@ -535,7 +535,7 @@ async fn agent(
             if Instant::now() >= end {
                 return;
             }
-            if let Ok(at) = backend.emit(&ctx, event) {
+            if let Ok(at) = backend.emit(&ctx, event).await {
                 let mut ledger = books.ledger(user);
                 ledger.accepted += 1;
                 ledger.head = Some(at);

@@ -26,11 +26,19 @@
 //!     fn close<'a>(&'a self, handle: &'a Handle) -> BoxFuture<'a, Result<(), Error>> {
 //!         Box::pin(async move { todo!() })
 //!     }
-//!     fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error> {
-//!         todo!("number it, keep it for resumes, hand it to the user's tabs")
+//!     fn emit<'a>(
+//!         &'a self,
+//!         ctx: &'a UserContext,
+//!         event: AgentEvent,
+//!     ) -> BoxFuture<'a, Result<Position, Error>> {
+//!         Box::pin(async move { todo!("number it, keep it for resumes, hand it to the tabs") })
 //!     }
-//!     fn send_text(&self, ctx: &UserContext, text: &str) -> Result<Position, Error> {
-//!         todo!()
+//!     fn send_text<'a>(
+//!         &'a self,
+//!         ctx: &'a UserContext,
+//!         text: &'a str,
+//!     ) -> BoxFuture<'a, Result<Position, Error>> {
+//!         Box::pin(async move { todo!() })
 //!     }
 //!     fn set_mode(&self, ctx: &UserContext, mode: Mode) -> Result<(), Error> {
 //!         todo!()

@@ -35,14 +35,14 @@ impl Plant for LostWhileOffline {
         if offline(core, ctx) {
             return Ok(next_position(core, ctx));
         }
-        Backend::emit(core, ctx, event)
+        core.emit(ctx.key(), event)
     }
 
     fn send_text(&self, core: &Registry, ctx: &UserContext, text: &str) -> Result<Position, Error> {
         if offline(core, ctx) {
             return Ok(next_position(core, ctx));
         }
-        Backend::send_text(core, ctx, text)
+        core.send_text(ctx.key(), text)
     }
 }
 
@@ -61,7 +61,7 @@ impl Plant for ReplayedTwice {
                 .or_default()
                 .push(text.to_owned());
         }
-        Backend::send_text(core, ctx, text)
+        core.send_text(ctx.key(), text)
     }
 
     fn connect<'a>(
@@ -75,7 +75,7 @@ impl Plant for ReplayedTwice {
             let c = Backend::connect(core, ctx, sink, resume).await?;
             let again = self.held.lock().expect("held").remove(ctx.user_id());
             for text in again.unwrap_or_default() {
-                Backend::send_text(core, ctx, &text)?;
+                core.send_text(ctx.key(), &text)?;
             }
             Ok(c)
         })

@@ -123,12 +123,22 @@ impl<P: Plant> Backend for Planted<P> {
         self.plant.close(&self.core, handle)
     }
 
-    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error> {
-        self.plant.emit(&self.core, ctx, event)
+    fn emit<'a>(
+        &'a self,
+        ctx: &'a UserContext,
+        event: AgentEvent,
+    ) -> BoxFuture<'a, Result<Position, Error>> {
+        Box::pin(std::future::ready(self.plant.emit(&self.core, ctx, event)))
     }
 
-    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<Position, Error> {
-        self.plant.send_text(&self.core, ctx, text)
+    fn send_text<'a>(
+        &'a self,
+        ctx: &'a UserContext,
+        text: &'a str,
+    ) -> BoxFuture<'a, Result<Position, Error>> {
+        Box::pin(std::future::ready(
+            self.plant.send_text(&self.core, ctx, text),
+        ))
     }
 
     fn set_mode(&self, ctx: &UserContext, mode: Mode) -> Result<(), Error> {

@@ -84,18 +84,18 @@ impl wsreg::Backend for ProbesOnly {
     ) -> wsreg::backend::BoxFuture<'a, Result<(), wsreg::Error>> {
         wsreg::Backend::close(&self.0, handle)
     }
-    fn emit(
-        &self,
-        ctx: &wsreg::UserContext,
+    fn emit<'a>(
+        &'a self,
+        ctx: &'a wsreg::UserContext,
         event: wsreg::AgentEvent,
-    ) -> Result<wsreg::Position, wsreg::Error> {
+    ) -> wsreg::backend::BoxFuture<'a, Result<wsreg::Position, wsreg::Error>> {
         wsreg::Backend::emit(&self.0, ctx, event)
     }
-    fn send_text(
-        &self,
-        ctx: &wsreg::UserContext,
-        text: &str,
-    ) -> Result<wsreg::Position, wsreg::Error> {
+    fn send_text<'a>(
+        &'a self,
+        ctx: &'a wsreg::UserContext,
+        text: &'a str,
+    ) -> wsreg::backend::BoxFuture<'a, Result<wsreg::Position, wsreg::Error>> {
         wsreg::Backend::send_text(&self.0, ctx, text)
     }
     fn set_mode(&self, ctx: &wsreg::UserContext, mode: wsreg::Mode) -> Result<(), wsreg::Error> {

@@ -7,7 +7,6 @@ use wsreg::{Error, Position, Registry, UserContext};
 use wsreg_sim::check::outcome::Outcome;
 use wsreg_sim::generate::config::SimConfig;
 use wsreg_sim::generate::seed::Seed;
-use wsreg_sim::run::backend::Backend;
 use wsreg_sim::run::recorder::Keep;
 use wsreg_sim::run::runtime::run_plan;
 use wsreg_sim::tooling::campaign::derive;
@@ -24,7 +23,7 @@ impl Plant for ThirdSendPanics {
         if self.sends.fetch_add(1, Ordering::Relaxed) == 2 {
             panic!("the third send");
         }
-        Backend::send_text(core, ctx, text)
+        core.send_text(ctx.key(), text)
     }
 }
 
@@ -65,7 +64,7 @@ struct OnRealTokio;
 impl Plant for OnRealTokio {
     fn send_text(&self, core: &Registry, ctx: &UserContext, text: &str) -> Result<Position, Error> {
         drop(tokio_real::spawn(async {}));
-        Backend::send_text(core, ctx, text)
+        core.send_text(ctx.key(), text)
     }
 }
 

@@ -130,11 +130,19 @@ impl Backend for Gateway {
         })
     }
 
-    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error> {
+    fn emit<'a>(
+        &'a self,
+        ctx: &'a UserContext,
+        event: AgentEvent,
+    ) -> BoxFuture<'a, Result<Position, Error>> {
         Backend::emit(&self.core, ctx, event)
     }
 
-    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<Position, Error> {
+    fn send_text<'a>(
+        &'a self,
+        ctx: &'a UserContext,
+        text: &'a str,
+    ) -> BoxFuture<'a, Result<Position, Error>> {
         Backend::send_text(&self.core, ctx, text)
     }
 

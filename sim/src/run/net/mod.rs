@@ -298,14 +298,28 @@ impl Backend for NetBackend {
         })
     }
 
-    fn emit(&self, ctx: &UserContext, event: AgentEvent) -> Result<Position, Error> {
-        self.current().ok_or(Error::ShuttingDown)?.emit(ctx, event)
+    fn emit<'a>(
+        &'a self,
+        ctx: &'a UserContext,
+        event: AgentEvent,
+    ) -> BoxFuture<'a, Result<Position, Error>> {
+        Box::pin(async move {
+            self.current()
+                .ok_or(Error::ShuttingDown)?
+                .emit(ctx, event)
+                .await
+        })
     }
 
-    fn send_text(&self, ctx: &UserContext, text: &str) -> Result<Position, Error> {
-        self.current()
-            .ok_or(Error::ShuttingDown)?
-            .send_text(ctx, text)
+    fn send_text<'a>(
+        &'a self,
+        ctx: &'a UserContext,
+        text: &'a str,
+    ) -> BoxFuture<'a, Result<Position, Error>> {
+        Box::pin(async move {
+            let backend = self.current().ok_or(Error::ShuttingDown)?;
+            backend.send_text(ctx, text).await
+        })
     }
 
     fn set_mode(&self, ctx: &UserContext, mode: Mode) -> Result<(), Error> {

@@ -92,7 +92,7 @@ pub(crate) async fn user_task(world: Arc<World>, u: usize, ops: Vec<Op>) {
                 let text = format!("{}/m{texts}", world.users[u].name);
                 let msg = tag(&wsreg::Payload::Text { text: text.clone() });
                 world.step(u, None, What::Send { msg: msg.clone() });
-                match world.backend.send_text(&world.users[u].ctx, &text) {
+                match world.backend.send_text(&world.users[u].ctx, &text).await {
                     Ok(at) => world.recorder.confirm(&world.users[u].name, &msg, at),
                     Err(e) => world.refused(u, "send", &e),
                 }
@@ -129,7 +129,7 @@ async fn agent(world: Arc<World>, u: usize, events: Vec<AgentEvent>, step_ms: u6
         world.maybe_yield().await;
         let msg = tag(&wsreg::Payload::Agent(event.clone()));
         world.step(u, None, What::Emit { msg: msg.clone() });
-        match world.backend.emit(&world.users[u].ctx, event) {
+        match world.backend.emit(&world.users[u].ctx, event).await {
             Ok(at) => world.recorder.confirm(&world.users[u].name, &msg, at),
             Err(e) => {
                 world.refused(u, "emit", &e);

@@ -25,6 +25,9 @@ use crate::stream::{Epoch, GapReason, History, Position};
 use crate::transport::Sink;
 use crate::view::{ConnectionView, ManagerView};
 
+mod mirror;
+pub(crate) use mirror::Offered;
+
 /// One user's connection manager. Obtained only from a [`Registry`](crate::Registry), which keeps
 /// exactly one per user; cloning the handle shares the same manager.
 ///
@@ -54,6 +57,8 @@ pub(crate) struct ManagerInner {
     core: Arc<Core>,
     registry: Weak<RegistryInner>,
     state: Mutex<State>,
+    /// A mirror's reads of its store, one at a time (see [`mirror`]).
+    syncing: Option<Box<tokio::sync::Mutex<()>>>,
 }
 
 pub(crate) struct State {
@@ -68,6 +73,9 @@ pub(crate) struct State {
     /// When the manager last became idle ([`Core::idle_stamp`]); meaningless while it has
     /// connections.
     idle_since: u64,
+    /// A mirror's state (a [`Node`](crate::Node)'s managers); `None` for a manager that keeps
+    /// its own stream.
+    mirror: Option<Box<mirror::MirrorState>>,
 }
 
 /// One connection's place in the stream.
@@ -113,7 +121,9 @@ impl UserManager {
             lifecycles: Lifecycles::default(),
             idle_generation: 0,
             idle_since: core.idle_stamp(),
+            mirror: core.mirror().then(Box::default),
         };
+        let syncing = core.mirror().then(Box::default);
         Self {
             inner: Arc::new(ManagerInner {
                 id,
@@ -121,6 +131,7 @@ impl UserManager {
                 core,
                 registry,
                 state: Mutex::new(state),
+                syncing,
             }),
         }
     }
@@ -323,6 +334,13 @@ impl ManagerInner {
         resume: Option<Position>,
     ) -> Result<(ConnectionHandle, Arc<Signals>), Error> {
         self.check_open(st)?;
+        if st.mirror.as_ref().is_some_and(|m| !m.loaded) {
+            // A node loads a mirror before it adds to it; one reaped and made again meanwhile
+            // is refused as closed, and the node's connect tries again.
+            return Err(Error::ManagerClosed {
+                user: self.key.to_string(),
+            });
+        }
         let config = self.core.config();
         if st.conns.len() >= config.max_connections_per_user {
             return Err(Error::UserConnectionLimit {

@@ -1,0 +1,423 @@
+//! [`RedisStore`]: the stream store on Redis (or Redis Cluster), one Lua script per operation.
+//!
+//! Keys, all hash-tagged with the user (`{user}`) so one user's keys live on one Cluster slot
+//! and each script touches one slot:
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `wsreg:{<user>}:meta` | hash | `epoch` (the stream's epoch, `<boot>.<n>`) and `head` (the last position) |
+//! | `wsreg:{<user>}:stream` | stream | one entry per retained message, id `<seq>-0`, fields `p` (the message, JSON) and `t` (append time, ms) |
+//! | `wsreg:{<user>}:idem:<key>` | string | `<epoch> <seq>` of the append named `<key>`, for `ttl` |
+//! | `wsreg:{<user>}:live` | channel | `<epoch> <seq> <message>` for every append |
+//!
+//! The stream is bounded by `MAXLEN` (exact) and by age (entries older than the bound are
+//! deleted from the front on every append and read); meta, stream and idempotency keys expire
+//! `ttl` after the last append. A stream whose meta record is gone is never continued: the
+//! next operation starts a new epoch and deletes what is left.
+//!
+//! The scripts do exactly what [`StoreModel`](super::model::StoreModel) does; the differential
+//! test (`tests/redis.rs`) checks it reply by reply against a real `redis-server`.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures_util::StreamExt;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
+use redis::{Client, Script, Value};
+use tokio::sync::mpsc;
+
+use super::memory::range_of;
+use super::model::{Bounds, Op, Reply};
+use super::StreamStore;
+use super::{decode, decode_epoch, encode, Appended, Live, Range, StoreError, StoreFuture};
+use crate::event::Payload;
+use crate::identity::UserKey;
+use crate::stream::{Epoch, Position};
+
+/// The append script (see the module docs).
+pub const APPEND_SCRIPT: &str = include_str!("append.lua");
+/// The read script (see the module docs).
+pub const READ_SCRIPT: &str = include_str!("read.lua");
+
+/// How long a command may take before the store counts as unavailable.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A node's handle on a Redis holding the streams (see the module docs).
+pub struct RedisStore {
+    bounds: Bounds,
+    commands: ConnectionManager,
+    append: Script,
+    read: Script,
+    subscriptions: Arc<Subscriptions>,
+}
+
+#[derive(Default)]
+struct Subscriptions {
+    /// The users this node follows (subscribed again after a reconnect).
+    users: Mutex<BTreeSet<String>>,
+    /// The current subscription connection's command half, while connected.
+    sink: tokio::sync::Mutex<Option<PubSubSink>>,
+}
+
+/// The three keys and the channel of one user.
+struct Keys {
+    meta: String,
+    stream: String,
+    channel: String,
+    prefix: String,
+}
+
+fn keys(user: &str) -> Keys {
+    let prefix = format!("wsreg:{{{user}}}:");
+    Keys {
+        meta: format!("{prefix}meta"),
+        stream: format!("{prefix}stream"),
+        channel: format!("{prefix}live"),
+        prefix,
+    }
+}
+
+/// The user a live channel belongs to.
+fn channel_user(channel: &str) -> Option<&str> {
+    channel.strip_prefix("wsreg:{")?.strip_suffix("}:live")
+}
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+impl RedisStore {
+    /// Connects to the Redis at `url` (`redis://host:port/db`), checks it answers, and starts
+    /// the subscription task; returns the store and the receiver of its live messages. A Redis
+    /// that cannot be reached is an error here, not later.
+    pub async fn connect(
+        url: &str,
+        bounds: Bounds,
+    ) -> Result<(Self, mpsc::UnboundedReceiver<Live>), StoreError> {
+        let client = Client::open(url).map_err(unavailable)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(RESPONSE_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT))
+            .set_number_of_retries(2);
+        let mut commands = client
+            .get_connection_manager_with_config(config)
+            .await
+            .map_err(unavailable)?;
+        let _: String = redis::cmd("PING")
+            .query_async(&mut commands)
+            .await
+            .map_err(unavailable)?;
+        let (tx, rx) = mpsc::unbounded_channel();
+        let subscriptions = Arc::new(Subscriptions::default());
+        let first = client.get_async_pubsub().await.map_err(unavailable)?;
+        tokio::spawn(subscription_loop(
+            client,
+            first,
+            Arc::clone(&subscriptions),
+            tx,
+        ));
+        let store = Self {
+            bounds,
+            commands,
+            append: Script::new(APPEND_SCRIPT),
+            read: Script::new(READ_SCRIPT),
+            subscriptions,
+        };
+        Ok((store, rx))
+    }
+
+    /// Runs one operation of the model's on Redis, with the scripts production uses; what
+    /// [`StoreModel::apply`](super::model::StoreModel::apply) returns for it, Redis returns
+    /// (the differential test's premise). [`Op::Flush`] is `FLUSHALL`: for tests only.
+    pub async fn apply(&self, op: &Op) -> Result<Reply, StoreError> {
+        let b = self.bounds;
+        let mut conn = self.commands.clone();
+        match op {
+            Op::Append {
+                user,
+                idem,
+                payload,
+                fresh,
+                now_ms,
+            } => {
+                let k = keys(user);
+                let (epoch, seq, duplicate): (String, u64, u8) = self
+                    .append
+                    .key(&k.meta)
+                    .key(&k.stream)
+                    .key(format!("{}idem:{idem}", k.prefix))
+                    .arg(payload)
+                    .arg(fresh)
+                    .arg(now_ms)
+                    .arg(b.capacity)
+                    .arg(b.max_age_ms)
+                    .arg(b.ttl_ms.max(1))
+                    .arg(&k.channel)
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(Reply::Appended {
+                    epoch,
+                    seq,
+                    duplicate: duplicate == 1,
+                })
+            }
+            Op::Read {
+                user,
+                after,
+                limit,
+                fresh,
+                now_ms,
+            } => {
+                let k = keys(user);
+                let (epoch, head, first, entries): (String, u64, u64, Vec<(u64, String)>) = self
+                    .read
+                    .key(&k.meta)
+                    .key(&k.stream)
+                    .arg(after)
+                    .arg(limit)
+                    .arg(fresh)
+                    .arg(now_ms)
+                    .arg(b.capacity)
+                    .arg(b.max_age_ms)
+                    .arg(b.ttl_ms.max(1))
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(Reply::Range {
+                    epoch,
+                    head,
+                    first,
+                    entries,
+                })
+            }
+            Op::Flush => {
+                let _: Value = redis::cmd("FLUSHALL")
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(Reply::Flushed)
+            }
+        }
+    }
+
+    /// The bytes Redis uses for `user`'s meta record and stream (`MEMORY USAGE`).
+    pub async fn memory_usage(&self, user: &UserKey) -> Result<u64, StoreError> {
+        let k = keys(user.as_str());
+        let mut conn = self.commands.clone();
+        let mut total = 0;
+        for key in [k.meta, k.stream] {
+            let bytes: Option<u64> = redis::cmd("MEMORY")
+                .arg("USAGE")
+                .arg(key)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            total += bytes.unwrap_or(0);
+        }
+        Ok(total)
+    }
+}
+
+/// Milliseconds of the wall clock: every node of a deployment shares it (the age bound and
+/// the idempotency window are measured on it). Never used inside the simulator.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl StreamStore for RedisStore {
+    fn append<'a>(
+        &'a self,
+        user: &'a UserKey,
+        idem: &'a str,
+        payload: &'a Payload,
+        fresh: Epoch,
+    ) -> StoreFuture<'a, Appended> {
+        Box::pin(async move {
+            if idem.is_empty() || !idem.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+                return Err(StoreError::Protocol(format!("idempotency key {idem:?}")));
+            }
+            let op = Op::Append {
+                user: user.as_str().to_owned(),
+                idem: idem.to_owned(),
+                payload: encode(payload),
+                fresh: fresh.to_string(),
+                now_ms: now_ms(),
+            };
+            match self.apply(&op).await? {
+                Reply::Appended {
+                    epoch,
+                    seq,
+                    duplicate,
+                } => Ok(Appended {
+                    at: Position::new(decode_epoch(&epoch)?, seq),
+                    duplicate,
+                }),
+                other => Err(StoreError::Protocol(format!("{other:?} to an append"))),
+            }
+        })
+    }
+
+    fn read<'a>(
+        &'a self,
+        user: &'a UserKey,
+        after: u64,
+        limit: usize,
+        fresh: Epoch,
+    ) -> StoreFuture<'a, Range> {
+        Box::pin(async move {
+            let op = Op::Read {
+                user: user.as_str().to_owned(),
+                after,
+                limit: limit as u64,
+                fresh: fresh.to_string(),
+                now_ms: now_ms(),
+            };
+            range_of(self.apply(&op).await?)
+        })
+    }
+
+    fn subscribe<'a>(&'a self, user: &'a UserKey) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let s = &self.subscriptions;
+            s.users
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(user.as_str().to_owned());
+            let mut sink = s.sink.lock().await;
+            let sink = sink
+                .as_mut()
+                .ok_or_else(|| StoreError::Unavailable("no subscription connection".into()))?;
+            sink.subscribe(keys(user.as_str()).channel)
+                .await
+                .map_err(unavailable)
+        })
+    }
+
+    fn unsubscribe<'a>(&'a self, user: &'a UserKey) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let s = &self.subscriptions;
+            s.users
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(user.as_str());
+            if let Some(sink) = s.sink.lock().await.as_mut() {
+                sink.unsubscribe(keys(user.as_str()).channel)
+                    .await
+                    .map_err(unavailable)?;
+            }
+            Ok(())
+        })
+    }
+}
+
+/// Forwards every live message; when the subscription connection is lost, connects again
+/// (waiting 50 ms, doubling to 2 s), subscribes to every followed user again, and tells the
+/// node its subscription was [`Live::Lost`] so it reads its mirrors' streams again.
+async fn subscription_loop(
+    client: Client,
+    first: redis::aio::PubSub,
+    subs: Arc<Subscriptions>,
+    tx: mpsc::UnboundedSender<Live>,
+) {
+    let mut pubsub = Some(first);
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let connection = match pubsub.take() {
+            Some(c) => Ok(c),
+            None => client.get_async_pubsub().await,
+        };
+        let Ok(connection) = connection else {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+            continue;
+        };
+        let (mut sink, mut stream) = connection.split();
+        let users: Vec<String> = subs
+            .users
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect();
+        let mut ok = true;
+        for user in &users {
+            ok &= sink.subscribe(keys(user).channel).await.is_ok();
+        }
+        if !ok {
+            continue;
+        }
+        *subs.sink.lock().await = Some(sink);
+        if tx.send(Live::Lost).is_err() {
+            return;
+        }
+        backoff = Duration::from_millis(50);
+        while let Some(msg) = stream.next().await {
+            let Some(live) = parse(msg.get_channel_name(), msg.get_payload_bytes()) else {
+                continue;
+            };
+            if tx.send(live).is_err() {
+                return;
+            }
+        }
+        *subs.sink.lock().await = None;
+        if tx.send(Live::Lost).is_err() {
+            return;
+        }
+    }
+}
+
+/// A live message: `<epoch> <seq> <message>` on `wsreg:{<user>}:live`.
+fn parse(channel: &str, bytes: &[u8]) -> Option<Live> {
+    let user = UserKey::new(channel_user(channel)?).ok()?;
+    let text = std::str::from_utf8(bytes).ok()?;
+    let (epoch, rest) = text.split_once(' ')?;
+    let (seq, payload) = rest.split_once(' ')?;
+    Some(Live::Published {
+        user,
+        at: Position::new(decode_epoch(epoch).ok()?, seq.parse().ok()?),
+        payload: decode(payload).ok()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_of_a_user_carries_the_same_hash_tag_and_the_channel_names_the_user() {
+        for user in ["alice", "a}b", "{x}", "é:1"] {
+            let k = keys(user);
+            for key in [&k.meta, &k.stream, &k.channel] {
+                assert!(key.starts_with(&format!("wsreg:{{{user}}}:")));
+            }
+            assert_eq!(channel_user(&k.channel), Some(user));
+        }
+    }
+
+    #[test]
+    fn a_live_message_parses_and_garbage_is_skipped() {
+        let ok = parse(
+            "wsreg:{al ice}:live",
+            br#"3.4 7 {"kind":"text","text":"a b"}"#,
+        );
+        let Some(Live::Published { user, at, payload }) = ok else {
+            panic!("{ok:?}")
+        };
+        assert_eq!(user.as_str(), "al ice");
+        assert_eq!(at, Position::new(Epoch::new(3, 4), 7));
+        assert_eq!(payload, Payload::Text { text: "a b".into() });
+        for (channel, bytes) in [
+            ("other", &b"3.4 7 {}"[..]),
+            ("wsreg:{a}:live", b"3.4"),
+            ("wsreg:{a}:live", b"x 7 {}"),
+            ("wsreg:{a}:live", b"3.4 x {}"),
+            ("wsreg:{a}:live", b"3.4 7 not-json"),
+        ] {
+            assert!(parse(channel, bytes).is_none(), "{channel} {bytes:?}");
+        }
+    }
+}

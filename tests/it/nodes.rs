@@ -1,0 +1,194 @@
+//! Many nodes over one shared store ([`MemoryStore`]): one stream per user across nodes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc::Receiver;
+use wsreg::store::MemoryStore;
+use wsreg::{
+    channel_sink, Backend, Envelope, Error, GapReason, Node, NodeConfig, Payload, Position,
+    RegistryConfig, UserContext,
+};
+
+use crate::support::{completed, started};
+
+fn nodes(n: usize, config: NodeConfig) -> (MemoryStore, Vec<Node>) {
+    let store = MemoryStore::new(config.bounds());
+    let nodes = (0..n)
+        .map(|i| {
+            let (handle, live) = store.attach();
+            let mut config = config.clone();
+            config.registry.boot = Some(100 + i as u64);
+            Node::new(config, Arc::new(handle), live)
+        })
+        .collect();
+    (store, nodes)
+}
+
+async fn tab(node: &Node, who: &UserContext, resume: Option<Position>) -> Receiver<Envelope> {
+    let (sink, inbox) = channel_sink(64);
+    node.connect(who, Box::new(sink), resume).await.unwrap();
+    inbox
+}
+
+/// Everything a tab has now, without waiting for more.
+async fn drain(tab: &mut Receiver<Envelope>) -> Vec<Envelope> {
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let mut got = Vec::new();
+    while let Ok(env) = tab.try_recv() {
+        got.push(env);
+    }
+    got
+}
+
+fn seqs(envs: &[Envelope]) -> Vec<u64> {
+    envs.iter().map(Envelope::seq).collect()
+}
+
+#[tokio::test]
+async fn a_run_through_one_node_reaches_the_users_tabs_on_every_node_once_in_order() {
+    let (_store, nodes) = nodes(3, NodeConfig::default());
+    let alice = UserContext::new("alice").unwrap();
+    let mut on_b = tab(&nodes[1], &alice, None).await;
+    let mut on_c = tab(&nodes[2], &alice, None).await;
+    let mut positions = Vec::new();
+    for event in [started("r1"), completed("r1")] {
+        positions.push(nodes[0].emit(&alice, event).await.unwrap());
+    }
+    let text = nodes[2].send_text(&alice, "from c").await.unwrap();
+    positions.push(text);
+    let want: Vec<u64> = positions.iter().map(|p| p.seq).collect();
+    assert_eq!(
+        want,
+        vec![1, 2, 3],
+        "the store numbers the user's stream across nodes"
+    );
+    for tab in [&mut on_b, &mut on_c] {
+        let got = drain(tab).await;
+        assert_eq!(seqs(&got), want);
+        assert!(got
+            .iter()
+            .all(|e| e.epoch() == text.epoch && e.to() == alice.key()));
+    }
+}
+
+#[tokio::test]
+async fn a_tab_resumes_on_another_node_with_nothing_missing_or_doubled() {
+    let (_store, nodes) = nodes(2, NodeConfig::default());
+    let alice = UserContext::new("alice").unwrap();
+    let mut on_a = tab(&nodes[0], &alice, None).await;
+    nodes[0].send_text(&alice, "one").await.unwrap();
+    let last = drain(&mut on_a).await.pop().unwrap().position();
+    drop(on_a); // node A's tab is gone (its node died, say)
+    for text in ["two", "three"] {
+        nodes[1].send_text(&alice, text).await.unwrap();
+    }
+    let (sink, mut on_b) = channel_sink(64);
+    let resumed = nodes[1]
+        .connect(&alice, Box::new(sink), Some(last))
+        .await
+        .unwrap();
+    assert!(
+        resumed.recovered,
+        "node B's history holds everything after the position"
+    );
+    let got = drain(&mut on_b).await;
+    assert_eq!(seqs(&got), vec![2, 3]);
+    assert_eq!(got[0].payload(), &Payload::Text { text: "two".into() });
+}
+
+#[tokio::test]
+async fn a_position_handed_out_by_another_node_is_never_refused_as_ahead() {
+    // On this one-thread runtime node B's live task has not run when the resume arrives, so
+    // node B's mirror has not heard of what node A just appended: the resume is checked
+    // against the store, not refused.
+    let (_store, nodes) = nodes(2, NodeConfig::default());
+    let alice = UserContext::new("alice").unwrap();
+    let mut on_b = tab(&nodes[1], &alice, None).await;
+    let at = nodes[0].send_text(&alice, "one").await.unwrap();
+    let (sink, mut again) = channel_sink(64);
+    let resumed = nodes[1].connect(&alice, Box::new(sink), Some(at)).await;
+    assert!(resumed.unwrap().recovered);
+    assert!(
+        drain(&mut again).await.is_empty(),
+        "nothing after the position"
+    );
+    assert_eq!(
+        seqs(&drain(&mut on_b).await),
+        vec![1],
+        "and the live copy is skipped"
+    );
+}
+
+#[tokio::test]
+async fn an_event_out_of_lifecycle_order_is_refused_at_the_sender_and_nothing_is_stored() {
+    let (_store, nodes) = nodes(2, NodeConfig::default());
+    let alice = UserContext::new("alice").unwrap();
+    let mut on_b = tab(&nodes[1], &alice, None).await;
+    let refused = nodes[0].emit(&alice, completed("r1")).await;
+    assert!(matches!(refused, Err(Error::Lifecycle(_))), "{refused:?}");
+    nodes[0].emit(&alice, started("r1")).await.unwrap();
+    assert!(nodes[0].emit(&alice, started("r1")).await.is_err());
+    assert_eq!(seqs(&drain(&mut on_b).await), vec![1]);
+}
+
+#[tokio::test]
+async fn a_store_that_lost_every_stream_makes_every_tab_hear_of_it_with_a_gap() {
+    let (store, nodes) = nodes(2, NodeConfig::default());
+    let alice = UserContext::new("alice").unwrap();
+    let mut on_b = tab(&nodes[1], &alice, None).await;
+    let before = nodes[0].send_text(&alice, "one").await.unwrap();
+    assert_eq!(seqs(&drain(&mut on_b).await), vec![1]);
+    store.restart();
+    let after = nodes[0].send_text(&alice, "two").await.unwrap();
+    assert_ne!(
+        after.epoch, before.epoch,
+        "a restarted store starts a new epoch"
+    );
+    let got = drain(&mut on_b).await;
+    let gap = got.first().expect("told of the loss");
+    assert!(matches!(
+        gap.payload(),
+        Payload::Gap {
+            reason: GapReason::EpochChanged,
+            ..
+        }
+    ));
+    assert_eq!(got.last().unwrap().position(), after);
+}
+
+#[tokio::test]
+async fn a_tab_that_fell_behind_the_stores_history_is_told_what_it_missed() {
+    let config = NodeConfig {
+        registry: RegistryConfig {
+            history_capacity: 3,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let (_store, nodes) = nodes(2, config);
+    let alice = UserContext::new("alice").unwrap();
+    let mut on_a = tab(&nodes[0], &alice, None).await;
+    nodes[0].send_text(&alice, "one").await.unwrap();
+    let last = drain(&mut on_a).await.pop().unwrap().position();
+    drop(on_a);
+    for i in 2..=8 {
+        nodes[0].send_text(&alice, &format!("m{i}")).await.unwrap();
+    }
+    let (sink, mut on_b) = channel_sink(64);
+    let resumed = nodes[1]
+        .connect(&alice, Box::new(sink), Some(last))
+        .await
+        .unwrap();
+    assert!(!resumed.recovered);
+    let got = drain(&mut on_b).await;
+    assert_eq!(
+        got[0].payload(),
+        &Payload::Gap {
+            from: 2,
+            to: 5,
+            reason: GapReason::Trimmed
+        }
+    );
+    assert_eq!(seqs(&got[1..]), vec![6, 7, 8]);
+}

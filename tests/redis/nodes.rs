@@ -1,0 +1,106 @@
+//! Two nodes over one real Redis are one service.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc::Receiver;
+use wsreg::store::redis::RedisStore;
+use wsreg::{channel_sink, Backend, Envelope, GapReason, Node, NodeConfig, Payload, UserContext};
+
+use crate::server::RedisServer;
+
+async fn node(server: &RedisServer, boot: u64) -> Node {
+    let mut config = NodeConfig::default();
+    config.registry.boot = Some(boot);
+    let (store, live) = RedisStore::connect(&server.url(), config.bounds())
+        .await
+        .expect("redis answers");
+    Node::new(config, Arc::new(store), live)
+}
+
+/// The next `n` envelopes a tab gets, waiting up to 5 s for each.
+async fn next(tab: &mut Receiver<Envelope>, n: usize) -> Vec<Envelope> {
+    let mut got = Vec::new();
+    for _ in 0..n {
+        let env = tokio::time::timeout(Duration::from_secs(5), tab.recv()).await;
+        got.push(env.expect("in time").expect("open"));
+    }
+    got
+}
+
+#[tokio::test]
+async fn tabs_on_two_nodes_read_one_stream_and_resume_on_either() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (node(&server, 1).await, node(&server, 2).await);
+    let alice = UserContext::new("alice").unwrap();
+    let (sink, mut on_a) = channel_sink(64);
+    a.connect(&alice, Box::new(sink), None).await.unwrap();
+    let (sink, mut on_b) = channel_sink(64);
+    b.connect(&alice, Box::new(sink), None).await.unwrap();
+
+    let one = a.send_text(&alice, "one").await.unwrap();
+    let two = b.send_text(&alice, "two").await.unwrap();
+    assert_eq!((one.seq, two.seq, one.epoch), (1, 2, two.epoch));
+    for tab in [&mut on_a, &mut on_b] {
+        let got: Vec<_> = next(tab, 2).await.iter().map(Envelope::position).collect();
+        assert_eq!(got, vec![one, two]);
+    }
+
+    // Node A's tab goes away; what is sent meanwhile is read on node B after its position.
+    drop(on_a);
+    let three = a.send_text(&alice, "three").await.unwrap();
+    let (sink, mut again) = channel_sink(64);
+    let resumed = b.connect(&alice, Box::new(sink), Some(two)).await.unwrap();
+    assert!(resumed.recovered);
+    let got = next(&mut again, 1).await;
+    assert_eq!(got[0].position(), three);
+    assert_eq!(
+        got[0].payload(),
+        &Payload::Text {
+            text: "three".into()
+        }
+    );
+    assert_eq!(next(&mut on_b, 1).await[0].position(), three);
+}
+
+#[tokio::test]
+async fn a_redis_restarted_empty_is_announced_to_every_tab_as_a_new_epoch() {
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (node(&server, 1).await, node(&server, 2).await);
+    let alice = UserContext::new("alice").unwrap();
+    let (sink, mut on_b) = channel_sink(64);
+    b.connect(&alice, Box::new(sink), None).await.unwrap();
+    let before = a.send_text(&alice, "one").await.unwrap();
+    assert_eq!(next(&mut on_b, 1).await[0].position(), before);
+
+    server.restart();
+    // The nodes reconnect by themselves; until then a send may fail (and says so).
+    let mut after = None;
+    for _ in 0..100 {
+        if let Ok(at) = a.send_text(&alice, "two").await {
+            after = Some(at);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let after = after.expect("node A appends again once Redis is back");
+    assert_ne!(after.epoch, before.epoch);
+    // Node B's tab hears of the loss: a gap marker, then the new epoch (or its socket is
+    // closed so that its client resumes; either way never silence).
+    let got = next(&mut on_b, 2).await;
+    assert!(
+        matches!(
+            got[0].payload(),
+            Payload::Gap {
+                reason: GapReason::EpochChanged,
+                ..
+            }
+        ),
+        "{got:?}"
+    );
+    assert_eq!(got[1].position(), after);
+}
