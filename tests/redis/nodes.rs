@@ -104,3 +104,61 @@ async fn a_redis_restarted_empty_is_announced_to_every_tab_as_a_new_epoch() {
     );
     assert_eq!(got[1].position(), after);
 }
+
+#[tokio::test]
+async fn a_redis_lost_while_serving_never_acknowledges_a_send_and_closes_the_tabs_to_resume() {
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    let (a, b) = (node(&server, 1).await, node(&server, 2).await);
+    let alice = UserContext::new("alice").unwrap();
+    let (sink, mut on_b) = channel_sink(64);
+    b.connect(&alice, Box::new(sink), None).await.unwrap();
+    let seen = a.send_text(&alice, "one").await.unwrap();
+    assert_eq!(next(&mut on_b, 1).await[0].position(), seen);
+
+    server.stop();
+    let refused = a.send_text(&alice, "two").await;
+    assert!(
+        matches!(refused, Err(wsreg::Error::Store(_))),
+        "{refused:?}"
+    );
+    // Node B cannot read the stream any more: its tab is closed (within the ~3 s of tries),
+    // so its client resumes later rather than wait on a stream nobody follows.
+    let closed = tokio::time::timeout(Duration::from_secs(10), on_b.recv()).await;
+    assert!(matches!(closed, Ok(None)), "{closed:?}");
+
+    // Redis comes back empty: the resume from the last position read is told of the loss.
+    server.restart();
+    let (sink, mut again) = channel_sink(64);
+    let mut resumed = None;
+    let mut sink = Some(sink);
+    for _ in 0..100 {
+        let Some(s) = sink.take() else { break };
+        match b.connect(&alice, Box::new(s), Some(seen)).await {
+            Ok(c) => {
+                resumed = Some(c);
+                break;
+            }
+            Err(_) => {
+                let (s, rx) = channel_sink(64);
+                sink = Some(s);
+                again = rx;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    let resumed = resumed.expect("node B serves again once Redis is back");
+    assert!(!resumed.recovered);
+    let got = next(&mut again, 1).await;
+    assert!(
+        matches!(
+            got[0].payload(),
+            Payload::Gap {
+                reason: GapReason::EpochChanged,
+                ..
+            }
+        ),
+        "{got:?}"
+    );
+}
