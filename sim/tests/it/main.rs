@@ -12,6 +12,7 @@ mod imports;
 mod isolation;
 mod ledger;
 mod net;
+mod nodes;
 mod oracles;
 mod pages;
 mod panics;

@@ -1,0 +1,113 @@
+//! Two nodes over one shared store, in process, judged by the black-box oracle: what every
+//! tab read must hold whichever node served it and whichever node stored the message.
+
+use std::sync::Arc;
+
+use wsreg::backend::{close_core, BoxFuture, Connected, Handle};
+use wsreg::store::MemoryStore;
+use wsreg::{AgentEvent, Backend, Error, Mode, Node, NodeConfig, Position, Sink, UserContext};
+use wsreg_sim::generate::config::SimConfig;
+use wsreg_sim::generate::seed::Seed;
+use wsreg_sim::run::recorder::Keep;
+use wsreg_sim::tooling::campaign::derive;
+use wsreg_sim::tooling::target::Target;
+
+/// Two nodes: each user's tabs on one (sticky, so the per-node connection limit is the user's),
+/// every message of theirs stored through the other, so every delivery crosses nodes.
+struct TwoNodes {
+    nodes: [Node; 2],
+    _store: MemoryStore,
+}
+
+impl TwoNodes {
+    fn new(config: wsreg::RegistryConfig) -> Self {
+        let node_config = NodeConfig {
+            registry: config,
+            ..Default::default()
+        };
+        let store = MemoryStore::new(node_config.bounds());
+        let node = |boot: u64| {
+            let (handle, live) = store.attach();
+            let mut config = node_config.clone();
+            config.registry.boot = Some(boot);
+            Node::new(config, Arc::new(handle), live)
+        };
+        Self {
+            nodes: [node(1), node(2)],
+            _store: store,
+        }
+    }
+
+    fn home(&self, ctx: &UserContext) -> usize {
+        ctx.user_id().bytes().map(usize::from).sum::<usize>() % 2
+    }
+}
+
+impl Backend for TwoNodes {
+    fn connect<'a>(
+        &'a self,
+        ctx: &'a UserContext,
+        sink: Box<dyn Sink>,
+        resume: Option<Position>,
+    ) -> BoxFuture<'a, Result<Connected, Error>> {
+        let home = self.home(ctx);
+        Box::pin(async move {
+            // Each node numbers its own connections and managers; the pair numbers them apart.
+            let mut c = self.nodes[home].connect(ctx, sink, resume).await?;
+            c.conn = c.conn * 2 + home as u64;
+            c.manager = c.manager * 2 + home as u64;
+            Ok(c)
+        })
+    }
+    fn close<'a>(&'a self, handle: &'a Handle) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move { close_core(handle) })
+    }
+    fn emit<'a>(
+        &'a self,
+        ctx: &'a UserContext,
+        event: AgentEvent,
+    ) -> BoxFuture<'a, Result<Position, Error>> {
+        self.nodes[1 - self.home(ctx)].emit(ctx, event)
+    }
+    fn send_text<'a>(
+        &'a self,
+        ctx: &'a UserContext,
+        text: &'a str,
+    ) -> BoxFuture<'a, Result<Position, Error>> {
+        self.nodes[1 - self.home(ctx)].send_text(ctx, text)
+    }
+    fn set_mode(&self, ctx: &UserContext, mode: Mode) -> Result<(), Error> {
+        self.nodes[self.home(ctx)].set_mode(ctx, mode)
+    }
+}
+
+#[test]
+fn two_nodes_over_one_store_pass_the_black_box_oracle_and_replay() {
+    let target = Target::new("two-nodes", |config, _observer| TwoNodes::new(config));
+    let mut failures = Vec::new();
+    for seed in 0..150 {
+        let (_, plan, runtime_seed) = derive(&SimConfig::default(), Seed(seed));
+        let plan = Arc::new(plan);
+        let report = target
+            .run(Arc::clone(&plan), runtime_seed, Keep::Tail(40))
+            .expect("runs");
+        if !report.outcome.passed() {
+            failures.push((seed, format!("{:?}", report.outcome)));
+            continue;
+        }
+        if seed % 10 == 0 {
+            let again = target.run(plan, runtime_seed, Keep::Tail(1)).expect("runs");
+            assert_eq!(
+                (report.hash, report.steps),
+                (again.hash, again.steps),
+                "seed {seed} replays"
+            );
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures: {:#?}",
+        failures.len(),
+        &failures[..failures.len().min(3)]
+    );
+}
