@@ -11,7 +11,8 @@
 //!   during the read wait and are merged by position;
 //! - **mirrors** each such user's stream into the user's manager: a live message ahead of the
 //!   mirror makes it read what came between, one behind is a late duplicate, one of another
-//!   epoch (the store lost the stream) makes it read the stream again and tell every tab;
+//!   epoch (the store lost the stream) makes it close the user's tabs on this node, so their
+//!   clients resume into the new epoch and are told (`epoch_changed`) what was lost;
 //! - **resumes** a tab from any position any node handed out: a position the mirror has not
 //!   reached yet, or of an epoch it does not know, is checked against the store first;
 //! - when the store cannot be read, **closes** the user's tabs on this node (as at a shutdown),
@@ -247,7 +248,12 @@ impl NodeInner {
             }
             let target = range.head;
             let got = range.entries.last().map(|(seq, _)| *seq);
-            mgr.load(range);
+            if !mgr.load(range) {
+                // The stream this node's connections read is gone: they are closed, and their
+                // clients resume into the new epoch and are told what was lost.
+                self.registry.remove_manager(mgr);
+                return Ok(());
+            }
             if mgr.is_closed() || got.is_none_or(|seq| seq >= target) {
                 return Ok(());
             }
@@ -269,7 +275,7 @@ impl NodeInner {
                 tokio::time::sleep(wait).await;
                 wait *= 2;
             }
-            node.registry.remove_user(mgr.key());
+            node.registry.remove_manager(&mgr);
         });
     }
 

@@ -196,12 +196,17 @@ impl Registry {
         self.existing(key)?.set_mode(mode)
     }
 
-    /// Removes the user's manager whatever it holds (its connections are closed as at a
-    /// shutdown, so their clients resume elsewhere or later); the user's next connection gets a
-    /// new manager.
-    pub(crate) fn remove_user(&self, key: &UserKey) {
+    /// Removes `manager` whatever it holds, if it is still the one the registry holds for its
+    /// user (its connections are closed as at a shutdown, so their clients resume elsewhere or
+    /// later); the user's next connection gets a new manager.
+    pub(crate) fn remove_manager(&self, manager: &UserManager) {
         let mut map = self.inner.lock();
-        if let Some(manager) = map.by_key.remove(key) {
+        if map
+            .by_key
+            .get(manager.key())
+            .is_some_and(|m| m.same(manager))
+        {
+            map.by_key.remove(manager.key());
             manager.inner().remove(RemoveReason::Shutdown);
         }
     }

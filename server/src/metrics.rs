@@ -43,6 +43,9 @@ pub enum Close {
     Protocol,
     /// The server shut down (1001).
     Shutdown,
+    /// The registry let the connection go on its own, and the client is told to resume (1012):
+    /// a node of several whose copy of the user's stream was lost.
+    Ended,
 }
 
 const REFUSALS: [(Refusal, &str); 7] = [
@@ -55,12 +58,13 @@ const REFUSALS: [(Refusal, &str); 7] = [
     (Refusal::Core, "core"),
 ];
 
-const CLOSES: [(Close, &str); 5] = [
+const CLOSES: [(Close, &str); 6] = [
     (Close::Heartbeat, "heartbeat"),
     (Close::WriteTimeout, "write_timeout"),
     (Close::Rate, "rate"),
     (Close::Protocol, "protocol"),
     (Close::Shutdown, "shutdown"),
+    (Close::Ended, "ended"),
 ];
 
 /// The server's metrics; also the core's [`Observer`].
@@ -78,7 +82,7 @@ pub struct Metrics {
     removed: [IntCounter; 3],
     conn_closed: [IntCounter; 3],
     refusals: [IntCounter; 7],
-    closes: [IntCounter; 5],
+    closes: [IntCounter; 6],
     rate_limited: IntCounter,
     runs_refused: IntCounter,
     accept_errors: IntCounter,

@@ -29,6 +29,8 @@ const LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 /// What a socket's read loop woke up for.
 enum Next<F> {
     Shutdown,
+    /// The registry let the connection go on its own (a node whose stream was lost, say).
+    Ended,
     Beat,
     Frame(Option<F>),
 }
@@ -38,6 +40,8 @@ enum Next<F> {
 struct Frames {
     frames: mpsc::Sender<Message>,
     welcomed: Option<oneshot::Receiver<()>>,
+    /// Dropped with the sink: the registry let the connection go.
+    _ended: oneshot::Sender<()>,
 }
 
 impl Sink for Frames {
@@ -100,9 +104,11 @@ impl Server {
             let _ = tokio::time::timeout(write_timeout, write.close()).await;
         });
         let (open, welcomed) = oneshot::channel();
+        let (ended, mut let_go) = oneshot::channel();
         let sink = Frames {
             frames: tx.clone(),
             welcomed: Some(welcomed),
+            _ended: ended,
         };
         let registered = match self.backend().connect(&ctx, Box::new(sink), resume).await {
             Ok(registered) => registered,
@@ -143,6 +149,7 @@ impl Server {
             let next = tokio::select! {
                 biased;
                 _ = closing.wait_for(|c| *c) => Next::Shutdown,
+                _ = &mut let_go => Next::Ended,
                 _ = tokio::time::sleep_until(next_beat) => Next::Beat,
                 frame = read.next() => Next::Frame(frame),
             };
@@ -151,6 +158,16 @@ impl Server {
                     self.metrics().closed(Close::Shutdown);
                     let _ = tx
                         .send(close(CloseCode::Away, "server shutting down"))
+                        .await;
+                    break;
+                }
+                Next::Ended => {
+                    // What the registry handed over is written first (the queue is in order);
+                    // then the client is told to come back: it resumes from its last position
+                    // and is told what it can no longer get.
+                    self.metrics().closed(Close::Ended);
+                    let _ = tx
+                        .send(close(CloseCode::Restart, "the stream moved: resume"))
                         .await;
                     break;
                 }

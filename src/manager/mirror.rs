@@ -7,15 +7,17 @@
 //! A mirror is contiguous like any history. A live message ahead of the mirror's head waits
 //! (in `pending`) while the node reads what came between; one at or behind it is a late
 //! duplicate and is skipped; one of another epoch means the store lost the stream, and the
-//! node reads it again. When the mirror moves to another epoch, every connection is told with
-//! an `epoch_changed` gap marker and reads the new epoch from its oldest retained message.
+//! node reads it again. A read that finds another epoch than the one a loaded mirror serves
+//! its connections from is not applied: the node closes the user's connections instead (their
+//! clients resume, and are told `epoch_changed` where the new epoch begins, as after any
+//! loss), so a connection only ever reads one epoch.
 
 use std::collections::BTreeMap;
 
 use super::{wake_all, State, UserManager};
-use crate::event::{Envelope, Payload};
+use crate::event::Payload;
 use crate::store::Range;
-use crate::stream::{Epoch, GapReason, Position};
+use crate::stream::{Epoch, Position};
 
 /// What a mirror keeps beside its history.
 #[derive(Default)]
@@ -57,23 +59,24 @@ impl UserManager {
         }
     }
 
-    /// Applies what a read of the store found. A first load, or a read of another epoch,
-    /// starts the mirror over at that epoch (connections already reading are told); a read
-    /// whose oldest retained message is past the head skips what the store let go.
-    pub(crate) fn load(&self, range: Range) {
+    /// Applies what a read of the store found: a first load starts the mirror at the read's
+    /// epoch; a read whose oldest retained message is past the head skips what the store let
+    /// go. Returns `false`, applying nothing, when a loaded mirror's stream is gone (the read
+    /// found another epoch): the node then closes the user's connections.
+    pub(crate) fn load(&self, range: Range) -> bool {
         let inner = &self.inner;
         let mut st = inner.lock();
         if st.closed || st.mirror.is_none() {
-            return;
+            return true;
         }
         let loaded = st.mirror.as_ref().is_some_and(|m| m.loaded);
         let (epoch, head) = (st.history.epoch(), st.history.head());
-        if !loaded || range.epoch != epoch {
+        if loaded && range.epoch != epoch {
+            return false;
+        }
+        if !loaded {
             let start = range.first.saturating_sub(1);
             inner.restart(&mut st, range.epoch, start);
-            if loaded {
-                inner.tell_epoch_changed(&mut st);
-            }
         } else if range.first > head + 1 {
             // The store let go of messages this mirror never held; connections that had not
             // read up to them get a `trimmed` gap marker from their cursor.
@@ -95,6 +98,7 @@ impl UserManager {
         }
         inner.take_pending(&mut st);
         wake_all(&st);
+        true
     }
 
     /// Offers a message the node's subscription delivered (or the node itself appended).
@@ -185,23 +189,6 @@ impl super::ManagerInner {
         }
         if epoch != old_epoch {
             st.lifecycles = Default::default();
-        }
-    }
-
-    /// Every connection learns its stream is gone: a gap marker first, then the new epoch from
-    /// its oldest retained message.
-    fn tell_epoch_changed(&self, st: &mut State) {
-        let (epoch, first) = (st.history.epoch(), st.history.first());
-        let key = self.key.clone();
-        for slot in st.conns.values_mut() {
-            let gap = Payload::Gap {
-                from: 1,
-                to: first - 1,
-                reason: GapReason::EpochChanged,
-            };
-            let at = Position::new(epoch, first - 1);
-            slot.greeting = Some(Envelope::new(key.clone(), at, gap));
-            slot.next = first;
         }
     }
 }

@@ -133,7 +133,7 @@ async fn an_event_out_of_lifecycle_order_is_refused_at_the_sender_and_nothing_is
 }
 
 #[tokio::test]
-async fn a_store_that_lost_every_stream_makes_every_tab_hear_of_it_with_a_gap() {
+async fn a_store_that_lost_every_stream_closes_the_tabs_and_their_resume_hears_of_it() {
     let (store, nodes) = nodes(2, NodeConfig::default());
     let alice = UserContext::new("alice").unwrap();
     let mut on_b = tab(&nodes[1], &alice, None).await;
@@ -145,10 +145,19 @@ async fn a_store_that_lost_every_stream_makes_every_tab_hear_of_it_with_a_gap() 
         after.epoch, before.epoch,
         "a restarted store starts a new epoch"
     );
-    let got = drain(&mut on_b).await;
-    let gap = got.first().expect("told of the loss");
+    // Node B's tab read the old epoch: it is closed, never switched to the new one silently.
+    assert!(drain(&mut on_b).await.is_empty());
+    assert!(on_b.recv().await.is_none(), "the tab is closed");
+    // Its client resumes from its last position and is told the stream it knew is gone.
+    let (sink, mut again) = channel_sink(64);
+    let resumed = nodes[1]
+        .connect(&alice, Box::new(sink), Some(before))
+        .await
+        .unwrap();
+    assert!(!resumed.recovered);
+    let got = drain(&mut again).await;
     assert!(matches!(
-        gap.payload(),
+        got[0].payload(),
         Payload::Gap {
             reason: GapReason::EpochChanged,
             ..

@@ -74,6 +74,22 @@ pub const NET_POINTS: [(&str, &str); 5] = [
     ),
 ];
 
+/// The points only a run over many nodes and a store can reach.
+pub const NODE_POINTS: [(&str, &str); 3] = [
+    (
+        "node_restarted",
+        "a server node was killed with tabs open, and started again",
+    ),
+    (
+        "store_restarted",
+        "the store lost every stream and started again",
+    ),
+    (
+        "store_cut",
+        "a server node was cut off from the store, and healed",
+    ),
+];
+
 /// Only the in-process mode plays a deferred cleanup (a real server notices a dead socket).
 const IN_PROCESS_ONLY: &str = "stale_cleanup";
 
@@ -145,6 +161,9 @@ impl NetTracking {
                 }
             }
             What::GaveUp { .. } => hit(hits, "connect_given_up"),
+            What::NodeDown { .. } => hit(hits, "node_restarted"),
+            What::StoreRestarted => hit(hits, "store_restarted"),
+            What::StoreHealed { .. } => hit(hits, "store_cut"),
             What::Connect { .. } => {
                 if let Some(users) = &mut self.cut {
                     users.insert(s.user.clone());
@@ -236,6 +255,7 @@ impl Coverage {
         let known = POINTS
             .iter()
             .chain(NET_POINTS.iter())
+            .chain(NODE_POINTS.iter())
             .find(|(p, _)| *p == name);
         if let Some((point, _)) = known {
             *self.hits.entry(point).or_insert(0) += hits;

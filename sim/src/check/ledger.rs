@@ -42,9 +42,13 @@ pub fn findings(
     learned: &[Noted],
     limits: &Limits,
     network: bool,
+    nodes: u32,
 ) -> Vec<Finding> {
     let mut black = BlackBox::new(limits.clone());
     black.holding = Holding::new(network);
+    if nodes > 1 {
+        black.over_many_nodes();
+    }
     let mut noted = learned.iter().peekable();
     let mut coverage = Coverage::default();
     let mut out = Vec::new();
@@ -75,7 +79,7 @@ pub fn findings(
                 black.holding.server_lost(s.n);
                 black.server_lost();
             }
-            What::Phase("heal") => {
+            What::Phase("heal") if nodes == 1 => {
                 if let Some((tab, user, f)) = black.split_tab() {
                     found(s.n, &user, Some(black.names(tab)), f);
                 }
@@ -105,7 +109,9 @@ pub fn findings(
     }
     // Refusals that told a client a tab it held did not exist, where nothing ever ended it.
     if phase_reached(trace, "reap") {
-        if let Some((step, f)) = black.holding.unexplained() {
+        let last = trace.last().map_or(0, |s| s.n);
+        let held_back = black.later.as_ref().and_then(|l| l.verdict(last));
+        for (step, f) in black.holding.unexplained().into_iter().chain(held_back) {
             let user = trace
                 .iter()
                 .find(|s| s.n == step)

@@ -170,6 +170,31 @@ pub enum What {
         /// The timeout, in milliseconds.
         after_ms: u64,
     },
+    /// Many nodes: server node `node` was killed (its tabs dropped; the store keeps the
+    /// streams).
+    NodeDown {
+        /// Which node.
+        node: u32,
+    },
+    /// Many nodes: server node `node` started again, over a fresh registry.
+    NodeUp {
+        /// Which node.
+        node: u32,
+    },
+    /// Many nodes: the store was killed and started again empty.
+    StoreRestarted,
+    /// Many nodes: server node `node` cannot reach the store for `ms` milliseconds.
+    StoreCut {
+        /// Which node.
+        node: u32,
+        /// For how long.
+        ms: u64,
+    },
+    /// Many nodes: server node `node` reaches the store again.
+    StoreHealed {
+        /// Which node.
+        node: u32,
+    },
 }
 
 /// A sender was told where its message is: not a step of the trace (it changes nothing the
@@ -208,7 +233,12 @@ impl What {
             | What::Partition { .. }
             | What::Healed
             | What::ServerDown
-            | What::ServerUp => Side::World,
+            | What::ServerUp
+            | What::NodeDown { .. }
+            | What::NodeUp { .. }
+            | What::StoreRestarted
+            | What::StoreCut { .. }
+            | What::StoreHealed { .. } => Side::World,
             What::Connect { .. }
             | What::Connected { .. }
             | What::GaveUp { .. }
@@ -364,6 +394,22 @@ impl fmt::Display for What {
                 f.write_str("!! server node killed: every socket and all registry state are gone")
             }
             What::ServerUp => f.write_str("!! server node restarted with a fresh registry"),
+            What::NodeDown { node } => write!(
+                f,
+                "!! server node n{node} killed: its sockets and registry are gone (the store keeps the streams)"
+            ),
+            What::NodeUp { node } => {
+                write!(f, "!! server node n{node} restarted with a fresh registry")
+            }
+            What::StoreRestarted => {
+                f.write_str("!! store restarted empty: every stream is lost")
+            }
+            What::StoreCut { node, ms } => {
+                write!(f, "!! server node n{node} cut off from the store for {ms} ms")
+            }
+            What::StoreHealed { node } => {
+                write!(f, "!! server node n{node} reaches the store again")
+            }
         }
     }
 }

@@ -237,6 +237,11 @@ pub(crate) struct TargetArgs {
     /// With --net: server restarts per seed [default: 1].
     #[arg(long, requires = "net")]
     pub(crate) restarts: Option<u32>,
+    /// With --net: server nodes over one simulated stream store, 1 to 8 [default: 1]. With 2 or
+    /// more, each seed also restarts the store (everything lost) and cuts one node off the
+    /// store, once each (swarm turns each off for a quarter of the seeds).
+    #[arg(long, requires = "net")]
+    pub(crate) nodes: Option<u32>,
 }
 
 #[derive(Debug, Args)]

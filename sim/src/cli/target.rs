@@ -35,7 +35,23 @@ pub(crate) fn parse_latency(s: &str) -> Result<[u64; 2], String> {
 impl TargetArgs {
     /// The target these flags name, among `targets`.
     pub(crate) fn resolve<'a>(&self, targets: &'a Targets) -> Result<&'a Target> {
-        Ok(targets.get(self.target.as_deref().unwrap_or("core"))?)
+        let target = targets.get(self.target.as_deref().unwrap_or("core"))?;
+        let nodes = self.nodes.unwrap_or(1);
+        if let Some(bug) = target.node_bug_of() {
+            if nodes < 2 && self.nodes.is_some() {
+                bail!("{bug} is a bug of many nodes: run it with --net --nodes 2 (or more)");
+            }
+        } else if nodes > 1 && target.name() != "core" {
+            bail!(
+                "--nodes runs the core's nodes over a simulated store; {} is a registry of one \
+                 node (run it with --net alone), and the bugs of many nodes are {}",
+                target.name(),
+                crate::zoo::nodes::NodeBug::ALL
+                    .map(|b| b.to_string())
+                    .join(", ")
+            );
+        }
+        Ok(target)
     }
 
     pub(crate) fn config(&self) -> Result<SimConfig> {
@@ -64,6 +80,13 @@ impl TargetArgs {
             if let Some(r) = self.restarts {
                 net.restarts = r;
             }
+            if let Some(n) = self.nodes {
+                net.nodes = n;
+                if n > 1 {
+                    net.store_restarts = 1;
+                    net.store_cuts = 1;
+                }
+            }
             c.net = Some(net);
         }
         c.validate()?;
@@ -80,6 +103,7 @@ impl TargetArgs {
             ("--no-swarm", self.no_swarm),
             ("--partitions", self.partitions.is_some()),
             ("--restarts", self.restarts.is_some()),
+            ("--nodes", self.nodes.is_some()),
         ];
         if let Some((flag, _)) = generated_only.iter().find(|(_, given)| *given) {
             bail!(
@@ -98,6 +122,7 @@ impl TargetArgs {
                     latency_ms: defaults.latency_ms,
                     loss_percent: defaults.loss_percent,
                     faults: Vec::new(),
+                    nodes: 1,
                 });
             if let Some(l) = self.latency_ms {
                 net.latency_ms = l;

@@ -83,6 +83,23 @@ pub struct NetConfig {
     pub max_partition_ms: u64,
     /// Server node restarts per run.
     pub restarts: u32,
+    /// Server nodes over one simulated store (1: the server on its own).
+    #[serde(skip_serializing_if = "is_one")]
+    pub nodes: u32,
+    /// With many nodes: store restarts (everything lost) per run.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub store_restarts: u32,
+    /// With many nodes: cuts between one node and the store per run.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub store_cuts: u32,
+}
+
+fn is_one(n: &u32) -> bool {
+    *n == 1
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Default for NetConfig {
@@ -93,6 +110,9 @@ impl Default for NetConfig {
             partitions: 2,
             max_partition_ms: 300,
             restarts: 1,
+            nodes: 1,
+            store_restarts: 0,
+            store_cuts: 0,
         }
     }
 }
@@ -100,6 +120,8 @@ impl Default for NetConfig {
 /// Highest packet loss a run may ask for: madsim's backoff doubles up to 10 s, so at higher
 /// rates one packet can outlast the liveness bound.
 pub const MAX_LOSS_PERCENT: u8 = 10;
+/// Most server nodes a run may have.
+pub const MAX_NODES: u32 = 8;
 /// Most users one run (a config, a plan) may hold.
 pub const MAX_USERS: usize = 100_000;
 /// Most ops one run may hold.
@@ -282,6 +304,20 @@ impl SimConfig {
                 let fixed = rng.gen_range(lo..=hi.max(lo));
                 net.latency_ms = [fixed, fixed];
             }
+            if net.nodes > 1 {
+                // A connect through many nodes also subscribes and reads the user's stream from
+                // the store (two more round trips): a client gives it 300 ms more.
+                if let Some(t) = &mut c.connect_timeout_ms {
+                    *t += 300;
+                }
+                // A stream of its own, so single-node seeds are the same as before.
+                let mut rng = seed.rng("nodes-config");
+                for count in [&mut net.store_restarts, &mut net.store_cuts] {
+                    if rng.gen_ratio(1, 4) {
+                        *count = 0;
+                    }
+                }
+            }
         }
         c
     }
@@ -322,6 +358,11 @@ impl SimConfig {
             .is_some_and(|n| n.latency_ms[0] > n.latency_ms[1] || n.latency_ms[1] > 1_000)
         {
             Some("net.latency_ms must be [min, max] with min <= max <= 1000")
+        } else if self.net.as_ref().is_some_and(|n| {
+            !(1..=MAX_NODES).contains(&n.nodes)
+                || (n.nodes == 1 && n.store_restarts + n.store_cuts > 0)
+        }) {
+            Some("net.nodes must be 1 to 8, and store faults need 2 nodes or more")
         } else if self
             .net
             .as_ref()

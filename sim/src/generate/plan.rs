@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use wsreg::{Mode, UserContext};
 
-use crate::generate::config::{Limits, MAX_AT_MS, MAX_LOSS_PERCENT, MAX_OPS, MAX_USERS};
+use crate::generate::config::{Limits, MAX_AT_MS, MAX_LOSS_PERCENT, MAX_NODES, MAX_OPS, MAX_USERS};
 use crate::generate::oracle::Oracle;
 
 /// The plan format version this build writes.
@@ -85,6 +85,19 @@ pub struct NetPlan {
     /// Network and server faults, at their virtual times.
     #[serde(default)]
     pub faults: Vec<NetFault>,
+    /// Server nodes (1 to 8). One: the server on its own, as always. More: that many nodes
+    /// over one simulated stream store, each user's tabs on one node (a sticky load balancer),
+    /// each agent run on the next node in turn, so messages cross nodes.
+    #[serde(default = "one_node", skip_serializing_if = "is_one_node")]
+    pub nodes: u32,
+}
+
+fn one_node() -> u32 {
+    1
+}
+
+fn is_one_node(n: &u32) -> bool {
+    *n == 1
 }
 
 /// A fault on the network or the server node.
@@ -110,6 +123,22 @@ pub enum NetFaultKind {
     /// The server node is killed and started again: every socket drops, and the registry
     /// (every manager, every queued message) is lost; a fresh one takes over.
     Restart,
+    /// Many nodes: server node `node` is killed and started again; its tabs drop (their
+    /// clients see them crash) and the streams, kept by the store, survive.
+    NodeRestart {
+        /// Which node (from 0).
+        node: u32,
+    },
+    /// Many nodes: the store is killed and started again empty (no persistence): every
+    /// stream is lost, and must be announced to every tab.
+    StoreRestart,
+    /// Many nodes: server node `node` cannot reach the store for `ms` milliseconds.
+    StoreCut {
+        /// Which node (from 0).
+        node: u32,
+        /// How long (1 to 10,000).
+        ms: u64,
+    },
 }
 
 fn default_liveness_bound_ms() -> u64 {
@@ -363,8 +392,12 @@ impl Plan {
                 0 => String::new(),
                 n => format!(", \"loss_percent\": {n}"),
             };
+            let nodes = match net.nodes {
+                1 => String::new(),
+                n => format!(", \"nodes\": {n}"),
+            };
             out.push_str(&format!(
-                "  \"net\": {{\"latency_ms\": {:?}{loss}, \"faults\": [\n",
+                "  \"net\": {{\"latency_ms\": {:?}{loss}{nodes}, \"faults\": [\n",
                 net.latency_ms
             ));
             push_lines(&mut out, &net.faults);
@@ -458,7 +491,43 @@ impl Plan {
                     net.loss_percent
                 ));
             }
+            if !(1..=MAX_NODES).contains(&net.nodes) {
+                return bad(format!(
+                    "net.nodes must be 1 to {MAX_NODES}, not {}",
+                    net.nodes
+                ));
+            }
             for (i, f) in net.faults.iter().enumerate() {
+                let many = match f.kind {
+                    NetFaultKind::NodeRestart { node } | NetFaultKind::StoreCut { node, .. } => {
+                        if node >= net.nodes {
+                            return bad(format!(
+                                "net.faults[{i}]: node {node} of {} (nodes count from 0)",
+                                net.nodes
+                            ));
+                        }
+                        true
+                    }
+                    NetFaultKind::StoreRestart => true,
+                    NetFaultKind::Partition { .. } | NetFaultKind::Restart => false,
+                };
+                if many && net.nodes == 1 {
+                    return bad(format!(
+                        "net.faults[{i}]: a node or store fault needs net.nodes of 2 or more"
+                    ));
+                }
+                if net.nodes > 1 && f.kind == NetFaultKind::Restart {
+                    return bad(format!(
+                        "net.faults[{i}]: with many nodes, restart a node (node_restart)"
+                    ));
+                }
+                if let NetFaultKind::StoreCut { ms, .. } = f.kind {
+                    if !(1..=10_000).contains(&ms) {
+                        return bad(format!(
+                            "net.faults[{i}]: a store cut lasts 1 to 10000 ms, not {ms}"
+                        ));
+                    }
+                }
                 if f.at_ms > MAX_AT_MS {
                     return bad(format!(
                         "net.faults[{i}]: at_ms {} is past {MAX_AT_MS}",

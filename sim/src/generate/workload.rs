@@ -146,17 +146,37 @@ pub fn generate(config: &SimConfig, seed: Seed) -> Plan {
                     NetFaultKind::Partition {
                         ms: rng.gen_range(1..=net.max_partition_ms),
                     }
+                } else if net.nodes > 1 {
+                    NetFaultKind::NodeRestart {
+                        node: rng.gen_range(0..net.nodes),
+                    }
                 } else {
                     NetFaultKind::Restart
                 };
                 let at_ms = rng.gen_range(0..config.horizon_ms);
                 faults.push(NetFault { at_ms, kind });
             }
+            if net.nodes > 1 {
+                let mut rng = seed.rng("store-faults");
+                for i in 0..net.store_restarts + net.store_cuts {
+                    let kind = if i < net.store_restarts {
+                        NetFaultKind::StoreRestart
+                    } else {
+                        NetFaultKind::StoreCut {
+                            node: rng.gen_range(0..net.nodes),
+                            ms: rng.gen_range(1..=net.max_partition_ms),
+                        }
+                    };
+                    let at_ms = rng.gen_range(0..config.horizon_ms);
+                    faults.push(NetFault { at_ms, kind });
+                }
+            }
             faults.sort_by_key(|f| f.at_ms);
             NetPlan {
                 latency_ms: net.latency_ms,
                 loss_percent: net.loss_percent,
                 faults,
+                nodes: net.nodes,
             }
         }),
         oracle: config.oracle,

@@ -355,7 +355,9 @@ fn simulated(factory: Factory, o: Options) -> Result<Result<Summary, Panicked>, 
         let config = registry_config(&o);
         #[cfg(madsim)]
         if o.net.is_some() {
-            let net = Arc::new(crate::run::net::NetBackend::new(factory, config, None));
+            let net = Arc::new(crate::run::net::NetBackend::new(
+                factory, config, None, 1, None,
+            ));
             return measure(Arc::clone(&net) as _, Some(net as _), o, "network").await;
         }
         measure(factory(config, None), None, o, "in process").await

@@ -61,6 +61,10 @@ use wsreg::{Observer, Registry, RegistryConfig};
 pub type Factory =
     Arc<dyn Fn(RegistryConfig, Option<Arc<dyn Observer>>) -> Arc<dyn Backend> + Send + Sync>;
 
+/// A node's handle on the stream store, rewrapped (how a planted bug of many nodes gets into
+/// the core's nodes: see the zoo's `nodes`).
+pub type StorePlant = fn(Arc<dyn wsreg::store::StreamStore>) -> Arc<dyn wsreg::store::StreamStore>;
+
 /// The faults a run over the simulated network can play. Network runs put the backend behind
 /// the real server on a node of its own and every client socket on another.
 pub trait Network: Send + Sync {
@@ -73,6 +77,38 @@ pub trait Network: Send + Sync {
 
     /// Starts the server node again, over a fresh registry.
     fn start_server(&self);
+
+    /// How many server nodes there are (1 unless the run has many nodes over a store).
+    fn nodes(&self) -> u32 {
+        1
+    }
+
+    /// The node a tab's socket is on.
+    fn node_of(&self, handle: &Handle) -> u32 {
+        let _ = handle;
+        0
+    }
+
+    /// Many nodes: kills server node `node` (its sockets drop; the store keeps the streams).
+    fn kill_node(&self, node: u32) {
+        let _ = node;
+    }
+
+    /// Many nodes: starts server node `node` again, over a fresh registry.
+    fn start_node(&self, node: u32) {
+        let _ = node;
+    }
+
+    /// Many nodes: kills the store (everything it held is lost).
+    fn kill_store(&self) {}
+
+    /// Many nodes: starts the store again, empty.
+    fn start_store(&self) {}
+
+    /// Many nodes: cuts server node `node` off from the store (`true`), or heals the cut.
+    fn cut_store(&self, node: u32, cut: bool) {
+        let _ = (node, cut);
+    }
 
     /// A tab's client crashed: its socket is gone without a goodbye, and the server notices by
     /// itself. (In process, nothing would notice, so the harness plays the server's cleanup

@@ -172,6 +172,11 @@ impl Recorder {
         }
     }
 
+    /// Judges the run as one over many nodes (see the checker's `over_many_nodes`).
+    pub fn over_many_nodes(&self) {
+        self.lock().checker.over_many_nodes();
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }

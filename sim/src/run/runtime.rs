@@ -24,6 +24,9 @@ pub enum RuntimeError {
     /// A worker process could not be started or answered nonsense.
     #[error("{0}")]
     Worker(String),
+    /// The target cannot run this plan (a bug of many nodes, on a plan of one).
+    #[error("{0}")]
+    Mismatch(String),
 }
 
 /// Whether this build simulates.
@@ -166,6 +169,18 @@ pub fn run_plan(
     runtime_seed: u64,
     keep: Keep,
 ) -> Result<RunReport, RuntimeError> {
+    run_plan_over(factory, None, plan, runtime_seed, keep)
+}
+
+/// [`run_plan`], with each server node's store handle wrapped by `plant` when the plan runs
+/// over many nodes (a planted bug of many nodes).
+pub fn run_plan_over(
+    factory: Factory,
+    plant: Option<crate::run::backend::StorePlant>,
+    plan: Arc<Plan>,
+    runtime_seed: u64,
+    keep: Keep,
+) -> Result<RunReport, RuntimeError> {
     let link = plan.net.as_ref().map(|net| Link {
         latency_ms: net.latency_ms,
         loss_percent: net.loss_percent,
@@ -173,7 +188,7 @@ pub fn run_plan(
     let black_box = Arc::new(std::sync::OnceLock::new());
     let recorder = Arc::clone(&black_box);
     let ran = simulate(runtime_seed, link, move || async move {
-        crate::run::world::execute(factory, plan, keep, recorder).await
+        crate::run::world::execute_over(factory, plant, plan, keep, recorder).await
     })?;
     Ok(ran.unwrap_or_else(|panic| {
         let kept = black_box

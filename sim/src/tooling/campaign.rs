@@ -503,6 +503,11 @@ fn summarise(
     for (point, _) in crate::check::coverage::points(network) {
         coverage.hits.entry(point).or_insert(0);
     }
+    if opts.config.net.as_ref().is_some_and(|n| n.nodes > 1) {
+        for (point, _) in crate::check::coverage::NODE_POINTS {
+            coverage.hits.entry(point).or_insert(0);
+        }
+    }
     let n = results.len() as u64;
     CampaignSummary {
         version: SUMMARY_VERSION,

@@ -134,7 +134,11 @@ pub fn campaign(s: &CampaignSummary) -> String {
         }
     }
     let _ = writeln!(out, "coverage (hits over all seeds):");
-    for (point, meaning) in points(s.network) {
+    // The many-node points are in the summary only for a campaign over many nodes.
+    let nodes = crate::check::coverage::NODE_POINTS
+        .into_iter()
+        .filter(|(p, _)| s.coverage.contains_key(*p));
+    for (point, meaning) in points(s.network).chain(nodes) {
         let hits = s.coverage.get(point).copied().unwrap_or(0);
         let flag = if hits == 0 { "  <-- never reached" } else { "" };
         let _ = writeln!(out, "  {point:<24}{hits:>9}  {meaning}{flag}");

@@ -237,8 +237,12 @@ const TRANSPORT: &str = "the real WebSocket server on a simulated node, clients 
 pub fn transport(plan: &Plan) -> Option<String> {
     plan.net.as_ref().map(|net| {
         let [lo, hi] = net.latency_ms;
+        let transport = match net.nodes {
+            1 => TRANSPORT.to_owned(),
+            n => format!("the real WebSocket server on {n} simulated nodes over a simulated stream store, clients over simulated TCP"),
+        };
         format!(
-            "{TRANSPORT}, latency {lo}-{hi} ms, {}% loss, {} fault(s)",
+            "{transport}, latency {lo}-{hi} ms, {}% loss, {} fault(s)",
             net.loss_percent,
             net.faults.len()
         )
@@ -418,7 +422,7 @@ impl Snapshot {
                         return Err(bad(&format!("expect must be fail or pass, not {other:?}")))
                     }
                 });
-            } else if line.starts_with(&format!("transport: {TRANSPORT}")) {
+            } else if line.starts_with("transport: the real WebSocket server on ") {
                 // derived from the plan
             } else if let Some(s) = line.strip_prefix("runtime seed: ") {
                 seed = Some(s.parse::<Seed>().map_err(|e| bad(&e.to_string()))?);

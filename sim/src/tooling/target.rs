@@ -14,6 +14,7 @@ use crate::run::backend::{core_factory, Backend, Factory};
 use crate::run::recorder::Keep;
 use crate::run::runtime::{run_plan, RuntimeError};
 use crate::run::world::RunReport;
+use crate::zoo::nodes::NodeBug;
 use crate::zoo::Bug;
 
 /// How to run one plan with one runtime seed, keeping what it is told.
@@ -25,6 +26,7 @@ pub type Runner =
 pub struct Target {
     name: Arc<str>,
     bug: Option<Bug>,
+    node_bug: Option<NodeBug>,
     run: Runner,
 }
 
@@ -51,6 +53,7 @@ impl Target {
         Self {
             name: Arc::from(name),
             bug: None,
+            node_bug: None,
             run: runner(Arc::new(move |config, observer| {
                 Arc::new(factory(config, observer)) as Arc<dyn Backend>
             })),
@@ -63,6 +66,7 @@ impl Target {
         Self {
             name: Arc::from(name),
             bug: None,
+            node_bug: None,
             run: runner(factory),
         }
     }
@@ -77,8 +81,40 @@ impl Target {
         Self {
             name: Arc::from(bug.map_or_else(|| "core".to_owned(), |b| b.to_string())),
             bug,
+            node_bug: None,
             run: runner(bug.map_or_else(core_factory, crate::zoo::factory)),
         }
+    }
+
+    /// A planted bug of many nodes: the core's nodes, each with its store handle wrapped by
+    /// the bug (runs only over many nodes).
+    pub fn node_bug(bug: NodeBug) -> Self {
+        let factory = core_factory();
+        let plant = bug.plant();
+        Self {
+            name: Arc::from(bug.to_string()),
+            bug: None,
+            node_bug: Some(bug),
+            run: Arc::new(move |plan, seed, keep| {
+                if plan.net.as_ref().is_none_or(|n| n.nodes < 2) {
+                    return Err(RuntimeError::Mismatch(format!(
+                        "{bug} is a bug of many nodes: run it with --net --nodes 2 (or more)"
+                    )));
+                }
+                crate::run::runtime::run_plan_over(
+                    Arc::clone(&factory),
+                    Some(plant),
+                    plan,
+                    seed.0,
+                    keep,
+                )
+            }),
+        }
+    }
+
+    /// The planted bug of many nodes it is, if it is one.
+    pub fn node_bug_of(&self) -> Option<NodeBug> {
+        self.node_bug
     }
 
     /// Its name: `core`, `B3`, or the name it was registered under.
@@ -93,9 +129,10 @@ impl Target {
 
     /// What it is, in a line: the name, and a planted bug's story.
     pub fn describe(&self) -> String {
-        match self.bug {
-            Some(b) => format!("{b} ({})", b.story()),
-            None => self.name.to_string(),
+        match (self.bug, self.node_bug) {
+            (Some(b), _) => format!("{b} ({})", b.story()),
+            (None, Some(b)) => format!("{b} ({})", b.story()),
+            (None, None) => self.name.to_string(),
         }
     }
 
@@ -131,6 +168,7 @@ impl Targets {
     pub fn builtin() -> Self {
         let mut list = vec![Target::core()];
         list.extend(Bug::ALL.iter().map(|&b| Target::builtin(Some(b))));
+        list.extend(NodeBug::ALL.iter().map(|&b| Target::node_bug(b)));
         Self { list }
     }
 
@@ -157,16 +195,18 @@ impl Targets {
         let own: Vec<&str> = self
             .list
             .iter()
-            .filter(|t| t.bug.is_none())
+            .filter(|t| t.bug.is_none() && t.node_bug.is_none())
             .map(|t| t.name())
             .collect();
         let bugs = Bug::ALL;
+        let nodes: Vec<String> = NodeBug::ALL.iter().map(ToString::to_string).collect();
         format!(
-            "{}, and the planted bugs {}, {} to {}",
+            "{}, the planted bugs {}, {} to {}, and over many nodes {}",
             own.join(", "),
             bugs[0],
             bugs[1],
-            bugs[bugs.len() - 1]
+            bugs[bugs.len() - 1],
+            nodes.join(", ")
         )
     }
 }

@@ -10,6 +10,7 @@ mod cleanup;
 mod delivery;
 mod limit_outside_lock;
 mod lying;
+pub mod nodes;
 mod orphan;
 pub mod plant;
 mod refusal;

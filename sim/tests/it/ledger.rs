@@ -26,6 +26,7 @@ fn page_agrees_with_the_verdict(
     let mut plan = plan.clone();
     plan.oracle = Oracle::BlackBox;
     let (limits, network) = (plan.limits.clone(), plan.net.is_some());
+    let nodes = plan.net.as_ref().map_or(1, |n| n.nodes);
     let report = target
         .run(Arc::new(plan), runtime_seed, Keep::All)
         .expect("runs");
@@ -35,6 +36,7 @@ fn page_agrees_with_the_verdict(
         &report.learned,
         &limits,
         network,
+        nodes,
     );
     // Every finding is on the page, once, and the page shows nothing else.
     let ledgers = page::ledgers(&report.trace, &found);

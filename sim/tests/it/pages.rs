@@ -239,10 +239,20 @@ fn passing_runs_show_no_problem_in_any_ledger() {
         ..SimConfig::default()
     };
     let mut tabs = 0;
-    for (config, seeds) in [(SimConfig::default(), 0..60), (net, 0..12)] {
+    let nodes = SimConfig {
+        net: Some(wsreg_sim::generate::config::NetConfig {
+            nodes: 3,
+            store_restarts: 1,
+            store_cuts: 1,
+            ..Default::default()
+        }),
+        ..SimConfig::default()
+    };
+    for (config, seeds) in [(SimConfig::default(), 0..60), (net, 0..12), (nodes, 0..12)] {
         for seed in seeds {
             let (_, plan, runtime_seed) = campaign::derive(&config, Seed(seed));
             let (limits, network) = (plan.limits.clone(), plan.net.is_some());
+            let nodes = plan.net.as_ref().map_or(1, |n| n.nodes);
             let report = core
                 .run(Arc::new(plan), runtime_seed, Keep::All)
                 .expect("runs");
@@ -253,6 +263,7 @@ fn passing_runs_show_no_problem_in_any_ledger() {
                 &report.learned,
                 &limits,
                 network,
+                nodes,
             );
             assert!(findings.is_empty(), "seed {seed}: {findings:?}");
             for t in page::ledgers(&report.trace, &findings) {

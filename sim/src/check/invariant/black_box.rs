@@ -9,6 +9,7 @@ use fnv::FnvHashMap;
 use wsreg::Position;
 
 use super::holding::{Holding, Learned};
+use super::later::Later;
 use super::oracle::{Judge, Verdict};
 use super::{Checked, Invariant, Key, TabModel, TabRef};
 use crate::check::coverage::Coverage;
@@ -55,6 +56,8 @@ pub(crate) struct BlackBox {
     pub(super) run_read: FnvHashMap<(u64, Key), (u32, MsgTag)>,
     /// What each client holds, by its own numbers for its connect attempts.
     pub(crate) holding: Holding,
+    /// Over many nodes: the judgments held back until the run tells more (see [`Later`]).
+    pub(crate) later: Option<Box<Later>>,
 }
 
 /// A check's failure, at its place among the step's checks.
@@ -80,7 +83,13 @@ impl BlackBox {
             emit_order: FnvHashMap::default(),
             run_read: FnvHashMap::default(),
             holding: Holding::default(),
+            later: None,
         }
+    }
+
+    /// Judges the run as one over many nodes (see [`Later`]).
+    pub(crate) fn over_many_nodes(&mut self) {
+        self.later = Some(Box::default());
     }
 
     /// The key a connect returned against every earlier one: one user per key, one key per
@@ -142,6 +151,10 @@ impl BlackBox {
         self.behind()
             .filter_map(|(key, tab, head)| {
                 let conn = tab.conn;
+                if self.later.is_some() && self.split(tab) {
+                    let split = self.split_tab_of(key, tab);
+                    return split.map(|f| (TabRef { key, conn }, tab.user.clone(), f));
+                }
                 let behind: Checked = fail!(
                     Invariant::I8,
                     "{}'s tab c{conn} never read {}#{}..#{head}, and no gap marker said they are lost",
@@ -181,6 +194,11 @@ impl BlackBox {
     /// senders were told about in their stream, with the first missing position of each.
     pub(super) fn behind(&self) -> impl Iterator<Item = (u64, &TabModel, u64)> + '_ {
         self.tabs.iter().filter_map(|(&conn, tab)| {
+            // Over many nodes a tab left on a stream its user has moved on from waits for its
+            // end (the node closes it; its client may only learn later), or is split.
+            if self.later.is_some() && self.split(tab) {
+                return Some((conn, tab, tab.next));
+            }
             let head = self.sent_head.get(&(tab.user.clone(), tab.epoch))?;
             (tab.live && tab.next <= *head).then_some((conn, tab, *head))
         })
@@ -226,6 +244,14 @@ impl Judge for BlackBox {
                 self.emitted(msg);
                 Ok(())
             }
+            What::Refused { action, error }
+                if matches!(*action, "emit" | "send") && error.starts_with("the stream store") =>
+            {
+                if let Some(later) = &mut self.later {
+                    later.maybe_stored(user);
+                }
+                Ok(())
+            }
             What::Received { at: pos, msg, .. } => at(
                 0,
                 self.received(user, r, *pos, msg)
@@ -246,6 +272,12 @@ impl Judge for BlackBox {
     }
 
     fn learned(&mut self, user: &Key, tab: Option<u64>, learned: &Learned, step: u64) -> Verdict {
+        if let (Some(later), Learned::Ended, Some(tab)) = (&mut self.later, learned, tab) {
+            // A node let the tab go (its stream was lost): the tab reads no more, and its
+            // client resumes from where it was (and is told what it missed).
+            later.ended(tab);
+            self.tab_closed(tab);
+        }
         at(
             0,
             self.holding.learned(user, tab, learned, step, &self.limits),

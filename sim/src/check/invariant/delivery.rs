@@ -6,6 +6,8 @@
 //! starts exactly where the tab is. Every position a sender was told about carries that
 //! sender's message and nothing else.
 
+use std::collections::BTreeMap;
+
 use wsreg::{GapReason, Position};
 
 use super::black_box::BlackBox;
@@ -30,6 +32,9 @@ impl BlackBox {
     /// A sender was told its message is at `at`: it is what the user's tabs must read there,
     /// and no other message may have been told to be there.
     pub(super) fn sent(&mut self, user: &Key, msg: &MsgTag, at: Position, step: u64) -> Checked {
+        if let Some(later) = &mut self.later {
+            later.told(user, msg, at)?;
+        }
         if let Some(before) = self.sent.insert((user.clone(), at), msg.clone()) {
             return fail!(Invariant::I8, "{user}'s {msg} was reported sent as {at}, which {before} already was: one of them is lost");
         }
@@ -73,7 +78,7 @@ impl BlackBox {
                 old.user
             );
         }
-        self.tab_limits(user)?;
+        self.tab_limits(user, step)?;
         let Some(asked) = asked else { return Ok(()) };
         if asked.epoch == from.epoch {
             if from.seq > asked.seq {
@@ -95,13 +100,26 @@ impl BlackBox {
 
     /// Limits, counted from the tabs the backend accepted and their clients still hold open
     /// (a tab it closed on its own would count too, so this never overcounts a correct one).
-    fn tab_limits(&mut self, user: &Key) -> Checked {
+    fn tab_limits(&mut self, user: &Key, step: u64) -> Checked {
         let mine = self.live_tabs.entry(user.clone()).or_insert(0);
         *mine += 1;
         let mine = *mine;
         self.live_tabs_total += 1;
         let max = self.limits.max_connections_per_user;
-        if mine > max {
+        if mine > max && self.later.is_some() {
+            // Over many nodes the backend may have ended some of these tabs already; judged
+            // once their clients learn (see `Later`).
+            let counted = self
+                .tabs
+                .iter()
+                .filter(|(_, t)| t.live && &t.user == user)
+                .map(|(&k, _)| k)
+                .collect();
+            let failed: Checked = fail!(Invariant::I6, "{user} was given an open tab while {} others were open: {mine} tabs, over the limit of {max} per user", mine - 1);
+            if let (Some(later), Err(failed)) = (self.later.as_mut(), failed) {
+                later.over_limit(step, mine - max, counted, failed);
+            }
+        } else if mine > max {
             return fail!(Invariant::I6, "{user} was given an open tab while {} others were open: {mine} tabs, over the limit of {max} per user", mine - 1);
         }
         let max = self.limits.max_connections;
@@ -155,6 +173,10 @@ impl BlackBox {
                 _ => match sent {
                     Some(sent) => fail!(Invariant::I8, "{user}'s tab c{conn} received {msg} as {at}, but {at} was {sent}: that message is lost"),
                     None if self.sent_at.contains_key(msg) => Ok(()),
+                    None if self.later.is_some() => self
+                        .later
+                        .as_mut()
+                        .map_or(Ok(()), |l| l.read_early(user, conn, at, msg)),
                     None => fail!(Invariant::I7, "{user}'s tab c{conn} received {msg} as {at}, which no sender was told about"),
                 },
             },
@@ -287,24 +309,46 @@ impl BlackBox {
         self.split_tab().map_or(Ok(()), |(_, _, f)| Err(f))
     }
 
+    /// Whether `tab` is live on a stream while its user's senders were told of another one
+    /// after it opened.
+    pub(super) fn split(&self, tab: &TabModel) -> bool {
+        self.sent_last
+            .get(&tab.user)
+            .is_some_and(|sends| self.split_from(tab, sends).is_some())
+    }
+
+    fn split_from<'a>(
+        &self,
+        tab: &TabModel,
+        sends: &'a BTreeMap<wsreg::Epoch, u64>,
+    ) -> Option<(&'a wsreg::Epoch, &'a u64)> {
+        sends
+            .iter()
+            .find(|(&epoch, &step)| tab.live && epoch != tab.epoch && step > tab.opened)
+    }
+
     /// The first tab split from its user's stream, as a finding on it (its number and user).
     pub(crate) fn split_tab(&self) -> Option<(TabRef, Key, Failed)> {
-        for (&key, tab) in &self.tabs {
-            let conn = tab.conn;
-            let Some(sends) = self.sent_last.get(&tab.user) else {
-                continue;
-            };
-            let missed = sends
-                .iter()
-                .find(|(&epoch, &step)| tab.live && epoch != tab.epoch && step > tab.opened);
-            if let Some((epoch, _)) = missed {
-                let split: Checked = fail!(Invariant::I2, "{}'s tab c{conn} reads stream {} while its user's messages were also sent on stream {epoch} after it opened: the user's tabs are split between two streams (two managers), and this one never sees the other's messages",
-                        tab.user, tab.epoch);
-                return split
-                    .err()
-                    .map(|f| (TabRef { key, conn }, tab.user.clone(), f));
-            }
-        }
-        None
+        self.tabs.iter().find_map(|(&key, tab)| {
+            let f = self.split_tab_of(key, tab)?;
+            Some((
+                TabRef {
+                    key,
+                    conn: tab.conn,
+                },
+                tab.user.clone(),
+                f,
+            ))
+        })
+    }
+
+    /// `tab`'s split from its user's stream, as a finding, if it is split.
+    pub(super) fn split_tab_of(&self, _key: u64, tab: &TabModel) -> Option<Failed> {
+        let conn = tab.conn;
+        let sends = self.sent_last.get(&tab.user)?;
+        let (epoch, _) = self.split_from(tab, sends)?;
+        let split: Checked = fail!(Invariant::I2, "{}'s tab c{conn} reads stream {} while its user's messages were also sent on stream {epoch} after it opened: the user's tabs are split between two streams (two managers), and this one never sees the other's messages",
+                tab.user, tab.epoch);
+        split.err()
     }
 }

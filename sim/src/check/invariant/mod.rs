@@ -37,6 +37,7 @@ mod black_box;
 mod connections;
 mod delivery;
 pub mod holding;
+mod later;
 mod managers;
 mod oracle;
 mod sharing;
@@ -263,6 +264,13 @@ impl Checker {
         self
     }
 
+    /// The same checker, for a run over many nodes: a tab may read a message before its sender
+    /// is told where it is, and a node may end tabs before their clients know; those
+    /// judgments wait until the run has told enough (see `later`).
+    pub fn over_many_nodes(&mut self) {
+        self.black.over_many_nodes();
+    }
+
     /// The coverage points hit so far.
     pub fn coverage(&self) -> &Coverage {
         &self.coverage
@@ -366,6 +374,9 @@ impl Checker {
     pub fn finish(&self, last_step: u64) -> Result<(), Violation> {
         if self.checks.black {
             if let Some((step, f)) = self.black.holding.unexplained() {
+                return Err(f.at(step));
+            }
+            if let Some((step, f)) = self.black.later.as_ref().and_then(|l| l.verdict(last_step)) {
                 return Err(f.at(step));
             }
         }

@@ -8,9 +8,18 @@
 //! (every socket drops, the registry is lost) and boots it again over a fresh registry. A
 //! client whose connect fails for a network reason retries with backoff, as a real one would;
 //! a registration the server made before it died is never handed to the harness.
+//!
+//! **Many nodes** (`nodes > 1`): that many server nodes, each the real server over the core's
+//! [`wsreg::Node`], share one simulated stream store on a node of its own ([`store`]), reached
+//! over madsim's TCP. A sticky load balancer puts each user's tabs on one node; each agent run
+//! executes on the next node in turn (a text too), so messages cross nodes. Faults add node
+//! restarts, store restarts and cuts between a node and the store. The registries are per
+//! node, so such runs are judged by the black-box oracle: what the clients read.
 
 mod gate;
 mod socket;
+mod store;
+mod store_client;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,6 +45,20 @@ use socket::{socket, Command, Dial, Greeting, Wiring};
 const SERVER_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
 const CLIENTS_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
 const SERVER_ADDR: &str = "10.0.0.1:9001";
+const STORE_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 3));
+const STORE_ADDR: &str = "10.0.0.3:6379";
+
+/// Server node `i`'s address (node 0 is the single server's).
+fn server_ip(i: usize) -> IpAddr {
+    match i {
+        0 => SERVER_IP,
+        i => IpAddr::V4(Ipv4Addr::new(10, 0, 1, i as u8)),
+    }
+}
+
+fn server_addr(i: usize) -> String {
+    format!("{}:9001", server_ip(i))
+}
 const SECRET: &[u8] = b"wsreg-sim";
 /// Tokens are checked against a clock that always says 0, and expire after one virtual hour.
 const TOKEN_EXPIRY_MS: u64 = 3_600_000;
@@ -58,12 +81,28 @@ pub struct NetBackend {
     factory: Factory,
     config: RegistryConfig,
     observer: Option<Arc<dyn Observer>>,
-    life: Arc<Mutex<Life>>,
-    /// One signal per socket of the server's current life, dropped when it dies. (Not a
+    /// Each server node's current life (one, unless the run has many nodes).
+    lives: Vec<Arc<Mutex<Life>>>,
+    /// Per node, one signal per socket of its current life, dropped when it dies. (Not a
     /// `watch`: tokio's watch wakes its waiters in an order drawn from an unseeded RNG.)
-    deaths: Mutex<Vec<oneshot::Sender<()>>>,
-    server_node: NodeId,
+    deaths: Vec<Mutex<Vec<oneshot::Sender<()>>>>,
+    server_nodes: Vec<NodeId>,
     clients: NodeHandle,
+    /// Many nodes: the store's node, and how runs and numbers are spread over the nodes.
+    many: Option<Many>,
+}
+
+/// What only a run over many nodes needs.
+struct Many {
+    store: NodeId,
+    /// Each agent run in flight, by run id: the node it executes on.
+    runs: Mutex<std::collections::BTreeMap<String, usize>>,
+    /// The node the next run (or text) goes to.
+    turn: std::sync::atomic::AtomicUsize,
+    /// Connection numbers over every node and life (each node's registry numbers its own).
+    conns: std::sync::atomic::AtomicU64,
+    /// Manager numbers over every node and life: (node, life, manager) -> number.
+    managers: Mutex<std::collections::BTreeMap<(usize, u64, u64), u64>>,
 }
 
 /// A tab's socket, as the harness holds it.
@@ -71,6 +110,7 @@ pub struct NetHandle {
     commands: mpsc::UnboundedSender<Command>,
     user: String,
     conn: u64,
+    node: usize,
 }
 
 /// The server's settings in its `epoch`-th life.
@@ -83,15 +123,80 @@ fn server_config(epoch: u64) -> ServerConfig {
     config
 }
 
+fn lock(life: &Mutex<Life>) -> MutexGuard<'_, Life> {
+    life.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
 impl NetBackend {
-    fn life(&self) -> MutexGuard<'_, Life> {
-        self.life.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Node `i`'s life.
+    fn life_of(&self, i: usize) -> MutexGuard<'_, Life> {
+        lock(&self.lives[i])
     }
 
-    /// The current backend, or `None` while the server is down.
-    fn current(&self) -> Option<Arc<dyn Backend>> {
-        let life = self.life();
+    /// The single server's life (node 0).
+    fn life(&self) -> MutexGuard<'_, Life> {
+        self.life_of(0)
+    }
+
+    /// Node `i`'s current backend, or `None` while it is down.
+    fn current_on(&self, i: usize) -> Option<Arc<dyn Backend>> {
+        let life = self.life_of(i);
         life.up.then(|| Arc::clone(&life.backend))
+    }
+
+    /// The single server's current backend.
+    fn current(&self) -> Option<Arc<dyn Backend>> {
+        self.current_on(0)
+    }
+
+    /// The node a user's tabs go to (the sticky load balancer).
+    fn home(&self, ctx: &UserContext) -> usize {
+        let n = self.lives.len();
+        if n == 1 {
+            return 0;
+        }
+        // FNV-1a of the user id: stable, and spread evenly enough.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in ctx.user_id().bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        (h % n as u64) as usize
+    }
+
+    /// The node the next run or text goes to: the next one up, in turn. Waits (a virtual
+    /// millisecond at a time, a second at most) while every node is down or still booting.
+    async fn next_up(&self, many: &Many) -> Result<usize, Error> {
+        let n = self.lives.len();
+        for _ in 0..1_000 {
+            let start = many.turn.fetch_add(1, Ordering::Relaxed);
+            if let Some(i) = (0..n)
+                .map(|k| (start + k) % n)
+                .find(|&i| self.life_of(i).up)
+            {
+                return Ok(i);
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        Err(Error::ShuttingDown)
+    }
+
+    /// Many nodes: where `event` executes (a run stays on the node it started on).
+    async fn node_for_event(&self, many: &Many, event: &AgentEvent) -> Result<usize, Error> {
+        let run = event.run_id().to_owned();
+        if let AgentEvent::AgentStarted { .. } = event {
+            let node = self.next_up(many).await?;
+            many.runs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(run, node);
+            return Ok(node);
+        }
+        let mut runs = many.runs.lock().unwrap_or_else(PoisonError::into_inner);
+        let node = runs.get(&run).copied().unwrap_or(0);
+        if let AgentEvent::AgentCompleted { .. } = event {
+            runs.remove(&run);
+        }
+        Ok(node)
     }
 
     fn new_life(
@@ -141,14 +246,17 @@ impl NetBackend {
             sink: sink_rx,
             commands: commands_rx,
         };
+        let node = self.home(ctx);
         let (death, died) = oneshot::channel();
         {
-            let mut deaths = self.deaths.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut deaths = self.deaths[node]
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             deaths.retain(|d| !d.is_closed());
             deaths.push(death);
         }
         let dial = Dial {
-            addr: SERVER_ADDR.to_owned(),
+            addr: server_addr(node),
             token,
             thread,
             resume,
@@ -170,11 +278,24 @@ impl NetBackend {
             Ok(Greeting::Unreachable) | Err(_) => return Ok(Err(sink)),
         };
         // Registered by a server process that has died since: its registry is gone.
-        let life = self.life();
+        let life = self.life_of(node);
+        let this_life = life.epoch;
         if !life.up || life.epoch != boot {
             return Ok(Err(sink));
         }
         drop(life);
+        let (conn, manager) = match &self.many {
+            None => (conn, manager),
+            // Each node's registry numbers its own; the harness needs numbers no other node or
+            // life of a node handed out.
+            Some(many) => {
+                let conn = many.conns.fetch_add(1, Ordering::Relaxed) + 1;
+                let mut managers = many.managers.lock().unwrap_or_else(PoisonError::into_inner);
+                let next = managers.len() as u64 + 1;
+                let manager = *managers.entry((node, this_life, manager)).or_insert(next);
+                (conn, manager)
+            }
+        };
         // Hubs hand out valid keys; a frame that says otherwise is refused, not retried.
         let key = UserKey::new(&key)?;
         if let Err(sink) = sink_tx.send(sink) {
@@ -190,6 +311,7 @@ impl NetBackend {
                 commands,
                 user: ctx.user_id().to_owned(),
                 conn,
+                node,
             }),
         }))
     }
@@ -229,7 +351,12 @@ impl NetBackend {
         factory: Factory,
         config: RegistryConfig,
         observer: Option<Arc<dyn Observer>>,
+        nodes: u32,
+        plant: Option<crate::run::backend::StorePlant>,
     ) -> Self {
+        if nodes > 1 {
+            return Self::many(factory, config, nodes as usize, plant);
+        }
         let life = Arc::new(Mutex::new(Self::new_life(&factory, &config, &observer, 0)));
         let booted = Arc::clone(&life);
         let handle = Sim::current();
@@ -254,10 +381,108 @@ impl NetBackend {
             factory,
             config,
             observer,
-            life,
-            deaths: Mutex::new(Vec::new()),
-            server_node,
+            lives: vec![life],
+            deaths: vec![Mutex::new(Vec::new())],
+            server_nodes: vec![server_node],
             clients,
+            many: None,
+        }
+    }
+
+    /// `n` server nodes over the core's [`wsreg::Node`], one store node, the clients' node.
+    /// Each server node builds its node, store connection and server when it boots (so they
+    /// run, and die, on it).
+    fn many(
+        factory: Factory,
+        config: RegistryConfig,
+        n: usize,
+        plant: Option<crate::run::backend::StorePlant>,
+    ) -> Self {
+        let handle = Sim::current();
+        let node_config = wsreg::NodeConfig {
+            registry: RegistryConfig {
+                boot: None,
+                ..config.clone()
+            },
+            ..Default::default()
+        };
+        let bounds = node_config.bounds();
+        let start = tokio::time::Instant::now();
+        let mut lives = Vec::new();
+        let mut server_nodes = Vec::new();
+        for i in 0..n {
+            // Until the node's first boot runs, a placeholder that is not up.
+            let placeholder = Life {
+                epoch: 0,
+                up: false,
+                backend: Arc::new(wsreg::Registry::new(config.clone())),
+                server: Server::with_backend(
+                    server_config(0),
+                    Arc::new(wsreg::Registry::new(config.clone())),
+                ),
+                gate: None,
+            };
+            let life = Arc::new(Mutex::new(placeholder));
+            let booted = Arc::clone(&life);
+            let node_config = node_config.clone();
+            let id = handle
+                .create_node()
+                .name(format!("n{i}"))
+                .ip(server_ip(i))
+                .init(move || {
+                    let life = Arc::clone(&booted);
+                    let node_config = node_config.clone();
+                    async move {
+                        let epoch = lock(&life).epoch;
+                        let (store, live) = store_client::SimStore::new(STORE_ADDR, start);
+                        let store: Arc<dyn wsreg::store::StreamStore> = Arc::new(store);
+                        let store = plant.map_or(Arc::clone(&store), |plant| plant(store));
+                        let mut config = server_config(epoch);
+                        config.registry = node_config.registry.clone();
+                        // Epochs this node proposes: unique per node and life, and the same
+                        // in every process (a drawn boot would not replay).
+                        config.registry.boot = Some(((i as u64 + 1) << 32) | epoch);
+                        let server = Server::with_store(config, &format!("n{i}"), store, live);
+                        {
+                            let mut life = lock(&life);
+                            life.backend = Arc::clone(server.backend());
+                            life.server = Arc::clone(&server);
+                            life.up = true;
+                        }
+                        let listener = tokio::net::TcpListener::bind(server_addr(i))
+                            .await
+                            .expect("the server node's address is free");
+                        let _ = server.serve(listener, std::future::pending()).await;
+                    }
+                })
+                .build()
+                .id();
+            lives.push(life);
+            server_nodes.push(id);
+        }
+        let clients = handle.create_node().name("clients").ip(CLIENTS_IP).build();
+        let store = handle
+            .create_node()
+            .name("store")
+            .ip(STORE_IP)
+            .init(move || store::serve(STORE_ADDR, bounds))
+            .build()
+            .id();
+        Self {
+            factory,
+            config,
+            observer: None,
+            deaths: (0..n).map(|_| Mutex::new(Vec::new())).collect(),
+            lives,
+            server_nodes,
+            clients,
+            many: Some(Many {
+                store,
+                runs: Mutex::default(),
+                turn: std::sync::atomic::AtomicUsize::new(0),
+                conns: std::sync::atomic::AtomicU64::new(0),
+                managers: Mutex::default(),
+            }),
         }
     }
 }
@@ -304,7 +529,11 @@ impl Backend for NetBackend {
         event: AgentEvent,
     ) -> BoxFuture<'a, Result<Position, Error>> {
         Box::pin(async move {
-            self.current()
+            let node = match &self.many {
+                None => 0,
+                Some(many) => self.node_for_event(many, &event).await?,
+            };
+            self.current_on(node)
                 .ok_or(Error::ShuttingDown)?
                 .emit(ctx, event)
                 .await
@@ -317,26 +546,40 @@ impl Backend for NetBackend {
         text: &'a str,
     ) -> BoxFuture<'a, Result<Position, Error>> {
         Box::pin(async move {
-            let backend = self.current().ok_or(Error::ShuttingDown)?;
+            let node = match &self.many {
+                None => 0,
+                Some(many) => self.next_up(many).await?,
+            };
+            let backend = self.current_on(node).ok_or(Error::ShuttingDown)?;
             backend.send_text(ctx, text).await
         })
     }
 
     fn set_mode(&self, ctx: &UserContext, mode: Mode) -> Result<(), Error> {
-        self.current()
+        self.current_on(self.home(ctx))
             .ok_or(Error::ShuttingDown)?
             .set_mode(ctx, mode)
     }
 
     fn capabilities(&self) -> Capabilities {
+        if self.many.is_some() {
+            // One registry per node: what the clients read is what is judged.
+            return Capabilities::NONE;
+        }
         self.life().backend.capabilities()
     }
 
     fn probe(&self, ctx: &UserContext) -> Option<Probe> {
+        if self.many.is_some() {
+            return None;
+        }
         self.current()?.probe(ctx)
     }
 
     fn inspect(&self) -> Option<RegistryView> {
+        if self.many.is_some() {
+            return None;
+        }
         let backend = Arc::clone(&self.life().backend);
         backend.inspect()
     }
@@ -350,29 +593,49 @@ impl Network for NetBackend {
     }
 
     fn partition(&self, cut: bool) {
-        let net = NetSim::current();
-        let (a, b) = (self.clients.id(), self.server_node);
-        if cut {
-            net.clog_link(a, b);
-            net.clog_link(b, a);
-        } else {
-            net.unclog_link(a, b);
-            net.unclog_link(b, a);
+        for &server in &self.server_nodes {
+            clog(self.clients.id(), server, cut);
+        }
+    }
+
+    fn nodes(&self) -> u32 {
+        self.lives.len() as u32
+    }
+
+    fn node_of(&self, handle: &Handle) -> u32 {
+        handle.get::<NetHandle>().map_or(0, |h| h.node as u32)
+    }
+
+    fn kill_node(&self, node: u32) {
+        self.kill(node as usize);
+    }
+
+    fn start_node(&self, node: u32) {
+        // The node's init builds its new life and marks it up.
+        Sim::current().restart(self.server_nodes[node as usize]);
+    }
+
+    fn kill_store(&self) {
+        if let Some(many) = &self.many {
+            Sim::current().kill(many.store);
+        }
+    }
+
+    fn start_store(&self) {
+        if let Some(many) = &self.many {
+            // A new process: its init makes an empty store.
+            Sim::current().restart(many.store);
+        }
+    }
+
+    fn cut_store(&self, node: u32, cut: bool) {
+        if let Some(many) = &self.many {
+            clog(self.server_nodes[node as usize], many.store, cut);
         }
     }
 
     fn kill_server(&self) {
-        {
-            let mut life = self.life();
-            life.epoch += 1;
-            life.up = false;
-            let mut deaths = self.deaths.lock().unwrap_or_else(PoisonError::into_inner);
-            deaths.clear(); // in order: every socket of this life learns the server died
-            if let Some(gate) = &life.gate {
-                gate.open.store(false, Ordering::Relaxed);
-            }
-        }
-        Sim::current().kill(self.server_node);
+        self.kill(0);
     }
 
     fn start_server(&self) {
@@ -381,6 +644,37 @@ impl Network for NetBackend {
             let epoch = life.epoch;
             *life = Self::new_life(&self.factory, &self.config, &self.observer, epoch);
         }
-        Sim::current().restart(self.server_node);
+        Sim::current().restart(self.server_nodes[0]);
+    }
+}
+
+impl NetBackend {
+    /// Kills server node `i`: its life ends, every socket of it learns so, its node stops.
+    fn kill(&self, i: usize) {
+        {
+            let mut life = self.life_of(i);
+            life.epoch += 1;
+            life.up = false;
+            let mut deaths = self.deaths[i]
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            deaths.clear(); // in order: every socket of this life learns the server died
+            if let Some(gate) = &life.gate {
+                gate.open.store(false, Ordering::Relaxed);
+            }
+        }
+        Sim::current().kill(self.server_nodes[i]);
+    }
+}
+
+/// Cuts the link between two nodes both ways (`true`), or heals it.
+fn clog(a: NodeId, b: NodeId, cut: bool) {
+    let net = NetSim::current();
+    if cut {
+        net.clog_link(a, b);
+        net.clog_link(b, a);
+    } else {
+        net.unclog_link(a, b);
+        net.unclog_link(b, a);
     }
 }

@@ -11,7 +11,7 @@ use super::{buggify, World};
 use crate::check::invariant::holding::Learned;
 use crate::check::trace::What;
 use crate::generate::plan::{Op, OpKind, Plan};
-use crate::run::backend::Handle;
+use crate::run::backend::{Handle, Network};
 use crate::run::recorder::tag;
 
 /// Capacity of a simulated socket's buffer.
@@ -280,6 +280,30 @@ pub(crate) async fn drop_all_tabs(world: &World) {
         let gone = std::mem::take(&mut *tabs.lock().expect("tabs"));
         for t in gone {
             stop_reader(t.stop, false).await;
+        }
+    }
+}
+
+/// Many nodes: every tab on server node `node` drops with it, as its client sees it: the
+/// socket is gone without a goodbye (recorded as the tab's crash).
+pub(crate) fn drop_tabs_on(world: &World, net: &dyn Network, node: u32) {
+    for (u, tabs) in world.tabs.iter().enumerate() {
+        let gone: Vec<Tab> = {
+            let mut tabs = tabs.lock().expect("tabs");
+            let (on, off): (Vec<Tab>, Vec<Tab>) = std::mem::take(&mut *tabs)
+                .into_iter()
+                .partition(|t| net.node_of(&t.handle) == node);
+            *tabs = off;
+            on
+        };
+        for t in gone {
+            world.record_tab(u, t.id, t.conn, None, What::Crash);
+            let (done, _) = oneshot::channel();
+            let _ = t.stop.send(Stop {
+                crashed: true,
+                done,
+            });
+            net.crash(&t.handle);
         }
     }
 }

@@ -335,7 +335,7 @@ mod tests {
     fn ledgers_of(trace: &[Step], told: &[Confirmed]) -> Vec<TabLedger> {
         ledgers(
             trace,
-            &findings(trace, told, &[], &Limits::default(), false),
+            &findings(trace, told, &[], &Limits::default(), false, 1),
         )
     }
 

@@ -168,6 +168,7 @@ pub fn render(source: &PageSource, report: &RunReport) -> String {
         &report.learned,
         &source.plan.limits,
         source.plan.net.is_some(),
+        source.plan.net.as_ref().map_or(1, |n| n.nodes),
     );
     let data = Data {
         violation,

@@ -1,0 +1,154 @@
+//! The simulated stream store: [`StoreModel`] on a madsim node of its own, served over madsim's
+//! TCP the way a Redis is served over real TCP, so partitions, restarts and latency reach it as
+//! they would reach a Redis. One JSON object a line:
+//!
+//! - a node sends `{"id": n, "op": <Op>}`, `{"id": n, "sub": user}` or `{"id": n, "unsub": user}`;
+//! - the store answers `{"id": n, "reply": <Reply>}` (or `{"id": n}` to a (un)subscribe), and
+//!   pushes `{"live": [user, epoch, seq, payload]}` for every append to a user the connection
+//!   subscribed to, on the same connection, in order with its answers.
+//!
+//! A restart of the store node loses everything (a store without persistence): the model is
+//! made anew by the node's init, and every connection drops.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+use wsreg::store::model::{Bounds, Op, Reply, StoreModel};
+
+/// A line from a node.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Request {
+    pub(crate) id: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) op: Option<Op>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) sub: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) unsub: Option<String>,
+}
+
+/// A line from the store.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Answer {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) id: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) reply: Option<Reply>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) live: Option<(String, String, u64, String)>,
+}
+
+struct State {
+    model: StoreModel,
+    /// Each connection's outgoing lines.
+    conns: BTreeMap<u64, mpsc::UnboundedSender<String>>,
+    subscribers: BTreeMap<String, BTreeSet<u64>>,
+    next_conn: u64,
+}
+
+/// Serves the store on `addr` until the node dies.
+pub(crate) async fn serve(addr: &str, bounds: Bounds) {
+    let listener = TcpListener::bind(addr)
+        .await
+        .expect("the store node's address is free");
+    let state = Arc::new(Mutex::new(State {
+        model: StoreModel::new(bounds),
+        conns: BTreeMap::new(),
+        subscribers: BTreeMap::new(),
+        next_conn: 0,
+    }));
+    while let Ok((stream, _)) = listener.accept().await {
+        tokio::spawn(connection(stream, Arc::clone(&state)));
+    }
+}
+
+fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    state.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+async fn connection(stream: TcpStream, state: Arc<Mutex<State>>) {
+    let _ = stream.set_nodelay(true);
+    let (read, mut write) = tokio::io::split(stream);
+    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+    let me = {
+        let mut st = lock(&state);
+        st.next_conn += 1;
+        let me = st.next_conn;
+        st.conns.insert(me, tx.clone());
+        me
+    };
+    let writer = tokio::spawn(async move {
+        while let Some(line) = rx.recv().await {
+            if write.write_all(line.as_bytes()).await.is_err() || write.flush().await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut lines = BufReader::new(read).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let Ok(request) = serde_json::from_str::<Request>(&line) else {
+            break; // a node speaks this protocol or nothing
+        };
+        let answer = apply(&state, me, request);
+        if tx.send(answer).is_err() {
+            break;
+        }
+    }
+    {
+        let mut st = lock(&state);
+        st.conns.remove(&me);
+        for subs in st.subscribers.values_mut() {
+            subs.remove(&me);
+        }
+    }
+    writer.abort();
+}
+
+/// Applies one request under the store's lock: the answer, and any publish pushed to the
+/// subscribers before the lock is let go (so publishes reach each connection in append order).
+fn apply(state: &Mutex<State>, me: u64, request: Request) -> String {
+    let mut st = lock(state);
+    let mut answer = Answer {
+        id: Some(request.id),
+        reply: None,
+        live: None,
+    };
+    if let Some(user) = request.sub {
+        st.subscribers.entry(user).or_default().insert(me);
+    } else if let Some(user) = request.unsub {
+        if let Some(subs) = st.subscribers.get_mut(&user) {
+            subs.remove(&me);
+        }
+    } else if let Some(op) = request.op {
+        let (reply, publish) = st.model.apply(&op);
+        if let Some(p) = publish {
+            let line = line_of(&Answer {
+                id: None,
+                reply: None,
+                live: Some((p.user.clone(), p.epoch, p.seq, p.payload)),
+            });
+            let to: Vec<u64> = st
+                .subscribers
+                .get(&p.user)
+                .map(|s| s.iter().copied().collect())
+                .unwrap_or_default();
+            for conn in to {
+                if let Some(tx) = st.conns.get(&conn) {
+                    let _ = tx.send(line.clone());
+                }
+            }
+        }
+        answer.reply = Some(reply);
+    }
+    line_of(&answer)
+}
+
+pub(crate) fn line_of<T: Serialize>(value: &T) -> String {
+    let mut line = serde_json::to_string(value).expect("store lines serialise");
+    line.push('\n');
+    line
+}

@@ -1,0 +1,130 @@
+//! The bugs of many nodes, each planted as a wrapper of one node's handle on the stream store,
+//! the way a node's own store code would get it wrong; the nodes, the store and the core stay
+//! correct. They run only over many nodes (`--net --nodes 2` or more), where the black-box
+//! oracle must catch them from what the clients read and were told.
+
+use std::sync::Arc;
+
+use wsreg::store::{Appended, Range, StoreFuture, StreamStore};
+use wsreg::{Epoch, Payload, Position, UserKey};
+
+use crate::check::invariant::Invariant;
+
+pub use crate::run::backend::StorePlant;
+
+/// A planted bug of many nodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub enum NodeBug {
+    /// A position assigned outside the store's atomic append.
+    N1,
+    /// A node that never fans out to another node's tabs.
+    N2,
+}
+
+impl NodeBug {
+    /// Every planted bug of many nodes.
+    pub const ALL: [NodeBug; 2] = [NodeBug::N1, NodeBug::N2];
+
+    /// The one-line story.
+    pub fn story(self) -> &'static str {
+        match self {
+            NodeBug::N1 => "position outside the atomic append: a node reads the head, appends, and tells the sender head + 1, so two nodes appending at once hand out one position",
+            NodeBug::N2 => "no fan-out: a node never subscribes to the users it holds tabs for, so its tabs hear only of what it appended itself (or what a resume reads)",
+        }
+    }
+
+    /// The invariants expected to catch it.
+    pub fn expected(self) -> &'static [Invariant] {
+        match self {
+            NodeBug::N1 => &[Invariant::I7, Invariant::I8],
+            NodeBug::N2 => &[Invariant::I8],
+        }
+    }
+
+    /// The wrapper that plants it.
+    pub fn plant(self) -> StorePlant {
+        match self {
+            NodeBug::N1 => |store| Arc::new(HeadPlusOne(store)),
+            NodeBug::N2 => |store| Arc::new(NoFanOut(store)),
+        }
+    }
+}
+
+impl std::fmt::Display for NodeBug {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+/// N1: reads the head, then appends, and reports the head it read plus one.
+struct HeadPlusOne(Arc<dyn StreamStore>);
+
+/// N2: subscribes to nobody.
+struct NoFanOut(Arc<dyn StreamStore>);
+
+impl StreamStore for HeadPlusOne {
+    fn append<'a>(
+        &'a self,
+        user: &'a UserKey,
+        idem: &'a str,
+        payload: &'a Payload,
+        fresh: Epoch,
+    ) -> StoreFuture<'a, Appended> {
+        Box::pin(async move {
+            let head = self.0.read(user, 0, 0, fresh).await?.head;
+            let stored = self.0.append(user, idem, payload, fresh).await?;
+            Ok(Appended {
+                at: Position::new(stored.at.epoch, head + 1),
+                duplicate: stored.duplicate,
+            })
+        })
+    }
+
+    fn read<'a>(
+        &'a self,
+        user: &'a UserKey,
+        after: u64,
+        limit: usize,
+        fresh: Epoch,
+    ) -> StoreFuture<'a, Range> {
+        self.0.read(user, after, limit, fresh)
+    }
+
+    fn subscribe<'a>(&'a self, user: &'a UserKey) -> StoreFuture<'a, ()> {
+        self.0.subscribe(user)
+    }
+
+    fn unsubscribe<'a>(&'a self, user: &'a UserKey) -> StoreFuture<'a, ()> {
+        self.0.unsubscribe(user)
+    }
+}
+
+impl StreamStore for NoFanOut {
+    fn append<'a>(
+        &'a self,
+        user: &'a UserKey,
+        idem: &'a str,
+        payload: &'a Payload,
+        fresh: Epoch,
+    ) -> StoreFuture<'a, Appended> {
+        self.0.append(user, idem, payload, fresh)
+    }
+
+    fn read<'a>(
+        &'a self,
+        user: &'a UserKey,
+        after: u64,
+        limit: usize,
+        fresh: Epoch,
+    ) -> StoreFuture<'a, Range> {
+        self.0.read(user, after, limit, fresh)
+    }
+
+    fn subscribe<'a>(&'a self, _: &'a UserKey) -> StoreFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn unsubscribe<'a>(&'a self, _: &'a UserKey) -> StoreFuture<'a, ()> {
+        Box::pin(async { Ok(()) })
+    }
+}
