@@ -432,3 +432,54 @@ async fn invalid_utf8_closes_with_1007_and_a_protocol_violation_with_1002() {
         ServerMessage::Pong
     );
 }
+
+/// Two servers over one store: a socket whose stream the store lost is closed with 1012 (its
+/// client is to resume), never left open and silent, and the resume is told what was lost.
+#[tokio::test]
+async fn a_socket_whose_stream_the_store_lost_is_closed_1012_and_its_resume_is_told() {
+    use std::sync::Arc;
+    let config = ServerConfig::new(SECRET, clock);
+    let store = wsreg::store::MemoryStore::new(wsreg::NodeConfig::default().bounds());
+    let mut addrs = Vec::new();
+    let mut servers = Vec::new();
+    for name in ["a", "b"] {
+        let (handle, live) = store.attach();
+        let server = Server::with_store(config.clone(), name, Arc::new(handle), live);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        addrs.push(listener.local_addr().unwrap().to_string());
+        tokio::spawn(Arc::clone(&server).serve(listener, std::future::pending()));
+        servers.push(server);
+    }
+    let mut on_b = raw_upgrade(&addrs[1], "alice").await;
+    let alice = wsreg::UserContext::new("alice").unwrap();
+    // Node B subscribes before it welcomes the socket: what node A sends now crosses over.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let sent = servers[0].backend().send_text(&alice, "one").await.unwrap();
+    store.restart();
+    let after = servers[0].backend().send_text(&alice, "two").await.unwrap();
+    assert_ne!(
+        after.epoch, sent.epoch,
+        "a store restarted empty starts a new epoch"
+    );
+    let (texts, code) = tokio::time::timeout(Duration::from_secs(5), read_until_close(&mut on_b))
+        .await
+        .expect("closed in time");
+    assert_eq!(code, Some(1012), "{texts:?}");
+    assert!(texts[0].contains("\"welcome\""), "{texts:?}");
+    assert!(texts.iter().any(|t| t.contains("\"one\"")), "{texts:?}");
+    assert!(!texts.iter().any(|t| t.contains("\"two\"")), "{texts:?}");
+    let epoch = sent.epoch;
+    let token = auth::issue(SECRET, "alice", clock() + 60_000);
+    let resume = Position::new(epoch, sent.seq);
+    let mut again = Client::resume(&addrs[1], &token, None, Some(resume))
+        .await
+        .unwrap();
+    let Some(Ok(ServerMessage::Welcome { recovered, .. })) = again.next().await else {
+        panic!("no welcome")
+    };
+    assert!(!recovered);
+    let Some(Ok(ServerMessage::Gap { reason, .. })) = again.next().await else {
+        panic!("no gap")
+    };
+    assert_eq!(reason, wsreg::GapReason::EpochChanged);
+}
