@@ -4,4 +4,5 @@
 
 mod differential;
 mod nodes;
+mod proxy;
 mod server;

@@ -182,3 +182,31 @@ async fn a_redis_lost_while_serving_never_acknowledges_a_send_and_closes_the_tab
         "{got:?}"
     );
 }
+
+#[tokio::test]
+async fn a_node_whose_redis_goes_silent_closes_its_tabs_instead_of_starving_them() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    // Node B reaches Redis through a proxy that will go silent: its connections stay open,
+    // and nothing reaches them any more.
+    let proxy = crate::proxy::Proxy::start(server.port).await;
+    let a = node(&server, 1).await;
+    let mut config = NodeConfig::default();
+    config.registry.boot = Some(2);
+    let url = format!("redis://127.0.0.1:{}/", proxy.port);
+    let (store, live) = RedisStore::connect(&url, config.bounds()).await.unwrap();
+    let b = Node::new(config, Arc::new(store), live);
+    let alice = UserContext::new("alice").unwrap();
+    let (sink, mut on_b) = channel_sink(64);
+    b.connect(&alice, Box::new(sink), None).await.unwrap();
+    let one = a.send_text(&alice, "one").await.unwrap();
+    assert_eq!(next(&mut on_b, 1).await[0].position(), one);
+
+    proxy.go_silent();
+    a.send_text(&alice, "two").await.unwrap();
+    // Node B's subscription hears nothing: its probe notices, and the tab is closed so that
+    // its client resumes elsewhere, instead of waiting for ever on a stream nobody follows.
+    let closed = tokio::time::timeout(Duration::from_secs(30), on_b.recv()).await;
+    assert!(matches!(closed, Ok(None)), "{closed:?}");
+}

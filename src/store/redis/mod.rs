@@ -42,6 +42,10 @@ pub const READ_SCRIPT: &str = include_str!("read.lua");
 
 /// How long a command may take before the store counts as unavailable.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often the subscription connection is probed (a `PING` on it): a connection can stay
+/// open while nothing reaches it any more (a failover behind a proxy, a frozen peer), and a
+/// node must not go on serving tabs from a subscription that hears nothing.
+const PROBE: Duration = Duration::from_secs(1);
 
 /// A node's handle on a Redis holding the streams (see the module docs).
 pub struct RedisStore {
@@ -328,7 +332,9 @@ async fn subscription_loop(
     loop {
         let connection = match pubsub.take() {
             Some(c) => Ok(c),
-            None => client.get_async_pubsub().await,
+            None => tokio::time::timeout(RESPONSE_TIMEOUT, client.get_async_pubsub())
+                .await
+                .unwrap_or_else(|_| Err(timed_out())),
         };
         let Ok(connection) = connection else {
             tokio::time::sleep(backoff).await;
@@ -345,7 +351,9 @@ async fn subscription_loop(
             .collect();
         let mut ok = true;
         for user in &users {
-            ok &= sink.subscribe(keys(user).channel).await.is_ok();
+            let subscribed =
+                tokio::time::timeout(RESPONSE_TIMEOUT, sink.subscribe(keys(user).channel)).await;
+            ok &= matches!(subscribed, Ok(Ok(())));
         }
         if !ok {
             continue;
@@ -355,12 +363,24 @@ async fn subscription_loop(
             return;
         }
         backoff = Duration::from_millis(50);
-        while let Some(msg) = stream.next().await {
-            let Some(live) = parse(msg.get_channel_name(), msg.get_payload_bytes()) else {
-                continue;
-            };
-            if tx.send(live).is_err() {
-                return;
+        let mut probe = tokio::time::interval(PROBE);
+        loop {
+            tokio::select! {
+                biased;
+                msg = stream.next() => {
+                    let Some(msg) = msg else { break };
+                    let Some(live) = parse(msg.get_channel_name(), msg.get_payload_bytes()) else {
+                        continue;
+                    };
+                    if tx.send(live).is_err() {
+                        return;
+                    }
+                }
+                _ = probe.tick() => {
+                    if !answers(&subs).await {
+                        break; // a connection that does not answer is as good as lost
+                    }
+                }
             }
         }
         *subs.sink.lock().await = None;
@@ -368,6 +388,23 @@ async fn subscription_loop(
             return;
         }
     }
+}
+
+/// Whether the subscription connection answers a `PING` in time.
+async fn answers(subs: &Subscriptions) -> bool {
+    let mut sink = subs.sink.lock().await;
+    let Some(sink) = sink.as_mut() else {
+        return false;
+    };
+    let pong = tokio::time::timeout(RESPONSE_TIMEOUT, sink.ping::<redis::Value>()).await;
+    matches!(pong, Ok(Ok(_)))
+}
+
+fn timed_out() -> redis::RedisError {
+    redis::RedisError::from(std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "the store did not answer in time",
+    ))
 }
 
 /// A live message: `<epoch> <seq> <message>` on `wsreg:{<user>}:live`.
