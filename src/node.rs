@@ -16,7 +16,11 @@
 //! - **resumes** a tab from any position any node handed out: a position the mirror has not
 //!   reached yet, or of an epoch it does not know, is checked against the store first;
 //! - when the store cannot be read, **closes** the user's tabs on this node (as at a shutdown),
-//!   so their clients resume later, from their positions, with nothing lost silently.
+//!   so their clients resume later, from their positions, with nothing lost silently;
+//! - **counts** each user's connections over every node: a connection holds a lease on one of
+//!   the user's slots in the store, renewed while it lives and given back when it closes, so
+//!   the per-user limit holds across nodes and a dead node's connections stop counting when
+//!   their leases run out.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::backend::{close_core, Probe};
 use crate::backend::{connected, probe_key, Backend, BoxFuture, Capabilities, Connected, Handle};
 use crate::config::RegistryConfig;
+use crate::connection::ConnectionId;
 use crate::error::Error;
 use crate::event::{AgentEvent, Lifecycles, Payload};
 use crate::identity::{UserContext, UserKey};
@@ -49,6 +54,9 @@ pub struct NodeConfig {
     /// How long the store keeps a stream after its last message (and an append's idempotency
     /// key). Default 24 hours.
     pub stream_ttl: Duration,
+    /// How long a connection's lease on one of its user's slots lasts unless renewed (every
+    /// third of it): how long a dead node's connections go on counting. Default 30 s.
+    pub lease: Duration,
 }
 
 impl Default for NodeConfig {
@@ -56,6 +64,7 @@ impl Default for NodeConfig {
         Self {
             registry: RegistryConfig::default(),
             stream_ttl: Duration::from_secs(24 * 3600),
+            lease: Duration::from_secs(30),
         }
     }
 }
@@ -115,12 +124,29 @@ struct NodeInner {
     /// time per user from this node, so a run's events are stored in the order checked.
     senders: Mutex<BTreeMap<UserKey, Arc<tokio::sync::Mutex<Lifecycles>>>>,
     follow: mpsc::UnboundedSender<Follow>,
+    /// Each connection's lease on one of its user's slots: its holder name in the store.
+    leases: Arc<Leases>,
 }
 
-/// A change to the node's subscriptions, applied in order by one task.
+/// The leases this node's connections hold, and the number of the next one.
+#[derive(Default)]
+struct Leases {
+    held: Mutex<BTreeMap<ConnectionId, (UserKey, String)>>,
+    next: AtomicU64,
+}
+
+/// A change to the node's subscriptions (or leases), applied in order by one task.
 enum Follow {
     Subscribe(UserKey, oneshot::Sender<Result<(), StoreError>>),
     Unsubscribe(UserKey),
+    /// A connection closed: its lease goes back.
+    Release(ConnectionId),
+    /// Every lease held is renewed (in the same order as releases, so a lease given back is
+    /// never renewed after).
+    Renew {
+        limit: u64,
+        lease_ms: u64,
+    },
 }
 
 /// Unsubscribes from a user when the node's registry removes the user's manager, and passes
@@ -132,8 +158,14 @@ struct Unfollow {
 
 impl Observer for Unfollow {
     fn observe(&self, observation: &Observation<'_>) {
-        if let Observation::ManagerRemoved { user, .. } = observation {
-            let _ = self.follow.send(Follow::Unsubscribe((*user).clone()));
+        match observation {
+            Observation::ManagerRemoved { user, .. } => {
+                let _ = self.follow.send(Follow::Unsubscribe((*user).clone()));
+            }
+            Observation::ConnectionRemoved { conn, .. } => {
+                let _ = self.follow.send(Follow::Release(*conn));
+            }
+            _ => {}
         }
         if let Some(next) = &self.next {
             next.observe(observation);
@@ -176,6 +208,7 @@ impl Node {
         let registry = Registry::mirroring(config.registry.clone(), Some(Arc::new(unfollow)));
         // The boot the registry drew (or was given) names this node's proposed epochs.
         let boot = registry.boot();
+        let leases = Arc::new(Leases::default());
         let inner = Arc::new(NodeInner {
             registry,
             store,
@@ -185,9 +218,11 @@ impl Node {
             appends: AtomicU64::new(0),
             senders: Mutex::new(BTreeMap::new()),
             follow,
+            leases: Arc::clone(&leases),
         });
-        tokio::spawn(follow_loop(Arc::clone(&inner.store), follows));
+        tokio::spawn(follow_loop(Arc::clone(&inner.store), follows, leases));
         tokio::spawn(live_loop(Arc::downgrade(&inner), live));
+        tokio::spawn(renew_loop(Arc::downgrade(&inner)));
         Self { inner }
     }
 
@@ -210,6 +245,10 @@ impl NodeInner {
             self.boot,
             self.proposals.fetch_add(1, Ordering::Relaxed) + 1,
         )
+    }
+
+    fn lease_ms(&self) -> u64 {
+        u64::try_from(self.config.lease.as_millis()).unwrap_or(u64::MAX)
     }
 
     fn idempotency_key(&self) -> String {
@@ -368,7 +407,51 @@ impl NodeInner {
             if mgr.is_closed() {
                 continue;
             }
-            return mgr.add_connection(sink, resume).map(connected);
+            // The user's slot over every node first: a lease in the store.
+            let holder = format!(
+                "{:x}-{:x}",
+                self.boot,
+                self.leases.next.fetch_add(1, Ordering::Relaxed) + 1
+            );
+            let max = self.config.registry.max_connections_per_user;
+            let leased = self
+                .store
+                .lease(key, &holder, max as u64, self.lease_ms())
+                .await;
+            let leased = match leased {
+                Ok(leased) => leased,
+                Err(e) => {
+                    // The store may have taken the lease without answering: give it back when
+                    // it can (or it runs out by itself).
+                    let store = Arc::clone(&self.store);
+                    let user = key.clone();
+                    tokio::spawn(async move {
+                        let _ = store.release(&user, &holder).await;
+                    });
+                    return Err(e.into());
+                }
+            };
+            if !leased {
+                return Err(Error::UserConnectionLimit {
+                    user: key.to_string(),
+                    max,
+                });
+            }
+            return match mgr.add_connection(sink, resume) {
+                Ok(handle) => {
+                    let mut held = self
+                        .leases
+                        .held
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    held.insert(handle.id(), (key.clone(), holder));
+                    Ok(connected(handle))
+                }
+                Err(e) => {
+                    let _ = self.store.release(key, &holder).await;
+                    Err(e)
+                }
+            };
         }
         Err(Error::ManagerClosed {
             user: key.to_string(),
@@ -376,8 +459,13 @@ impl NodeInner {
     }
 }
 
-/// Applies subscription changes in the order they were asked for.
-async fn follow_loop(store: Arc<dyn StreamStore>, mut follows: mpsc::UnboundedReceiver<Follow>) {
+/// Applies subscription changes in the order they were asked for, and gives the leases of
+/// closed connections back.
+async fn follow_loop(
+    store: Arc<dyn StreamStore>,
+    mut follows: mpsc::UnboundedReceiver<Follow>,
+    leases: Arc<Leases>,
+) {
     while let Some(follow) = follows.recv().await {
         match follow {
             Follow::Subscribe(user, done) => {
@@ -386,6 +474,48 @@ async fn follow_loop(store: Arc<dyn StreamStore>, mut follows: mpsc::UnboundedRe
             Follow::Unsubscribe(user) => {
                 let _ = store.unsubscribe(&user).await;
             }
+            Follow::Release(conn) => {
+                let lease = leases
+                    .held
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&conn);
+                // Not given back (the store unreachable): it runs out by itself.
+                if let Some((user, holder)) = lease {
+                    let _ = store.release(&user, &holder).await;
+                }
+            }
+            Follow::Renew { limit, lease_ms } => {
+                let held: Vec<(UserKey, String)> = leases
+                    .held
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .values()
+                    .cloned()
+                    .collect();
+                for (user, holder) in held {
+                    let _ = store.lease(&user, &holder, limit, lease_ms).await;
+                }
+            }
+        }
+    }
+}
+
+/// Renews every lease this node's connections hold, every third of the lease, while the node
+/// lives.
+async fn renew_loop(node: std::sync::Weak<NodeInner>) {
+    loop {
+        let Some(every) = node.upgrade().map(|n| n.config.lease / 3) else {
+            return;
+        };
+        tokio::time::sleep(every.max(Duration::from_millis(1))).await;
+        let Some(node) = node.upgrade() else { return };
+        let renew = Follow::Renew {
+            limit: node.config.registry.max_connections_per_user as u64,
+            lease_ms: node.lease_ms(),
+        };
+        if node.follow.send(renew).is_err() {
+            return;
         }
     }
 }
@@ -431,7 +561,30 @@ impl Backend for Node {
     }
 
     fn close<'a>(&'a self, handle: &'a Handle) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move { close_core(handle) })
+        Box::pin(async move {
+            let closed = close_core(handle);
+            // The slot is given back before the close completes, so a connect after it is
+            // never refused for it (a release the store misses runs out with its lease).
+            let conn = handle.own::<crate::ConnectionHandle>()?.id();
+            let lease = self
+                .inner
+                .leases
+                .held
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&conn);
+            if let Some((user, holder)) = lease {
+                // Until the store takes it back, or the lease has run out by itself: either
+                // way the slot is free when the close completes.
+                let gave_up_at = tokio::time::Instant::now() + self.inner.config.lease;
+                while self.inner.store.release(&user, &holder).await.is_err()
+                    && tokio::time::Instant::now() < gave_up_at
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+            closed
+        })
     }
 
     fn emit<'a>(

@@ -199,6 +199,36 @@ impl StreamStore for MemoryNode {
         })
     }
 
+    fn lease<'a>(
+        &'a self,
+        user: &'a UserKey,
+        holder: &'a str,
+        limit: u64,
+        lease_ms: u64,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let op = Op::Lease {
+                user: user.as_str().to_owned(),
+                holder: holder.to_owned(),
+                limit,
+                now_ms: self.shared.now_ms(),
+                lease_ms,
+            };
+            super::granted(self.shared.lock().model.apply(&op).0)
+        })
+    }
+
+    fn release<'a>(&'a self, user: &'a UserKey, holder: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let op = Op::Release {
+                user: user.as_str().to_owned(),
+                holder: holder.to_owned(),
+            };
+            self.shared.lock().model.apply(&op);
+            Ok(())
+        })
+    }
+
     fn unsubscribe<'a>(&'a self, user: &'a UserKey) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let mut st = self.shared.lock();

@@ -118,6 +118,28 @@ pub trait StreamStore: Send + Sync + 'static {
 
     /// Stops delivering `user`'s appends to this node.
     fn unsubscribe<'a>(&'a self, user: &'a UserKey) -> StoreFuture<'a, ()>;
+
+    /// Takes, or renews, `holder`'s lease on one of `user`'s connection slots for `lease_ms`;
+    /// `false` when `limit` unexpired leases of others hold them all. A node that dies stops
+    /// renewing, and its connections stop counting when their leases run out.
+    fn lease<'a>(
+        &'a self,
+        user: &'a UserKey,
+        holder: &'a str,
+        limit: u64,
+        lease_ms: u64,
+    ) -> StoreFuture<'a, bool>;
+
+    /// Gives `holder`'s lease on one of `user`'s slots back.
+    fn release<'a>(&'a self, user: &'a UserKey, holder: &'a str) -> StoreFuture<'a, ()>;
+}
+
+/// Whether a lease reply granted it.
+pub(crate) fn granted(reply: model::Reply) -> Result<bool, StoreError> {
+    match reply {
+        model::Reply::Leased { granted, .. } => Ok(granted),
+        other => Err(StoreError::Protocol(format!("{other:?} to a lease"))),
+    }
 }
 
 /// A payload as the store keeps it (JSON).

@@ -61,6 +61,28 @@ pub enum Op {
         /// The caller's clock.
         now_ms: u64,
     },
+    /// Takes, or renews, `holder`'s lease on one of `user`'s connection slots until
+    /// `now_ms + lease_ms`; granted when `holder` holds one already or fewer than `limit`
+    /// unexpired leases are held (Redis: a sorted set scored by expiry).
+    Lease {
+        /// The user's key.
+        user: String,
+        /// Who holds it (a node's connection).
+        holder: String,
+        /// The per-user connection limit.
+        limit: u64,
+        /// The caller's clock.
+        now_ms: u64,
+        /// How long the lease lasts unless renewed.
+        lease_ms: u64,
+    },
+    /// Gives `holder`'s lease on one of `user`'s slots back.
+    Release {
+        /// The user's key.
+        user: String,
+        /// Who held it.
+        holder: String,
+    },
     /// Forgets everything (Redis: `FLUSHALL`; a store restarted without persistence).
     Flush,
 }
@@ -90,6 +112,15 @@ pub enum Reply {
         /// The entries after `after`, oldest first, at most `limit`.
         entries: Vec<(u64, String)>,
     },
+    /// Whether a lease was granted, and how many unexpired leases the user's slots hold now.
+    Leased {
+        /// Granted (taken or renewed).
+        granted: bool,
+        /// Leases held after it.
+        held: u64,
+    },
+    /// A lease was given back (or was not held).
+    Released,
     /// The store forgot everything.
     Flushed,
 }
@@ -152,6 +183,8 @@ pub struct StoreModel {
     streams: BTreeMap<String, Stream>,
     /// Idempotency keys: (user, key) -> (epoch, seq, expiry).
     idem: BTreeMap<(String, String), (String, u64, u64)>,
+    /// Connection-slot leases: user -> holder -> expiry.
+    leases: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 impl StoreModel {
@@ -161,6 +194,7 @@ impl StoreModel {
             bounds,
             streams: BTreeMap::new(),
             idem: BTreeMap::new(),
+            leases: BTreeMap::new(),
         }
     }
 
@@ -186,9 +220,32 @@ impl StoreModel {
                 fresh,
                 now_ms,
             } => (self.read(user, *after, *limit, fresh, *now_ms), None),
+            Op::Lease {
+                user,
+                holder,
+                limit,
+                now_ms,
+                lease_ms,
+            } => {
+                let held = self.leases.entry(user.clone()).or_default();
+                held.retain(|_, expiry| *expiry > *now_ms);
+                let granted = held.contains_key(holder) || (held.len() as u64) < *limit;
+                if granted {
+                    held.insert(holder.clone(), now_ms.saturating_add(*lease_ms));
+                }
+                let held = held.len() as u64;
+                (Reply::Leased { granted, held }, None)
+            }
+            Op::Release { user, holder } => {
+                if let Some(held) = self.leases.get_mut(user) {
+                    held.remove(holder);
+                }
+                (Reply::Released, None)
+            }
             Op::Flush => {
                 self.streams.clear();
                 self.idem.clear();
+                self.leases.clear();
                 (Reply::Flushed, None)
             }
         }

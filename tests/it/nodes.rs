@@ -201,3 +201,62 @@ async fn a_tab_that_fell_behind_the_stores_history_is_told_what_it_missed() {
     );
     assert_eq!(seqs(&got[1..]), vec![6, 7, 8]);
 }
+
+#[tokio::test]
+async fn the_per_user_limit_holds_across_nodes_and_a_closed_tab_gives_its_slot_back() {
+    let config = NodeConfig {
+        registry: RegistryConfig {
+            max_connections_per_user: 2,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let (_store, nodes) = nodes(2, config);
+    let alice = UserContext::new("alice").unwrap();
+    let (sink, _on_a) = channel_sink(8);
+    let first = nodes[0]
+        .connect(&alice, Box::new(sink), None)
+        .await
+        .unwrap();
+    let _on_b = tab(&nodes[1], &alice, None).await;
+    // Each node holds one tab: a third is refused on either, by the count over both.
+    for node in &nodes {
+        let (sink, _) = channel_sink(8);
+        let refused = node.connect(&alice, Box::new(sink), None).await;
+        assert!(
+            matches!(refused, Err(Error::UserConnectionLimit { max: 2, .. })),
+            "{:?}",
+            refused.map(|c| c.conn)
+        );
+    }
+    nodes[0].close(&first.handle).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(20)).await; // the lease goes back
+    let _again = tab(&nodes[1], &alice, None).await;
+}
+
+#[tokio::test]
+async fn a_dead_nodes_connections_stop_counting_when_their_leases_run_out() {
+    let config = NodeConfig {
+        registry: RegistryConfig {
+            max_connections_per_user: 1,
+            ..Default::default()
+        },
+        lease: Duration::from_millis(150),
+        ..Default::default()
+    };
+    let (_store, mut nodes) = nodes(2, config);
+    let alice = UserContext::new("alice").unwrap();
+    let on_a = tab(&nodes[0], &alice, None).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Renewed while node A lives: still counted past one lease.
+    let (sink, _) = channel_sink(8);
+    let refused = nodes[1].connect(&alice, Box::new(sink), None).await;
+    assert!(matches!(refused, Err(Error::UserConnectionLimit { .. })));
+    // Node A dies without giving anything back (it stops renewing; its tab is never closed):
+    // its lease runs out.
+    let node_a = nodes.remove(0);
+    drop(node_a);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    drop(on_a);
+    let _on_b = tab(&nodes[0], &alice, None).await;
+}

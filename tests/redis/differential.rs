@@ -31,8 +31,9 @@ enum Plant {
 }
 
 /// Operations from `seed`: appends from three nodes (with their own epoch proposals), retried
-/// appends, reads from anywhere in the stream, the clock moving on (so the age bound trims),
-/// and now and then the whole store forgotten.
+/// appends, reads from anywhere in the stream, leases on connection slots taken, renewed, given
+/// back and run out, the clock moving on (so the age bound trims and leases expire), and now
+/// and then the whole store forgotten.
 fn generate(seed: u64, n: usize) -> Vec<Op> {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut now = 0u64;
@@ -78,6 +79,17 @@ fn generate(seed: u64, n: usize) -> Vec<Op> {
                     now_ms: now,
                 }
             }
+            70..=79 => Op::Lease {
+                user,
+                holder: format!("{node:x}-{}", rng.gen_range(0..6)),
+                limit: rng.gen_range(1..4),
+                now_ms: now,
+                lease_ms: rng.gen_range(1..200),
+            },
+            80..=83 => Op::Release {
+                user,
+                holder: format!("{node:x}-{}", rng.gen_range(0..6)),
+            },
             _ => Op::Read {
                 user,
                 after: rng.gen_range(0..appends / 3 + 3),
@@ -127,7 +139,7 @@ impl Renamer {
                 first,
                 entries,
             },
-            Reply::Flushed => Reply::Flushed,
+            other => other,
         }
     }
 

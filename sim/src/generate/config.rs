@@ -120,6 +120,9 @@ impl Default for NetConfig {
 /// Highest packet loss a run may ask for: madsim's backoff doubles up to 10 s, so at higher
 /// rates one packet can outlast the liveness bound.
 pub const MAX_LOSS_PERCENT: u8 = 10;
+/// Over many nodes, how long a connection's lease on one of its user's slots lasts in the
+/// simulated store unless renewed: a dead node's connections count that long.
+pub const NODE_LEASE_MS: u64 = 1_000;
 /// Most server nodes a run may have.
 pub const MAX_NODES: u32 = 8;
 /// Most users one run (a config, a plan) may hold.

@@ -97,6 +97,20 @@ impl StreamStore for HeadPlusOne {
     fn unsubscribe<'a>(&'a self, user: &'a UserKey) -> StoreFuture<'a, ()> {
         self.0.unsubscribe(user)
     }
+
+    fn lease<'a>(
+        &'a self,
+        user: &'a UserKey,
+        holder: &'a str,
+        limit: u64,
+        lease_ms: u64,
+    ) -> StoreFuture<'a, bool> {
+        self.0.lease(user, holder, limit, lease_ms)
+    }
+
+    fn release<'a>(&'a self, user: &'a UserKey, holder: &'a str) -> StoreFuture<'a, ()> {
+        self.0.release(user, holder)
+    }
 }
 
 impl StreamStore for NoFanOut {
@@ -126,5 +140,19 @@ impl StreamStore for NoFanOut {
 
     fn unsubscribe<'a>(&'a self, _: &'a UserKey) -> StoreFuture<'a, ()> {
         Box::pin(async { Ok(()) })
+    }
+
+    fn lease<'a>(
+        &'a self,
+        user: &'a UserKey,
+        holder: &'a str,
+        limit: u64,
+        lease_ms: u64,
+    ) -> StoreFuture<'a, bool> {
+        self.0.lease(user, holder, limit, lease_ms)
+    }
+
+    fn release<'a>(&'a self, user: &'a UserKey, holder: &'a str) -> StoreFuture<'a, ()> {
+        self.0.release(user, holder)
     }
 }

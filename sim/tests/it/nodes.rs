@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use wsreg::backend::{close_core, BoxFuture, Connected, Handle};
+use wsreg::backend::{BoxFuture, Connected, Handle};
 use wsreg::store::MemoryStore;
 use wsreg::{AgentEvent, Backend, Error, Mode, Node, NodeConfig, Position, Sink, UserContext};
 use wsreg_sim::generate::config::SimConfig;
@@ -60,7 +60,13 @@ impl Backend for TwoNodes {
         })
     }
     fn close<'a>(&'a self, handle: &'a Handle) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move { close_core(handle) })
+        // Either node closes any core connection; the one that leased its slot gives it back
+        // (the other finds nothing to give back, and its own close attempt is refused).
+        Box::pin(async move {
+            let closed = self.nodes[0].close(handle).await;
+            let _ = self.nodes[1].close(handle).await;
+            closed
+        })
     }
     fn emit<'a>(
         &'a self,

@@ -9,6 +9,7 @@
 //! | `wsreg:{<user>}:stream` | stream | one entry per retained message, id `<seq>-0`, fields `p` (the message, JSON) and `t` (append time, ms) |
 //! | `wsreg:{<user>}:idem:<key>` | string | `<epoch> <seq>` of the append named `<key>`, for `ttl` |
 //! | `wsreg:{<user>}:live` | channel | `<epoch> <seq> <message>` for every append |
+//! | `wsreg:{<user>}:conns` | sorted set | one member per connection a node holds for the user (`<node boot>-<n>`), scored by its lease's expiry (ms); expires with the last lease |
 //!
 //! The stream is bounded by `MAXLEN` (exact) and by age (entries older than the bound are
 //! deleted from the front on every append and read); meta, stream and idempotency keys expire
@@ -39,6 +40,8 @@ use crate::stream::{Epoch, Position};
 pub const APPEND_SCRIPT: &str = include_str!("append.lua");
 /// The read script (see the module docs).
 pub const READ_SCRIPT: &str = include_str!("read.lua");
+/// The lease script (see the module docs).
+pub const LEASE_SCRIPT: &str = include_str!("lease.lua");
 
 /// How long a command may take before the store counts as unavailable.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -53,6 +56,7 @@ pub struct RedisStore {
     commands: ConnectionManager,
     append: Script,
     read: Script,
+    lease: Script,
     subscriptions: Arc<Subscriptions>,
 }
 
@@ -69,6 +73,7 @@ struct Keys {
     meta: String,
     stream: String,
     channel: String,
+    leases: String,
     prefix: String,
 }
 
@@ -78,6 +83,7 @@ fn keys(user: &str) -> Keys {
         meta: format!("{prefix}meta"),
         stream: format!("{prefix}stream"),
         channel: format!("{prefix}live"),
+        leases: format!("{prefix}conns"),
         prefix,
     }
 }
@@ -126,6 +132,7 @@ impl RedisStore {
             commands,
             append: Script::new(APPEND_SCRIPT),
             read: Script::new(READ_SCRIPT),
+            lease: Script::new(LEASE_SCRIPT),
             subscriptions,
         };
         Ok((store, rx))
@@ -195,6 +202,37 @@ impl RedisStore {
                     first,
                     entries,
                 })
+            }
+            Op::Lease {
+                user,
+                holder,
+                limit,
+                now_ms,
+                lease_ms,
+            } => {
+                let (granted, held): (u8, u64) = self
+                    .lease
+                    .key(keys(user).leases)
+                    .arg(holder)
+                    .arg(limit)
+                    .arg(now_ms)
+                    .arg(lease_ms.max(&1))
+                    .invoke_async(&mut conn)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(Reply::Leased {
+                    granted: granted == 1,
+                    held,
+                })
+            }
+            Op::Release { user, holder } => {
+                let _: Value = redis::cmd("ZREM")
+                    .arg(keys(user).leases)
+                    .arg(holder)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(Reply::Released)
             }
             Op::Flush => {
                 let _: Value = redis::cmd("FLUSHALL")
@@ -298,6 +336,35 @@ impl StreamStore for RedisStore {
             sink.subscribe(keys(user.as_str()).channel)
                 .await
                 .map_err(unavailable)
+        })
+    }
+
+    fn lease<'a>(
+        &'a self,
+        user: &'a UserKey,
+        holder: &'a str,
+        limit: u64,
+        lease_ms: u64,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let op = Op::Lease {
+                user: user.as_str().to_owned(),
+                holder: holder.to_owned(),
+                limit,
+                now_ms: now_ms(),
+                lease_ms,
+            };
+            super::granted(self.apply(&op).await?)
+        })
+    }
+
+    fn release<'a>(&'a self, user: &'a UserKey, holder: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let op = Op::Release {
+                user: user.as_str().to_owned(),
+                holder: holder.to_owned(),
+            };
+            self.apply(&op).await.map(|_| ())
         })
     }
 

@@ -25,6 +25,12 @@ pub(crate) struct Later {
     maybe_stored: FnvHashSet<Key>,
     /// Grants over the per-user limit, each with the tabs it counted and how many too many.
     over: Vec<Over>,
+    /// The virtual time of the latest step, and of the latest node death (µs).
+    now_us: u64,
+    node_died_us: Option<u64>,
+    /// When a call was last refused because the store did not answer (a lease it took may
+    /// outlive the connect that asked for it).
+    store_failed_us: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -82,6 +88,31 @@ impl Later {
     /// `user` was told a send failed because the store did not confirm it.
     pub(super) fn maybe_stored(&mut self, user: &Key) {
         self.maybe_stored.insert(user.clone());
+    }
+
+    /// The run reached virtual time `t_us` (`node_died`: a server node was killed then).
+    pub(super) fn at(&mut self, t_us: u64, node_died: bool) {
+        self.now_us = t_us;
+        if node_died {
+            self.node_died_us = Some(t_us);
+        }
+    }
+
+    /// A call was refused because the store did not answer.
+    pub(super) fn store_failed(&mut self) {
+        self.store_failed_us = Some(self.now_us);
+    }
+
+    /// Whether a refusal at the per-user limit may be a stale lease's doing: the connections
+    /// of a node that died, the connects it was registering, or a connect whose lease the
+    /// store took without answering, hold their slots until their leases run out (one lease,
+    /// and as much again for a renewal in flight).
+    pub(super) fn stale_lease_may_count(&self) -> bool {
+        let lease_us = crate::generate::config::NODE_LEASE_MS * 1_000;
+        [self.node_died_us, self.store_failed_us]
+            .into_iter()
+            .flatten()
+            .any(|at| self.now_us <= at + 2 * lease_us)
     }
 
     /// A grant over the per-user limit at `step`, with the tabs it counted.

@@ -404,6 +404,7 @@ impl NetBackend {
                 boot: None,
                 ..config.clone()
             },
+            lease: Duration::from_millis(crate::generate::config::NODE_LEASE_MS),
             ..Default::default()
         };
         let bounds = node_config.bounds();

@@ -337,6 +337,38 @@ impl StreamStore for SimStore {
         })
     }
 
+    fn lease<'a>(
+        &'a self,
+        user: &'a UserKey,
+        holder: &'a str,
+        limit: u64,
+        lease_ms: u64,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            let op = Op::Lease {
+                user: user.as_str().to_owned(),
+                holder: holder.to_owned(),
+                limit,
+                now_ms: self.inner.now_ms(),
+                lease_ms,
+            };
+            match self.inner.op(op).await? {
+                Reply::Leased { granted, .. } => Ok(granted),
+                other => Err(StoreError::Protocol(format!("{other:?} to a lease"))),
+            }
+        })
+    }
+
+    fn release<'a>(&'a self, user: &'a UserKey, holder: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let op = Op::Release {
+                user: user.as_str().to_owned(),
+                holder: holder.to_owned(),
+            };
+            self.inner.op(op).await.map(|_| ())
+        })
+    }
+
     fn unsubscribe<'a>(&'a self, user: &'a UserKey) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let name = user.as_str().to_owned();
