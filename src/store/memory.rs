@@ -7,11 +7,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::model::{Bounds, Op, Reply, StoreModel};
-use super::StreamStore;
-use super::{decode, decode_epoch, encode, Appended, Live, Range, StoreError, StoreFuture};
-use crate::event::Payload;
+use super::{decode, decode_epoch, Live, ModelStore, StoreError, StoreFuture};
 use crate::identity::UserKey;
-use crate::stream::{Epoch, Position};
+use crate::stream::Position;
 
 /// A stream store in this process: every node [attached](MemoryStore::attach) to one
 /// `MemoryStore` shares its streams, as server nodes share a Redis. For tests, examples and
@@ -122,71 +120,32 @@ impl Drop for MemoryNode {
     }
 }
 
-impl StreamStore for MemoryNode {
-    fn append<'a>(
-        &'a self,
-        user: &'a UserKey,
-        idem: &'a str,
-        payload: &'a Payload,
-        fresh: Epoch,
-    ) -> StoreFuture<'a, Appended> {
+impl ModelStore for MemoryNode {
+    fn now_ms(&self) -> u64 {
+        self.shared.now_ms()
+    }
+
+    fn run(&self, op: Op) -> StoreFuture<'_, Reply> {
         Box::pin(async move {
-            let op = Op::Append {
-                user: user.as_str().to_owned(),
-                idem: idem.to_owned(),
-                payload: encode(payload),
-                fresh: fresh.to_string(),
-                now_ms: self.shared.now_ms(),
-            };
             let mut st = self.shared.lock();
             let (reply, publish) = st.model.apply(&op);
-            let Reply::Appended {
-                epoch,
-                seq,
-                duplicate,
-            } = reply
-            else {
-                return Err(StoreError::Protocol(format!("{reply:?} to an append")));
-            };
-            let at = Position::new(decode_epoch(&epoch)?, seq);
-            if publish.is_some() {
-                let to = st
-                    .subscribers
-                    .get(user.as_str())
-                    .cloned()
-                    .unwrap_or_default();
+            // Published under the store's lock, so every node hears one user's appends in
+            // the order they were made.
+            if let Some(p) = publish {
+                let live = Live::Published {
+                    user: UserKey::new(&p.user)
+                        .map_err(|e| StoreError::Protocol(format!("a stored user: {e}")))?,
+                    at: Position::new(decode_epoch(&p.epoch)?, p.seq),
+                    payload: decode(&p.payload)?,
+                };
+                let to = st.subscribers.get(&p.user).cloned().unwrap_or_default();
                 for node in to {
                     if let Some(tx) = st.nodes.get(&node) {
-                        let live = Live::Published {
-                            user: user.clone(),
-                            at,
-                            payload: payload.clone(),
-                        };
-                        let _ = tx.send(live);
+                        let _ = tx.send(live.clone());
                     }
                 }
             }
-            Ok(Appended { at, duplicate })
-        })
-    }
-
-    fn read<'a>(
-        &'a self,
-        user: &'a UserKey,
-        after: u64,
-        limit: usize,
-        fresh: Epoch,
-    ) -> StoreFuture<'a, Range> {
-        Box::pin(async move {
-            let op = Op::Read {
-                user: user.as_str().to_owned(),
-                after,
-                limit: limit as u64,
-                fresh: fresh.to_string(),
-                now_ms: self.shared.now_ms(),
-            };
-            let reply = self.shared.lock().model.apply(&op).0;
-            range_of(reply)
+            Ok(reply)
         })
     }
 
@@ -195,36 +154,6 @@ impl StreamStore for MemoryNode {
             let mut st = self.shared.lock();
             let user = user.as_str().to_owned();
             st.subscribers.entry(user).or_default().insert(self.id);
-            Ok(())
-        })
-    }
-
-    fn lease<'a>(
-        &'a self,
-        user: &'a UserKey,
-        holder: &'a str,
-        limit: u64,
-        lease_ms: u64,
-    ) -> StoreFuture<'a, bool> {
-        Box::pin(async move {
-            let op = Op::Lease {
-                user: user.as_str().to_owned(),
-                holder: holder.to_owned(),
-                limit,
-                now_ms: self.shared.now_ms(),
-                lease_ms,
-            };
-            super::granted(self.shared.lock().model.apply(&op).0)
-        })
-    }
-
-    fn release<'a>(&'a self, user: &'a UserKey, holder: &'a str) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            let op = Op::Release {
-                user: user.as_str().to_owned(),
-                holder: holder.to_owned(),
-            };
-            self.shared.lock().model.apply(&op);
             Ok(())
         })
     }
@@ -241,27 +170,4 @@ impl StreamStore for MemoryNode {
             Ok(())
         })
     }
-}
-
-/// A [`Range`] from the model's reply to a read.
-pub(crate) fn range_of(reply: Reply) -> Result<Range, StoreError> {
-    let Reply::Range {
-        epoch,
-        head,
-        first,
-        entries,
-    } = reply
-    else {
-        return Err(StoreError::Protocol(format!("{reply:?} to a read")));
-    };
-    let entries = entries
-        .into_iter()
-        .map(|(seq, text)| Ok((seq, decode(&text)?)))
-        .collect::<Result<_, StoreError>>()?;
-    Ok(Range {
-        epoch: decode_epoch(&epoch)?,
-        head,
-        first,
-        entries,
-    })
 }

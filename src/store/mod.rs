@@ -19,6 +19,7 @@
 
 mod memory;
 pub mod model;
+mod ops;
 #[cfg(all(feature = "redis", not(madsim)))]
 pub mod redis;
 
@@ -33,6 +34,7 @@ use crate::stream::{Epoch, Position};
 
 pub use memory::MemoryStore;
 pub use model::Bounds;
+pub use ops::ModelStore;
 
 /// A boxed future, as the seam's methods return.
 pub type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'a>>;
@@ -132,14 +134,6 @@ pub trait StreamStore: Send + Sync + 'static {
 
     /// Gives `holder`'s lease on one of `user`'s slots back.
     fn release<'a>(&'a self, user: &'a UserKey, holder: &'a str) -> StoreFuture<'a, ()>;
-}
-
-/// Whether a lease reply granted it.
-pub(crate) fn granted(reply: model::Reply) -> Result<bool, StoreError> {
-    match reply {
-        model::Reply::Leased { granted, .. } => Ok(granted),
-        other => Err(StoreError::Protocol(format!("{other:?} to a lease"))),
-    }
 }
 
 /// A payload as the store keeps it (JSON).

@@ -28,13 +28,10 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
 use redis::{Client, Script, Value};
 use tokio::sync::mpsc;
 
-use super::memory::range_of;
 use super::model::{Bounds, Op, Reply};
-use super::StreamStore;
-use super::{decode, decode_epoch, encode, Appended, Live, Range, StoreError, StoreFuture};
-use crate::event::Payload;
+use super::{decode, decode_epoch, Live, ModelStore, StoreError, StoreFuture};
 use crate::identity::UserKey;
-use crate::stream::{Epoch, Position};
+use crate::stream::Position;
 
 /// The append script (see the module docs).
 pub const APPEND_SCRIPT: &str = include_str!("append.lua");
@@ -152,6 +149,11 @@ impl RedisStore {
                 fresh,
                 now_ms,
             } => {
+                // The key names a Redis key: nothing that could reach into another's.
+                if idem.is_empty() || !idem.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                {
+                    return Err(StoreError::Protocol(format!("idempotency key {idem:?}")));
+                }
                 let k = keys(user);
                 let (epoch, seq, duplicate): (String, u64, u8) = self
                     .append
@@ -270,56 +272,13 @@ fn now_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-impl StreamStore for RedisStore {
-    fn append<'a>(
-        &'a self,
-        user: &'a UserKey,
-        idem: &'a str,
-        payload: &'a Payload,
-        fresh: Epoch,
-    ) -> StoreFuture<'a, Appended> {
-        Box::pin(async move {
-            if idem.is_empty() || !idem.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
-                return Err(StoreError::Protocol(format!("idempotency key {idem:?}")));
-            }
-            let op = Op::Append {
-                user: user.as_str().to_owned(),
-                idem: idem.to_owned(),
-                payload: encode(payload),
-                fresh: fresh.to_string(),
-                now_ms: now_ms(),
-            };
-            match self.apply(&op).await? {
-                Reply::Appended {
-                    epoch,
-                    seq,
-                    duplicate,
-                } => Ok(Appended {
-                    at: Position::new(decode_epoch(&epoch)?, seq),
-                    duplicate,
-                }),
-                other => Err(StoreError::Protocol(format!("{other:?} to an append"))),
-            }
-        })
+impl ModelStore for RedisStore {
+    fn now_ms(&self) -> u64 {
+        now_ms()
     }
 
-    fn read<'a>(
-        &'a self,
-        user: &'a UserKey,
-        after: u64,
-        limit: usize,
-        fresh: Epoch,
-    ) -> StoreFuture<'a, Range> {
-        Box::pin(async move {
-            let op = Op::Read {
-                user: user.as_str().to_owned(),
-                after,
-                limit: limit as u64,
-                fresh: fresh.to_string(),
-                now_ms: now_ms(),
-            };
-            range_of(self.apply(&op).await?)
-        })
+    fn run(&self, op: Op) -> StoreFuture<'_, Reply> {
+        Box::pin(async move { self.apply(&op).await })
     }
 
     fn subscribe<'a>(&'a self, user: &'a UserKey) -> StoreFuture<'a, ()> {
@@ -336,35 +295,6 @@ impl StreamStore for RedisStore {
             sink.subscribe(keys(user.as_str()).channel)
                 .await
                 .map_err(unavailable)
-        })
-    }
-
-    fn lease<'a>(
-        &'a self,
-        user: &'a UserKey,
-        holder: &'a str,
-        limit: u64,
-        lease_ms: u64,
-    ) -> StoreFuture<'a, bool> {
-        Box::pin(async move {
-            let op = Op::Lease {
-                user: user.as_str().to_owned(),
-                holder: holder.to_owned(),
-                limit,
-                now_ms: now_ms(),
-                lease_ms,
-            };
-            super::granted(self.apply(&op).await?)
-        })
-    }
-
-    fn release<'a>(&'a self, user: &'a UserKey, holder: &'a str) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            let op = Op::Release {
-                user: user.as_str().to_owned(),
-                holder: holder.to_owned(),
-            };
-            self.apply(&op).await.map(|_| ())
         })
     }
 
@@ -490,6 +420,8 @@ fn parse(channel: &str, bytes: &[u8]) -> Option<Live> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Payload;
+    use crate::stream::Epoch;
 
     #[test]
     fn every_key_of_a_user_carries_the_same_hash_tag_and_the_channel_names_the_user() {

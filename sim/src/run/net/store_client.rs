@@ -17,8 +17,8 @@ use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use wsreg::store::model::{Op, Reply};
-use wsreg::store::{Appended, Live, Range, StoreError, StoreFuture, StreamStore};
-use wsreg::{Epoch, Payload, Position, UserKey};
+use wsreg::store::{Live, ModelStore, StoreError, StoreFuture};
+use wsreg::{Position, UserKey};
 
 use super::store::{line_of, Answer, Request};
 
@@ -238,87 +238,13 @@ fn published(user: &str, epoch: &str, seq: u64, payload: &str) -> Option<Live> {
     })
 }
 
-fn range_of(reply: Reply) -> Result<Range, StoreError> {
-    let Reply::Range {
-        epoch,
-        head,
-        first,
-        entries,
-    } = reply
-    else {
-        return Err(StoreError::Protocol(format!("{reply:?} to a read")));
-    };
-    let epoch = epoch
-        .parse()
-        .map_err(|e| StoreError::Protocol(format!("{e}")))?;
-    let entries = entries
-        .into_iter()
-        .map(|(seq, text)| {
-            serde_json::from_str(&text)
-                .map(|p| (seq, p))
-                .map_err(|e| StoreError::Protocol(format!("{e}")))
-        })
-        .collect::<Result<_, _>>()?;
-    Ok(Range {
-        epoch,
-        head,
-        first,
-        entries,
-    })
-}
-
-impl StreamStore for SimStore {
-    fn append<'a>(
-        &'a self,
-        user: &'a UserKey,
-        idem: &'a str,
-        payload: &'a Payload,
-        fresh: Epoch,
-    ) -> StoreFuture<'a, Appended> {
-        Box::pin(async move {
-            let op = Op::Append {
-                user: user.as_str().to_owned(),
-                idem: idem.to_owned(),
-                payload: serde_json::to_string(payload).expect("payloads serialise"),
-                fresh: fresh.to_string(),
-                now_ms: self.inner.now_ms(),
-            };
-            match self.inner.op(op).await? {
-                Reply::Appended {
-                    epoch,
-                    seq,
-                    duplicate,
-                } => {
-                    let epoch = epoch
-                        .parse()
-                        .map_err(|e| StoreError::Protocol(format!("{e}")))?;
-                    Ok(Appended {
-                        at: Position::new(epoch, seq),
-                        duplicate,
-                    })
-                }
-                other => Err(StoreError::Protocol(format!("{other:?} to an append"))),
-            }
-        })
+impl ModelStore for SimStore {
+    fn now_ms(&self) -> u64 {
+        self.inner.now_ms()
     }
 
-    fn read<'a>(
-        &'a self,
-        user: &'a UserKey,
-        after: u64,
-        limit: usize,
-        fresh: Epoch,
-    ) -> StoreFuture<'a, Range> {
-        Box::pin(async move {
-            let op = Op::Read {
-                user: user.as_str().to_owned(),
-                after,
-                limit: limit as u64,
-                fresh: fresh.to_string(),
-                now_ms: self.inner.now_ms(),
-            };
-            range_of(self.inner.op(op).await?)
-        })
+    fn run(&self, op: Op) -> StoreFuture<'_, Reply> {
+        Box::pin(self.inner.op(op))
     }
 
     fn subscribe<'a>(&'a self, user: &'a UserKey) -> StoreFuture<'a, ()> {
@@ -334,38 +260,6 @@ impl StreamStore for SimStore {
                 })
                 .await
                 .map(|_| ())
-        })
-    }
-
-    fn lease<'a>(
-        &'a self,
-        user: &'a UserKey,
-        holder: &'a str,
-        limit: u64,
-        lease_ms: u64,
-    ) -> StoreFuture<'a, bool> {
-        Box::pin(async move {
-            let op = Op::Lease {
-                user: user.as_str().to_owned(),
-                holder: holder.to_owned(),
-                limit,
-                now_ms: self.inner.now_ms(),
-                lease_ms,
-            };
-            match self.inner.op(op).await? {
-                Reply::Leased { granted, .. } => Ok(granted),
-                other => Err(StoreError::Protocol(format!("{other:?} to a lease"))),
-            }
-        })
-    }
-
-    fn release<'a>(&'a self, user: &'a UserKey, holder: &'a str) -> StoreFuture<'a, ()> {
-        Box::pin(async move {
-            let op = Op::Release {
-                user: user.as_str().to_owned(),
-                holder: holder.to_owned(),
-            };
-            self.inner.op(op).await.map(|_| ())
         })
     }
 
