@@ -111,7 +111,8 @@ pub fn findings(
     if phase_reached(trace, "reap") {
         let last = trace.last().map_or(0, |s| s.n);
         let held_back = black.later.as_ref().and_then(|l| l.verdict(last));
-        for (step, f) in black.holding.unexplained().into_iter().chain(held_back) {
+        let doubts = black.holding.unexplained_unless(nodes > 1);
+        for (step, f) in doubts.into_iter().chain(held_back) {
             let user = trace
                 .iter()
                 .find(|s| s.n == step)

@@ -373,7 +373,8 @@ impl Checker {
     /// The end-of-run history checks (after everything drained and idle managers were reaped).
     pub fn finish(&self, last_step: u64) -> Result<(), Violation> {
         if self.checks.black {
-            if let Some((step, f)) = self.black.holding.unexplained() {
+            let many_nodes = self.black.later.is_some();
+            if let Some((step, f)) = self.black.holding.unexplained_unless(many_nodes) {
                 return Err(f.at(step));
             }
             if let Some((step, f)) = self.black.later.as_ref().and_then(|l| l.verdict(last_step)) {
