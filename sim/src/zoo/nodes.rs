@@ -44,8 +44,8 @@ impl NodeBug {
     /// The wrapper that plants it.
     pub fn plant(self) -> StorePlant {
         match self {
-            NodeBug::N1 => |store| Arc::new(HeadPlusOne(store)),
-            NodeBug::N2 => |store| Arc::new(NoFanOut(store)),
+            NodeBug::N1 => |store| Arc::new(Planted(NodeBug::N1, store)),
+            NodeBug::N2 => |store| Arc::new(Planted(NodeBug::N2, store)),
         }
     }
 }
@@ -56,13 +56,11 @@ impl std::fmt::Display for NodeBug {
     }
 }
 
-/// N1: reads the head, then appends, and reports the head it read plus one.
-struct HeadPlusOne(Arc<dyn StreamStore>);
+/// A node's store handle with `bug` planted: N1 reads the head, then appends, and reports the
+/// head it read plus one; N2 subscribes to nobody. Everything else goes to the store as is.
+struct Planted(NodeBug, Arc<dyn StreamStore>);
 
-/// N2: subscribes to nobody.
-struct NoFanOut(Arc<dyn StreamStore>);
-
-impl StreamStore for HeadPlusOne {
+impl StreamStore for Planted {
     fn append<'a>(
         &'a self,
         user: &'a UserKey,
@@ -70,9 +68,12 @@ impl StreamStore for HeadPlusOne {
         payload: &'a Payload,
         fresh: Epoch,
     ) -> StoreFuture<'a, Appended> {
+        if self.0 != NodeBug::N1 {
+            return self.1.append(user, idem, payload, fresh);
+        }
         Box::pin(async move {
-            let head = self.0.read(user, 0, 0, fresh).await?.head;
-            let stored = self.0.append(user, idem, payload, fresh).await?;
+            let head = self.1.read(user, 0, 0, fresh).await?.head;
+            let stored = self.1.append(user, idem, payload, fresh).await?;
             Ok(Appended {
                 at: Position::new(stored.at.epoch, head + 1),
                 duplicate: stored.duplicate,
@@ -87,15 +88,21 @@ impl StreamStore for HeadPlusOne {
         limit: usize,
         fresh: Epoch,
     ) -> StoreFuture<'a, Range> {
-        self.0.read(user, after, limit, fresh)
+        self.1.read(user, after, limit, fresh)
     }
 
     fn subscribe<'a>(&'a self, user: &'a UserKey) -> StoreFuture<'a, ()> {
-        self.0.subscribe(user)
+        match self.0 {
+            NodeBug::N2 => Box::pin(async { Ok(()) }),
+            NodeBug::N1 => self.1.subscribe(user),
+        }
     }
 
     fn unsubscribe<'a>(&'a self, user: &'a UserKey) -> StoreFuture<'a, ()> {
-        self.0.unsubscribe(user)
+        match self.0 {
+            NodeBug::N2 => Box::pin(async { Ok(()) }),
+            NodeBug::N1 => self.1.unsubscribe(user),
+        }
     }
 
     fn lease<'a>(
@@ -105,54 +112,10 @@ impl StreamStore for HeadPlusOne {
         limit: u64,
         lease_ms: u64,
     ) -> StoreFuture<'a, bool> {
-        self.0.lease(user, holder, limit, lease_ms)
+        self.1.lease(user, holder, limit, lease_ms)
     }
 
     fn release<'a>(&'a self, user: &'a UserKey, holder: &'a str) -> StoreFuture<'a, ()> {
-        self.0.release(user, holder)
-    }
-}
-
-impl StreamStore for NoFanOut {
-    fn append<'a>(
-        &'a self,
-        user: &'a UserKey,
-        idem: &'a str,
-        payload: &'a Payload,
-        fresh: Epoch,
-    ) -> StoreFuture<'a, Appended> {
-        self.0.append(user, idem, payload, fresh)
-    }
-
-    fn read<'a>(
-        &'a self,
-        user: &'a UserKey,
-        after: u64,
-        limit: usize,
-        fresh: Epoch,
-    ) -> StoreFuture<'a, Range> {
-        self.0.read(user, after, limit, fresh)
-    }
-
-    fn subscribe<'a>(&'a self, _: &'a UserKey) -> StoreFuture<'a, ()> {
-        Box::pin(async { Ok(()) })
-    }
-
-    fn unsubscribe<'a>(&'a self, _: &'a UserKey) -> StoreFuture<'a, ()> {
-        Box::pin(async { Ok(()) })
-    }
-
-    fn lease<'a>(
-        &'a self,
-        user: &'a UserKey,
-        holder: &'a str,
-        limit: u64,
-        lease_ms: u64,
-    ) -> StoreFuture<'a, bool> {
-        self.0.lease(user, holder, limit, lease_ms)
-    }
-
-    fn release<'a>(&'a self, user: &'a UserKey, holder: &'a str) -> StoreFuture<'a, ()> {
-        self.0.release(user, holder)
+        self.1.release(user, holder)
     }
 }
