@@ -20,7 +20,8 @@
 //! - **counts** each user's connections over every node: a connection holds a lease on one of
 //!   the user's slots in the store, renewed while it lives and given back when it closes, so
 //!   the per-user limit holds across nodes and a dead node's connections stop counting when
-//!   their leases run out.
+//!   their leases run out; a connection whose lease ran out anyway (the store out of reach
+//!   for longer than a lease) is ended, and its client comes back to be counted again.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -141,10 +142,10 @@ enum Follow {
     Unsubscribe(UserKey),
     /// A connection closed: its lease goes back.
     Release(ConnectionId),
-    /// Every lease held is renewed (in the same order as releases, so a lease given back is
-    /// never renewed after).
+    /// Every lease held is renewed, and only renewed: a lease the store no longer holds (given
+    /// back by a close, or run out while the store was out of reach) is never taken again, and
+    /// a connection that lost its slot that way is ended, so the limit holds over every node.
     Renew {
-        limit: u64,
         lease_ms: u64,
     },
 }
@@ -220,7 +221,12 @@ impl Node {
             follow,
             leases: Arc::clone(&leases),
         });
-        tokio::spawn(follow_loop(Arc::clone(&inner.store), follows, leases));
+        tokio::spawn(follow_loop(
+            Arc::downgrade(&inner),
+            Arc::clone(&inner.store),
+            follows,
+            leases,
+        ));
         tokio::spawn(live_loop(Arc::downgrade(&inner), live));
         tokio::spawn(renew_loop(Arc::downgrade(&inner)));
         Self { inner }
@@ -462,6 +468,7 @@ impl NodeInner {
 /// Applies subscription changes in the order they were asked for, and gives the leases of
 /// closed connections back.
 async fn follow_loop(
+    node: std::sync::Weak<NodeInner>,
     store: Arc<dyn StreamStore>,
     mut follows: mpsc::UnboundedReceiver<Follow>,
     leases: Arc<Leases>,
@@ -485,19 +492,51 @@ async fn follow_loop(
                     let _ = store.release(&user, &holder).await;
                 }
             }
-            Follow::Renew { limit, lease_ms } => {
-                let held: Vec<(UserKey, String)> = leases
+            Follow::Renew { lease_ms } => {
+                let held: Vec<(ConnectionId, (UserKey, String))> = leases
                     .held
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
-                    .values()
-                    .cloned()
+                    .iter()
+                    .map(|(conn, lease)| (*conn, lease.clone()))
                     .collect();
-                for (user, holder) in held {
-                    let _ = store.lease(&user, &holder, limit, lease_ms).await;
+                // All at once (a pass one by one could outlast the leases it renews); a
+                // limit of 0 renews a lease still held and takes none.
+                let renewed = futures_util::future::join_all(
+                    held.iter()
+                        .map(|(_, (user, holder))| store.lease(user, holder, 0, lease_ms)),
+                )
+                .await;
+                for ((conn, (user, holder)), renewed) in held.iter().zip(renewed) {
+                    if let Ok(false) = renewed {
+                        lapsed(&node, &leases, *conn, user, holder);
+                    }
                 }
             }
         }
+    }
+}
+
+/// Connection `conn` of `user` no longer holds its slot (`holder`) in the store, and is still
+/// open: the node ends it (its client is told to come back, and is counted again when it
+/// does).
+fn lapsed(
+    node: &std::sync::Weak<NodeInner>,
+    leases: &Leases,
+    conn: ConnectionId,
+    user: &UserKey,
+    holder: &str,
+) {
+    let still_open = {
+        let mut held = leases.held.lock().unwrap_or_else(PoisonError::into_inner);
+        let ours = held.get(&conn).is_some_and(|(_, h)| h == holder);
+        ours && held.remove(&conn).is_some()
+    };
+    if !still_open {
+        return;
+    }
+    if let Some(mgr) = node.upgrade().and_then(|n| n.registry.get(user)) {
+        let _ = mgr.remove_connection(conn);
     }
 }
 
@@ -511,7 +550,6 @@ async fn renew_loop(node: std::sync::Weak<NodeInner>) {
         tokio::time::sleep(every.max(Duration::from_millis(1))).await;
         let Some(node) = node.upgrade() else { return };
         let renew = Follow::Renew {
-            limit: node.config.registry.max_connections_per_user as u64,
             lease_ms: node.lease_ms(),
         };
         if node.follow.send(renew).is_err() {

@@ -80,6 +80,10 @@ pub struct ServerConfig {
     /// The node's name when it is one of several over a shared store
     /// ([`Server::with_store`]); `None` for a server on its own.
     pub node: Option<String>,
+    /// Over many nodes, how long a connection's lease on one of its user's slots lasts unless
+    /// its node renews it (every third of it): the connections of a node that died stop
+    /// counting against their users this long after.
+    pub lease: Duration,
 }
 
 impl ServerConfig {
@@ -101,6 +105,7 @@ impl ServerConfig {
             now_ms,
             boot: now_ms(),
             node: None,
+            lease: wsreg::NodeConfig::default().lease,
         }
     }
 }
@@ -215,6 +220,7 @@ impl Server {
         let observer: Arc<dyn wsreg::Observer> = Arc::clone(&metrics) as _;
         let node_config = wsreg::NodeConfig {
             registry: config.registry.clone(),
+            lease: config.lease,
             ..Default::default()
         };
         config.node = Some(node_id.to_owned());

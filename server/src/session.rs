@@ -286,9 +286,12 @@ impl Server {
                 }
             }
         }
-        drop(tx);
-        // Already gone if the socket failed first.
+        // Already gone if the socket failed first. The socket ends only once the close
+        // returned (the writer runs until every sender is dropped): a client that saw its
+        // socket end may connect again at once, and over many nodes the slot this connection
+        // held in the store must be back by then.
         let _ = self.backend().close(&conn).await;
+        drop(tx);
         if closed_by_us {
             let drain = async { while let Some(Ok(_)) = read.next().await {} };
             let _ = tokio::time::timeout(LINGER, drain).await;

@@ -123,7 +123,8 @@ pub trait StreamStore: Send + Sync + 'static {
 
     /// Takes, or renews, `holder`'s lease on one of `user`'s connection slots for `lease_ms`;
     /// `false` when `limit` unexpired leases of others hold them all. A node that dies stops
-    /// renewing, and its connections stop counting when their leases run out.
+    /// renewing, and its connections stop counting when their leases run out. With a `limit`
+    /// of 0 it only renews: a lease given back, or run out, is not taken again.
     fn lease<'a>(
         &'a self,
         user: &'a UserKey,

@@ -1,13 +1,14 @@
 //! Many nodes over one shared store ([`MemoryStore`]): one stream per user across nodes.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc::Receiver;
-use wsreg::store::MemoryStore;
+use wsreg::store::{Appended, MemoryStore, Range, StoreError, StoreFuture, StreamStore};
 use wsreg::{
-    channel_sink, Backend, Envelope, Error, GapReason, Node, NodeConfig, Payload, Position,
-    RegistryConfig, UserContext,
+    channel_sink, Backend, Envelope, Epoch, Error, GapReason, Node, NodeConfig, Payload, Position,
+    RegistryConfig, UserContext, UserKey,
 };
 
 use crate::support::{completed, started};
@@ -259,4 +260,127 @@ async fn a_dead_nodes_connections_stop_counting_when_their_leases_run_out() {
     tokio::time::sleep(Duration::from_millis(250)).await;
     drop(on_a);
     let _on_b = tab(&nodes[0], &alice, None).await;
+}
+
+/// A node's handle on the store that can be cut off from it (every call fails while cut).
+struct Cuttable {
+    store: Arc<dyn StreamStore>,
+    cut: AtomicBool,
+}
+
+impl Cuttable {
+    fn check(&self) -> Result<(), StoreError> {
+        if self.cut.load(Ordering::Relaxed) {
+            return Err(StoreError::Unavailable("cut off".into()));
+        }
+        Ok(())
+    }
+}
+
+impl StreamStore for Cuttable {
+    fn append<'a>(
+        &'a self,
+        user: &'a UserKey,
+        idem: &'a str,
+        payload: &'a Payload,
+        fresh: Epoch,
+    ) -> StoreFuture<'a, Appended> {
+        Box::pin(async move {
+            self.check()?;
+            self.store.append(user, idem, payload, fresh).await
+        })
+    }
+
+    fn read<'a>(
+        &'a self,
+        user: &'a UserKey,
+        after: u64,
+        limit: usize,
+        fresh: Epoch,
+    ) -> StoreFuture<'a, Range> {
+        Box::pin(async move {
+            self.check()?;
+            self.store.read(user, after, limit, fresh).await
+        })
+    }
+
+    fn subscribe<'a>(&'a self, user: &'a UserKey) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.check()?;
+            self.store.subscribe(user).await
+        })
+    }
+
+    fn unsubscribe<'a>(&'a self, user: &'a UserKey) -> StoreFuture<'a, ()> {
+        self.store.unsubscribe(user)
+    }
+
+    fn lease<'a>(
+        &'a self,
+        user: &'a UserKey,
+        holder: &'a str,
+        limit: u64,
+        lease_ms: u64,
+    ) -> StoreFuture<'a, bool> {
+        Box::pin(async move {
+            self.check()?;
+            self.store.lease(user, holder, limit, lease_ms).await
+        })
+    }
+
+    fn release<'a>(&'a self, user: &'a UserKey, holder: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            self.check()?;
+            self.store.release(user, holder).await
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_connection_whose_lease_ran_out_while_its_node_was_cut_off_is_ended() {
+    let config = NodeConfig {
+        registry: RegistryConfig {
+            max_connections_per_user: 1,
+            ..Default::default()
+        },
+        lease: Duration::from_millis(90),
+        ..Default::default()
+    };
+    let store = MemoryStore::new(config.bounds());
+    let (handle, live) = store.attach();
+    let cuttable = Arc::new(Cuttable {
+        store: Arc::new(handle),
+        cut: AtomicBool::new(false),
+    });
+    let node_a = Node::new(config.clone(), Arc::clone(&cuttable) as _, live);
+    let (handle, live) = store.attach();
+    let node_b = Node::new(config, Arc::new(handle), live);
+    let alice = UserContext::new("alice").unwrap();
+    let mut on_a = tab(&node_a, &alice, None).await;
+    // Node A cannot renew for longer than a lease: the slot runs out in the store, and node B
+    // may give it to another tab of alice's.
+    cuttable.cut.store(true, Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let _on_b = tab(&node_b, &alice, None).await;
+    cuttable.cut.store(false, Ordering::Relaxed);
+    // Back in touch, node A's renewal is refused (a renewal never takes a slot again), and
+    // it ends the tab that lost its slot: one tab over both nodes, as the limit says.
+    let ended = tokio::time::timeout(Duration::from_secs(2), async {
+        while on_a.recv().await.is_some() {}
+    })
+    .await;
+    assert!(ended.is_ok(), "node A kept serving a tab without a slot");
+    assert!(node_a.registry().inspect().connections == 0);
+}
+
+#[tokio::test]
+async fn a_renewal_after_a_close_does_not_take_the_slot_again() {
+    let store = MemoryStore::new(NodeConfig::default().bounds());
+    let (handle, _live) = store.attach();
+    let alice = UserKey::new("alice").unwrap();
+    assert!(handle.lease(&alice, "h1", 1, 1_000).await.unwrap());
+    handle.release(&alice, "h1").await.unwrap();
+    // A renewal (limit 0) that arrives after the release: refused, and nothing is taken.
+    assert!(!handle.lease(&alice, "h1", 0, 1_000).await.unwrap());
+    assert!(handle.lease(&alice, "h2", 1, 1_000).await.unwrap());
 }

@@ -82,7 +82,8 @@ fn generate(seed: u64, n: usize) -> Vec<Op> {
             70..=79 => Op::Lease {
                 user,
                 holder: format!("{node:x}-{}", rng.gen_range(0..6)),
-                limit: rng.gen_range(1..4),
+                // 0: a renewal only (a node's renewals), which never takes a slot.
+                limit: rng.gen_range(0..4),
                 now_ms: now,
                 lease_ms: rng.gen_range(1..200),
             },

@@ -75,7 +75,7 @@ pub const NET_POINTS: [(&str, &str); 5] = [
 ];
 
 /// The points only a run over many nodes and a store can reach.
-pub const NODE_POINTS: [(&str, &str); 3] = [
+pub const NODE_POINTS: [(&str, &str); 4] = [
     (
         "node_restarted",
         "a server node was killed with tabs open, and started again",
@@ -87,6 +87,10 @@ pub const NODE_POINTS: [(&str, &str); 3] = [
     (
         "store_cut",
         "a server node was cut off from the store, and healed",
+    ),
+    (
+        "store_slow",
+        "the store answered every call late for a while, and then at once again",
     ),
 ];
 
@@ -164,6 +168,7 @@ impl NetTracking {
             What::NodeDown { .. } => hit(hits, "node_restarted"),
             What::StoreRestarted => hit(hits, "store_restarted"),
             What::StoreHealed { .. } => hit(hits, "store_cut"),
+            What::StorePrompt => hit(hits, "store_slow"),
             What::Connect { .. } => {
                 if let Some(users) = &mut self.cut {
                     users.insert(s.user.clone());

@@ -195,7 +195,26 @@ pub enum What {
         /// Which node.
         node: u32,
     },
+    /// Many nodes: the tab's socket dropped because its server node `node` died (as a crash
+    /// to its client; the node, and all it held, is gone).
+    Dropped {
+        /// Which node.
+        node: u32,
+    },
+    /// Many nodes: the store answers every call `reply_ms` late for `ms` milliseconds.
+    StoreSlow {
+        /// How late.
+        reply_ms: u64,
+        /// For how long.
+        ms: u64,
+    },
+    /// Many nodes: the store answers at once again.
+    StorePrompt,
 }
+
+/// The phase in which, over many nodes, a few users fill their tabs to the limit once the
+/// world has settled (nothing asked before it counts any more).
+pub const FILL_PHASE: &str = "fill to the limit";
 
 /// A sender was told where its message is: not a step of the trace (it changes nothing the
 /// trace shows), but what the black-box oracle judges every tab's reading against. Kept beside
@@ -238,12 +257,15 @@ impl What {
             | What::NodeUp { .. }
             | What::StoreRestarted
             | What::StoreCut { .. }
-            | What::StoreHealed { .. } => Side::World,
+            | What::StoreHealed { .. }
+            | What::StoreSlow { .. }
+            | What::StorePrompt => Side::World,
             What::Connect { .. }
             | What::Connected { .. }
             | What::GaveUp { .. }
             | What::Close
             | What::Crash
+            | What::Dropped { .. }
             | What::Cleanup
             | What::Send { .. }
             | What::Emit { .. }
@@ -410,6 +432,12 @@ impl fmt::Display for What {
             What::StoreHealed { node } => {
                 write!(f, "!! server node n{node} reaches the store again")
             }
+            What::Dropped { node } => write!(f, "> dropped: server node n{node} died"),
+            What::StoreSlow { reply_ms, ms } => write!(
+                f,
+                "!! the store answers every call {reply_ms} ms late, for {ms} ms"
+            ),
+            What::StorePrompt => f.write_str("!! the store answers at once again"),
         }
     }
 }

@@ -189,6 +189,10 @@ pub(crate) struct BenchArgs {
     /// Seeds per zoo bug through the real server over the simulated network (0 skips it).
     #[arg(long, default_value_t = 200)]
     pub(crate) net_seeds: u64,
+    /// Seeds per bug of many nodes (and of the core over many nodes) for their table, over
+    /// three nodes with node and store faults (0 skips it).
+    #[arg(long, default_value_t = 200)]
+    pub(crate) node_seeds: u64,
     /// Seeds per zoo bug and oracle for the three-oracle table (0 skips it).
     #[arg(long, default_value_t = 200)]
     pub(crate) oracle_seeds: u64,

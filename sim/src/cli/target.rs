@@ -85,6 +85,7 @@ impl TargetArgs {
                 if n > 1 {
                     net.store_restarts = 1;
                     net.store_cuts = 1;
+                    net.store_slows = 1;
                 }
             }
             c.net = Some(net);
@@ -123,6 +124,7 @@ impl TargetArgs {
                     loss_percent: defaults.loss_percent,
                     faults: Vec::new(),
                     nodes: 1,
+                    spread: false,
                 });
             if let Some(l) = self.latency_ms {
                 net.latency_ms = l;

@@ -92,6 +92,13 @@ pub struct NetConfig {
     /// With many nodes: cuts between one node and the store per run.
     #[serde(skip_serializing_if = "is_zero")]
     pub store_cuts: u32,
+    /// With many nodes: spells per run in which the store answers every call late.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub store_slows: u32,
+    /// With many nodes: a load balancer that sends each connect to the next node in turn,
+    /// instead of each user's tabs to one node (sticky).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub spread: bool,
 }
 
 fn is_one(n: &u32) -> bool {
@@ -113,6 +120,8 @@ impl Default for NetConfig {
             nodes: 1,
             store_restarts: 0,
             store_cuts: 0,
+            store_slows: 0,
+            spread: false,
         }
     }
 }
@@ -122,7 +131,7 @@ impl Default for NetConfig {
 pub const MAX_LOSS_PERCENT: u8 = 10;
 /// Over many nodes, how long a connection's lease on one of its user's slots lasts in the
 /// simulated store unless renewed: a dead node's connections count that long.
-pub const NODE_LEASE_MS: u64 = 1_000;
+pub const NODE_LEASE_MS: u64 = 250;
 /// Most server nodes a run may have.
 pub const MAX_NODES: u32 = 8;
 /// Most users one run (a config, a plan) may hold.
@@ -320,6 +329,12 @@ impl SimConfig {
                         *count = 0;
                     }
                 }
+                if rng.gen_ratio(1, 4) {
+                    net.store_slows = 0;
+                }
+                // Half the seeds spread every connect over the nodes: one user's tabs then sit
+                // on several nodes at once.
+                net.spread = net.spread || rng.gen_ratio(1, 2);
             }
         }
         c
@@ -363,9 +378,10 @@ impl SimConfig {
             Some("net.latency_ms must be [min, max] with min <= max <= 1000")
         } else if self.net.as_ref().is_some_and(|n| {
             !(1..=MAX_NODES).contains(&n.nodes)
-                || (n.nodes == 1 && n.store_restarts + n.store_cuts > 0)
+                || (n.nodes == 1
+                    && (n.store_restarts + n.store_cuts + n.store_slows > 0 || n.spread))
         }) {
-            Some("net.nodes must be 1 to 8, and store faults need 2 nodes or more")
+            Some("net.nodes must be 1 to 8, and store faults and spread need 2 nodes or more")
         } else if self
             .net
             .as_ref()

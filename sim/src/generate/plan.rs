@@ -90,6 +90,10 @@ pub struct NetPlan {
     /// each agent run on the next node in turn, so messages cross nodes.
     #[serde(default = "one_node", skip_serializing_if = "is_one_node")]
     pub nodes: u32,
+    /// Many nodes: the load balancer sends each connect to the next node in turn (one user's
+    /// tabs on several nodes at once) instead of each user's tabs to one node.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub spread: bool,
 }
 
 fn one_node() -> u32 {
@@ -136,6 +140,15 @@ pub enum NetFaultKind {
     StoreCut {
         /// Which node (from 0).
         node: u32,
+        /// How long (1 to 10,000).
+        ms: u64,
+    },
+    /// Many nodes: for `ms` milliseconds the store answers every call `reply_ms` late (it
+    /// does what it is asked at once; the answer, and the calls behind it on the same
+    /// connection, wait), so calls time out that the store carried out.
+    StoreSlow {
+        /// How late each answer is (1 to 10,000).
+        reply_ms: u64,
         /// How long (1 to 10,000).
         ms: u64,
     },
@@ -392,9 +405,10 @@ impl Plan {
                 0 => String::new(),
                 n => format!(", \"loss_percent\": {n}"),
             };
-            let nodes = match net.nodes {
-                1 => String::new(),
-                n => format!(", \"nodes\": {n}"),
+            let nodes = match (net.nodes, net.spread) {
+                (1, _) => String::new(),
+                (n, false) => format!(", \"nodes\": {n}"),
+                (n, true) => format!(", \"nodes\": {n}, \"spread\": true"),
             };
             out.push_str(&format!(
                 "  \"net\": {{\"latency_ms\": {:?}{loss}{nodes}, \"faults\": [\n",
@@ -497,6 +511,9 @@ impl Plan {
                     net.nodes
                 ));
             }
+            if net.spread && net.nodes == 1 {
+                return bad("net.spread needs net.nodes of 2 or more".to_owned());
+            }
             for (i, f) in net.faults.iter().enumerate() {
                 let many = match f.kind {
                     NetFaultKind::NodeRestart { node } | NetFaultKind::StoreCut { node, .. } => {
@@ -508,7 +525,7 @@ impl Plan {
                         }
                         true
                     }
-                    NetFaultKind::StoreRestart => true,
+                    NetFaultKind::StoreRestart | NetFaultKind::StoreSlow { .. } => true,
                     NetFaultKind::Partition { .. } | NetFaultKind::Restart => false,
                 };
                 if many && net.nodes == 1 {
@@ -525,6 +542,13 @@ impl Plan {
                     if !(1..=10_000).contains(&ms) {
                         return bad(format!(
                             "net.faults[{i}]: a store cut lasts 1 to 10000 ms, not {ms}"
+                        ));
+                    }
+                }
+                if let NetFaultKind::StoreSlow { reply_ms, ms } = f.kind {
+                    if !(1..=10_000).contains(&ms) || !(1..=10_000).contains(&reply_ms) {
+                        return bad(format!(
+                            "net.faults[{i}]: a slow store lasts 1 to 10000 ms and answers 1 to 10000 ms late, not {ms} and {reply_ms}"
                         ));
                     }
                 }

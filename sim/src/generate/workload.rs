@@ -170,6 +170,15 @@ pub fn generate(config: &SimConfig, seed: Seed) -> Plan {
                     let at_ms = rng.gen_range(0..config.horizon_ms);
                     faults.push(NetFault { at_ms, kind });
                 }
+                for _ in 0..net.store_slows {
+                    // Answers late by up to 600 ms: past the nodes' 500 ms timeout at times.
+                    let kind = NetFaultKind::StoreSlow {
+                        reply_ms: rng.gen_range(1..=600),
+                        ms: rng.gen_range(1..=net.max_partition_ms),
+                    };
+                    let at_ms = rng.gen_range(0..config.horizon_ms);
+                    faults.push(NetFault { at_ms, kind });
+                }
             }
             faults.sort_by_key(|f| f.at_ms);
             NetPlan {
@@ -177,6 +186,7 @@ pub fn generate(config: &SimConfig, seed: Seed) -> Plan {
                 loss_percent: net.loss_percent,
                 faults,
                 nodes: net.nodes,
+                spread: net.spread,
             }
         }),
         oracle: config.oracle,

@@ -355,8 +355,15 @@ fn simulated(factory: Factory, o: Options) -> Result<Result<Summary, Panicked>, 
         let config = registry_config(&o);
         #[cfg(madsim)]
         if o.net.is_some() {
+            let one = crate::generate::plan::NetPlan {
+                latency_ms: [0, 0],
+                loss_percent: 0,
+                faults: Vec::new(),
+                nodes: 1,
+                spread: false,
+            };
             let net = Arc::new(crate::run::net::NetBackend::new(
-                factory, config, None, 1, None,
+                factory, config, None, &one, None,
             ));
             return measure(Arc::clone(&net) as _, Some(net as _), o, "network").await;
         }

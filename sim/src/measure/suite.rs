@@ -20,6 +20,8 @@ pub struct BenchOptions {
     pub zoo_seeds: u64,
     /// Seeds per zoo bug through the network (0 skips).
     pub net_seeds: u64,
+    /// Seeds per bug of many nodes, and of the core over many nodes (0 skips that table).
+    pub node_seeds: u64,
     /// Seeds per zoo bug and oracle (0 skips the three-oracle table).
     pub oracle_seeds: u64,
     /// Seeds of the real core per oracle, for the false-alarm row.
@@ -66,7 +68,7 @@ fn show(printed: &mut Vec<Table>, table: Table) {
 }
 
 /// Measures and prints every table `o` asks for; fails (exit 1) when a zoo bug was not caught
-/// as expected.
+/// as expected, or the core failed over many nodes.
 pub fn run(o: &BenchOptions) -> Result<Exit, BenchError> {
     if o.rounds > 50 || o.scale == 0 || o.scale > 100 {
         return Err(BenchError::Range);
@@ -106,6 +108,15 @@ pub fn run(o: &BenchOptions) -> Result<Exit, BenchError> {
             crate::measure::detection::table_net(&net_zoo, command),
         );
     }
+    let nodes = if o.node_seeds == 0 || o.bug.is_some() {
+        Vec::new()
+    } else {
+        let progress = |t: &str| eprintln!("zoo of many nodes: measuring {t}");
+        crate::measure::nodes::measure(o.node_seeds, jobs, &progress)?
+    };
+    if !nodes.is_empty() {
+        show(&mut printed, crate::measure::nodes::table(&nodes, command));
+    }
     let oracles = if o.oracle_seeds == 0 {
         Vec::new()
     } else {
@@ -133,6 +144,7 @@ pub fn run(o: &BenchOptions) -> Result<Exit, BenchError> {
             "throughput": throughput,
             "zoo": zoo,
             "net_zoo": net_zoo,
+            "nodes": nodes,
             "oracles": oracles,
         });
         let text = serde_json::to_string_pretty(&all).expect("bench results serialise");
@@ -142,9 +154,11 @@ pub fn run(o: &BenchOptions) -> Result<Exit, BenchError> {
         })?;
     }
     let missed = zoo.iter().filter(|r| !r.caught_as_expected).count();
-    Ok(if missed == 0 {
-        Exit::Pass
-    } else {
-        Exit::Violation
-    })
+    Ok(
+        if missed == 0 && crate::measure::nodes::as_expected(&nodes) {
+            Exit::Pass
+        } else {
+            Exit::Violation
+        },
+    )
 }

@@ -110,6 +110,17 @@ pub trait Network: Send + Sync {
         let _ = (node, cut);
     }
 
+    /// Many nodes: the store answers every call `reply_ms` late from now on (0: at once).
+    fn slow_store(&self, reply_ms: u64) {
+        let _ = reply_ms;
+    }
+
+    /// Many nodes: how many connections the server nodes that are up hold between them (their
+    /// registries, inspected). `None` when the nodes cannot be inspected.
+    fn connections_held(&self) -> Option<usize> {
+        None
+    }
+
     /// A tab's client crashed: its socket is gone without a goodbye, and the server notices by
     /// itself. (In process, nothing would notice, so the harness plays the server's cleanup
     /// 20 ms later through [`Backend::close`].)

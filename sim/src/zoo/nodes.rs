@@ -19,17 +19,20 @@ pub enum NodeBug {
     N1,
     /// A node that never fans out to another node's tabs.
     N2,
+    /// A dead node's connections counted forever.
+    N3,
 }
 
 impl NodeBug {
     /// Every planted bug of many nodes.
-    pub const ALL: [NodeBug; 2] = [NodeBug::N1, NodeBug::N2];
+    pub const ALL: [NodeBug; 3] = [NodeBug::N1, NodeBug::N2, NodeBug::N3];
 
     /// The one-line story.
     pub fn story(self) -> &'static str {
         match self {
             NodeBug::N1 => "position outside the atomic append: a node reads the head, appends, and tells the sender head + 1, so two nodes appending at once hand out one position",
             NodeBug::N2 => "no fan-out: a node never subscribes to the users it holds tabs for, so its tabs hear only of what it appended itself (or what a resume reads)",
+            NodeBug::N3 => "connection counts that never expire: a node takes its users' slots for good and only gives them back when it closes a tab, so the tabs of a node that died count against their user forever",
         }
     }
 
@@ -38,6 +41,7 @@ impl NodeBug {
         match self {
             NodeBug::N1 => &[Invariant::I7, Invariant::I8],
             NodeBug::N2 => &[Invariant::I8],
+            NodeBug::N3 => &[Invariant::I6],
         }
     }
 
@@ -46,6 +50,7 @@ impl NodeBug {
         match self {
             NodeBug::N1 => |store| Arc::new(Planted(NodeBug::N1, store)),
             NodeBug::N2 => |store| Arc::new(Planted(NodeBug::N2, store)),
+            NodeBug::N3 => |store| Arc::new(Planted(NodeBug::N3, store)),
         }
     }
 }
@@ -56,8 +61,12 @@ impl std::fmt::Display for NodeBug {
     }
 }
 
+/// N3's lease: a year, far beyond any run.
+const FOREVER_MS: u64 = 365 * 24 * 3_600 * 1_000;
+
 /// A node's store handle with `bug` planted: N1 reads the head, then appends, and reports the
-/// head it read plus one; N2 subscribes to nobody. Everything else goes to the store as is.
+/// head it read plus one; N2 subscribes to nobody; N3 takes every slot for a year. Everything
+/// else goes to the store as is.
 struct Planted(NodeBug, Arc<dyn StreamStore>);
 
 impl StreamStore for Planted {
@@ -94,14 +103,14 @@ impl StreamStore for Planted {
     fn subscribe<'a>(&'a self, user: &'a UserKey) -> StoreFuture<'a, ()> {
         match self.0 {
             NodeBug::N2 => Box::pin(async { Ok(()) }),
-            NodeBug::N1 => self.1.subscribe(user),
+            _ => self.1.subscribe(user),
         }
     }
 
     fn unsubscribe<'a>(&'a self, user: &'a UserKey) -> StoreFuture<'a, ()> {
         match self.0 {
             NodeBug::N2 => Box::pin(async { Ok(()) }),
-            NodeBug::N1 => self.1.unsubscribe(user),
+            _ => self.1.unsubscribe(user),
         }
     }
 
@@ -112,7 +121,10 @@ impl StreamStore for Planted {
         limit: u64,
         lease_ms: u64,
     ) -> StoreFuture<'a, bool> {
-        self.1.lease(user, holder, limit, lease_ms)
+        match self.0 {
+            NodeBug::N3 => self.1.lease(user, holder, limit, FOREVER_MS),
+            _ => self.1.lease(user, holder, limit, lease_ms),
+        }
     }
 
     fn release<'a>(&'a self, user: &'a UserKey, holder: &'a str) -> StoreFuture<'a, ()> {

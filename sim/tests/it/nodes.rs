@@ -119,25 +119,18 @@ fn two_nodes_over_one_store_pass_the_black_box_oracle_and_replay() {
 }
 
 /// Through the network over three nodes and one simulated store, with node restarts, store
-/// restarts and cuts between a node and the store: the core passes, and every run replays.
+/// restarts, cuts between a node and the store and spells of slow answers, sticky and
+/// spreading load balancers: the core passes, and every run replays.
 #[test]
 fn the_core_on_three_nodes_over_a_store_passes_a_campaign_with_every_store_fault() {
-    use wsreg_sim::generate::config::NetConfig;
-    let config = SimConfig {
-        net: Some(NetConfig {
-            nodes: 3,
-            store_restarts: 1,
-            store_cuts: 1,
-            ..NetConfig::default()
-        }),
-        ..SimConfig::default()
-    };
+    let config = wsreg_sim::measure::nodes::config();
     let summary = crate::support::campaign_of(Target::core(), config, 40);
     assert!(summary.failures.is_empty(), "{:#?}", summary.failures);
     for point in [
         "node_restarted",
         "store_restarted",
         "store_cut",
+        "store_slow",
         "resumed_recovered",
     ] {
         assert!(
@@ -148,33 +141,29 @@ fn the_core_on_three_nodes_over_a_store_passes_a_campaign_with_every_store_fault
     }
 }
 
-/// Each planted bug of many nodes is caught, by one of the invariants expected to catch it,
-/// from what clients read and were told.
+/// Each planted bug of many nodes is caught from what clients read and were told, and only
+/// ever by one of the invariants expected to catch it. (A dead node's slots counted for ever,
+/// N3, hides whenever a store restart wipes every slot after the death: it is caught on
+/// about two seeds in five.)
 #[test]
 fn every_planted_bug_of_many_nodes_is_caught_by_an_expected_invariant() {
-    use wsreg_sim::generate::config::NetConfig;
     use wsreg_sim::zoo::nodes::NodeBug;
-    let config = SimConfig {
-        net: Some(NetConfig {
-            nodes: 3,
-            ..NetConfig::default()
-        }),
-        ..SimConfig::default()
-    };
+    let config = wsreg_sim::measure::nodes::config();
     for bug in NodeBug::ALL {
         let summary = crate::support::campaign_of(Target::node_bug(bug), config.clone(), 20);
-        let caught: u64 = summary
-            .failures
-            .iter()
-            .filter(|(label, _)| {
-                bug.expected()
-                    .iter()
-                    .any(|i| label.starts_with(&format!("{i:?} ")))
-            })
-            .map(|(_, g)| g.count)
-            .sum();
+        let expected = |label: &str| {
+            bug.expected()
+                .iter()
+                .any(|i| label.starts_with(&format!("{i:?} ")))
+        };
+        let caught: u64 = summary.failures.values().map(|g| g.count).sum();
         assert!(
-            caught >= 10,
+            summary.failures.keys().all(|label| expected(label)),
+            "{bug}: caught by an invariant not expected: {:#?}",
+            summary.failures
+        );
+        assert!(
+            caught >= 5,
             "{bug}: {caught} of 20 seeds: {:#?}",
             summary.failures
         );

@@ -13,7 +13,7 @@ use super::later::Later;
 use super::oracle::{Judge, Verdict};
 use super::{Checked, Invariant, Key, TabModel, TabRef};
 use crate::check::coverage::Coverage;
-use crate::check::trace::{MsgTag, Step, What};
+use crate::check::trace::{MsgTag, Step, What, FILL_PHASE};
 use crate::generate::config::Limits;
 
 /// The order of the black-box checks of a `Connected` step among every check of that step
@@ -218,6 +218,7 @@ impl Judge for BlackBox {
                 What::Connected { .. } => self.holding.accepted(tab),
                 What::Close => self.holding.left(tab, false),
                 What::Crash => self.holding.left(tab, true),
+                What::Dropped { .. } => self.holding.dropped(tab, s.n),
                 What::GaveUp { .. } => self.holding.gave_up(tab, s.n),
                 What::Received { msg, .. } => {
                     if let Some(asked) = self.holding.abandoned(tab) {
@@ -239,12 +240,16 @@ impl Judge for BlackBox {
                 from,
                 recovered,
             } => self.connected(s, key, *asked, *from, *recovered, coverage),
-            What::Close | What::Cleanup | What::Crash => {
+            What::Close | What::Cleanup | What::Crash | What::Dropped { .. } => {
                 self.tab_closed(r.key);
                 Ok(())
             }
             What::Emit { msg } => {
                 self.emitted(msg);
+                Ok(())
+            }
+            What::Phase(FILL_PHASE) => {
+                self.holding.settled(s.n);
                 Ok(())
             }
             What::Refused { action, error } if error.contains("the stream store") => {

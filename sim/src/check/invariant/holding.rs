@@ -159,6 +159,24 @@ impl Holding {
         );
     }
 
+    /// The tab dropped with its server node, which died: the node holds nothing of it any
+    /// more (the slot it took in the store may count until its lease runs out, which the
+    /// many-node judgment allows for).
+    pub(crate) fn dropped(&mut self, tab: u64, step: u64) {
+        self.ended.insert(tab);
+        self.set(tab, State::Gone(step));
+    }
+
+    /// The world settled: every tab was closed (or dropped) and no server holds a connection
+    /// any more, so nothing asked before `step` counts from now on.
+    pub(crate) fn settled(&mut self, step: u64) {
+        for a in self.attempts.values_mut() {
+            if !matches!(a.state, State::Gone(_)) {
+                a.state = State::Gone(step);
+            }
+        }
+    }
+
     /// The client gave up on a connect. In process a correct backend's connect, dropped, holds
     /// nothing; through the server the socket is let go whenever the server notices.
     pub(crate) fn gave_up(&mut self, tab: u64, step: u64) {

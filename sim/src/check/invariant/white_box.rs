@@ -131,7 +131,7 @@ impl Judge for WhiteBox {
             What::ConnRemoved { live, reason } => {
                 at(0, self.conn_removed(key, conn, *reason, *live))
             }
-            What::Close | What::Cleanup | What::Crash => {
+            What::Close | What::Cleanup | What::Crash | What::Dropped { .. } => {
                 self.closing.insert(conn);
                 Ok(())
             }

@@ -22,7 +22,7 @@ mod store;
 mod store_client;
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -95,6 +95,12 @@ pub struct NetBackend {
 /// What only a run over many nodes needs.
 struct Many {
     store: NodeId,
+    /// How late the store answers, in ms (set by the world's slow-store faults).
+    late: Arc<AtomicU64>,
+    /// Whether the load balancer spreads connects over the nodes (else it is sticky).
+    spread: bool,
+    /// With `spread`: the node the next connect goes to.
+    next_connect: std::sync::atomic::AtomicUsize,
     /// Each agent run in flight, by run id: the node it executes on.
     runs: Mutex<std::collections::BTreeMap<String, usize>>,
     /// The node the next run (or text) goes to.
@@ -149,11 +155,15 @@ impl NetBackend {
         self.current_on(0)
     }
 
-    /// The node a user's tabs go to (the sticky load balancer).
+    /// The node a connect goes to: the user's own (a sticky load balancer), or the next one
+    /// in turn (one that spreads).
     fn home(&self, ctx: &UserContext) -> usize {
         let n = self.lives.len();
         if n == 1 {
             return 0;
+        }
+        if let Some(many) = self.many.as_ref().filter(|m| m.spread) {
+            return many.next_connect.fetch_add(1, Ordering::Relaxed) % n;
         }
         // FNV-1a of the user id: stable, and spread evenly enough.
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -351,11 +361,11 @@ impl NetBackend {
         factory: Factory,
         config: RegistryConfig,
         observer: Option<Arc<dyn Observer>>,
-        nodes: u32,
+        net: &crate::generate::plan::NetPlan,
         plant: Option<crate::run::backend::StorePlant>,
     ) -> Self {
-        if nodes > 1 {
-            return Self::many(factory, config, nodes as usize, plant);
+        if net.nodes > 1 {
+            return Self::many(factory, config, net, plant);
         }
         let life = Arc::new(Mutex::new(Self::new_life(&factory, &config, &observer, 0)));
         let booted = Arc::clone(&life);
@@ -395,9 +405,10 @@ impl NetBackend {
     fn many(
         factory: Factory,
         config: RegistryConfig,
-        n: usize,
+        net: &crate::generate::plan::NetPlan,
         plant: Option<crate::run::backend::StorePlant>,
     ) -> Self {
+        let n = net.nodes as usize;
         let handle = Sim::current();
         let node_config = wsreg::NodeConfig {
             registry: RegistryConfig {
@@ -440,6 +451,7 @@ impl NetBackend {
                         let store = plant.map_or(Arc::clone(&store), |plant| plant(store));
                         let mut config = server_config(epoch);
                         config.registry = node_config.registry.clone();
+                        config.lease = node_config.lease;
                         // Epochs this node proposes: unique per node and life, and the same
                         // in every process (a drawn boot would not replay).
                         config.registry.boot = Some(((i as u64 + 1) << 32) | epoch);
@@ -462,11 +474,13 @@ impl NetBackend {
             server_nodes.push(id);
         }
         let clients = handle.create_node().name("clients").ip(CLIENTS_IP).build();
+        let late = Arc::new(AtomicU64::new(0));
+        let answers_late = Arc::clone(&late);
         let store = handle
             .create_node()
             .name("store")
             .ip(STORE_IP)
-            .init(move || store::serve(STORE_ADDR, bounds))
+            .init(move || store::serve(STORE_ADDR, bounds, Arc::clone(&answers_late)))
             .build()
             .id();
         Self {
@@ -479,6 +493,9 @@ impl NetBackend {
             clients,
             many: Some(Many {
                 store,
+                late,
+                spread: net.spread,
+                next_connect: std::sync::atomic::AtomicUsize::new(0),
                 runs: Mutex::default(),
                 turn: std::sync::atomic::AtomicUsize::new(0),
                 conns: std::sync::atomic::AtomicU64::new(0),
@@ -557,9 +574,24 @@ impl Backend for NetBackend {
     }
 
     fn set_mode(&self, ctx: &UserContext, mode: Mode) -> Result<(), Error> {
-        self.current_on(self.home(ctx))
-            .ok_or(Error::ShuttingDown)?
-            .set_mode(ctx, mode)
+        if self.many.is_none() {
+            return self
+                .current()
+                .ok_or(Error::ShuttingDown)?
+                .set_mode(ctx, mode);
+        }
+        // A mode is each node's own (a node's registry keeps it, as in one process): the
+        // application sets it on every node that is up, as a team running many nodes must.
+        let mut set = Err(Error::ShuttingDown);
+        for i in 0..self.lives.len() {
+            if let Some(backend) = self.current_on(i) {
+                let here = backend.set_mode(ctx, mode);
+                if set.is_err() {
+                    set = here;
+                }
+            }
+        }
+        set
     }
 
     fn capabilities(&self) -> Capabilities {
@@ -633,6 +665,33 @@ impl Network for NetBackend {
         if let Some(many) = &self.many {
             clog(self.server_nodes[node as usize], many.store, cut);
         }
+    }
+
+    fn slow_store(&self, reply_ms: u64) {
+        if let Some(many) = &self.many {
+            many.late.store(reply_ms, Ordering::Relaxed);
+        }
+    }
+
+    fn connections_held(&self) -> Option<usize> {
+        self.many.as_ref()?;
+        let mut held = 0;
+        for i in 0..self.lives.len() {
+            let backend = {
+                let life = self.life_of(i);
+                if !life.up {
+                    continue;
+                }
+                Arc::clone(&life.backend)
+            };
+            held += backend
+                .inspect()?
+                .managers
+                .iter()
+                .map(|m| m.connections.len())
+                .sum::<usize>();
+        }
+        Some(held)
     }
 
     fn kill_server(&self) {

@@ -11,6 +11,7 @@
 //! made anew by the node's init, and every connection drops.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::{Deserialize, Serialize};
@@ -50,8 +51,9 @@ struct State {
     next_conn: u64,
 }
 
-/// Serves the store on `addr` until the node dies.
-pub(crate) async fn serve(addr: &str, bounds: Bounds) {
+/// Serves the store on `addr` until the node dies, each answer `late` milliseconds late (as
+/// the world sets it: 0 most of the time).
+pub(crate) async fn serve(addr: &str, bounds: Bounds, late: Arc<AtomicU64>) {
     let listener = TcpListener::bind(addr)
         .await
         .expect("the store node's address is free");
@@ -62,7 +64,7 @@ pub(crate) async fn serve(addr: &str, bounds: Bounds) {
         next_conn: 0,
     }));
     while let Ok((stream, _)) = listener.accept().await {
-        tokio::spawn(connection(stream, Arc::clone(&state)));
+        tokio::spawn(connection(stream, Arc::clone(&state), Arc::clone(&late)));
     }
 }
 
@@ -70,7 +72,7 @@ fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
     state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-async fn connection(stream: TcpStream, state: Arc<Mutex<State>>) {
+async fn connection(stream: TcpStream, state: Arc<Mutex<State>>, late: Arc<AtomicU64>) {
     let _ = stream.set_nodelay(true);
     let (read, mut write) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::unbounded_channel::<String>();
@@ -94,6 +96,12 @@ async fn connection(stream: TcpStream, state: Arc<Mutex<State>>) {
             break; // a node speaks this protocol or nothing
         };
         let answer = apply(&state, me, request);
+        // Done at once, answered late: the calls behind it on this connection wait too, as
+        // they would behind a busy Redis.
+        let late = late.load(Ordering::Relaxed);
+        if late > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(late)).await;
+        }
         if tx.send(answer).is_err() {
             break;
         }

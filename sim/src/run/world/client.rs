@@ -285,7 +285,7 @@ pub(crate) async fn drop_all_tabs(world: &World) {
 }
 
 /// Many nodes: every tab on server node `node` drops with it, as its client sees it: the
-/// socket is gone without a goodbye (recorded as the tab's crash).
+/// socket is gone without a goodbye (to the client, a crash).
 pub(crate) fn drop_tabs_on(world: &World, net: &dyn Network, node: u32) {
     for (u, tabs) in world.tabs.iter().enumerate() {
         let gone: Vec<Tab> = {
@@ -297,7 +297,8 @@ pub(crate) fn drop_tabs_on(world: &World, net: &dyn Network, node: u32) {
             on
         };
         for t in gone {
-            world.record_tab(u, t.id, t.conn, None, What::Crash);
+            world.shaken(u, super::Shaken::Dropped);
+            world.record_tab(u, t.id, t.conn, None, What::Dropped { node });
             let (done, _) = oneshot::channel();
             let _ = t.stop.send(Stop {
                 crashed: true,

@@ -72,6 +72,8 @@ pub(crate) struct World {
     /// client's tab number), and the tasks watching them.
     abandoned: Mutex<std::collections::BTreeMap<u64, (usize, u64)>>,
     watchers: Mutex<Vec<JoinHandle<()>>>,
+    /// Users a fault touched (see [`World::fill`]).
+    shaken: Mutex<std::collections::BTreeMap<usize, Shaken>>,
 }
 
 /// How long a killed server node stays down before it boots again.
@@ -155,8 +157,12 @@ impl World {
         self.abandoned.lock().expect("abandoned").remove(&tab);
     }
 
-    /// Connections the backend still reports (none when it cannot be inspected).
+    /// Connections the backend (or, over many nodes, every node) still reports (none when it
+    /// cannot be inspected).
     fn connections_left(&self) -> usize {
+        if let Some(held) = self.network.as_ref().and_then(|n| n.connections_held()) {
+            return held;
+        }
         self.backend
             .inspect()
             .map_or(0, |v| v.managers.iter().map(|m| m.connections.len()).sum())
@@ -203,6 +209,9 @@ impl World {
         };
         self.recorder.record_tab(user, None, None, tab, what);
         self.learned(u, tab, &Learned::Refusal(error.clone()));
+        if matches!(error, wsreg::Error::Store(_)) {
+            self.shaken(u, Shaken::StoreFailed);
+        }
         // A refusal that names a mode the user never set: another user's mode reached it.
         if let wsreg::Error::Suppressed { mode, .. } = error {
             let set = self.modes.lock().expect("modes")[u];
@@ -376,6 +385,13 @@ impl World {
                 net.cut_store(node, false);
                 self.system(What::StoreHealed { node });
             }
+            NetFaultKind::StoreSlow { reply_ms, ms } => {
+                self.system(What::StoreSlow { reply_ms, ms });
+                net.slow_store(reply_ms);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                net.slow_store(0);
+                self.system(What::StorePrompt);
+            }
             NetFaultKind::Restart => {
                 let _one = self.restart_lock.lock().await;
                 net.kill_server();
@@ -425,7 +441,7 @@ impl World {
     }
 
     /// Heal, drain, close, reap. Returns `Stuck` if the drain misses its bound.
-    async fn liveness(&self) -> Option<Outcome> {
+    async fn liveness(self: &Arc<Self>) -> Option<Outcome> {
         let bound = Duration::from_millis(self.plan.liveness_bound_ms);
         if tokio::time::timeout(bound, Self::join_all(&self.tasks))
             .await
@@ -486,6 +502,39 @@ impl World {
             }
         }
         self.phase("close every tab");
+        if let Some(stuck) = self.close_every_tab().await {
+            return Some(stuck);
+        }
+        if many_nodes {
+            if let Some(stuck) = self.fill().await {
+                return Some(stuck);
+            }
+        }
+        self.phase("reap");
+        // A server may still hold the socket of a connect its client gave up on (its close
+        // travels the network like any packet): the idle time counts from when it let go.
+        let deadline = Instant::now() + bound;
+        while Instant::now() < deadline && self.connections_left() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let ttl = Duration::from_millis(self.plan.limits.idle_ttl_ms);
+        tokio::time::sleep(ttl + Duration::from_millis(50)).await;
+        self.abandoned_still_held();
+        let left = self.backend.inspect().map_or(Vec::new(), |v| v.managers);
+        if let Some(m) = left.first() {
+            self.recorder.violate(violation!(self.recorder.last_step(), Invariant::I9, "{} manager(s) outlived the idle TTL after every tab closed, first {}'s {} with {} connection(s)",
+                    left.len(),
+                    m.user,
+                    m.manager,
+                    m.connections.len()));
+        }
+        None
+    }
+
+    /// Closes every tab the clients hold and waits for their sockets to end. Returns `Stuck`
+    /// if one does not within the liveness bound.
+    async fn close_every_tab(&self) -> Option<Outcome> {
+        let bound = Duration::from_millis(self.plan.liveness_bound_ms);
         for (u, tabs) in self.tabs.iter().enumerate() {
             let open = std::mem::take(&mut *tabs.lock().expect("tabs"));
             for t in open {
@@ -515,27 +564,75 @@ impl World {
             }
             return Some(Outcome::Stuck { blocked });
         }
-        self.phase("reap");
-        // A server may still hold the socket of a connect its client gave up on (its close
-        // travels the network like any packet): the idle time counts from when it let go.
-        let deadline = Instant::now() + bound;
-        while Instant::now() < deadline && self.connections_left() > 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let ttl = Duration::from_millis(self.plan.limits.idle_ttl_ms);
-        tokio::time::sleep(ttl + Duration::from_millis(50)).await;
-        self.abandoned_still_held();
-        let left = self.backend.inspect().map_or(Vec::new(), |v| v.managers);
-        if let Some(m) = left.first() {
-            self.recorder.violate(violation!(self.recorder.last_step(), Invariant::I9, "{} manager(s) outlived the idle TTL after every tab closed, first {}'s {} with {} connection(s)",
-                    left.len(),
-                    m.user,
-                    m.manager,
-                    m.connections.len()));
-        }
         None
     }
+
+    /// Over many nodes each user's count of connections lives in the store, where no
+    /// inspection reaches, so clients probe it. Once every tab is closed, no node holds a
+    /// connection, and whatever a dead node or an unanswered call may have left counted has
+    /// run out (two leases), a few users (those a fault touched first) open as many tabs as
+    /// their limit allows, one after another, and close them again. Each connect is judged
+    /// like any other, and from the phase on nothing earlier counts: a refusal now, with no
+    /// tab of the user's open, is a false refusal (I6), whatever leaked the slot.
+    async fn fill(self: &Arc<Self>) -> Option<Outcome> {
+        // Quiet first: no node holds a connection any more (each noticed every socket that
+        // dropped), and any slot a dead node, an unanswered call or a close's release still
+        // in flight held has run out. A run that never gets there skips the fill (the reap
+        // judges what was left held).
+        let deadline = Instant::now() + Duration::from_millis(self.plan.liveness_bound_ms);
+        while self.connections_left() > 0 {
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let stale = 2 * crate::generate::config::NODE_LEASE_MS + 50;
+        tokio::time::sleep(Duration::from_millis(stale)).await;
+        self.phase(crate::check::trace::FILL_PHASE);
+        let tabs = self.plan.limits.max_connections_per_user.min(FILL_TABS);
+        for u in self.fill_users() {
+            for _ in 0..tabs {
+                client::open_tab(Arc::clone(self), u, client::TabKind::default()).await;
+            }
+        }
+        self.close_every_tab().await
+    }
+
+    /// Who fills to the limit: the users a fault touched (a node died under their tabs, the
+    /// store failed a call of theirs), then others drawn by the seed, `FILL_USERS` in all.
+    fn fill_users(&self) -> Vec<usize> {
+        use rand::seq::SliceRandom;
+        let mut users: Vec<usize> = (0..self.users.len()).collect();
+        users.shuffle(&mut madsim::rand::thread_rng());
+        let shaken = self.shaken.lock().expect("shaken");
+        users.sort_by_key(|u| shaken.get(u).copied().unwrap_or(Shaken::Not));
+        users.truncate(FILL_USERS);
+        users
+    }
+
+    /// A fault touched user `u` (see [`World::fill`]).
+    pub(crate) fn shaken(&self, u: usize, how: Shaken) {
+        let mut shaken = self.shaken.lock().expect("shaken");
+        let was = shaken.entry(u).or_insert(how);
+        *was = (*was).min(how);
+    }
 }
+
+/// How a fault touched a user, most telling first (who fills to the limit first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Shaken {
+    /// A server node died under one of its tabs.
+    Dropped,
+    /// The store failed one of its calls.
+    StoreFailed,
+    /// No fault touched it.
+    Not,
+}
+
+/// Over many nodes, how many users fill their tabs to the limit once the run is over, and at
+/// most how many tabs each opens.
+const FILL_USERS: usize = 6;
+const FILL_TABS: usize = 16;
 
 /// Whether buggify fires at this await point (one time in four). In process that is madsim's
 /// buggify. Network runs draw from madsim's seeded RNG instead and leave madsim's buggify off,
@@ -564,9 +661,8 @@ fn over_transport(
 ) -> (Arc<dyn Backend>, Option<Arc<dyn Network>>) {
     #[cfg(madsim)]
     if let Some(net) = &plan.net {
-        let nodes = net.nodes;
         let net = Arc::new(crate::run::net::NetBackend::new(
-            factory, config, observer, nodes, plant,
+            factory, config, observer, net, plant,
         ));
         return (
             Arc::clone(&net) as Arc<dyn Backend>,
@@ -646,6 +742,7 @@ pub async fn execute_over(
         modes: Mutex::new(vec![Mode::Unified; plan.users.len()]),
         abandoned: Mutex::new(std::collections::BTreeMap::new()),
         watchers: Mutex::new(Vec::new()),
+        shaken: Mutex::new(std::collections::BTreeMap::new()),
     });
     world.phase("safety");
     for fault in plan.net.iter().flat_map(|n| n.faults.iter().cloned()) {

@@ -212,14 +212,14 @@ pub fn ledgers(trace: &[Step], findings: &[Finding]) -> Vec<TabLedger> {
                     step: s.n,
                 });
             }
-            What::Close | What::Crash => {
+            What::Close | What::Crash | What::Dropped { .. } => {
                 let Some(t) = find(&tabs, &s.user, s.conn, s.tab, s.n) else {
                     continue;
                 };
-                let how = if s.what == What::Close {
-                    "closed by its user"
-                } else {
-                    "crashed"
+                let how = match s.what {
+                    What::Close => "closed by its user",
+                    What::Crash => "crashed",
+                    _ => "dropped: its server node died",
                 };
                 tabs[t].ledger.end = Entry {
                     text: how.to_owned(),
