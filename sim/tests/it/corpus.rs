@@ -74,6 +74,26 @@ fn every_zoo_bug_has_a_snapshot() {
         missing.is_empty(),
         "zoo bugs without a snapshot (shrink one: cargo sim shrink --seed N --bug Bn): {missing:?}"
     );
+    let mut targets = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(dir()).expect("snapshots/ exists") {
+        let path = entry.expect("dir entry").path();
+        if path.extension().is_some_and(|e| e == "snap") {
+            targets.insert(
+                Snapshot::load(&path)
+                    .unwrap_or_else(|e| panic!("{e}"))
+                    .target,
+            );
+        }
+    }
+    let missing: Vec<String> = wsreg_sim::zoo::nodes::NodeBug::ALL
+        .iter()
+        .map(ToString::to_string)
+        .filter(|b| !targets.contains(b))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "bugs of many nodes without a snapshot (cargo sim shrink --seed N --bug Nn --net --nodes 3): {missing:?}"
+    );
 }
 
 #[test]
