@@ -35,14 +35,17 @@ fn main() {
 mod table;
 
 #[cfg(not(madsim))]
+#[path = "support/child.rs"]
+mod child;
+
+#[cfg(not(madsim))]
 mod real {
-    use std::io::{BufRead, BufReader};
-    use std::process::{Child, Command, Stdio};
+    use std::process::Child;
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
+    use crate::child::{self, rss};
     use crate::table::{self, Col};
-    use tokio::net::TcpListener;
     use tokio::sync::{Barrier, Semaphore};
     use wsreg::RegistryConfig;
     use wsreg_server::client::Client;
@@ -76,8 +79,6 @@ mod real {
             .build()
             .expect("runtime");
         rt.block_on(async move {
-            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-            println!("{}", listener.local_addr().expect("addr"));
             let mut config = ServerConfig::new(SECRET, || 0);
             config.agent_step = Duration::ZERO;
             config.max_runs_per_user = runs.max(1);
@@ -88,26 +89,8 @@ mod real {
                 history_capacity: 256,
                 ..RegistryConfig::default()
             };
-            let stdin_closed = tokio::task::spawn_blocking(|| {
-                let mut line = String::new();
-                while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {}
-            });
-            let _ = Server::new(config)
-                .serve(listener, async {
-                    let _ = stdin_closed.await;
-                })
-                .await;
+            child::serve_until_stdin_closes(Server::new(config)).await;
         });
-    }
-
-    /// Resident bytes of a process.
-    fn rss(pid: u32) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-            .map_or(0, |kb| kb * 1024)
     }
 
     async fn one_client(
@@ -162,17 +145,7 @@ mod real {
     }
 
     fn spawn_server(clients: usize, runs: usize) -> (Child, String) {
-        let mut child = Command::new(std::env::current_exe().expect("this binary"))
-            .env(SERVE, format!("{clients} {runs}"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("the server process starts");
-        let mut addr = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut addr)
-            .expect("the server prints its address");
-        (child, addr.trim().to_owned())
+        child::spawn(SERVE, &format!("{clients} {runs}"))
     }
 
     /// Times `n` runs of `client`'s, one after the other, starting one every 25 ms at most (the

@@ -6,9 +6,11 @@
 //! two), events lost and positions read twice (zero expected), and for Redis the memory one user's
 //! stream takes there (`MEMORY USAGE` of its meta record and stream, after its runs).
 //!
-//! Servers, clients and their runtime share this process (two worker threads); Redis is a
-//! `redis-server` the bench starts on a free loopback port (skipped, with a notice, when it is
-//! not installed).
+//! Each server runs in a child process of its own (this binary again, on one worker thread), so
+//! the table can give its resident memory per open socket (measured with every tab connected
+//! and idle, over the process's RSS before the first connect); the clients share this process.
+//! Redis is a `redis-server` the bench starts on a free loopback port (skipped, with a notice,
+//! when it is not installed).
 //!
 //! `cargo bench -p wsreg-server --bench nodes [-- USERS RUNS] [--tables DIR]`
 
@@ -31,13 +33,18 @@ mod table;
 mod redis_server;
 
 #[cfg(not(madsim))]
+#[path = "support/child.rs"]
+mod child;
+
+#[cfg(not(madsim))]
 mod real {
+    use std::process::Child;
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
+    use crate::child::{self, rss};
     use crate::redis_server::RedisServer;
     use crate::table::{self, Col};
-    use tokio::net::TcpListener;
     use tokio::sync::{Barrier, Semaphore};
     use wsreg::store::redis::RedisStore;
     use wsreg::{NodeConfig, RegistryConfig, UserKey};
@@ -46,6 +53,9 @@ mod real {
     use wsreg_server::{auth, Server, ServerConfig};
 
     const SECRET: &[u8] = b"nodes";
+    /// Set in a child: `USERS RUNS` (a node in memory) or `USERS RUNS REDIS_URL NAME` (a node
+    /// over Redis); it serves, prints its address, and stops when stdin closes.
+    const SERVE: &str = "WSREG_NODES_SERVE";
     const EVENTS_PER_RUN: usize = 7; // started, thinking, 2 x (executing, completed), completed
 
     #[derive(Default)]
@@ -70,11 +80,78 @@ mod real {
         c
     }
 
-    async fn serve(server: Arc<Server>) -> String {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr").to_string();
-        tokio::spawn(server.serve(listener, std::future::pending()));
-        addr
+    /// The child: one server, in memory or one node over Redis.
+    fn serve(spec: &str) {
+        let parts: Vec<&str> = spec.split(' ').collect();
+        let users = parts.first().and_then(|s| s.parse().ok()).unwrap_or(1);
+        let runs = parts.get(1).and_then(|s| s.parse().ok()).unwrap_or(1);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async move {
+            let server = match (parts.get(2), parts.get(3)) {
+                (Some(url), Some(name)) => {
+                    let (store, live) = RedisStore::connect(url, bounds(users, runs))
+                        .await
+                        .expect("redis");
+                    Server::with_store(config(users, runs), name, Arc::new(store), live)
+                }
+                _ => Server::new(config(users, runs)),
+            };
+            child::serve_until_stdin_closes(server).await;
+        });
+    }
+
+    fn bounds(users: usize, runs: usize) -> wsreg::store::Bounds {
+        NodeConfig {
+            registry: config(users, runs).registry,
+            ..Default::default()
+        }
+        .bounds()
+    }
+
+    /// Server processes, and their RSS before the first connect.
+    struct Servers {
+        children: Vec<Child>,
+        idle: Vec<u64>,
+        addrs: Vec<String>,
+    }
+
+    impl Servers {
+        fn start(specs: &[String]) -> Self {
+            let (mut children, mut idle, mut addrs) = (Vec::new(), Vec::new(), Vec::new());
+            for spec in specs {
+                let (child, addr) = child::spawn(SERVE, spec);
+                idle.push(rss(child.id()));
+                children.push(child);
+                addrs.push(addr);
+            }
+            Self {
+                children,
+                idle,
+                addrs,
+            }
+        }
+
+        /// What the servers hold over their idle RSS, per socket, in KiB.
+        fn kib_per_socket(&self, sockets: usize) -> f64 {
+            let grown: u64 = self
+                .children
+                .iter()
+                .zip(&self.idle)
+                .map(|(c, idle)| rss(c.id()).saturating_sub(*idle))
+                .sum();
+            grown as f64 / sockets.max(1) as f64 / 1024.0
+        }
+
+        fn stop(mut self) {
+            for c in &mut self.children {
+                drop(c.stdin.take());
+                let _ = c.wait();
+            }
+        }
     }
 
     async fn tab(addr: &str, user: &str) -> Client {
@@ -115,6 +192,7 @@ mod real {
         i: usize,
         runs: usize,
         gate: Arc<Semaphore>,
+        connected: Arc<Barrier>,
         go: Arc<Barrier>,
     ) -> (Tally, Tally) {
         let name = format!("user{i}");
@@ -122,6 +200,7 @@ mod real {
         let mut first = tab(&addrs[0], &name).await;
         let mut second = tab(&addrs[addrs.len() - 1], &name).await;
         drop(permit);
+        connected.wait().await;
         go.wait().await;
         let mut sent = Vec::with_capacity(runs);
         for _ in 0..runs {
@@ -139,15 +218,16 @@ mod real {
         (a, b)
     }
 
-    /// Drives `users` users over `addrs`; a table row (without the Redis column).
+    /// Drives `users` users over `servers`; a table row (without the Redis column).
     async fn drive(
         label: &str,
-        addrs: Vec<String>,
+        servers: &Servers,
         users: usize,
         runs: usize,
     ) -> (Vec<String>, f64) {
-        let addrs = Arc::new(addrs);
+        let addrs = Arc::new(servers.addrs.clone());
         let gate = Arc::new(Semaphore::new(100));
+        let connected = Arc::new(Barrier::new(users + 1));
         let go = Arc::new(Barrier::new(users + 1));
         let tasks: Vec<_> = (0..users)
             .map(|i| {
@@ -156,10 +236,14 @@ mod real {
                     i,
                     runs,
                     Arc::clone(&gate),
+                    Arc::clone(&connected),
                     Arc::clone(&go),
                 ))
             })
             .collect();
+        connected.wait().await;
+        tokio::time::sleep(Duration::from_millis(500)).await; // let the servers settle
+        let per_socket = servers.kib_per_socket(2 * users);
         go.wait().await;
         let start = Instant::now();
         let mut latencies = Vec::new();
@@ -187,11 +271,16 @@ mod real {
             format!("{:.1}", pct(0.99)),
             expected.saturating_sub(events).to_string(),
             twice.to_string(),
+            format!("{per_socket:.1}"),
         ];
         (row, rate)
     }
 
     pub fn main() {
+        if let Ok(spec) = std::env::var(SERVE) {
+            serve(&spec);
+            return;
+        }
         let args: Vec<String> = std::env::args()
             .skip(1)
             .filter(|a| !a.starts_with("--"))
@@ -208,17 +297,18 @@ mod real {
             .build()
             .expect("runtime");
         rt.block_on(async move {
-            let one = serve(Server::new(config(users, runs))).await;
-            let (memory, memory_rate) = drive("one node, in memory", vec![one], users, runs).await;
-            let bounds = NodeConfig { registry: config(users, runs).registry, ..Default::default() }.bounds();
-            let mut addrs = Vec::new();
-            for name in ["a", "b"] {
-                let (store, live) = RedisStore::connect(&redis.url(), bounds).await.expect("redis");
-                let server = Server::with_store(config(users, runs), name, Arc::new(store), live);
-                addrs.push(serve(server).await);
-            }
-            let (mut two, two_rate) = drive("two nodes over Redis", addrs, users, runs).await;
-            let (probe, _) = RedisStore::connect(&redis.url(), bounds).await.expect("redis");
+            let one = Servers::start(&[format!("{users} {runs}")]);
+            let (memory, memory_rate) = drive("one node, in memory", &one, users, runs).await;
+            one.stop();
+            let url = redis.url();
+            let two = Servers::start(&[
+                format!("{users} {runs} {url} a"),
+                format!("{users} {runs} {url} b"),
+            ]);
+            let (two_row, two_rate) = drive("two nodes over Redis", &two, users, runs).await;
+            two.stop();
+            let mut two = two_row;
+            let (probe, _) = RedisStore::connect(&url, bounds(users, runs)).await.expect("redis");
             let sample = users.min(100);
             let mut bytes = 0;
             for i in 0..sample {
@@ -239,11 +329,12 @@ mod real {
                     col("run p99 ms", true),
                     col("lost", false),
                     col("read twice", false),
+                    col("server RSS per socket (KiB)", true),
                     col("Redis bytes per user", true),
                 ],
                 &[memory, two],
                 &[format!(
-                    "{users} users, each with a tab on the first node and one on the last, {runs} runs each started through the first tab (7 events a run); latency is start_run on the first tab to agent_completed on the second. Events/s, two nodes over one: {:.2}. Redis bytes per user: MEMORY USAGE of a user's meta record and stream after its {} events, averaged over {sample} users. Servers and clients share one process on two threads; Redis is its own process",
+                    "{users} users, each with a tab on the first node and one on the last, {runs} runs each started through the first tab (7 events a run); latency is start_run on the first tab to agent_completed on the second. Events/s, two nodes over one: {:.2}. Redis bytes per user: MEMORY USAGE of a user's meta record and stream after its {} events, averaged over {sample} users. Each server is a process of its own on one worker thread; its RSS per socket is what it grew by with every tab connected and idle. The clients share one process on two threads; Redis is its own process",
                     two_rate / memory_rate,
                     runs * EVENTS_PER_RUN
                 )],
