@@ -115,9 +115,9 @@ pub trait Network: Send + Sync {
         let _ = reply_ms;
     }
 
-    /// Many nodes: how many connections the server nodes that are up hold between them (their
-    /// registries, inspected). `None` when the nodes cannot be inspected.
-    fn connections_held(&self) -> Option<usize> {
+    /// Many nodes: what each server node that is up holds (its registry, inspected), node by
+    /// node. `None` when the nodes cannot be inspected (or there is one server).
+    fn inspect_nodes(&self) -> Option<Vec<wsreg::RegistryView>> {
         None
     }
 

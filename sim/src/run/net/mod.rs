@@ -673,9 +673,9 @@ impl Network for NetBackend {
         }
     }
 
-    fn connections_held(&self) -> Option<usize> {
+    fn inspect_nodes(&self) -> Option<Vec<RegistryView>> {
         self.many.as_ref()?;
-        let mut held = 0;
+        let mut views = Vec::new();
         for i in 0..self.lives.len() {
             let backend = {
                 let life = self.life_of(i);
@@ -684,14 +684,9 @@ impl Network for NetBackend {
                 }
                 Arc::clone(&life.backend)
             };
-            held += backend
-                .inspect()?
-                .managers
-                .iter()
-                .map(|m| m.connections.len())
-                .sum::<usize>();
+            views.push(backend.inspect()?);
         }
-        Some(held)
+        Some(views)
     }
 
     fn kill_server(&self) {

@@ -127,7 +127,10 @@ impl Inner {
 async fn connect_loop(inner: Arc<Inner>, live: mpsc::UnboundedSender<Live>) {
     let mut wait = Duration::from_millis(5);
     loop {
-        let Ok(stream) = TcpStream::connect(inner.addr.as_str()).await else {
+        // A connect can wait for ever on a packet the network lost: it gives up in time, as
+        // the Redis client's does.
+        let connecting = tokio::time::timeout(TIMEOUT, TcpStream::connect(inner.addr.as_str()));
+        let Ok(Ok(stream)) = connecting.await else {
             tokio::time::sleep(wait).await;
             wait = (wait * 2).min(Duration::from_millis(200));
             continue;

@@ -157,15 +157,22 @@ impl World {
         self.abandoned.lock().expect("abandoned").remove(&tab);
     }
 
+    /// The managers the backend (or, over many nodes, every node that is up) still holds
+    /// (none when it cannot be inspected).
+    fn managers_left(&self) -> Vec<wsreg::ManagerView> {
+        if let Some(nodes) = self.network.as_ref().and_then(|n| n.inspect_nodes()) {
+            return nodes.into_iter().flat_map(|v| v.managers).collect();
+        }
+        self.backend.inspect().map_or(Vec::new(), |v| v.managers)
+    }
+
     /// Connections the backend (or, over many nodes, every node) still reports (none when it
     /// cannot be inspected).
     fn connections_left(&self) -> usize {
-        if let Some(held) = self.network.as_ref().and_then(|n| n.connections_held()) {
-            return held;
-        }
-        self.backend
-            .inspect()
-            .map_or(0, |v| v.managers.iter().map(|m| m.connections.len()).sum())
+        self.managers_left()
+            .iter()
+            .map(|m| m.connections.len())
+            .sum()
     }
 
     /// After every tab closed and the idle time passed: a connect its client gave up on whose
@@ -520,7 +527,9 @@ impl World {
         let ttl = Duration::from_millis(self.plan.limits.idle_ttl_ms);
         tokio::time::sleep(ttl + Duration::from_millis(50)).await;
         self.abandoned_still_held();
-        let left = self.backend.inspect().map_or(Vec::new(), |v| v.managers);
+        // Over many nodes, every node's registry: a manager a node kept past its idle time is
+        // a zombie there, whatever the other nodes did.
+        let left = self.managers_left();
         if let Some(m) = left.first() {
             self.recorder.violate(violation!(self.recorder.last_step(), Invariant::I9, "{} manager(s) outlived the idle TTL after every tab closed, first {}'s {} with {} connection(s)",
                     left.len(),
