@@ -288,3 +288,18 @@ async fn a_divergence_planted_in_the_model_is_caught_with_the_operation_that_sho
         while live.try_recv().is_ok() {}
     }
 }
+
+#[tokio::test]
+async fn the_scripts_run_on_a_redis_cluster_node_each_touching_one_users_slot() {
+    let Some(server) = RedisServer::start_cluster() else {
+        return;
+    };
+    let (store, mut live) = connected(&server).await;
+    let ops = generate(11, 2_500);
+    // In cluster mode Redis refuses a script that touches keys of two slots: every operation
+    // replying as the model does shows each keeps to its user's hash tag.
+    let published = differential(&store, &mut live, &ops, Plant::None)
+        .await
+        .unwrap_or_else(|d| panic!("{d:#?}"));
+    assert!(published > 1_000, "{published} appends published");
+}

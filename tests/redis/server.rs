@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 pub struct RedisServer {
     child: Option<Child>,
     pub port: u16,
+    /// In cluster mode: the node's cluster config file (removed with the server).
+    cluster: Option<std::path::PathBuf>,
 }
 
 impl RedisServer {
@@ -30,8 +32,48 @@ impl RedisServer {
         let mut server = Self {
             child: None,
             port: 0,
+            cluster: None,
         };
         server.restart();
+        Some(server)
+    }
+
+    /// Starts one in cluster mode, as a one-node Redis Cluster holding every slot: every
+    /// script must then touch only keys of one slot (a cross-slot script is refused), as on a
+    /// cluster of many nodes. `None` as for [`RedisServer::start`].
+    #[allow(
+        dead_code,
+        reason = "not every test binary that includes this file uses it"
+    )]
+    pub fn start_cluster() -> Option<Self> {
+        let mut server = Self::start()?;
+        server.stop();
+        server.cluster =
+            Some(std::env::temp_dir().join(format!("wsreg-redis-cluster-{}.conf", server.port)));
+        server.restart();
+        let client = redis::Client::open(server.url()).expect("a redis url");
+        let mut con = client.get_connection().expect("connect");
+        let _: () = redis::cmd("CLUSTER")
+            .arg("ADDSLOTSRANGE")
+            .arg(0)
+            .arg(16383)
+            .query(&mut con)
+            .expect("CLUSTER ADDSLOTSRANGE");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let info: String = redis::cmd("CLUSTER")
+                .arg("INFO")
+                .query(&mut con)
+                .expect("CLUSTER INFO");
+            if info.contains("cluster_state:ok") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the cluster never came up: {info}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
         Some(server)
     }
 
@@ -45,9 +87,17 @@ impl RedisServer {
         if self.port == 0 {
             self.port = free_port();
         }
-        let child = Command::new("redis-server")
+        let mut command = Command::new("redis-server");
+        command
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"]);
+        if let Some(conf) = &self.cluster {
+            let _ = std::fs::remove_file(conf);
+            command
+                .args(["--cluster-enabled", "yes", "--cluster-config-file"])
+                .arg(conf);
+        }
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -72,6 +122,9 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
+        if let Some(conf) = &self.cluster {
+            let _ = std::fs::remove_file(conf);
+        }
     }
 }
 
