@@ -5,8 +5,16 @@
 //! scripts written to do the same, which a differential test checks reply by reply against
 //! this model on a real `redis-server`.
 //!
-//! Per user the store keeps a meta record (the stream's epoch and head), the stream's retained
-//! entries (position, payload, the time of the append) and, per append, its idempotency key.
+//! Per user the store keeps a meta record (the stream's epoch and head, and the store's lineage
+//! when the epoch began), the stream's retained entries (position, payload, the time of the
+//! append) and, per append, its idempotency key.
+//!
+//! **Lineage.** A store that may have lost its newest writes (a replica promoted after an
+//! asynchronous failover, a restart without persistence) continues under a new lineage (in
+//! Redis, its replication id). A stream whose meta record was written under another lineage
+//! is never continued: it is started again under a new epoch, as if it had been lost, because
+//! continuing it would hand out again positions some clients already read with other
+//! messages. Its clients are then told the epoch changed, and what they can no longer get.
 //! Times are milliseconds on the caller's clock, passed in with each operation, so the model
 //! is a pure function of the operations it is given.
 //!
@@ -85,6 +93,14 @@ pub enum Op {
     },
     /// Forgets everything (Redis: `FLUSHALL`; a store restarted without persistence).
     Flush,
+    /// A failover to a replica that had not received the newest `lose` writes of each stream:
+    /// they are gone, the epochs and heads rolled back with them, and the store continues
+    /// under a new lineage (Redis: the promoted replica's new replication id). Not something
+    /// a node asks for: the simulator's store plays it as a fault.
+    Failover {
+        /// Writes lost from the end of each stream.
+        lose: u64,
+    },
 }
 
 /// The reply to an [`Op`].
@@ -123,6 +139,8 @@ pub enum Reply {
     Released,
     /// The store forgot everything.
     Flushed,
+    /// The store failed over.
+    FailedOver,
 }
 
 /// What an append makes the store publish to the user's live channel.
@@ -153,6 +171,8 @@ struct Stream {
     entries: VecDeque<Entry>,
     /// When the stream's keys expire (the caller's clock).
     expires_ms: u64,
+    /// The store's lineage when the epoch began.
+    lineage: u64,
 }
 
 /// The store's state: every user's stream and the idempotency keys, and the scripts as
@@ -185,6 +205,8 @@ pub struct StoreModel {
     idem: BTreeMap<(String, String), (String, u64, u64)>,
     /// Connection-slot leases: user -> holder -> expiry.
     leases: BTreeMap<String, BTreeMap<String, u64>>,
+    /// The store's lineage (see the module docs).
+    lineage: u64,
 }
 
 impl StoreModel {
@@ -195,6 +217,7 @@ impl StoreModel {
             streams: BTreeMap::new(),
             idem: BTreeMap::new(),
             leases: BTreeMap::new(),
+            lineage: 0,
         }
     }
 
@@ -246,7 +269,17 @@ impl StoreModel {
                 self.streams.clear();
                 self.idem.clear();
                 self.leases.clear();
+                self.lineage += 1;
                 (Reply::Flushed, None)
+            }
+            Op::Failover { lose } => {
+                for s in self.streams.values_mut() {
+                    let head = s.head.saturating_sub(*lose);
+                    s.entries.retain(|e| e.seq <= head);
+                    s.head = head;
+                }
+                self.lineage += 1;
+                (Reply::FailedOver, None)
             }
         }
     }
@@ -254,18 +287,21 @@ impl StoreModel {
     /// The user's stream, expired keys forgotten, started as `fresh` if it does not exist.
     fn open(&mut self, user: &str, fresh: &str, now_ms: u64) -> &mut Stream {
         let ttl = self.bounds.ttl_ms;
+        let lineage = self.lineage;
         let s = self.streams.entry(user.to_owned()).or_default();
-        if s.epoch.is_some() && s.expires_ms <= now_ms {
+        if s.epoch.is_some() && (s.expires_ms <= now_ms || s.lineage != lineage) {
             *s = Stream::default();
         }
         if s.epoch.is_none() {
             // A stream without its meta record is never continued: its entries may belong to
-            // an epoch nobody can name any more.
+            // an epoch nobody can name any more. Nor is one of another lineage: it may have
+            // lost its newest writes.
             *s = Stream {
                 epoch: Some(fresh.to_owned()),
                 head: 0,
                 entries: VecDeque::new(),
                 expires_ms: now_ms.saturating_add(ttl),
+                lineage,
             };
         }
         s

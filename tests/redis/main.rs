@@ -3,6 +3,7 @@
 #![cfg(not(madsim))]
 
 mod differential;
+mod failover;
 mod nodes;
 mod proxy;
 mod server;

@@ -75,7 +75,7 @@ pub const NET_POINTS: [(&str, &str); 5] = [
 ];
 
 /// The points only a run over many nodes and a store can reach.
-pub const NODE_POINTS: [(&str, &str); 4] = [
+pub const NODE_POINTS: [(&str, &str); 5] = [
     (
         "node_restarted",
         "a server node was killed with tabs open, and started again",
@@ -91,6 +91,10 @@ pub const NODE_POINTS: [(&str, &str); 4] = [
     (
         "store_slow",
         "the store answered every call late for a while, and then at once again",
+    ),
+    (
+        "store_failover",
+        "the store failed over to a replica missing the newest writes",
     ),
 ];
 
@@ -169,6 +173,7 @@ impl NetTracking {
             What::StoreRestarted => hit(hits, "store_restarted"),
             What::StoreHealed { .. } => hit(hits, "store_cut"),
             What::StorePrompt => hit(hits, "store_slow"),
+            What::StoreFailedOver { .. } => hit(hits, "store_failover"),
             What::Connect { .. } => {
                 if let Some(users) = &mut self.cut {
                     users.insert(s.user.clone());

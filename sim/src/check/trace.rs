@@ -210,6 +210,12 @@ pub enum What {
     },
     /// Many nodes: the store answers at once again.
     StorePrompt,
+    /// Many nodes: the store failed over to a replica missing each stream's newest `lose`
+    /// writes, under a new lineage.
+    StoreFailedOver {
+        /// Writes lost from the end of each stream.
+        lose: u64,
+    },
 }
 
 /// The phase in which, over many nodes, a few users fill their tabs to the limit once the
@@ -259,7 +265,8 @@ impl What {
             | What::StoreCut { .. }
             | What::StoreHealed { .. }
             | What::StoreSlow { .. }
-            | What::StorePrompt => Side::World,
+            | What::StorePrompt
+            | What::StoreFailedOver { .. } => Side::World,
             What::Connect { .. }
             | What::Connected { .. }
             | What::GaveUp { .. }
@@ -438,6 +445,10 @@ impl fmt::Display for What {
                 "!! the store answers every call {reply_ms} ms late, for {ms} ms"
             ),
             What::StorePrompt => f.write_str("!! the store answers at once again"),
+            What::StoreFailedOver { lose } => write!(
+                f,
+                "!! the store failed over to a replica missing each stream's last {lose} write(s)"
+            ),
         }
     }
 }

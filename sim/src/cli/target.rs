@@ -87,6 +87,9 @@ impl TargetArgs {
                     net.store_cuts = 1;
                     net.store_slows = 1;
                 }
+                if let Some(f) = self.failovers {
+                    net.store_failovers = f;
+                }
             }
             c.net = Some(net);
         }
@@ -105,6 +108,7 @@ impl TargetArgs {
             ("--partitions", self.partitions.is_some()),
             ("--restarts", self.restarts.is_some()),
             ("--nodes", self.nodes.is_some()),
+            ("--failovers", self.failovers.is_some()),
         ];
         if let Some((flag, _)) = generated_only.iter().find(|(_, given)| *given) {
             bail!(

@@ -95,6 +95,9 @@ pub struct NetConfig {
     /// With many nodes: spells per run in which the store answers every call late.
     #[serde(skip_serializing_if = "is_zero")]
     pub store_slows: u32,
+    /// With many nodes: failovers per run to a replica missing each stream's newest writes.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub store_failovers: u32,
     /// With many nodes: a load balancer that sends each connect to the next node in turn,
     /// instead of each user's tabs to one node (sticky).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -121,6 +124,7 @@ impl Default for NetConfig {
             store_restarts: 0,
             store_cuts: 0,
             store_slows: 0,
+            store_failovers: 0,
             spread: false,
         }
     }
@@ -332,6 +336,9 @@ impl SimConfig {
                 if rng.gen_ratio(1, 4) {
                     net.store_slows = 0;
                 }
+                if rng.gen_ratio(1, 4) {
+                    net.store_failovers = 0;
+                }
                 // Half the seeds spread every connect over the nodes: one user's tabs then sit
                 // on several nodes at once.
                 net.spread = net.spread || rng.gen_ratio(1, 2);
@@ -379,7 +386,8 @@ impl SimConfig {
         } else if self.net.as_ref().is_some_and(|n| {
             !(1..=MAX_NODES).contains(&n.nodes)
                 || (n.nodes == 1
-                    && (n.store_restarts + n.store_cuts + n.store_slows > 0 || n.spread))
+                    && (n.store_restarts + n.store_cuts + n.store_slows + n.store_failovers > 0
+                        || n.spread))
         }) {
             Some("net.nodes must be 1 to 8, and store faults and spread need 2 nodes or more")
         } else if self

@@ -152,6 +152,14 @@ pub enum NetFaultKind {
         /// How long (1 to 10,000).
         ms: u64,
     },
+    /// Many nodes: the store fails over to a replica that had not received each stream's
+    /// newest `lose` writes (asynchronous replication): they are gone, epochs and heads
+    /// rolled back with them, and the store continues under a new lineage. Every node's
+    /// connection to the store drops.
+    StoreFailover {
+        /// Writes lost from the end of each stream (0 to 1,000).
+        lose: u64,
+    },
 }
 
 fn default_liveness_bound_ms() -> u64 {
@@ -525,7 +533,9 @@ impl Plan {
                         }
                         true
                     }
-                    NetFaultKind::StoreRestart | NetFaultKind::StoreSlow { .. } => true,
+                    NetFaultKind::StoreRestart
+                    | NetFaultKind::StoreSlow { .. }
+                    | NetFaultKind::StoreFailover { .. } => true,
                     NetFaultKind::Partition { .. } | NetFaultKind::Restart => false,
                 };
                 if many && net.nodes == 1 {
@@ -542,6 +552,13 @@ impl Plan {
                     if !(1..=10_000).contains(&ms) {
                         return bad(format!(
                             "net.faults[{i}]: a store cut lasts 1 to 10000 ms, not {ms}"
+                        ));
+                    }
+                }
+                if let NetFaultKind::StoreFailover { lose } = f.kind {
+                    if lose > 1_000 {
+                        return bad(format!(
+                            "net.faults[{i}]: a failover loses at most 1000 writes a stream, not {lose}"
                         ));
                     }
                 }

@@ -179,6 +179,13 @@ pub fn generate(config: &SimConfig, seed: Seed) -> Plan {
                     let at_ms = rng.gen_range(0..config.horizon_ms);
                     faults.push(NetFault { at_ms, kind });
                 }
+                for _ in 0..net.store_failovers {
+                    let kind = NetFaultKind::StoreFailover {
+                        lose: rng.gen_range(0..=3),
+                    };
+                    let at_ms = rng.gen_range(0..config.horizon_ms);
+                    faults.push(NetFault { at_ms, kind });
+                }
             }
             faults.sort_by_key(|f| f.at_ms);
             NetPlan {

@@ -110,6 +110,13 @@ pub trait Network: Send + Sync {
         let _ = (node, cut);
     }
 
+    /// Many nodes: the store fails over to a replica that lacks each stream's newest `lose`
+    /// writes (and continues under a new lineage): the primary is killed now, and
+    /// [`Network::start_store`] starts the promoted replica.
+    fn fail_over_store(&self, lose: u64) {
+        let _ = lose;
+    }
+
     /// Many nodes: the store answers every call `reply_ms` late from now on (0: at once).
     fn slow_store(&self, reply_ms: u64) {
         let _ = reply_ms;

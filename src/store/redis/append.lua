@@ -6,13 +6,7 @@ local meta, stream, idem = KEYS[1], KEYS[2], KEYS[3]
 local payload, fresh, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local capacity, max_age, ttl, channel = ARGV[4], tonumber(ARGV[5]), ARGV[6], ARGV[7]
 
-local epoch = redis.call('HGET', meta, 'epoch')
-if not epoch then
-  -- No meta record: a new stream. Entries without their epoch are never continued.
-  epoch = fresh
-  redis.call('DEL', stream)
-  redis.call('HSET', meta, 'epoch', epoch, 'head', 0)
-end
+local epoch = open_stream(meta, stream, fresh, ttl)
 
 local seen = redis.call('GET', idem)
 if seen then

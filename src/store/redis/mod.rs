@@ -5,7 +5,7 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `wsreg:{<user>}:meta` | hash | `epoch` (the stream's epoch, `<boot>.<n>`) and `head` (the last position) |
+//! | `wsreg:{<user>}:meta` | hash | `epoch` (the stream's epoch, `<boot>.<n>`), `head` (the last position) and `lineage` (the server's replication id when the epoch began) |
 //! | `wsreg:{<user>}:stream` | stream | one entry per retained message, id `<seq>-0`, fields `p` (the message, JSON) and `t` (append time, ms) |
 //! | `wsreg:{<user>}:idem:<key>` | string | `<epoch> <seq>` of the append named `<key>`, for `ttl` |
 //! | `wsreg:{<user>}:live` | channel | `<epoch> <seq> <message>` for every append |
@@ -14,7 +14,12 @@
 //! The stream is bounded by `MAXLEN` (exact) and by age (entries older than the bound are
 //! deleted from the front on every append and read); meta, stream and idempotency keys expire
 //! `ttl` after the last append. A stream whose meta record is gone is never continued: the
-//! next operation starts a new epoch and deletes what is left.
+//! next operation starts a new epoch and deletes what is left. Nor is one whose meta record
+//! names another lineage than the server's replication id (`INFO replication`,
+//! `master_replid`, read inside the script): a replica promoted after an asynchronous
+//! failover, or a server restarted without persistence, may have lost the newest writes while
+//! keeping the epoch, and continuing that epoch would hand out again positions some clients
+//! already read with other messages. Its clients are told the epoch changed instead.
 //!
 //! The scripts do exactly what [`StoreModel`](super::model::StoreModel) does; the differential
 //! test (`tests/redis.rs`) checks it reply by reply against a real `redis-server`.
@@ -33,10 +38,10 @@ use super::{decode, decode_epoch, Live, ModelStore, StoreError, StoreFuture};
 use crate::identity::UserKey;
 use crate::stream::Position;
 
-/// The append script (see the module docs).
-pub const APPEND_SCRIPT: &str = include_str!("append.lua");
-/// The read script (see the module docs).
-pub const READ_SCRIPT: &str = include_str!("read.lua");
+/// The append script (see the module docs), after the prelude that opens a stream.
+pub const APPEND_SCRIPT: &str = concat!(include_str!("open.lua"), include_str!("append.lua"));
+/// The read script (see the module docs), after the prelude that opens a stream.
+pub const READ_SCRIPT: &str = concat!(include_str!("open.lua"), include_str!("read.lua"));
 /// The lease script (see the module docs).
 pub const LEASE_SCRIPT: &str = include_str!("lease.lua");
 
@@ -243,6 +248,9 @@ impl RedisStore {
                     .map_err(unavailable)?;
                 Ok(Reply::Flushed)
             }
+            Op::Failover { .. } => Err(StoreError::Protocol(
+                "a failover happens to a Redis deployment; no client can ask for one".into(),
+            )),
         }
     }
 

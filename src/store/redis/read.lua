@@ -7,13 +7,7 @@ local meta, stream = KEYS[1], KEYS[2]
 local after, limit, fresh, now = ARGV[1], tonumber(ARGV[2]), ARGV[3], tonumber(ARGV[4])
 local capacity, max_age, ttl = ARGV[5], tonumber(ARGV[6]), ARGV[7]
 
-local epoch = redis.call('HGET', meta, 'epoch')
-if not epoch then
-  epoch = fresh
-  redis.call('DEL', stream)
-  redis.call('HSET', meta, 'epoch', epoch, 'head', 0)
-  redis.call('PEXPIRE', meta, ttl)
-end
+local epoch = open_stream(meta, stream, fresh, ttl)
 local head = tonumber(redis.call('HGET', meta, 'head'))
 
 redis.call('XTRIM', stream, 'MAXLEN', capacity)

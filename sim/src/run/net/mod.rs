@@ -22,7 +22,7 @@ mod store;
 mod store_client;
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -95,8 +95,8 @@ pub struct NetBackend {
 /// What only a run over many nodes needs.
 struct Many {
     store: NodeId,
-    /// How late the store answers, in ms (set by the world's slow-store faults).
-    late: Arc<AtomicU64>,
+    /// How late the store answers, and what its next start holds (the world's faults).
+    control: Arc<store::StoreControl>,
     /// Whether the load balancer spreads connects over the nodes (else it is sticky).
     spread: bool,
     /// With `spread`: the node the next connect goes to.
@@ -474,13 +474,13 @@ impl NetBackend {
             server_nodes.push(id);
         }
         let clients = handle.create_node().name("clients").ip(CLIENTS_IP).build();
-        let late = Arc::new(AtomicU64::new(0));
-        let answers_late = Arc::clone(&late);
+        let control = Arc::new(store::StoreControl::default());
+        let controls = Arc::clone(&control);
         let store = handle
             .create_node()
             .name("store")
             .ip(STORE_IP)
-            .init(move || store::serve(STORE_ADDR, bounds, Arc::clone(&answers_late)))
+            .init(move || store::serve(STORE_ADDR, bounds, Arc::clone(&controls)))
             .build()
             .id();
         Self {
@@ -493,7 +493,7 @@ impl NetBackend {
             clients,
             many: Some(Many {
                 store,
-                late,
+                control,
                 spread: net.spread,
                 next_connect: std::sync::atomic::AtomicUsize::new(0),
                 runs: Mutex::default(),
@@ -669,7 +669,14 @@ impl Network for NetBackend {
 
     fn slow_store(&self, reply_ms: u64) {
         if let Some(many) = &self.many {
-            many.late.store(reply_ms, Ordering::Relaxed);
+            many.control.late.store(reply_ms, Ordering::Relaxed);
+        }
+    }
+
+    fn fail_over_store(&self, lose: u64) {
+        if let Some(many) = &self.many {
+            many.control.fail_over(lose);
+            Sim::current().kill(many.store);
         }
     }
 

@@ -51,20 +51,57 @@ struct State {
     next_conn: u64,
 }
 
-/// Serves the store on `addr` until the node dies, each answer `late` milliseconds late (as
-/// the world sets it: 0 most of the time).
-pub(crate) async fn serve(addr: &str, bounds: Bounds, late: Arc<AtomicU64>) {
+/// What the world does to the store beyond killing it: answers late, and failovers.
+#[derive(Default)]
+pub(crate) struct StoreControl {
+    /// How late every answer is, in ms (0 most of the time).
+    pub(crate) late: AtomicU64,
+    /// The running store's state.
+    running: Mutex<std::sync::Weak<Mutex<State>>>,
+    /// What the store's next start begins with instead of nothing: a replica's data.
+    replica: Mutex<Option<StoreModel>>,
+}
+
+impl StoreControl {
+    /// Prepares a failover: the store's next start (the replica promoted) holds what the
+    /// running store holds but each stream's newest `lose` writes, under a new lineage.
+    pub(crate) fn fail_over(&self, lose: u64) {
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .upgrade();
+        if let Some(state) = running {
+            let mut model = lock(&state).model.clone();
+            model.apply(&Op::Failover { lose });
+            *self.replica.lock().unwrap_or_else(PoisonError::into_inner) = Some(model);
+        }
+    }
+}
+
+/// Serves the store on `addr` until the node dies, as `control` says.
+pub(crate) async fn serve(addr: &str, bounds: Bounds, control: Arc<StoreControl>) {
     let listener = TcpListener::bind(addr)
         .await
         .expect("the store node's address is free");
+    let model = control
+        .replica
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take()
+        .unwrap_or_else(|| StoreModel::new(bounds));
     let state = Arc::new(Mutex::new(State {
-        model: StoreModel::new(bounds),
+        model,
         conns: BTreeMap::new(),
         subscribers: BTreeMap::new(),
         next_conn: 0,
     }));
+    *control
+        .running
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) = Arc::downgrade(&state);
     while let Ok((stream, _)) = listener.accept().await {
-        tokio::spawn(connection(stream, Arc::clone(&state), Arc::clone(&late)));
+        tokio::spawn(connection(stream, Arc::clone(&state), Arc::clone(&control)));
     }
 }
 
@@ -72,7 +109,7 @@ fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
     state.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-async fn connection(stream: TcpStream, state: Arc<Mutex<State>>, late: Arc<AtomicU64>) {
+async fn connection(stream: TcpStream, state: Arc<Mutex<State>>, control: Arc<StoreControl>) {
     let _ = stream.set_nodelay(true);
     let (read, mut write) = tokio::io::split(stream);
     let (tx, mut rx) = mpsc::unbounded_channel::<String>();
@@ -98,7 +135,7 @@ async fn connection(stream: TcpStream, state: Arc<Mutex<State>>, late: Arc<Atomi
         let answer = apply(&state, me, request);
         // Done at once, answered late: the calls behind it on this connection wait too, as
         // they would behind a busy Redis.
-        let late = late.load(Ordering::Relaxed);
+        let late = control.late.load(Ordering::Relaxed);
         if late > 0 {
             tokio::time::sleep(std::time::Duration::from_millis(late)).await;
         }

@@ -380,6 +380,7 @@ impl World {
                 self.system(What::NodeUp { node });
             }
             NetFaultKind::StoreRestart => {
+                let _one = self.restart_lock.lock().await;
                 net.kill_store();
                 tokio::time::sleep(STORE_DOWNTIME).await;
                 net.start_store();
@@ -391,6 +392,13 @@ impl World {
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 net.cut_store(node, false);
                 self.system(What::StoreHealed { node });
+            }
+            NetFaultKind::StoreFailover { lose } => {
+                let _one = self.restart_lock.lock().await;
+                net.fail_over_store(lose);
+                tokio::time::sleep(STORE_DOWNTIME).await;
+                net.start_store();
+                self.system(What::StoreFailedOver { lose });
             }
             NetFaultKind::StoreSlow { reply_ms, ms } => {
                 self.system(What::StoreSlow { reply_ms, ms });
