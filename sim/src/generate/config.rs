@@ -336,12 +336,13 @@ impl SimConfig {
                 if rng.gen_ratio(1, 4) {
                     net.store_slows = 0;
                 }
-                if rng.gen_ratio(1, 4) {
-                    net.store_failovers = 0;
-                }
                 // Half the seeds spread every connect over the nodes: one user's tabs then sit
                 // on several nodes at once.
                 net.spread = net.spread || rng.gen_ratio(1, 2);
+                // Drawn last, so that every seed without failovers keeps its config.
+                if rng.gen_ratio(1, 4) {
+                    net.store_failovers = 0;
+                }
             }
         }
         c

@@ -95,6 +95,8 @@ pub(crate) struct Holding {
     doubts: Vec<Doubt>,
     /// Attempts their clients gave up on.
     given_up: BTreeSet<u64>,
+    /// Tabs their clients crashed (whatever became of them since).
+    crashed: BTreeSet<u64>,
     /// Through the real server a close always carries its code and reason, and a crashed or
     /// abandoned socket is let go whenever the server notices.
     network: bool,
@@ -149,6 +151,9 @@ impl Holding {
 
     /// The client closed the tab (`crashed`: dropped it without closing).
     pub(crate) fn left(&mut self, tab: u64, crashed: bool) {
+        if crashed {
+            self.crashed.insert(tab);
+        }
         self.set(
             tab,
             if crashed {
@@ -346,14 +351,8 @@ impl Holding {
     /// `crashed_explains` (over many nodes a node closes tabs on its
     /// own, and a client that drops one before the close reaches it never learns of it).
     pub(crate) fn unexplained_unless(&self, crashed_explains: bool) -> Option<(u64, Failed)> {
-        let explained = |t: &u64| {
-            self.ended.contains(t)
-                || (crashed_explains
-                    && self
-                        .attempts
-                        .get(t)
-                        .is_some_and(|a| a.state == State::Crashed))
-        };
+        let explained =
+            |t: &u64| self.ended.contains(t) || (crashed_explains && self.crashed.contains(t));
         self.doubts
             .iter()
             .find(|d| !d.tabs.iter().all(explained))
