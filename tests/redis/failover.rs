@@ -28,6 +28,20 @@ fn append(idem: &str, payload: &str) -> Op {
     }
 }
 
+/// Appends messages `seqs` (keys `k<i>`, payloads `"m<i>"`), each stored at position `i`.
+async fn append_in_order(store: &RedisStore, seqs: std::ops::RangeInclusive<u64>) {
+    for i in seqs {
+        let at = store
+            .apply(&append(&format!("k{i}"), &format!("\"m{i}\"")))
+            .await
+            .unwrap();
+        assert!(
+            matches!(at, Reply::Appended { seq, .. } if seq == i),
+            "{at:?}"
+        );
+    }
+}
+
 fn read() -> Op {
     Op::Read {
         user: "alice".into(),
@@ -85,32 +99,14 @@ async fn a_promoted_replica_that_lost_the_newest_writes_starts_the_stream_again_
     // backlog then): the streams begin after that.
     caught_up(&primary, &replica);
     let (store, _live) = RedisStore::connect(&primary.url(), BOUNDS).await.unwrap();
-    for i in 1..=3 {
-        let at = store
-            .apply(&append(&format!("k{i}"), &format!("\"m{i}\"")))
-            .await
-            .unwrap();
-        assert!(
-            matches!(at, Reply::Appended { seq, .. } if seq == i),
-            "{at:?}"
-        );
-    }
+    append_in_order(&store, 1..=3).await;
     caught_up(&primary, &replica);
     // The replica hears nothing more; the primary takes two appends clients may have read.
     let nowhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let nowhere_port = nowhere.local_addr().unwrap().port().to_string();
     drop(nowhere);
     command(&replica, &["REPLICAOF", "127.0.0.1", &nowhere_port]);
-    for i in 4..=5 {
-        let at = store
-            .apply(&append(&format!("k{i}"), &format!("\"m{i}\"")))
-            .await
-            .unwrap();
-        assert!(
-            matches!(at, Reply::Appended { seq, .. } if seq == i),
-            "{at:?}"
-        );
-    }
+    append_in_order(&store, 4..=5).await;
     primary.stop();
     command(&replica, &["REPLICAOF", "NO", "ONE"]);
     let (promoted, _live) = RedisStore::connect(&replica.url(), BOUNDS).await.unwrap();

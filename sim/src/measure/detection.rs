@@ -229,12 +229,7 @@ pub fn measure_net(
             })
         };
         let all = run_campaign(&opts, &|_, _, _| {})?.all;
-        let mut by = std::collections::BTreeMap::<String, u64>::new();
-        for r in all.iter().filter(|r| !r.outcome.passed()) {
-            *by.entry(r.outcome.label()).or_default() += 1;
-        }
-        let mut by: Vec<(String, u64)> = by.into_iter().collect();
-        by.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let by = failing_by_label(&all);
         rows.push(NetRow {
             bug,
             seeds,
@@ -244,6 +239,17 @@ pub fn measure_net(
         });
     }
     Ok(rows)
+}
+
+/// The failing seeds of a campaign counted by what caught them, most first.
+pub(crate) fn failing_by_label(all: &[SeedResult]) -> Vec<(String, u64)> {
+    let mut by = std::collections::BTreeMap::<String, u64>::new();
+    for r in all.iter().filter(|r| !r.outcome.passed()) {
+        *by.entry(r.outcome.label()).or_default() += 1;
+    }
+    let mut by: Vec<(String, u64)> = by.into_iter().collect();
+    by.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    by
 }
 
 /// The network zoo table.

@@ -78,17 +78,11 @@ pub fn measure(
         };
         let all = run_campaign(&opts, &|_, _, _| {})?.all;
         let failing: Vec<_> = all.iter().filter(|r| !r.outcome.passed()).collect();
-        let mut by = std::collections::BTreeMap::<String, u64>::new();
-        for r in &failing {
-            *by.entry(r.outcome.label()).or_default() += 1;
-        }
-        let mut by: Vec<(String, u64)> = by.into_iter().collect();
-        by.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let by = crate::measure::detection::failing_by_label(&all);
         let expected: Vec<String> = bug
             .map(|b| b.expected().iter().map(|i| format!("{i:?}")).collect())
             .unwrap_or_default();
-        let as_expected =
-            |label: &str| expected.iter().any(|i| label.starts_with(&format!("{i} ")));
+        let as_expected = |label: &str| bug.is_some_and(|b| b.caught_as_expected(label));
         let mut shrunk_ops = None;
         if let (Some(_), Some(first)) = (bug, failing.first()) {
             let (_, plan, runtime_seed) = derive(&config(), first.seed);

@@ -45,6 +45,14 @@ impl NodeBug {
         }
     }
 
+    /// Whether a failure label (an [`Outcome::label`](crate::check::outcome::Outcome::label))
+    /// is one of the expected invariants.
+    pub fn caught_as_expected(self, label: &str) -> bool {
+        self.expected()
+            .iter()
+            .any(|i| label.starts_with(&format!("{i:?} ")))
+    }
+
     /// The wrapper that plants it.
     pub fn plant(self) -> StorePlant {
         match self {

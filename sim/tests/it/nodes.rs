@@ -151,14 +151,12 @@ fn every_planted_bug_of_many_nodes_is_caught_by_an_expected_invariant() {
     let config = wsreg_sim::measure::nodes::config();
     for bug in NodeBug::ALL {
         let summary = crate::support::campaign_of(Target::node_bug(bug), config.clone(), 20);
-        let expected = |label: &str| {
-            bug.expected()
-                .iter()
-                .any(|i| label.starts_with(&format!("{i:?} ")))
-        };
         let caught: u64 = summary.failures.values().map(|g| g.count).sum();
         assert!(
-            summary.failures.keys().all(|label| expected(label)),
+            summary
+                .failures
+                .keys()
+                .all(|label| bug.caught_as_expected(label)),
             "{bug}: caught by an invariant not expected: {:#?}",
             summary.failures
         );
