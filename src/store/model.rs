@@ -101,6 +101,17 @@ pub enum Op {
         /// Writes lost from the end of each stream.
         lose: u64,
     },
+    /// One of `user`'s keys dropped, as Redis evicts under `maxmemory` with an eviction
+    /// policy: the meta record (`history: false`: the entries linger, but nothing names their
+    /// epoch any more, so the stream is started again) or the history (`history: true`: the
+    /// epoch and head stay, the entries are gone). Not something a node asks for: the
+    /// simulator's store plays it as a fault (Redis: `DEL` of the key).
+    Evict {
+        /// The user's key.
+        user: String,
+        /// The history rather than the meta record.
+        history: bool,
+    },
 }
 
 /// The reply to an [`Op`].
@@ -141,6 +152,8 @@ pub enum Reply {
     Flushed,
     /// The store failed over.
     FailedOver,
+    /// A key was evicted (or was not there).
+    Evicted,
 }
 
 /// What an append makes the store publish to the user's live channel.
@@ -281,7 +294,22 @@ impl StoreModel {
                 self.lineage += 1;
                 (Reply::FailedOver, None)
             }
+            Op::Evict { user, history } => {
+                if let Some(s) = self.streams.get_mut(user) {
+                    if *history {
+                        s.entries.clear();
+                    } else {
+                        s.epoch = None;
+                    }
+                }
+                (Reply::Evicted, None)
+            }
         }
+    }
+
+    /// The users whose streams the store holds (or whose keys linger), in key order.
+    pub fn users(&self) -> impl Iterator<Item = &str> {
+        self.streams.keys().map(String::as_str)
     }
 
     /// The user's stream, expired keys forgotten, started as `fresh` if it does not exist.

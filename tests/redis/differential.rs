@@ -91,6 +91,11 @@ fn generate(seed: u64, n: usize) -> Vec<Op> {
                 user,
                 holder: format!("{node:x}-{}", rng.gen_range(0..6)),
             },
+            // Redis evicting the meta record or the history under `maxmemory`.
+            84..=86 => Op::Evict {
+                user,
+                history: rng.gen_ratio(1, 2),
+            },
             _ => Op::Read {
                 user,
                 after: rng.gen_range(0..appends / 3 + 3),

@@ -4,6 +4,7 @@
 
 mod differential;
 mod failover;
+mod faults;
 mod nodes;
 mod proxy;
 mod server;

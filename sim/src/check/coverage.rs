@@ -75,7 +75,7 @@ pub const NET_POINTS: [(&str, &str); 5] = [
 ];
 
 /// The points only a run over many nodes and a store can reach.
-pub const NODE_POINTS: [(&str, &str); 5] = [
+pub const NODE_POINTS: [(&str, &str); 9] = [
     (
         "node_restarted",
         "a server node was killed with tabs open, and started again",
@@ -95,6 +95,19 @@ pub const NODE_POINTS: [(&str, &str); 5] = [
     (
         "store_failover",
         "the store failed over to a replica missing the newest writes",
+    ),
+    ("store_flush", "the store forgot every stream while running"),
+    (
+        "store_evict",
+        "the store evicted a stream's meta record or its history",
+    ),
+    (
+        "store_silent",
+        "every store connection stopped getting pushes while answering on",
+    ),
+    (
+        "store_live_late",
+        "the store held pushes back, out of order and behind reads, and then pushed at once again",
     ),
 ];
 
@@ -174,6 +187,10 @@ impl NetTracking {
             What::StoreHealed { .. } => hit(hits, "store_cut"),
             What::StorePrompt => hit(hits, "store_slow"),
             What::StoreFailedOver { .. } => hit(hits, "store_failover"),
+            What::StoreFlushed => hit(hits, "store_flush"),
+            What::StoreEvicted { key: Some(_), .. } => hit(hits, "store_evict"),
+            What::StoreSilenced => hit(hits, "store_silent"),
+            What::StoreLiveOnTime => hit(hits, "store_live_late"),
             What::Connect { .. } => {
                 if let Some(users) = &mut self.cut {
                     users.insert(s.user.clone());

@@ -216,6 +216,26 @@ pub enum What {
         /// Writes lost from the end of each stream.
         lose: u64,
     },
+    /// Many nodes: the store forgot every stream while running (`FLUSHALL`).
+    StoreFlushed,
+    /// Many nodes: the store evicted a user's meta record, or its history.
+    StoreEvicted {
+        /// The user's key in the store (`None`: the store held no stream).
+        key: Option<String>,
+        /// The history rather than the meta record.
+        history: bool,
+    },
+    /// Many nodes: every store connection stopped getting pushes, while answering on.
+    StoreSilenced,
+    /// Many nodes: the store holds each push back by up to `max_ms`, for `ms` milliseconds.
+    StoreLiveLate {
+        /// Longest hold.
+        max_ms: u64,
+        /// For how long.
+        ms: u64,
+    },
+    /// Many nodes: the store pushes at once again.
+    StoreLiveOnTime,
 }
 
 /// The phase in which, over many nodes, a few users fill their tabs to the limit once the
@@ -266,7 +286,12 @@ impl What {
             | What::StoreHealed { .. }
             | What::StoreSlow { .. }
             | What::StorePrompt
-            | What::StoreFailedOver { .. } => Side::World,
+            | What::StoreFailedOver { .. }
+            | What::StoreFlushed
+            | What::StoreEvicted { .. }
+            | What::StoreSilenced
+            | What::StoreLiveLate { .. }
+            | What::StoreLiveOnTime => Side::World,
             What::Connect { .. }
             | What::Connected { .. }
             | What::GaveUp { .. }
@@ -449,6 +474,22 @@ impl fmt::Display for What {
                 f,
                 "!! the store failed over to a replica missing each stream's last {lose} write(s)"
             ),
+            What::StoreFlushed => f.write_str("!! the store was flushed: every stream is lost"),
+            What::StoreEvicted { key, history } => {
+                let what = if *history { "history" } else { "meta record" };
+                match key {
+                    Some(key) => write!(f, "!! the store evicted the {what} of {key}"),
+                    None => write!(f, "!! the store had no {what} to evict"),
+                }
+            }
+            What::StoreSilenced => f.write_str(
+                "!! every store connection stopped getting pushes, and answers on",
+            ),
+            What::StoreLiveLate { max_ms, ms } => write!(
+                f,
+                "!! the store holds each push back up to {max_ms} ms, for {ms} ms"
+            ),
+            What::StoreLiveOnTime => f.write_str("!! the store pushes at once again"),
         }
     }
 }

@@ -242,13 +242,14 @@ pub(crate) struct TargetArgs {
     #[arg(long, requires = "net")]
     pub(crate) restarts: Option<u32>,
     /// With --net: server nodes over one simulated stream store, 1 to 8 [default: 1]. With 2 or
-    /// more, each seed also restarts the store (everything lost), cuts one node off the store
-    /// and slows the store's answers, once each (swarm turns each off for a quarter of the
-    /// seeds).
+    /// more, each seed also plays every store fault once: a restart (everything lost), a
+    /// cut between one node and the store, a slow spell, a failover to a replica missing the
+    /// newest writes, a flush, an eviction, a silence and late pushes (swarm turns each off
+    /// for a quarter of the seeds).
     #[arg(long, requires = "net")]
     pub(crate) nodes: Option<u32>,
     /// With --nodes: failovers per seed to a replica missing each stream's newest writes
-    /// [default: 0; not in the default campaign yet: see docs/many-nodes.md].
+    /// [default: 1].
     #[arg(long, requires = "nodes")]
     pub(crate) failovers: Option<u32>,
 }

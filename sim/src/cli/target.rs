@@ -83,9 +83,7 @@ impl TargetArgs {
             if let Some(n) = self.nodes {
                 net.nodes = n;
                 if n > 1 {
-                    net.store_restarts = 1;
-                    net.store_cuts = 1;
-                    net.store_slows = 1;
+                    net.every_store_fault();
                 }
                 if let Some(f) = self.failovers {
                     net.store_failovers = f;

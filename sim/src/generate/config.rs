@@ -98,10 +98,54 @@ pub struct NetConfig {
     /// With many nodes: failovers per run to a replica missing each stream's newest writes.
     #[serde(skip_serializing_if = "is_zero")]
     pub store_failovers: u32,
+    /// With many nodes: flushes of the running store per run (every stream lost).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub store_flushes: u32,
+    /// With many nodes: evictions per run of one stream's meta record or history.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub store_evictions: u32,
+    /// With many nodes: times per run every store connection goes silent (no pushes, answers
+    /// on) until its node notices.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub store_silences: u32,
+    /// With many nodes: spells per run in which the store holds pushes back, out of order.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub store_live_delays: u32,
     /// With many nodes: a load balancer that sends each connect to the next node in turn,
     /// instead of each user's tabs to one node (sticky).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub spread: bool,
+}
+
+impl NetConfig {
+    /// Store faults per run, of every kind.
+    pub fn store_faults(&self) -> u32 {
+        self.store_restarts
+            + self.store_cuts
+            + self.store_slows
+            + self.store_failovers
+            + self.store_flushes
+            + self.store_evictions
+            + self.store_silences
+            + self.store_live_delays
+    }
+
+    /// Every store fault once per run (what `--nodes` sets): restart, cut, slow spell,
+    /// failover, flush, eviction, silence and late pushes.
+    pub fn every_store_fault(&mut self) {
+        for count in [
+            &mut self.store_restarts,
+            &mut self.store_cuts,
+            &mut self.store_slows,
+            &mut self.store_failovers,
+            &mut self.store_flushes,
+            &mut self.store_evictions,
+            &mut self.store_silences,
+            &mut self.store_live_delays,
+        ] {
+            *count = 1;
+        }
+    }
 }
 
 fn is_one(n: &u32) -> bool {
@@ -125,6 +169,10 @@ impl Default for NetConfig {
             store_cuts: 0,
             store_slows: 0,
             store_failovers: 0,
+            store_flushes: 0,
+            store_evictions: 0,
+            store_silences: 0,
+            store_live_delays: 0,
             spread: false,
         }
     }
@@ -343,6 +391,17 @@ impl SimConfig {
                 if rng.gen_ratio(1, 4) {
                     net.store_failovers = 0;
                 }
+                // And the store's later faults after them, for the same reason.
+                for count in [
+                    &mut net.store_flushes,
+                    &mut net.store_evictions,
+                    &mut net.store_silences,
+                    &mut net.store_live_delays,
+                ] {
+                    if rng.gen_ratio(1, 4) {
+                        *count = 0;
+                    }
+                }
             }
         }
         c
@@ -386,9 +445,7 @@ impl SimConfig {
             Some("net.latency_ms must be [min, max] with min <= max <= 1000")
         } else if self.net.as_ref().is_some_and(|n| {
             !(1..=MAX_NODES).contains(&n.nodes)
-                || (n.nodes == 1
-                    && (n.store_restarts + n.store_cuts + n.store_slows + n.store_failovers > 0
-                        || n.spread))
+                || (n.nodes == 1 && (n.store_faults() > 0 || n.spread))
         }) {
             Some("net.nodes must be 1 to 8, and store faults and spread need 2 nodes or more")
         } else if self

@@ -160,6 +160,29 @@ pub enum NetFaultKind {
         /// Writes lost from the end of each stream (0 to 1,000).
         lose: u64,
     },
+    /// Many nodes: the store forgets every stream while it runs (`FLUSHALL`); connections
+    /// and subscriptions stay.
+    StoreFlush,
+    /// Many nodes: the store evicts the meta record (or, `history`, the history) of the
+    /// `nth` stream it holds, counting round, as Redis does under `maxmemory`.
+    StoreEvict {
+        /// Which stream, in the store's key order, counting round.
+        nth: u32,
+        /// The history rather than the meta record.
+        history: bool,
+    },
+    /// Many nodes: every connection the store has stops getting pushes (live messages, and
+    /// the answers to probes that travel as pushes) for as long as it lasts, while it goes on
+    /// answering calls: a subscription gone silent while its socket looks healthy.
+    StoreSilence,
+    /// Many nodes: for `ms` milliseconds the store holds each push back by up to `max_ms`,
+    /// each by a draw of its own, so live messages arrive out of order and after reads.
+    StoreLiveLate {
+        /// Longest hold (1 to 10,000).
+        max_ms: u64,
+        /// How long (1 to 10,000).
+        ms: u64,
+    },
 }
 
 fn default_liveness_bound_ms() -> u64 {
@@ -535,7 +558,11 @@ impl Plan {
                     }
                     NetFaultKind::StoreRestart
                     | NetFaultKind::StoreSlow { .. }
-                    | NetFaultKind::StoreFailover { .. } => true,
+                    | NetFaultKind::StoreFailover { .. }
+                    | NetFaultKind::StoreFlush
+                    | NetFaultKind::StoreEvict { .. }
+                    | NetFaultKind::StoreSilence
+                    | NetFaultKind::StoreLiveLate { .. } => true,
                     NetFaultKind::Partition { .. } | NetFaultKind::Restart => false,
                 };
                 if many && net.nodes == 1 {
@@ -559,6 +586,13 @@ impl Plan {
                     if lose > 1_000 {
                         return bad(format!(
                             "net.faults[{i}]: a failover loses at most 1000 writes a stream, not {lose}"
+                        ));
+                    }
+                }
+                if let NetFaultKind::StoreLiveLate { max_ms, ms } = f.kind {
+                    if !(1..=10_000).contains(&ms) || !(1..=10_000).contains(&max_ms) {
+                        return bad(format!(
+                            "net.faults[{i}]: late pushes last 1 to 10000 ms and are held 1 to 10000 ms, not {ms} and {max_ms}"
                         ));
                     }
                 }

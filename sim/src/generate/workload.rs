@@ -186,6 +186,39 @@ pub fn generate(config: &SimConfig, seed: Seed) -> Plan {
                     let at_ms = rng.gen_range(0..config.horizon_ms);
                     faults.push(NetFault { at_ms, kind });
                 }
+                // A stream of their own, so plans without them draw as before.
+                let mut rng = seed.rng("store-faults-2");
+                for _ in 0..net.store_flushes {
+                    let at_ms = rng.gen_range(0..config.horizon_ms);
+                    faults.push(NetFault {
+                        at_ms,
+                        kind: NetFaultKind::StoreFlush,
+                    });
+                }
+                for _ in 0..net.store_evictions {
+                    let kind = NetFaultKind::StoreEvict {
+                        nth: rng.gen_range(0..64),
+                        history: rng.gen_ratio(1, 2),
+                    };
+                    let at_ms = rng.gen_range(0..config.horizon_ms);
+                    faults.push(NetFault { at_ms, kind });
+                }
+                for _ in 0..net.store_silences {
+                    let at_ms = rng.gen_range(0..config.horizon_ms);
+                    faults.push(NetFault {
+                        at_ms,
+                        kind: NetFaultKind::StoreSilence,
+                    });
+                }
+                for _ in 0..net.store_live_delays {
+                    // Pushes held up to 300 ms: behind reads, and past one another.
+                    let kind = NetFaultKind::StoreLiveLate {
+                        max_ms: rng.gen_range(1..=300),
+                        ms: rng.gen_range(1..=net.max_partition_ms),
+                    };
+                    let at_ms = rng.gen_range(0..config.horizon_ms);
+                    faults.push(NetFault { at_ms, kind });
+                }
             }
             faults.sort_by_key(|f| f.at_ms);
             NetPlan {

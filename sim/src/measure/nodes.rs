@@ -39,18 +39,16 @@ pub struct NodeRow {
     pub shrunk_ops: Option<(usize, usize)>,
 }
 
-/// The campaign config of the table: the default one over `NODES` nodes with one node
-/// restart, store restart, store cut and slow-store spell each (per-seed swarm on top), as
-/// `--net --nodes 3` sets it.
+/// The campaign config of the table: the default one over `NODES` nodes with every store
+/// fault once (per-seed swarm on top), as `--net --nodes 3` sets it.
 pub fn config() -> SimConfig {
+    let mut net = NetConfig {
+        nodes: NODES,
+        ..NetConfig::default()
+    };
+    net.every_store_fault();
     SimConfig {
-        net: Some(NetConfig {
-            nodes: NODES,
-            store_restarts: 1,
-            store_cuts: 1,
-            store_slows: 1,
-            ..NetConfig::default()
-        }),
+        net: Some(net),
         ..SimConfig::default()
     }
 }

@@ -61,9 +61,25 @@ use wsreg::{Observer, Registry, RegistryConfig};
 pub type Factory =
     Arc<dyn Fn(RegistryConfig, Option<Arc<dyn Observer>>) -> Arc<dyn Backend> + Send + Sync>;
 
-/// A node's handle on the stream store, rewrapped (how a planted bug of many nodes gets into
-/// the core's nodes: see the zoo's `nodes`).
-pub type StorePlant = fn(Arc<dyn wsreg::store::StreamStore>) -> Arc<dyn wsreg::store::StreamStore>;
+/// A node's handle on the stream store and its live messages, rewrapped (how a planted bug of
+/// many nodes gets into the core's nodes: see the zoo's `nodes`).
+pub type StoreWrap = fn(
+    Arc<dyn wsreg::store::StreamStore>,
+    tokio::sync::mpsc::UnboundedReceiver<wsreg::store::Live>,
+) -> (
+    Arc<dyn wsreg::store::StreamStore>,
+    tokio::sync::mpsc::UnboundedReceiver<wsreg::store::Live>,
+);
+
+/// How a planted bug of many nodes gets into the core's nodes.
+#[derive(Clone, Copy)]
+pub struct StorePlant {
+    /// Rewraps each node's handle on the store and its live messages.
+    pub wrap: StoreWrap,
+    /// Whether each node's store client checks that its subscription still hears (`false`:
+    /// it only checks that the connection answers, as a `PING` does).
+    pub echo: bool,
+}
 
 /// The faults a run over the simulated network can play. Network runs put the backend behind
 /// the real server on a node of its own and every client socket on another.
@@ -120,6 +136,26 @@ pub trait Network: Send + Sync {
     /// Many nodes: the store answers every call `reply_ms` late from now on (0: at once).
     fn slow_store(&self, reply_ms: u64) {
         let _ = reply_ms;
+    }
+
+    /// Many nodes: the store forgets every stream while it runs (`FLUSHALL`).
+    fn flush_store(&self) {}
+
+    /// Many nodes: the store evicts the meta record (or the history) of the `nth` stream it
+    /// holds, counting round; the user's key, if it held any.
+    fn evict_in_store(&self, nth: u32, history: bool) -> Option<String> {
+        let _ = (nth, history);
+        None
+    }
+
+    /// Many nodes: every connection the store has now stops getting its pushes, for as long
+    /// as it lasts, while it goes on answering.
+    fn silence_store(&self) {}
+
+    /// Many nodes: the store holds each push back by up to `max_ms` from now on, each by a
+    /// draw of its own (0: at once).
+    fn delay_live(&self, max_ms: u64) {
+        let _ = max_ms;
     }
 
     /// Many nodes: what each server node that is up holds (its registry, inspected), node by

@@ -118,9 +118,10 @@ fn two_nodes_over_one_store_pass_the_black_box_oracle_and_replay() {
     );
 }
 
-/// Through the network over three nodes and one simulated store, with node restarts, store
-/// restarts, cuts between a node and the store and spells of slow answers, sticky and
-/// spreading load balancers: the core passes, and every run replays.
+/// Through the network over three nodes and one simulated store, with node restarts and every
+/// store fault (restarts, cuts between a node and the store, slow answers, failovers, flushes,
+/// evictions, silent subscriptions, late pushes), sticky and spreading load balancers: the
+/// core passes, and every fault is reached.
 #[test]
 fn the_core_on_three_nodes_over_a_store_passes_a_campaign_with_every_store_fault() {
     let config = wsreg_sim::measure::nodes::config();
@@ -131,6 +132,11 @@ fn the_core_on_three_nodes_over_a_store_passes_a_campaign_with_every_store_fault
         "store_restarted",
         "store_cut",
         "store_slow",
+        "store_failover",
+        "store_flush",
+        "store_evict",
+        "store_silent",
+        "store_live_late",
         "resumed_recovered",
     ] {
         assert!(
@@ -142,15 +148,15 @@ fn the_core_on_three_nodes_over_a_store_passes_a_campaign_with_every_store_fault
 }
 
 /// Each planted bug of many nodes is caught from what clients read and were told, and only
-/// ever by one of the invariants expected to catch it. (A dead node's slots counted for ever,
-/// N3, hides whenever a store restart wipes every slot after the death: it is caught on
-/// about two seeds in five.)
+/// ever by one of the invariants expected to catch it. (Some need a fault that a quarter of
+/// the seeds leave out, or a narrow race: the subscribe/recover race, N5, is caught on about
+/// one seed in nine.)
 #[test]
 fn every_planted_bug_of_many_nodes_is_caught_by_an_expected_invariant() {
     use wsreg_sim::zoo::nodes::NodeBug;
     let config = wsreg_sim::measure::nodes::config();
     for bug in NodeBug::ALL {
-        let summary = crate::support::campaign_of(Target::node_bug(bug), config.clone(), 20);
+        let summary = crate::support::campaign_of(Target::node_bug(bug), config.clone(), 60);
         let caught: u64 = summary.failures.values().map(|g| g.count).sum();
         assert!(
             summary
@@ -161,8 +167,8 @@ fn every_planted_bug_of_many_nodes_is_caught_by_an_expected_invariant() {
             summary.failures
         );
         assert!(
-            caught >= 5,
-            "{bug}: {caught} of 20 seeds: {:#?}",
+            caught >= 3,
+            "{bug}: {caught} of 60 seeds: {:#?}",
             summary.failures
         );
     }

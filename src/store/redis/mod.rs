@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use futures_util::StreamExt;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSubSink, PubSubStream};
 use redis::{Client, Script, Value};
 use tokio::sync::mpsc;
 
@@ -47,9 +47,9 @@ pub const LEASE_SCRIPT: &str = include_str!("lease.lua");
 
 /// How long a command may take before the store counts as unavailable.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
-/// How often the subscription connection is probed (a `PING` on it): a connection can stay
-/// open while nothing reaches it any more (a failover behind a proxy, a frozen peer), and a
-/// node must not go on serving tabs from a subscription that hears nothing.
+/// How often the subscription is probed (an echo: see `subscription_loop`): a connection can
+/// stay open while nothing reaches it any more (a failover behind a proxy, a frozen peer), and
+/// a node must not go on serving tabs from a subscription that hears nothing.
 const PROBE: Duration = Duration::from_secs(1);
 
 /// A node's handle on a Redis holding the streams (see the module docs).
@@ -122,10 +122,23 @@ impl RedisStore {
             .map_err(unavailable)?;
         let (tx, rx) = mpsc::unbounded_channel();
         let subscriptions = Arc::new(Subscriptions::default());
-        let first = client.get_async_pubsub().await.map_err(unavailable)?;
+        // The first subscription connection is in place (with its echo channel) before the
+        // store is handed out, so a subscribe right after this returns has somewhere to go.
+        let echo = echo_channel();
+        let (mut sink, stream) = client
+            .get_async_pubsub()
+            .await
+            .map_err(unavailable)?
+            .split();
+        sink.subscribe(&echo).await.map_err(unavailable)?;
+        *subscriptions.sink.lock().await = Some(sink);
+        // Every new subscription connection announces itself, the first one too.
+        let _ = tx.send(Live::Lost);
         tokio::spawn(subscription_loop(
             client,
-            first,
+            stream,
+            echo,
+            commands.clone(),
             Arc::clone(&subscriptions),
             tx,
         ));
@@ -142,7 +155,8 @@ impl RedisStore {
 
     /// Runs one operation of the model's on Redis, with the scripts production uses; what
     /// [`StoreModel::apply`](super::model::StoreModel::apply) returns for it, Redis returns
-    /// (the differential test's premise). [`Op::Flush`] is `FLUSHALL`: for tests only.
+    /// (the differential test's premise). [`Op::Flush`] is `FLUSHALL`, and [`Op::Evict`] a `DEL`
+    /// of the key Redis would evict: for tests only.
     pub async fn apply(&self, op: &Op) -> Result<Reply, StoreError> {
         let b = self.bounds;
         let mut conn = self.commands.clone();
@@ -248,6 +262,16 @@ impl RedisStore {
                     .map_err(unavailable)?;
                 Ok(Reply::Flushed)
             }
+            Op::Evict { user, history } => {
+                let k = keys(user);
+                let key = if *history { k.stream } else { k.meta };
+                let _: Value = redis::cmd("DEL")
+                    .arg(key)
+                    .query_async(&mut conn)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(Reply::Evicted)
+            }
             Op::Failover { .. } => Err(StoreError::Protocol(
                 "a failover happens to a Redis deployment; no client can ask for one".into(),
             )),
@@ -326,54 +350,77 @@ impl ModelStore for RedisStore {
 /// Forwards every live message; when the subscription connection is lost, connects again
 /// (waiting 50 ms, doubling to 2 s), subscribes to every followed user again, and tells the
 /// node its subscription was [`Live::Lost`] so it reads its mirrors' streams again.
+///
+/// A subscription can also go silent with its connection open and answering (a failover
+/// behind a proxy, a primary demoted while the commands follow the new one): a `PING` would
+/// pass. So every [`PROBE`] the loop publishes a token on a channel of this store's own
+/// through the *command* connection, and counts the subscription lost when the token has not
+/// come back on it within [`RESPONSE_TIMEOUT`]: the echo travels exactly the way live
+/// messages do.
 async fn subscription_loop(
     client: Client,
-    first: redis::aio::PubSub,
+    first: PubSubStream,
+    echo_channel: String,
+    commands: ConnectionManager,
     subs: Arc<Subscriptions>,
     tx: mpsc::UnboundedSender<Live>,
 ) {
-    let mut pubsub = Some(first);
+    let mut first = Some(first);
     let mut backoff = Duration::from_millis(50);
+    let mut token = 0u64;
     loop {
-        let connection = match pubsub.take() {
-            Some(c) => Ok(c),
-            None => tokio::time::timeout(RESPONSE_TIMEOUT, client.get_async_pubsub())
-                .await
-                .unwrap_or_else(|_| Err(timed_out())),
+        let mut stream = match first.take() {
+            Some(stream) => stream,
+            None => {
+                let connection = tokio::time::timeout(RESPONSE_TIMEOUT, client.get_async_pubsub())
+                    .await
+                    .unwrap_or_else(|_| Err(timed_out()));
+                let Ok(connection) = connection else {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    continue;
+                };
+                let (mut sink, stream) = connection.split();
+                let mut channels: Vec<String> = subs
+                    .users
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .iter()
+                    .map(|user| keys(user).channel)
+                    .collect();
+                channels.push(echo_channel.clone());
+                let mut ok = true;
+                for channel in channels {
+                    let subscribed =
+                        tokio::time::timeout(RESPONSE_TIMEOUT, sink.subscribe(channel)).await;
+                    ok &= matches!(subscribed, Ok(Ok(())));
+                }
+                if !ok {
+                    continue;
+                }
+                *subs.sink.lock().await = Some(sink);
+                if tx.send(Live::Lost).is_err() {
+                    return;
+                }
+                stream
+            }
         };
-        let Ok(connection) = connection else {
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_secs(2));
-            continue;
-        };
-        let (mut sink, mut stream) = connection.split();
-        let users: Vec<String> = subs
-            .users
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .cloned()
-            .collect();
-        let mut ok = true;
-        for user in &users {
-            let subscribed =
-                tokio::time::timeout(RESPONSE_TIMEOUT, sink.subscribe(keys(user).channel)).await;
-            ok &= matches!(subscribed, Ok(Ok(())));
-        }
-        if !ok {
-            continue;
-        }
-        *subs.sink.lock().await = Some(sink);
-        if tx.send(Live::Lost).is_err() {
-            return;
-        }
         backoff = Duration::from_millis(50);
         let mut probe = tokio::time::interval(PROBE);
+        // The token published and not heard back yet, and since when.
+        let mut awaiting: Option<(String, tokio::time::Instant)> = None;
         loop {
             tokio::select! {
                 biased;
                 msg = stream.next() => {
                     let Some(msg) = msg else { break };
+                    if msg.get_channel_name() == echo_channel {
+                        let heard = msg.get_payload_bytes();
+                        if awaiting.as_ref().is_some_and(|(t, _)| t.as_bytes() == heard) {
+                            awaiting = None;
+                        }
+                        continue;
+                    }
                     let Some(live) = parse(msg.get_channel_name(), msg.get_payload_bytes()) else {
                         continue;
                     };
@@ -382,9 +429,24 @@ async fn subscription_loop(
                     }
                 }
                 _ = probe.tick() => {
-                    if !answers(&subs).await {
-                        break; // a connection that does not answer is as good as lost
+                    if let Some((_, since)) = &awaiting {
+                        if since.elapsed() > RESPONSE_TIMEOUT {
+                            break; // a subscription that no longer hears is as good as lost
+                        }
+                        continue;
                     }
+                    token += 1;
+                    let t = token.to_string();
+                    let mut conn = commands.clone();
+                    let mut publish = redis::cmd("PUBLISH");
+                    publish.arg(&echo_channel).arg(&t);
+                    // Whether or not the publish was answered: the echo decides.
+                    let _ = tokio::time::timeout(
+                        RESPONSE_TIMEOUT,
+                        publish.query_async::<Value>(&mut conn),
+                    )
+                    .await;
+                    awaiting = Some((t, tokio::time::Instant::now()));
                 }
             }
         }
@@ -395,14 +457,14 @@ async fn subscription_loop(
     }
 }
 
-/// Whether the subscription connection answers a `PING` in time.
-async fn answers(subs: &Subscriptions) -> bool {
-    let mut sink = subs.sink.lock().await;
-    let Some(sink) = sink.as_mut() else {
-        return false;
-    };
-    let pong = tokio::time::timeout(RESPONSE_TIMEOUT, sink.ping::<redis::Value>()).await;
-    matches!(pong, Ok(Ok(_)))
+/// A channel name no other store handle uses, for its echoes: drawn from the process's
+/// randomly keyed hasher, the process id and the clock.
+fn echo_channel() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    h.write_u64(now_ms());
+    format!("wsreg:echo:{:016x}", h.finish())
 }
 
 fn timed_out() -> redis::RedisError {

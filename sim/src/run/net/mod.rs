@@ -446,9 +446,13 @@ impl NetBackend {
                     let node_config = node_config.clone();
                     async move {
                         let epoch = lock(&life).epoch;
-                        let (store, live) = store_client::SimStore::new(STORE_ADDR, start);
+                        let echo = plant.is_none_or(|p| p.echo);
+                        let (store, live) = store_client::SimStore::new(STORE_ADDR, start, echo);
                         let store: Arc<dyn wsreg::store::StreamStore> = Arc::new(store);
-                        let store = plant.map_or(Arc::clone(&store), |plant| plant(store));
+                        let (store, live) = match plant {
+                            Some(plant) => (plant.wrap)(store, live),
+                            None => (store, live),
+                        };
                         let mut config = server_config(epoch);
                         config.registry = node_config.registry.clone();
                         config.lease = node_config.lease;
@@ -670,6 +674,28 @@ impl Network for NetBackend {
     fn slow_store(&self, reply_ms: u64) {
         if let Some(many) = &self.many {
             many.control.late.store(reply_ms, Ordering::Relaxed);
+        }
+    }
+
+    fn flush_store(&self) {
+        if let Some(many) = &self.many {
+            many.control.flush();
+        }
+    }
+
+    fn evict_in_store(&self, nth: u32, history: bool) -> Option<String> {
+        self.many.as_ref()?.control.evict(nth, history)
+    }
+
+    fn silence_store(&self) {
+        if let Some(many) = &self.many {
+            many.control.silence();
+        }
+    }
+
+    fn delay_live(&self, max_ms: u64) {
+        if let Some(many) = &self.many {
+            many.control.live_late.store(max_ms, Ordering::Relaxed);
         }
     }
 

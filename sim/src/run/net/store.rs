@@ -7,13 +7,20 @@
 //!   pushes `{"live": [user, epoch, seq, payload]}` for every append to a user the connection
 //!   subscribed to, on the same connection, in order with its answers.
 //!
+//! A probe (`{"id": n}`, nothing asked) is answered the way live messages travel, so a
+//! connection whose pushes stopped cannot pass for healthy.
+//!
 //! A restart of the store node loses everything (a store without persistence): the model is
-//! made anew by the node's init, and every connection drops.
+//! made anew by the node's init, and every connection drops. The world can also, through
+//! [`StoreControl`], flush it or evict one user's key while it runs, mute the pushes of every
+//! connection it has (a subscription gone silent while the socket looks healthy), and hold
+//! pushes back a while, each by its own draw, so they arrive out of order and after reads.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
+use rand::Rng;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -30,6 +37,9 @@ pub(crate) struct Request {
     pub(crate) sub: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) unsub: Option<String>,
+    /// A probe answered at once, as an answer, not as a push (`PING`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) ping: bool,
 }
 
 /// A line from the store.
@@ -48,14 +58,19 @@ struct State {
     /// Each connection's outgoing lines.
     conns: BTreeMap<u64, mpsc::UnboundedSender<String>>,
     subscribers: BTreeMap<String, BTreeSet<u64>>,
+    /// Connections whose pushes (live messages, and answers to probes) go nowhere.
+    muted: BTreeSet<u64>,
     next_conn: u64,
 }
 
-/// What the world does to the store beyond killing it: answers late, and failovers.
+/// What the world does to the store beyond killing it: answers late, pushes late, silences,
+/// flushes, evictions and failovers.
 #[derive(Default)]
 pub(crate) struct StoreControl {
     /// How late every answer is, in ms (0 most of the time).
     pub(crate) late: AtomicU64,
+    /// Up to how late each push is, in ms, drawn per push (0 most of the time).
+    pub(crate) live_late: AtomicU64,
     /// The running store's state.
     running: Mutex<std::sync::Weak<Mutex<State>>>,
     /// What the store's next start begins with instead of nothing: a replica's data.
@@ -77,6 +92,48 @@ impl StoreControl {
             *self.replica.lock().unwrap_or_else(PoisonError::into_inner) = Some(model);
         }
     }
+
+    fn running(&self) -> Option<Arc<Mutex<State>>> {
+        self.running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .upgrade()
+    }
+
+    /// Forgets every stream while running (`FLUSHALL`): connections and subscriptions stay.
+    pub(crate) fn flush(&self) {
+        if let Some(state) = self.running() {
+            lock(&state).model.apply(&Op::Flush);
+        }
+    }
+
+    /// Evicts the meta record (or the history) of the `nth` stream the store holds, counting
+    /// round; the user's key, if there was one.
+    pub(crate) fn evict(&self, nth: u32, history: bool) -> Option<String> {
+        let state = self.running()?;
+        let mut st = lock(&state);
+        let count = st.model.users().count();
+        let user = st
+            .model
+            .users()
+            .nth(nth as usize % count.max(1))?
+            .to_owned();
+        st.model.apply(&Op::Evict {
+            user: user.clone(),
+            history,
+        });
+        Some(user)
+    }
+
+    /// Mutes every connection the store has now, for as long as it lasts: it answers calls
+    /// but pushes nothing (a subscription gone silent while its socket looks healthy).
+    pub(crate) fn silence(&self) {
+        if let Some(state) = self.running() {
+            let mut st = lock(&state);
+            let conns: Vec<u64> = st.conns.keys().copied().collect();
+            st.muted.extend(conns);
+        }
+    }
 }
 
 /// Serves the store on `addr` until the node dies, as `control` says.
@@ -94,6 +151,7 @@ pub(crate) async fn serve(addr: &str, bounds: Bounds, control: Arc<StoreControl>
         model,
         conns: BTreeMap::new(),
         subscribers: BTreeMap::new(),
+        muted: BTreeSet::new(),
         next_conn: 0,
     }));
     *control
@@ -132,7 +190,9 @@ async fn connection(stream: TcpStream, state: Arc<Mutex<State>>, control: Arc<St
         let Ok(request) = serde_json::from_str::<Request>(&line) else {
             break; // a node speaks this protocol or nothing
         };
-        let answer = apply(&state, me, request);
+        let Some(answer) = apply(&state, me, request, &control) else {
+            continue; // a probe: answered as a push
+        };
         // Done at once, answered late: the calls behind it on this connection wait too, as
         // they would behind a busy Redis.
         let late = control.late.load(Ordering::Relaxed);
@@ -146,6 +206,7 @@ async fn connection(stream: TcpStream, state: Arc<Mutex<State>>, control: Arc<St
     {
         let mut st = lock(&state);
         st.conns.remove(&me);
+        st.muted.remove(&me);
         for subs in st.subscribers.values_mut() {
             subs.remove(&me);
         }
@@ -154,14 +215,28 @@ async fn connection(stream: TcpStream, state: Arc<Mutex<State>>, control: Arc<St
 }
 
 /// Applies one request under the store's lock: the answer, and any publish pushed to the
-/// subscribers before the lock is let go (so publishes reach each connection in append order).
-fn apply(state: &Mutex<State>, me: u64, request: Request) -> String {
+/// subscribers before the lock is let go (so publishes reach each connection in append order,
+/// unless pushes are held back). A probe's answer is pushed: `None` to answer.
+fn apply(
+    state: &Mutex<State>,
+    me: u64,
+    request: Request,
+    control: &StoreControl,
+) -> Option<String> {
     let mut st = lock(state);
     let mut answer = Answer {
         id: Some(request.id),
         reply: None,
         live: None,
     };
+    let late = control.live_late.load(Ordering::Relaxed);
+    if request.sub.is_none() && request.unsub.is_none() && request.op.is_none() {
+        if request.ping {
+            return Some(line_of(&answer));
+        }
+        push(&st, me, line_of(&answer), late);
+        return None;
+    }
     if let Some(user) = request.sub {
         st.subscribers.entry(user).or_default().insert(me);
     } else if let Some(user) = request.unsub {
@@ -182,14 +257,33 @@ fn apply(state: &Mutex<State>, me: u64, request: Request) -> String {
                 .map(|s| s.iter().copied().collect())
                 .unwrap_or_default();
             for conn in to {
-                if let Some(tx) = st.conns.get(&conn) {
-                    let _ = tx.send(line.clone());
-                }
+                push(&st, conn, line.clone(), late);
             }
         }
         answer.reply = Some(reply);
     }
-    line_of(&answer)
+    Some(line_of(&answer))
+}
+
+/// Pushes `line` to connection `conn`, unless it is muted: at once, or, with pushes held
+/// back, after a draw of up to `late` ms of its own (so pushes overtake one another).
+fn push(st: &State, conn: u64, line: String, late: u64) {
+    if st.muted.contains(&conn) {
+        return;
+    }
+    let Some(tx) = st.conns.get(&conn) else {
+        return;
+    };
+    if late == 0 {
+        let _ = tx.send(line);
+        return;
+    }
+    let tx = tx.clone();
+    let wait = madsim::rand::thread_rng().gen_range(0..=late);
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+        let _ = tx.send(line);
+    });
 }
 
 pub(crate) fn line_of<T: Serialize>(value: &T) -> String {

@@ -4,8 +4,10 @@
 //! made again (every subscription with it) and reported as [`Live::Lost`].
 //!
 //! A connection can die silently (the store killed, or failed over, without the socket ever
-//! closing): its reads wait for ever while the subscription delivers nothing. So a request
-//! that times out, or a probe sent every [`PROBE`] that does, counts the connection as lost.
+//! closing): its reads wait for ever while the subscription delivers nothing. Or it can go on
+//! answering while its pushes no longer come. So a request that times out counts the
+//! connection as lost, and so does a probe, sent every [`PROBE`], whose answer does not come
+//! back in time the way live messages come (an echo).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,6 +40,8 @@ struct Inner {
     start: Instant,
     next_id: AtomicU64,
     wire: Mutex<Wire>,
+    /// Probes are echoed as pushes (`false`: answered as a `PING` is; a planted bug).
+    echo: bool,
 }
 
 #[derive(Default)]
@@ -52,12 +56,17 @@ struct Wire {
 
 impl SimStore {
     /// A handle on the store at `addr`; spawns its connection task on the current node.
-    pub(crate) fn new(addr: &str, start: Instant) -> (Self, mpsc::UnboundedReceiver<Live>) {
+    pub(crate) fn new(
+        addr: &str,
+        start: Instant,
+        echo: bool,
+    ) -> (Self, mpsc::UnboundedReceiver<Live>) {
         let inner = Arc::new(Inner {
             addr: addr.to_owned(),
             start,
             next_id: AtomicU64::new(0),
             wire: Mutex::new(Wire::default()),
+            echo,
         });
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(connect_loop(Arc::clone(&inner), tx));
@@ -114,6 +123,7 @@ impl Inner {
                 op: Some(op),
                 sub: None,
                 unsub: None,
+                ping: false,
             })
             .await?;
         answer
@@ -149,6 +159,7 @@ async fn connect_loop(inner: Arc<Inner>, live: mpsc::UnboundedSender<Live>) {
                     op: None,
                     sub: Some(user.clone()),
                     unsub: None,
+                    ping: false,
                 };
                 let _ = out.send(line_of(&sub));
             }
@@ -226,6 +237,7 @@ async fn probe(inner: Arc<Inner>) {
             op: None,
             sub: None,
             unsub: None,
+            ping: !inner.echo,
         };
         if inner.request(ping).await.is_err() {
             return;
@@ -260,6 +272,7 @@ impl ModelStore for SimStore {
                     op: None,
                     sub: Some(name),
                     unsub: None,
+                    ping: false,
                 })
                 .await
                 .map(|_| ())
@@ -276,6 +289,7 @@ impl ModelStore for SimStore {
                     op: None,
                     sub: None,
                     unsub: Some(name),
+                    ping: false,
                 })
                 .await
                 .map(|_| ())

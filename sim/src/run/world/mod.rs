@@ -400,6 +400,25 @@ impl World {
                 net.start_store();
                 self.system(What::StoreFailedOver { lose });
             }
+            NetFaultKind::StoreFlush => {
+                net.flush_store();
+                self.system(What::StoreFlushed);
+            }
+            NetFaultKind::StoreEvict { nth, history } => {
+                let key = net.evict_in_store(nth, history);
+                self.system(What::StoreEvicted { key, history });
+            }
+            NetFaultKind::StoreSilence => {
+                net.silence_store();
+                self.system(What::StoreSilenced);
+            }
+            NetFaultKind::StoreLiveLate { max_ms, ms } => {
+                self.system(What::StoreLiveLate { max_ms, ms });
+                net.delay_live(max_ms);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                net.delay_live(0);
+                self.system(What::StoreLiveOnTime);
+            }
             NetFaultKind::StoreSlow { reply_ms, ms } => {
                 self.system(What::StoreSlow { reply_ms, ms });
                 net.slow_store(reply_ms);
