@@ -132,8 +132,20 @@ struct NodeInner {
 /// The leases this node's connections hold, and the number of the next one.
 #[derive(Default)]
 struct Leases {
-    held: Mutex<BTreeMap<ConnectionId, (UserKey, String)>>,
+    held: Mutex<BTreeMap<ConnectionId, Lease>>,
     next: AtomicU64,
+}
+
+/// One connection's lease on one of its user's slots.
+#[derive(Clone)]
+struct Lease {
+    user: UserKey,
+    /// Its holder name in the store.
+    holder: String,
+    /// When the store lets it go unless renewed, by this node's clock: the lease was taken (or
+    /// last renewed) by a call made before this minus the lease's length, and the store
+    /// counts from the call's time.
+    expires: tokio::time::Instant,
 }
 
 /// A change to the node's subscriptions (or leases), applied in order by one task.
@@ -142,12 +154,6 @@ enum Follow {
     Unsubscribe(UserKey),
     /// A connection closed: its lease goes back.
     Release(ConnectionId),
-    /// Every lease held is renewed, and only renewed: a lease the store no longer holds (given
-    /// back by a close, or run out while the store was out of reach) is never taken again, and
-    /// a connection that lost its slot that way is ended, so the limit holds over every node.
-    Renew {
-        lease_ms: u64,
-    },
 }
 
 /// Unsubscribes from a user when the node's registry removes the user's manager, and passes
@@ -221,12 +227,7 @@ impl Node {
             follow,
             leases: Arc::clone(&leases),
         });
-        tokio::spawn(follow_loop(
-            Arc::downgrade(&inner),
-            Arc::clone(&inner.store),
-            follows,
-            leases,
-        ));
+        tokio::spawn(follow_loop(Arc::clone(&inner.store), follows, leases));
         tokio::spawn(live_loop(Arc::downgrade(&inner), live));
         tokio::spawn(renew_loop(Arc::downgrade(&inner)));
         Self { inner }
@@ -420,6 +421,7 @@ impl NodeInner {
                 self.leases.next.fetch_add(1, Ordering::Relaxed) + 1
             );
             let max = self.config.registry.max_connections_per_user;
+            let asked = tokio::time::Instant::now();
             let leased = self
                 .store
                 .lease(key, &holder, max as u64, self.lease_ms())
@@ -450,7 +452,12 @@ impl NodeInner {
                         .held
                         .lock()
                         .unwrap_or_else(PoisonError::into_inner);
-                    held.insert(handle.id(), (key.clone(), holder));
+                    let lease = Lease {
+                        user: key.clone(),
+                        holder,
+                        expires: asked + self.config.lease,
+                    };
+                    held.insert(handle.id(), lease);
                     Ok(connected(handle))
                 }
                 Err(e) => {
@@ -466,9 +473,8 @@ impl NodeInner {
 }
 
 /// Applies subscription changes in the order they were asked for, and gives the leases of
-/// closed connections back.
+/// closed connections back (each on its own: a release never waits behind another call).
 async fn follow_loop(
-    node: std::sync::Weak<NodeInner>,
     store: Arc<dyn StreamStore>,
     mut follows: mpsc::UnboundedReceiver<Follow>,
     leases: Arc<Leases>,
@@ -488,72 +494,110 @@ async fn follow_loop(
                     .unwrap_or_else(PoisonError::into_inner)
                     .remove(&conn);
                 // Not given back (the store unreachable): it runs out by itself.
-                if let Some((user, holder)) = lease {
-                    let _ = store.release(&user, &holder).await;
-                }
-            }
-            Follow::Renew { lease_ms } => {
-                let held: Vec<(ConnectionId, (UserKey, String))> = leases
-                    .held
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .iter()
-                    .map(|(conn, lease)| (*conn, lease.clone()))
-                    .collect();
-                // All at once (a pass one by one could outlast the leases it renews); a
-                // limit of 0 renews a lease still held and takes none.
-                let renewed = futures_util::future::join_all(
-                    held.iter()
-                        .map(|(_, (user, holder))| store.lease(user, holder, 0, lease_ms)),
-                )
-                .await;
-                for ((conn, (user, holder)), renewed) in held.iter().zip(renewed) {
-                    if let Ok(false) = renewed {
-                        lapsed(&node, &leases, *conn, user, holder);
-                    }
+                if let Some(lease) = lease {
+                    let store = Arc::clone(&store);
+                    tokio::spawn(async move {
+                        let _ = store.release(&lease.user, &lease.holder).await;
+                    });
                 }
             }
         }
     }
 }
 
-/// Connection `conn` of `user` no longer holds its slot (`holder`) in the store, and is still
-/// open: the node ends it (its client is told to come back, and is counted again when it
-/// does).
-fn lapsed(
-    node: &std::sync::Weak<NodeInner>,
-    leases: &Leases,
-    conn: ConnectionId,
-    user: &UserKey,
-    holder: &str,
-) {
-    let still_open = {
-        let mut held = leases.held.lock().unwrap_or_else(PoisonError::into_inner);
-        let ours = held.get(&conn).is_some_and(|(_, h)| h == holder);
-        ours && held.remove(&conn).is_some()
+/// Connection `conn` no longer holds its slot (`holder`) in the store, or is about to lose it,
+/// and is still open: the node ends it (its client is told to come back, and is counted
+/// again when it does).
+fn lapsed(node: &NodeInner, conn: ConnectionId, holder: &str) {
+    let lease = {
+        let mut held = node
+            .leases
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !held.get(&conn).is_some_and(|l| l.holder == holder) {
+            return;
+        }
+        held.remove(&conn)
     };
-    if !still_open {
-        return;
-    }
-    if let Some(mgr) = node.upgrade().and_then(|n| n.registry.get(user)) {
+    let Some(lease) = lease else { return };
+    if let Some(mgr) = node.registry.get(&lease.user) {
         let _ = mgr.remove_connection(conn);
     }
+    // The store may still hold it (a renewal that did not get through): given back if it can
+    // be, or it runs out by itself.
+    let store = Arc::clone(&node.store);
+    tokio::spawn(async move {
+        let _ = store.release(&lease.user, &lease.holder).await;
+    });
 }
 
-/// Renews every lease this node's connections hold, every third of the lease, while the node
-/// lives.
+/// Every third of the lease, while the node lives: ends each connection whose lease would run
+/// out before the next pass (its renewals did not get through: the store out of reach, or
+/// slow), so the store never hands its slot to another connection while it is open; then, in
+/// the background unless the last pass is still out, renews every lease held, all at once, and
+/// only renews (a limit of 0: a lease given back by a close, or run out, is never taken
+/// again). A connection whose lease the store no longer holds is ended too, so the limit holds
+/// over every node.
 async fn renew_loop(node: std::sync::Weak<NodeInner>) {
+    let renewing = Arc::new(std::sync::atomic::AtomicBool::new(false));
     loop {
         let Some(every) = node.upgrade().map(|n| n.config.lease / 3) else {
             return;
         };
         tokio::time::sleep(every.max(Duration::from_millis(1))).await;
-        let Some(node) = node.upgrade() else { return };
-        let renew = Follow::Renew {
-            lease_ms: node.lease_ms(),
-        };
-        if node.follow.send(renew).is_err() {
-            return;
+        let Some(inner) = node.upgrade() else { return };
+        let now = tokio::time::Instant::now();
+        let held: Vec<(ConnectionId, Lease)> = inner
+            .leases
+            .held
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(conn, lease)| (*conn, lease.clone()))
+            .collect();
+        let (expiring, renewing_now): (Vec<_>, Vec<_>) = held
+            .into_iter()
+            .partition(|(_, l)| l.expires <= now + every);
+        for (conn, lease) in &expiring {
+            lapsed(&inner, *conn, &lease.holder);
+        }
+        if renewing.swap(true, Ordering::Relaxed) {
+            continue; // the last pass is still waiting on the store
+        }
+        let (weak, done) = (node.clone(), Arc::clone(&renewing));
+        tokio::spawn(async move {
+            if let Some(inner) = weak.upgrade() {
+                renew(&inner, renewing_now, now).await;
+            }
+            done.store(false, Ordering::Relaxed);
+        });
+    }
+}
+
+/// One renewal pass over `leases`, asked at `asked`.
+async fn renew(node: &NodeInner, leases: Vec<(ConnectionId, Lease)>, asked: tokio::time::Instant) {
+    let lease_ms = node.lease_ms();
+    let renewed = futures_util::future::join_all(
+        leases
+            .iter()
+            .map(|(_, l)| node.store.lease(&l.user, &l.holder, 0, lease_ms)),
+    )
+    .await;
+    for ((conn, lease), renewed) in leases.iter().zip(renewed) {
+        match renewed {
+            Ok(true) => {
+                let mut held = node
+                    .leases
+                    .held
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if let Some(l) = held.get_mut(conn).filter(|l| l.holder == lease.holder) {
+                    l.expires = l.expires.max(asked + node.config.lease);
+                }
+            }
+            Ok(false) => lapsed(node, *conn, &lease.holder),
+            Err(_) => {} // ended in time by a later pass, if it comes to that
         }
     }
 }
@@ -611,7 +655,7 @@ impl Backend for Node {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .remove(&conn);
-            if let Some((user, holder)) = lease {
+            if let Some(Lease { user, holder, .. }) = lease {
                 // Until the store takes it back, or the lease has run out by itself: either
                 // way the slot is free when the close completes.
                 let gave_up_at = tokio::time::Instant::now() + self.inner.config.lease;

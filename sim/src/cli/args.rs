@@ -90,9 +90,9 @@ pub(crate) struct TablesArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct DisconnectArgs {
-    /// Users, each with one client and one agent.
-    #[arg(long, default_value_t = 10_000)]
-    pub(crate) users: usize,
+    /// Users, each with one client and one agent [default: 10,000; 200 with --nodes].
+    #[arg(long)]
+    pub(crate) users: Option<usize>,
     /// Virtual seconds the agents emit for.
     #[arg(long, default_value_t = 60)]
     pub(crate) seconds: u64,
@@ -114,6 +114,14 @@ pub(crate) struct DisconnectArgs {
     /// Run a planted bug from the zoo instead of the real core.
     #[arg(long)]
     pub(crate) bug: Option<Bug>,
+    /// With --net: N real server nodes over the simulated store, each connect sent to the next
+    /// node; the benchmark then runs once per store or node fault, each played at half time,
+    /// and prints one row per fault.
+    #[arg(long, requires = "net")]
+    pub(crate) nodes: Option<u32>,
+    /// With --nodes: run this fault only.
+    #[arg(long, requires = "nodes")]
+    pub(crate) fault: Option<crate::measure::disconnect::Fault>,
     /// Run twice, on fresh threads, and require byte-identical summaries.
     #[arg(long)]
     pub(crate) check_determinism: bool,

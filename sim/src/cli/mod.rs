@@ -375,9 +375,12 @@ fn replay(a: ReplayArgs, targets: &Targets) -> Result<i32> {
     Ok(exit.code())
 }
 
+/// Users of the disconnect benchmark over many nodes, unless `--users` says otherwise.
+const NODES_USERS: usize = 200;
+
 fn disconnect(a: DisconnectArgs) -> Result<i32> {
     let opts = crate::measure::disconnect::Options {
-        users: a.users,
+        users: 10_000,
         seconds: a.seconds,
         rate_per_s: a.rate,
         seed: a.seed.0,
@@ -386,9 +389,26 @@ fn disconnect(a: DisconnectArgs) -> Result<i32> {
             .history
             .unwrap_or(crate::measure::disconnect::Options::default().history),
         bug: a.bug,
+        nodes: a.nodes.unwrap_or(1),
+        fault: crate::measure::disconnect::Fault::None,
+    };
+    let opts = crate::measure::disconnect::Options {
+        users: if a.nodes.is_some_and(|n| n > 1) {
+            a.users.unwrap_or(NODES_USERS)
+        } else {
+            a.users.unwrap_or(opts.users)
+        },
+        ..opts
+    };
+    let faults = match (a.fault, opts.nodes) {
+        (Some(f), _) => vec![f],
+        (None, 1) => vec![crate::measure::disconnect::Fault::None],
+        (None, _) => crate::measure::disconnect::Fault::ALL.to_vec(),
     };
     let (json, tables) = (a.json.as_deref(), a.tables.as_deref());
-    Ok(crate::measure::disconnect::command(&opts, a.check_determinism, json, tables)?.code())
+    let exit =
+        crate::measure::disconnect::command(&opts, &faults, a.check_determinism, json, tables)?;
+    Ok(exit.code())
 }
 
 fn tables(a: TablesArgs) -> Result<i32> {

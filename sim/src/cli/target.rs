@@ -127,6 +127,7 @@ impl TargetArgs {
                     faults: Vec::new(),
                     nodes: 1,
                     spread: false,
+                    lease_ms: crate::generate::config::NODE_LEASE_MS,
                 });
             if let Some(l) = self.latency_ms {
                 net.latency_ms = l;

@@ -94,10 +94,20 @@ pub struct NetPlan {
     /// tabs on several nodes at once) instead of each user's tabs to one node.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub spread: bool,
+    /// Many nodes: how long a connection's lease on one of its user's slots lasts unless
+    /// renewed, in ms. Not part of a plan file: campaigns always use
+    /// [`NODE_LEASE_MS`](crate::generate::config::NODE_LEASE_MS); the disconnect benchmark uses
+    /// the production default.
+    #[serde(skip, default = "node_lease_ms")]
+    pub lease_ms: u64,
 }
 
 fn one_node() -> u32 {
     1
+}
+
+fn node_lease_ms() -> u64 {
+    crate::generate::config::NODE_LEASE_MS
 }
 
 fn is_one_node(n: &u32) -> bool {

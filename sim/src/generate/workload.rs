@@ -227,6 +227,7 @@ pub fn generate(config: &SimConfig, seed: Seed) -> Plan {
                 faults,
                 nodes: net.nodes,
                 spread: net.spread,
+                lease_ms: crate::generate::config::NODE_LEASE_MS,
             }
         }),
         oracle: config.oracle,

@@ -38,9 +38,13 @@ pub(crate) struct BlackBox {
     pub(super) sent_at: FnvHashMap<MsgTag, Position>,
     /// The furthest position senders were told about, per (user, epoch).
     pub(super) sent_head: FnvHashMap<(Key, wsreg::Epoch), u64>,
-    /// Per user, the last step a send was confirmed at, per epoch: what tabs open since then
-    /// must all have read, whatever stream they are on.
+    /// Per user, per epoch, the last step a send confirmed in it began at: tabs open since then
+    /// must all read that stream, whatever stream they are on. (The step the send began at,
+    /// not the one its sender was told at: an answer can come late, from a stream that has
+    /// been replaced since.)
     pub(super) sent_last: FnvHashMap<Key, BTreeMap<wsreg::Epoch, u64>>,
+    /// The step each send or emit not yet confirmed began at.
+    pub(super) send_began: FnvHashMap<MsgTag, u64>,
     /// Every tab, by the client's number for it, in order.
     pub(super) tabs: BTreeMap<u64, TabModel>,
     /// The tab each connection number the backend handed out was last given to.
@@ -75,6 +79,7 @@ impl BlackBox {
             sent_at: FnvHashMap::default(),
             sent_head: FnvHashMap::default(),
             sent_last: FnvHashMap::default(),
+            send_began: FnvHashMap::default(),
             tabs: BTreeMap::new(),
             live_conn: FnvHashMap::default(),
             live_tabs: FnvHashMap::default(),
@@ -245,7 +250,12 @@ impl Judge for BlackBox {
                 Ok(())
             }
             What::Emit { msg } => {
+                self.send_began.insert(msg.clone(), s.n);
                 self.emitted(msg);
+                Ok(())
+            }
+            What::Send { msg } => {
+                self.send_began.insert(msg.clone(), s.n);
                 Ok(())
             }
             What::Phase(FILL_PHASE) => {
@@ -316,6 +326,7 @@ impl Judge for BlackBox {
         self.sent_at = keep.sent_at;
         self.sent_head = keep.sent_head;
         self.sent_last = keep.sent_last;
+        self.send_began = keep.send_began;
         self.run_emits = keep.run_emits;
         self.emit_order = keep.emit_order;
         self.holding = keep.holding;

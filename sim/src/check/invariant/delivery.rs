@@ -39,10 +39,14 @@ impl BlackBox {
             return fail!(Invariant::I8, "{user}'s {msg} was reported sent as {at}, which {before} already was: one of them is lost");
         }
         self.sent_at.insert(msg.clone(), at);
-        self.sent_last
+        let began = self.send_began.remove(msg).unwrap_or(step);
+        let last = self
+            .sent_last
             .entry(user.clone())
             .or_default()
-            .insert(at.epoch, step);
+            .entry(at.epoch)
+            .or_insert(began);
+        *last = (*last).max(began);
         let head = self.sent_head.entry((user.clone(), at.epoch)).or_insert(0);
         *head = (*head).max(at.seq);
         Ok(())

@@ -31,6 +31,8 @@ pub(crate) struct Later {
     /// When a call was last refused because the store did not answer (a lease it took may
     /// outlive the connect that asked for it).
     store_failed_us: Option<u64>,
+    /// When a node last ended a tab by itself.
+    tab_ended_us: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -109,7 +111,7 @@ impl Later {
     /// and as much again for a renewal in flight).
     pub(super) fn stale_lease_may_count(&self) -> bool {
         let lease_us = crate::generate::config::NODE_LEASE_MS * 1_000;
-        [self.node_died_us, self.store_failed_us]
+        [self.node_died_us, self.store_failed_us, self.tab_ended_us]
             .into_iter()
             .flatten()
             .any(|at| self.now_us <= at + 2 * lease_us)
@@ -134,6 +136,9 @@ impl Later {
     /// The backend ended tab `tab` on its own: it may have done so before any grant that
     /// counted it.
     pub(super) fn ended(&mut self, tab: u64) {
+        // A node ends a tab whose lease it could not renew in time: the store may hold that
+        // lease until it runs out, as it does a dead node's.
+        self.tab_ended_us = Some(self.now_us);
         for over in &mut self.over {
             if over.counted.remove(&tab) {
                 over.excess = over.excess.saturating_sub(1);

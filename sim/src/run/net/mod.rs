@@ -415,7 +415,7 @@ impl NetBackend {
                 boot: None,
                 ..config.clone()
             },
-            lease: Duration::from_millis(crate::generate::config::NODE_LEASE_MS),
+            lease: Duration::from_millis(net.lease_ms),
             ..Default::default()
         };
         let bounds = node_config.bounds();

@@ -17,7 +17,14 @@
 //! In process, the client reads the core's sink directly: no virtual time passes between a
 //! send and its receipt, so latencies are 0 and the run measures loss and cost. With `--net`
 //! every client is a real WebSocket client of the real server over madsim's TCP (latency per
-//! packet), so the latency is what a user would wait.
+//! packet), so the latency is what a user would wait. With `--nodes N` the server runs as N
+//! nodes over the simulated store behind a load balancer that sends each connect to the next
+//! node, and one [`Fault`] is played at half time; a client whose socket a node ends comes
+//! back 100 to 600 ms later, as a real client does.
+
+mod faults;
+
+pub use faults::Fault;
 
 use std::hash::Hasher;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -26,6 +33,7 @@ use std::time::Duration;
 
 use rand::Rng;
 use serde::Serialize;
+use tokio::sync::oneshot;
 use tokio::time::Instant;
 use wsreg::{
     AgentEvent, Envelope, Payload, Position, RegistryConfig, SendFuture, Sink, SinkError,
@@ -58,6 +66,10 @@ pub struct Options {
     pub history: usize,
     /// A planted bug to run instead of the real core.
     pub bug: Option<Bug>,
+    /// Server nodes over the simulated store (1: the server on its own).
+    pub nodes: u32,
+    /// With many nodes: the fault played at half time.
+    pub fault: Fault,
 }
 
 impl Default for Options {
@@ -70,6 +82,8 @@ impl Default for Options {
             net: None,
             history: RegistryConfig::default().history_capacity,
             bug: None,
+            nodes: 1,
+            fault: Fault::None,
         }
     }
 }
@@ -96,6 +110,10 @@ const OFFLINE_MS: std::ops::Range<u64> = 1_500..2_501;
 const DRAIN: Duration = Duration::from_secs(30);
 /// How long a refused connect waits before it tries again.
 const RETRY: Duration = Duration::from_millis(100);
+/// Over many nodes, how long a connection's lease lasts unless renewed: the nodes' default.
+const LEASE_MS: u64 = 30_000;
+/// How long a client whose socket the server ended waits before it comes back, in ms.
+const BACK_MS: std::ops::Range<u64> = 100..601;
 
 /// What one run measured. Every field is a function of the options and the seed.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -127,6 +145,9 @@ pub struct Summary {
     pub duplicates: u64,
     /// Connects the backend refused (each retried).
     pub refused: u64,
+    /// Sockets the server ended by itself (a node that died, a stream it could no longer
+    /// follow); their clients came back.
+    pub ended_by_server: u64,
     /// Replay latencies measured (reconnects with something to catch up on).
     pub replays: u64,
     /// Replay latency percentiles, virtual ms.
@@ -163,6 +184,10 @@ struct Ledger {
     reconnects: u64,
     recovered: u64,
     refused: u64,
+    ended_by_server: u64,
+    /// The last position accepted in each epoch: what a client that leaves an epoch lost of
+    /// it.
+    acked: std::collections::BTreeMap<wsreg::Epoch, u64>,
     /// A reconnect waiting to catch up: the head when it started, and when.
     replay: Option<(Position, Instant)>,
 }
@@ -181,6 +206,30 @@ impl Ledger {
             Payload::Gap { from, to, .. } => (*from, *to),
             _ => (at.seq, at.seq),
         };
+        let mut counted = false;
+        if let Some(last) = self.last.filter(|last| last.epoch != at.epoch) {
+            // The client leaves an epoch: what was accepted in it after its position is lost,
+            // told only by an `epoch_changed` marker.
+            let left = self
+                .acked
+                .get(&last.epoch)
+                .map_or(0, |acked| acked.saturating_sub(last.seq));
+            let told = matches!(
+                env.payload(),
+                Payload::Gap {
+                    reason: wsreg::GapReason::EpochChanged,
+                    ..
+                }
+            );
+            if told {
+                self.gaps += 1;
+                counted = true;
+                self.lost_signalled += left;
+            } else if left > 0 {
+                self.holes += 1;
+                self.lost_unsignalled += left;
+            }
+        }
         match place(expected, start) {
             Place::InOrder => {}
             Place::Ahead { skipped } => {
@@ -195,7 +244,7 @@ impl Ledger {
         }
         if env.payload().is_gap() {
             if end >= start {
-                self.gaps += 1;
+                self.gaps += u64::from(!counted);
                 self.lost_signalled += end - start + 1;
             }
         } else {
@@ -240,11 +289,13 @@ impl Books {
     }
 }
 
-/// A client's sink: records what it reads, until its socket is closed by force.
+/// A client's sink: records what it reads, until its socket is closed by force. Dropped when
+/// the socket ends, which its client hears of.
 struct ClientSink {
     user: usize,
     books: Arc<Books>,
     open: Arc<AtomicBool>,
+    _ended: oneshot::Sender<()>,
 }
 
 impl Sink for ClientSink {
@@ -288,6 +339,23 @@ pub fn run(opts: &Options) -> Result<(Summary, Duration), DisconnectError> {
             "--rate must be 1 to 100 events per second".into(),
         ));
     }
+    let max = crate::generate::config::MAX_NODES;
+    if !(1..=max).contains(&opts.nodes) || (opts.nodes > 1 && opts.net.is_none()) {
+        return Err(DisconnectError::Options(format!(
+            "--nodes must be 1 to {max}, and more than 1 needs --net"
+        )));
+    }
+    if opts.nodes == 1 && opts.fault != Fault::None {
+        return Err(DisconnectError::Options(
+            "--fault needs --nodes 2 or more".into(),
+        ));
+    }
+    if opts.nodes > 1 && opts.bug.is_some() {
+        return Err(DisconnectError::Options(
+            "--bug runs a registry of the zoo on one node; it cannot be combined with --nodes"
+                .into(),
+        ));
+    }
     let started = std::time::Instant::now();
     let o = opts.clone();
     let factory = opts.bug.map_or_else(core_factory, crate::zoo::factory);
@@ -298,47 +366,68 @@ pub fn run(opts: &Options) -> Result<(Summary, Duration), DisconnectError> {
     Ok((summary, started.elapsed()))
 }
 
-/// `disconnect`: runs the benchmark and prints its summary (and, with `check_determinism`,
-/// runs it again and requires the same summary byte for byte); writes the summary as JSON and
-/// the table for the README when asked. Fails (exit 1) on an unsignalled gap or a duplicate.
+/// `disconnect`: runs the benchmark once per fault of `faults` (over one node: `[None]`) and
+/// prints each summary (and, with `check_determinism`, runs each again and requires the same
+/// summary byte for byte); writes the summaries as JSON (one object, or a list over many
+/// faults) and the table for the README when asked. Fails (exit 1) on an unsignalled gap or a
+/// duplicate.
 pub fn command(
     opts: &Options,
+    faults: &[Fault],
     check_determinism: bool,
     json: Option<&std::path::Path>,
     tables: Option<&std::path::Path>,
 ) -> Result<Exit, DisconnectError> {
-    let (summary, wall) = run(opts)?;
-    let printed = markdown(&summary);
-    print!("{printed}");
-    println!(
-        "wall time {:.2} s ({:.0} messages read per wall second; not part of the summary)",
-        wall.as_secs_f64(),
-        summary.delivered as f64 / wall.as_secs_f64().max(1e-9)
-    );
-    let mut exit = if summary.unsignalled_gaps == 0 && summary.duplicates == 0 {
-        Exit::Pass
-    } else {
-        Exit::Violation
-    };
-    if check_determinism {
-        let (again, _) = run(opts)?;
-        if markdown(&again) == printed {
-            println!("determinism: the second run printed the same summary, byte for byte");
-        } else {
-            println!(
-                "determinism: NONDETERMINISM, the second run printed:\n{}",
-                markdown(&again)
-            );
-            exit = Exit::Nondeterminism;
+    let mut exit = Exit::Pass;
+    let mut summaries = Vec::new();
+    for &fault in faults {
+        let opts = Options {
+            fault,
+            ..opts.clone()
+        };
+        let (summary, wall) = run(&opts)?;
+        let printed = markdown(&summary);
+        print!("{printed}");
+        println!(
+            "wall time {:.2} s ({:.0} messages read per wall second; not part of the summary)",
+            wall.as_secs_f64(),
+            summary.delivered as f64 / wall.as_secs_f64().max(1e-9)
+        );
+        if summary.unsignalled_gaps > 0 || summary.duplicates > 0 {
+            exit = Exit::Violation;
         }
+        if check_determinism {
+            let (again, _) = run(&opts)?;
+            if markdown(&again) == printed {
+                println!("determinism: the second run printed the same summary, byte for byte");
+            } else {
+                println!(
+                    "determinism: NONDETERMINISM, the second run printed:\n{}",
+                    markdown(&again)
+                );
+                exit = Exit::Nondeterminism;
+            }
+        }
+        summaries.push(summary);
     }
-    if let Some(path) = json {
-        let text = serde_json::to_string_pretty(&summary).expect("a summary serialises");
+    let write = |path: &std::path::Path, text: String| {
         std::fs::write(path, text)
-            .map_err(|e| DisconnectError::Options(format!("writing {}: {e}", path.display())))?;
+            .map_err(|e| DisconnectError::Options(format!("writing {}: {e}", path.display())))
+    };
+    if let Some(path) = json {
+        let text = match summaries.as_slice() {
+            [one] => serde_json::to_string_pretty(one),
+            many => serde_json::to_string_pretty(many),
+        };
+        write(path, text.expect("a summary serialises"))?;
     }
     if let Some(dir) = tables {
-        table(&summary, &crate::measure::table::invocation("cargo sim"))
+        let command = crate::measure::table::invocation("cargo sim");
+        let table = match summaries.as_slice() {
+            [one] if one.options.nodes == 1 => table(one, &command),
+            many => nodes_table(many, &command),
+        };
+        table
             .write_to(dir)
             .map_err(|e| DisconnectError::Options(e.to_string()))?;
     }
@@ -355,17 +444,21 @@ fn simulated(factory: Factory, o: Options) -> Result<Result<Summary, Panicked>, 
         let config = registry_config(&o);
         #[cfg(madsim)]
         if o.net.is_some() {
-            let one = crate::generate::plan::NetPlan {
+            let plan = crate::generate::plan::NetPlan {
                 latency_ms: [0, 0],
                 loss_percent: 0,
                 faults: Vec::new(),
-                nodes: 1,
-                spread: false,
+                nodes: o.nodes,
+                // Each connect to the next node: a client's reconnects move between nodes.
+                spread: o.nodes > 1,
+                // A deployment's lease (renewed every 10 s), not the campaigns' 250 ms.
+                lease_ms: LEASE_MS,
             };
             let net = Arc::new(crate::run::net::NetBackend::new(
-                factory, config, None, &one, None,
+                factory, config, None, &plan, None,
             ));
-            return measure(Arc::clone(&net) as _, Some(net as _), o, "network").await;
+            let mode = if o.nodes > 1 { "nodes" } else { "network" };
+            return measure(Arc::clone(&net) as _, Some(net as _), o, mode).await;
         }
         measure(factory(config, None), None, o, "in process").await
     })
@@ -397,6 +490,14 @@ async fn measure(
     let t0 = Instant::now();
     let end = t0 + Duration::from_secs(opts.seconds);
     let period = Duration::from_micros(1_000_000 / opts.rate_per_s);
+    if let (Some(net), fault) = (&network, opts.fault) {
+        let (net, users) = (Arc::clone(net), opts.users);
+        let half = Duration::from_secs(opts.seconds) / 2;
+        tokio::spawn(async move {
+            tokio::time::sleep_until(t0 + half).await;
+            fault.play(&net, users).await;
+        });
+    }
     let mut tasks = Vec::with_capacity(opts.users);
     for user in 0..opts.users {
         let ctx = UserContext::new(&format!("user-{user}")).expect("a valid generated id");
@@ -435,7 +536,7 @@ impl Client {
         // accepts about a thousand connections per virtual second: one at a time, each after a
         // timer).
         tokio::time::sleep(Duration::from_micros(draw(0..ONLINE_MS.start * 1_000))).await;
-        let (mut handle, mut open) = self.connect().await;
+        let (mut handle, mut open, mut ended) = self.connect().await;
         let agent = tokio::spawn(agent(
             Arc::clone(&self.backend),
             self.ctx.clone(),
@@ -446,27 +547,46 @@ impl Client {
         ));
         loop {
             let online = Duration::from_millis(draw(ONLINE_MS));
-            if Instant::now() + online >= self.end {
-                tokio::time::sleep_until(self.end).await;
+            let until = self.end.min(Instant::now() + online);
+            let by_server = tokio::select! {
+                biased;
+                _ = &mut ended => true,
+                _ = tokio::time::sleep_until(until) => false,
+            };
+            if by_server {
+                // The server ended the socket: the client comes back shortly.
+                self.books.ledger(self.user).ended_by_server += 1;
+                tokio::time::sleep(Duration::from_millis(draw(BACK_MS))).await;
+            } else if until >= self.end {
                 break;
-            }
-            tokio::time::sleep(online).await;
-            open.store(false, Ordering::Relaxed);
-            match &self.network {
-                Some(net) => net.crash(&handle),
-                // In process nobody notices a dead socket by itself: the server's cleanup.
-                None => {
-                    let _ = self.backend.close(&handle).await;
+            } else {
+                open.store(false, Ordering::Relaxed);
+                match &self.network {
+                    Some(net) => net.crash(&handle),
+                    // In process nobody notices a dead socket by itself: the server's cleanup.
+                    None => {
+                        let _ = self.backend.close(&handle).await;
+                    }
                 }
+                tokio::time::sleep(Duration::from_millis(draw(OFFLINE_MS))).await;
             }
-            tokio::time::sleep(Duration::from_millis(draw(OFFLINE_MS))).await;
-            (handle, open) = self.connect().await;
+            (handle, open, ended) = self.connect().await;
         }
         agent.await.expect("an agent task never panics");
         let deadline = Instant::now() + DRAIN;
         while !self.caught_up() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(5)).await;
+            let by_server = tokio::select! {
+                biased;
+                _ = &mut ended => true,
+                _ = tokio::time::sleep(Duration::from_millis(5)) => false,
+            };
+            if by_server {
+                self.books.ledger(self.user).ended_by_server += 1;
+                tokio::time::sleep(Duration::from_millis(draw(BACK_MS))).await;
+                (handle, open, ended) = self.connect().await;
+            }
         }
+        drop(open);
         let _ = self.backend.close(&handle).await;
     }
 
@@ -475,8 +595,9 @@ impl Client {
     }
 
     /// Connects, resuming after the last position read (fresh the first time); retries a
-    /// refusal.
-    async fn connect(&self) -> (Handle, Arc<AtomicBool>) {
+    /// refusal. With the handle: the flag that closes the client's sink, and what fires when
+    /// the socket ends (its sink dropped).
+    async fn connect(&self) -> (Handle, Arc<AtomicBool>, oneshot::Receiver<()>) {
         loop {
             let resume = {
                 let mut ledger = self.books.ledger(self.user);
@@ -489,10 +610,12 @@ impl Client {
                 ledger.last
             };
             let open = Arc::new(AtomicBool::new(true));
+            let (ended, ended_rx) = oneshot::channel();
             let sink = ClientSink {
                 user: self.user,
                 books: Arc::clone(&self.books),
                 open: Arc::clone(&open),
+                _ended: ended,
             };
             let asked = Instant::now();
             let connected = self
@@ -514,7 +637,7 @@ impl Client {
                     if resume.is_some() && c.recovered {
                         ledger.recovered += 1;
                     }
-                    return (c.handle, open);
+                    return (c.handle, open, ended_rx);
                 }
                 Err(_) => {
                     {
@@ -548,6 +671,8 @@ async fn agent(
                 let mut ledger = books.ledger(user);
                 ledger.accepted += 1;
                 ledger.head = Some(at);
+                let acked = ledger.acked.entry(at.epoch).or_default();
+                *acked = (*acked).max(at.seq);
             }
             tokio::time::sleep(period).await;
         }
@@ -592,6 +717,7 @@ fn summarize(opts: Options, mode: &'static str, books: &Books, elapsed: Duration
         lost_unsignalled: 0,
         duplicates: 0,
         refused: 0,
+        ended_by_server: 0,
         replays: 0,
         replay_p50_ms: 0.0,
         replay_p99_ms: 0.0,
@@ -614,6 +740,7 @@ fn summarize(opts: Options, mode: &'static str, books: &Books, elapsed: Duration
         s.lost_unsignalled += l.lost_unsignalled;
         s.duplicates += l.duplicates;
         s.refused += l.refused;
+        s.ended_by_server += l.ended_by_server;
         if !l.caught_up() {
             // The stream's end never arrived and nothing said it would not.
             let head = l.head.map_or(0, |h| h.seq);
@@ -664,6 +791,10 @@ fn summarize(opts: Options, mode: &'static str, books: &Books, elapsed: Duration
 pub fn markdown(s: &Summary) -> String {
     let o = &s.options;
     let link = match o.net {
+        Some([lo, hi]) if o.nodes > 1 => format!(
+            "through {} real server nodes over a simulated store and simulated TCP ({lo}–{hi} ms per packet), fault at half time: {}",
+            o.nodes, o.fault
+        ),
         Some([lo, hi]) => format!(
             "through the real WebSocket server over simulated TCP ({lo}–{hi} ms per packet)"
         ),
@@ -734,6 +865,55 @@ pub fn table(s: &Summary, command: &str) -> Table {
         "{}: connects p50 {:.1} ms, p99 {:.1} ms, {} refused",
         s.mode, s.connect_p50_ms, s.connect_p99_ms, s.refused
     ));
+    t
+}
+
+/// Runs over many nodes as one table, `disconnect-nodes`: a row per fault.
+pub fn nodes_table(summaries: &[Summary], command: &str) -> Table {
+    let mut t = Table::new(
+        "disconnect-nodes",
+        command,
+        [
+            "users",
+            "accepted",
+            "delivery ratio",
+            "reconnects",
+            "recovered in full",
+            "gaps signalled (messages)",
+            "unsignalled gaps",
+            "duplicates",
+            "ended by a node",
+            "replay p50 ms",
+            "replay p99 ms",
+        ]
+        .iter()
+        .fold(vec![Column::text("fault")], |mut c, title| {
+            c.push(Column::count(title));
+            c
+        }),
+    );
+    for s in summaries {
+        t.row(vec![
+            s.options.fault.label().to_owned(),
+            s.options.users.to_string(),
+            s.accepted.to_string(),
+            format!("{:.6}", s.delivery_ratio),
+            s.reconnects.to_string(),
+            s.recovered.to_string(),
+            format!("{} ({})", s.gaps_signalled, s.lost_signalled),
+            s.unsignalled_gaps.to_string(),
+            s.duplicates.to_string(),
+            s.ended_by_server.to_string(),
+            format!("{:.1}", s.replay_p50_ms),
+            format!("{:.1}", s.replay_p99_ms),
+        ]);
+    }
+    if let Some(s) = summaries.first() {
+        t.notes.push(format!(
+            "{} nodes over the simulated store, each connect to the next node; {} events/s a user for {} virtual s; each fault once at half time; seed {}",
+            s.options.nodes, s.options.rate_per_s, s.options.seconds, s.options.seed
+        ));
+    }
     t
 }
 
