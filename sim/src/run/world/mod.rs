@@ -555,8 +555,18 @@ impl World {
         tokio::time::sleep(ttl + Duration::from_millis(50)).await;
         self.abandoned_still_held();
         // Over many nodes, every node's registry: a manager a node kept past its idle time is
-        // a zombie there, whatever the other nodes did.
-        let left = self.managers_left();
+        // a zombie there, whatever the other nodes did. A node may still be working through a
+        // connect its client gave up on long ago (behind the store), and make a manager for it
+        // now, to be reaped an idle time later: so a manager counts only once it has been there
+        // a whole idle time.
+        let mut left = self.managers_left();
+        if many_nodes && !left.is_empty() {
+            let seen = |m: &wsreg::ManagerView| format!("{}/{}/{}", m.user, m.manager, m.epoch);
+            let before: std::collections::BTreeSet<String> = left.iter().map(seen).collect();
+            tokio::time::sleep(ttl + Duration::from_millis(50)).await;
+            left = self.managers_left();
+            left.retain(|m| before.contains(&seen(m)));
+        }
         if let Some(m) = left.first() {
             self.recorder.violate(violation!(self.recorder.last_step(), Invariant::I9, "{} manager(s) outlived the idle TTL after every tab closed, first {}'s {} with {} connection(s)",
                     left.len(),
