@@ -348,20 +348,16 @@ impl NodeInner {
             if let Payload::Agent(event) = &payload {
                 runs.clone().admit(event, 0)?;
             }
+            // One try. A call the store did not confirm may have been stored, and is refused
+            // as such; trying again here, even with the same key, would store it a second
+            // time if the store lost everything in between (a flush, a restart, a failover:
+            // the key goes with the stream), and a client would read it twice, once in each
+            // epoch. The key still makes a call the store client resends stored once.
             let idem = self.idempotency_key();
-            let stored = match self
+            let stored = self
                 .store
                 .append(key, &idem, &payload, self.proposal())
-                .await
-            {
-                Err(StoreError::Unavailable(_)) => {
-                    // Once more with the same key: stored once whether or not the first was.
-                    self.store
-                        .append(key, &idem, &payload, self.proposal())
-                        .await
-                }
-                other => other,
-            };
+                .await;
             match stored {
                 Ok(stored) => {
                     if let Payload::Agent(event) = &payload {
@@ -515,7 +511,7 @@ fn lapsed(node: &NodeInner, conn: ConnectionId, holder: &str) {
             .held
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        if !held.get(&conn).is_some_and(|l| l.holder == holder) {
+        if held.get(&conn).is_none_or(|l| l.holder != holder) {
             return;
         }
         held.remove(&conn)

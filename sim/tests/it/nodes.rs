@@ -173,3 +173,32 @@ fn every_planted_bug_of_many_nodes_is_caught_by_an_expected_invariant() {
         );
     }
 }
+
+/// Plans over many nodes that once failed on the core (kept under `sim/regressions/`, each
+/// named for the runtime seed that replays it) pass: a node's subscription queue that fell
+/// behind connect churn for good, and a user's tabs split between two streams.
+#[test]
+fn every_regression_plan_over_many_nodes_passes() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("regressions");
+    let mut plans: Vec<_> = std::fs::read_dir(&dir)
+        .expect("sim/regressions exists")
+        .map(|e| e.expect("a directory entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    plans.sort();
+    assert!(plans.len() >= 2, "{plans:?}");
+    for plan in plans {
+        let name = plan.file_stem().unwrap().to_string_lossy().into_owned();
+        let seed = name
+            .rsplit('-')
+            .next()
+            .expect("a seed at the end of the name");
+        let out = crate::support::sim(&["run", "--plan", plan.to_str().unwrap(), "--seed", seed]);
+        let printed = crate::support::stdout(&out);
+        assert!(
+            out.status.success() && printed.contains("verdict: PASS"),
+            "{name}: {printed}{}",
+            crate::support::stderr(&out)
+        );
+    }
+}

@@ -111,6 +111,7 @@ const DRAIN: Duration = Duration::from_secs(30);
 /// How long a refused connect waits before it tries again.
 const RETRY: Duration = Duration::from_millis(100);
 /// Over many nodes, how long a connection's lease lasts unless renewed: the nodes' default.
+#[cfg(madsim)]
 const LEASE_MS: u64 = 30_000;
 /// How long a client whose socket the server ended waits before it comes back, in ms.
 const BACK_MS: std::ops::Range<u64> = 100..601;
@@ -953,6 +954,38 @@ mod tests {
         );
         assert_eq!((l.gaps, l.lost_signalled), (1, 3));
         assert_eq!(l.last, Some(Position::new(e, 9)));
+    }
+
+    #[test]
+    fn leaving_an_epoch_counts_what_was_accepted_after_the_position_as_told_or_not() {
+        let (old, new) = (Epoch::new(0, 1), Epoch::new(0, 2));
+        let now = Instant::now();
+        let ledger = |head: u64| Ledger {
+            last: Some(Position::new(old, 3)),
+            acked: [(old, head)].into_iter().collect(),
+            ..Ledger::default()
+        };
+        let changed = Payload::Gap {
+            from: 1,
+            to: 0,
+            reason: GapReason::EpochChanged,
+        };
+        // Told: an `epoch_changed` marker covers messages 4 and 5 of the old epoch.
+        let mut told = ledger(5);
+        told.read(&env(new, 0, changed), now);
+        told.read(&text(new, 1), now);
+        assert_eq!((told.gaps, told.lost_signalled, told.holes), (1, 2, 0));
+        // Not told: the new epoch's first message with no marker before it.
+        let mut silent = ledger(5);
+        silent.read(&text(new, 1), now);
+        assert_eq!((silent.holes, silent.lost_unsignalled), (1, 2));
+        // Nothing accepted after the position: nothing lost either way.
+        let mut even = ledger(3);
+        even.read(&text(new, 1), now);
+        assert_eq!(
+            (even.holes, even.lost_unsignalled, even.delivered),
+            (0, 0, 1)
+        );
     }
 
     #[test]
