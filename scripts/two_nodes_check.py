@@ -2,9 +2,12 @@
 `websockets`): tabs of one user on both nodes read one stream; a run started through node A
 arrives exactly once, in order, on both; node A is killed mid-run and its tab resumes on node B
 with `recovered: true`, nothing missing and nothing doubled; a run through node B then reaches
-both tabs.
+both tabs. Then Redis is flushed (`FLUSHALL`: every stream lost) under node B's tabs: a run
+through node B lands in a new epoch, node B closes its tabs rather than move them on silently,
+and a tab that resumes from its last position is told `recovered: false` and an `epoch_changed`
+gap before the new run, with nothing read twice.
 
-Usage: two_nodes_check.py WS_A WS_B TOKEN PID_OF_A
+Usage: two_nodes_check.py WS_A WS_B TOKEN PID_OF_A REDIS_PORT
 Exit 0 when every check holds; 1 with a message otherwise.
 """
 import asyncio
@@ -48,11 +51,30 @@ async def until_quiet(ws, quiet=1.5):
             out.append(f)
 
 
+def redis_command(port, *args):
+    """One command to the Redis on `port`, in its wire protocol; its first reply line."""
+    import socket
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+        out = f"*{len(args)}\r\n" + "".join(f"${len(a)}\r\n{a}\r\n" for a in args)
+        s.sendall(out.encode())
+        return s.recv(1024).split(b"\r\n")[0].decode()
+
+
+async def until_closed(ws, timeout=10):
+    """Every frame until the server closes the socket (fails if it does not in time)."""
+    out = []
+    while True:
+        try:
+            out.append(await frame(ws, timeout=timeout))
+        except websockets.ConnectionClosed:
+            return out
+
+
 def positions(frames):
     return [(f["epoch"], f["seq"]) for f in frames]
 
 
-async def main(ws_a, ws_b, token, pid_a):
+async def main(ws_a, ws_b, token, pid_a, redis_port):
     tab1 = await websockets.connect(f"{ws_a}/?token={token}")
     tab2 = await websockets.connect(f"{ws_b}/?token={token}")
     await welcome(tab1)
@@ -98,17 +120,42 @@ async def main(ws_a, ws_b, token, pid_a):
     assert [f["seq"] for f in x] == list(range(head + 1, head + 6)), positions(x)
     assert {f["epoch"] for f in x} == {epoch}
     assert x[0]["event"]["run_id"].endswith("b-run-1"), x[0]
-    await tab1b.close()
-    await tab2.close()
+    # Redis loses every stream. A run through node B is stored in a new epoch; node B's tabs
+    # read the old one, so node B closes them (1012) instead of moving them on silently.
+    assert redis_command(redis_port, "FLUSHALL") == "+OK"
+    read_to = x[-1]
+    await tab1b.send(json.dumps({"type": "start_run", "tools": 1}))
+    for tab in (tab1b, tab2):
+        tail = await until_closed(tab)
+        assert all(f.get("epoch", epoch) == epoch for f in tail if "seq" in f), tail
+        assert tab.close_code == 1012, tab.close_code
+    # The client resumes from its last position: told the loss first, then the new epoch once.
+    tab3 = await websockets.connect(
+        f"{ws_b}/?token={token}&since={read_to['seq']}&epoch={read_to['epoch']}")
+    w = await welcome(tab3)
+    assert w["recovered"] is False, w
+    gap = await frame(tab3)
+    while gap["type"] not in ("gap", "event", "text"):
+        gap = await frame(tab3)
+    assert gap["type"] == "gap" and gap["reason"] == "epoch_changed", gap
+    assert gap["epoch"] != epoch, gap
+    after = await until_quiet(tab3)
+    seqs = [f["seq"] for f in after]
+    assert seqs == list(range(gap["to"] + 1, gap["to"] + 1 + len(seqs))), (gap, seqs)
+    assert {f["epoch"] for f in after} <= {gap["epoch"]}, after
+    assert len(after) == 5, f"the run after the flush: {len(after)} events"
+    await tab3.close()
     print(f"two nodes over Redis: 9 events on both tabs; node A killed after #{last['seq']} "
           f"({len(stored)} events of its second run stored); resumed on node B with "
           f"recovered: true and {len(rest)} missed events once; a run through B on both tabs "
-          f"at #{head + 1}..#{head + 5}")
+          f"at #{head + 1}..#{head + 5}; after FLUSHALL both tabs closed (1012), and the resume "
+          f"was told epoch_changed, then read the new run's 5 events once")
 
 
 if __name__ == "__main__":
     try:
-        asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])))
+        asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]),
+                         int(sys.argv[5])))
     except AssertionError as e:
         print(f"two nodes over Redis: FAILED: {e}")
         sys.exit(1)
