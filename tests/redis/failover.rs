@@ -52,26 +52,10 @@ fn read() -> Op {
     }
 }
 
-fn command(server: &RedisServer, args: &[&str]) -> String {
-    let client = redis::Client::open(server.url()).expect("a redis url");
-    let mut con = client.get_connection().expect("connect");
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    match cmd
-        .query::<redis::Value>(&mut con)
-        .expect("the command runs")
-    {
-        redis::Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
-        other => format!("{other:?}"),
-    }
-}
-
 /// Waits until `replica` has everything `primary` wrote so far.
 fn caught_up(primary: &RedisServer, replica: &RedisServer) {
     let offset = |s: &RedisServer, field: &str| -> Option<u64> {
-        let info = command(s, &["INFO", "replication"]);
+        let info = s.command(&["INFO", "replication"]);
         info.lines()
             .find_map(|l| l.strip_prefix(field))
             .and_then(|v| v.trim().parse().ok())
@@ -80,7 +64,9 @@ fn caught_up(primary: &RedisServer, replica: &RedisServer) {
     loop {
         let want = offset(primary, "master_repl_offset:");
         let have = offset(replica, "master_repl_offset:");
-        let linked = command(replica, &["INFO", "replication"]).contains("master_link_status:up");
+        let linked = replica
+            .command(&["INFO", "replication"])
+            .contains("master_link_status:up");
         if linked && want.is_some() && want == have {
             return;
         }
@@ -105,13 +91,13 @@ async fn a_promoted_replica_that_lost_the_newest_writes_starts_the_stream_again_
     let nowhere = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let nowhere_port = nowhere.local_addr().unwrap().port().to_string();
     drop(nowhere);
-    command(&replica, &["REPLICAOF", "127.0.0.1", &nowhere_port]);
+    replica.command(&["REPLICAOF", "127.0.0.1", &nowhere_port]);
     append_in_order(&store, 4..=5).await;
     primary.stop();
-    command(&replica, &["REPLICAOF", "NO", "ONE"]);
+    replica.command(&["REPLICAOF", "NO", "ONE"]);
     let (promoted, _live) = RedisStore::connect(&replica.url(), BOUNDS).await.unwrap();
     // What the replica holds: the stream as it was after the third append, epoch and all.
-    let kept = command(&replica, &["HGET", "wsreg:{alice}:meta", "head"]);
+    let kept = replica.command(&["HGET", "wsreg:{alice}:meta", "head"]);
     assert_eq!(kept, "3", "the replica lost the last two appends");
     let Reply::Range {
         epoch,
@@ -147,11 +133,11 @@ async fn a_replica_that_has_every_write_is_the_same_lineage_until_it_is_promoted
     store.apply(&append("k1", "\"m1\"")).await.unwrap();
     caught_up(&primary, &replica);
     let id = |s: &RedisServer| {
-        command(s, &["INFO", "replication"])
+        s.command(&["INFO", "replication"])
             .lines()
             .find_map(|l| l.strip_prefix("master_replid:").map(str::to_owned))
     };
     assert_eq!(id(&primary), id(&replica));
-    command(&replica, &["REPLICAOF", "NO", "ONE"]);
+    replica.command(&["REPLICAOF", "NO", "ONE"]);
     assert_ne!(id(&primary), id(&replica));
 }

@@ -5,41 +5,15 @@
 //! position of one epoch, and never misses one without a gap marker that covers it.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use wsreg::store::redis::RedisStore;
-use wsreg::{channel_sink, Backend, Node, NodeConfig, Payload, Position, UserContext};
+use wsreg::{channel_sink, Backend, Node, Payload, Position, UserContext};
 
+use crate::nodes::node;
 use crate::server::RedisServer;
 
 /// What the senders were told: the message at each position.
 type Ledger = BTreeMap<Position, String>;
-
-async fn node(server: &RedisServer, boot: u64) -> Node {
-    let mut config = NodeConfig::default();
-    config.registry.boot = Some(boot);
-    let (store, live) = RedisStore::connect(&server.url(), config.bounds())
-        .await
-        .expect("redis answers");
-    Node::new(config, Arc::new(store), live)
-}
-
-fn command(server: &RedisServer, args: &[&str]) -> String {
-    let client = redis::Client::open(server.url()).expect("a redis url");
-    let mut con = client.get_connection().expect("connect");
-    let mut cmd = redis::cmd(args[0]);
-    for a in &args[1..] {
-        cmd.arg(*a);
-    }
-    match cmd
-        .query::<redis::Value>(&mut con)
-        .expect("the command runs")
-    {
-        redis::Value::BulkString(b) => String::from_utf8_lossy(&b).into_owned(),
-        other => format!("{other:?}"),
-    }
-}
 
 /// Sends `n` texts for `ctx` through `node`, each recorded where it was told it is; a send
 /// the store refused is not recorded (and was not acknowledged).
@@ -173,7 +147,7 @@ async fn flushall_while_serving_is_told_to_every_resuming_client_and_nothing_is_
     send(&a, &alice, "before", 5, &mut ledger).await;
     let read_to = *ledger.keys().nth(1).unwrap();
 
-    command(&server, &["FLUSHALL"]);
+    server.command(&["FLUSHALL"]);
     send(&a, &alice, "after", 3, &mut ledger).await;
     let epochs: std::collections::BTreeSet<_> = ledger.keys().map(|p| p.epoch).collect();
     assert_eq!(epochs.len(), 2, "the flush starts a new epoch: {ledger:?}");
@@ -203,18 +177,16 @@ async fn evictions_under_maxmemory_are_told_and_never_taken_for_a_whole_stream()
         return;
     };
     let a = node(&server, 1).await;
-    let used: u64 = command(&server, &["INFO", "memory"])
+    let used: u64 = server
+        .command(&["INFO", "memory"])
         .lines()
         .find_map(|l| l.strip_prefix("used_memory:"))
         .and_then(|v| v.trim().parse().ok())
         .expect("used_memory");
     // Room for about half of what is sent: Redis evicts keys at random to make room.
     let max = (used + 300_000).to_string();
-    command(
-        &server,
-        &["CONFIG", "SET", "maxmemory-policy", "allkeys-random"],
-    );
-    command(&server, &["CONFIG", "SET", "maxmemory", &max]);
+    server.command(&["CONFIG", "SET", "maxmemory-policy", "allkeys-random"]);
+    server.command(&["CONFIG", "SET", "maxmemory", &max]);
     let users: Vec<UserContext> = (0..40)
         .map(|i| UserContext::new(&format!("user{i}")).unwrap())
         .collect();
@@ -224,7 +196,8 @@ async fn evictions_under_maxmemory_are_told_and_never_taken_for_a_whole_stream()
             send(&a, ctx, &format!("r{round}"), 5, ledger).await;
         }
     }
-    let evicted: u64 = command(&server, &["INFO", "stats"])
+    let evicted: u64 = server
+        .command(&["INFO", "stats"])
         .lines()
         .find_map(|l| l.strip_prefix("evicted_keys:"))
         .and_then(|v| v.trim().parse().ok())

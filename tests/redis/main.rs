@@ -2,6 +2,7 @@
 //! port): the model and the Lua scripts reply alike, and nodes over Redis are one service.
 #![cfg(not(madsim))]
 
+mod command;
 mod differential;
 mod failover;
 mod faults;

@@ -9,7 +9,8 @@ use wsreg::{channel_sink, Backend, Envelope, GapReason, Node, NodeConfig, Payloa
 
 use crate::server::RedisServer;
 
-async fn node(server: &RedisServer, boot: u64) -> Node {
+/// A node over the Redis of `server`, proposing epochs under `boot`.
+pub(crate) async fn node(server: &RedisServer, boot: u64) -> Node {
     let mut config = NodeConfig::default();
     config.registry.boot = Some(boot);
     let (store, live) = RedisStore::connect(&server.url(), config.bounds())
