@@ -142,9 +142,8 @@ struct Lease {
     user: UserKey,
     /// Its holder name in the store.
     holder: String,
-    /// When the store lets it go unless renewed, by this node's clock: the lease was taken (or
-    /// last renewed) by a call made before this minus the lease's length, and the store
-    /// counts from the call's time.
+    /// When the store lets it go unless renewed, by this node's clock: the time of the call
+    /// that took (or last renewed) it, plus the lease (the store counts from the call's time).
     expires: tokio::time::Instant,
 }
 
@@ -425,13 +424,15 @@ impl NodeInner {
             let leased = match leased {
                 Ok(leased) => leased,
                 Err(e) => {
-                    // The store may have taken the lease without answering: give it back when
-                    // it can (or it runs out by itself).
-                    let store = Arc::clone(&self.store);
-                    let user = key.clone();
-                    tokio::spawn(async move {
-                        let _ = store.release(&user, &holder).await;
-                    });
+                    // The store may have taken the lease without answering.
+                    give_back(
+                        &self.store,
+                        Lease {
+                            user: key.clone(),
+                            holder,
+                            expires: asked + self.config.lease,
+                        },
+                    );
                     return Err(e.into());
                 }
             };
@@ -489,12 +490,8 @@ async fn follow_loop(
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .remove(&conn);
-                // Not given back (the store unreachable): it runs out by itself.
                 if let Some(lease) = lease {
-                    let store = Arc::clone(&store);
-                    tokio::spawn(async move {
-                        let _ = store.release(&lease.user, &lease.holder).await;
-                    });
+                    give_back(&store, lease);
                 }
             }
         }
@@ -520,9 +517,14 @@ fn lapsed(node: &NodeInner, conn: ConnectionId, holder: &str) {
     if let Some(mgr) = node.registry.get(&lease.user) {
         let _ = mgr.remove_connection(conn);
     }
-    // The store may still hold it (a renewal that did not get through): given back if it can
-    // be, or it runs out by itself.
-    let store = Arc::clone(&node.store);
+    // The store may still hold it (a renewal that did not get through).
+    give_back(&node.store, lease);
+}
+
+/// Gives `lease` back in the background, never waiting behind another call; a release the
+/// store misses (out of reach) runs out by itself.
+fn give_back(store: &Arc<dyn StreamStore>, lease: Lease) {
+    let store = Arc::clone(store);
     tokio::spawn(async move {
         let _ = store.release(&lease.user, &lease.holder).await;
     });

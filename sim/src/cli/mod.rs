@@ -379,31 +379,29 @@ fn replay(a: ReplayArgs, targets: &Targets) -> Result<i32> {
 const NODES_USERS: usize = 200;
 
 fn disconnect(a: DisconnectArgs) -> Result<i32> {
-    let opts = crate::measure::disconnect::Options {
-        users: 10_000,
+    use crate::measure::disconnect::{Fault, Options};
+    let defaults = Options::default();
+    let nodes = a.nodes.unwrap_or(1);
+    let users = if nodes > 1 {
+        NODES_USERS
+    } else {
+        defaults.users
+    };
+    let opts = Options {
+        users: a.users.unwrap_or(users),
         seconds: a.seconds,
         rate_per_s: a.rate,
         seed: a.seed.0,
         net: a.net.then_some(a.latency_ms),
-        history: a
-            .history
-            .unwrap_or(crate::measure::disconnect::Options::default().history),
+        history: a.history.unwrap_or(defaults.history),
         bug: a.bug,
-        nodes: a.nodes.unwrap_or(1),
-        fault: crate::measure::disconnect::Fault::None,
+        nodes,
+        fault: Fault::None,
     };
-    let opts = crate::measure::disconnect::Options {
-        users: if a.nodes.is_some_and(|n| n > 1) {
-            a.users.unwrap_or(NODES_USERS)
-        } else {
-            a.users.unwrap_or(opts.users)
-        },
-        ..opts
-    };
-    let faults = match (a.fault, opts.nodes) {
+    let faults = match (a.fault, nodes) {
         (Some(f), _) => vec![f],
-        (None, 1) => vec![crate::measure::disconnect::Fault::None],
-        (None, _) => crate::measure::disconnect::Fault::ALL.to_vec(),
+        (None, 1) => vec![Fault::None],
+        (None, _) => Fault::ALL.to_vec(),
     };
     let (json, tables) = (a.json.as_deref(), a.tables.as_deref());
     let exit =

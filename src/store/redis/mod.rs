@@ -125,13 +125,7 @@ impl RedisStore {
         // The first subscription connection is in place (with its echo channel) before the
         // store is handed out, so a subscribe right after this returns has somewhere to go.
         let echo = echo_channel();
-        let (mut sink, stream) = client
-            .get_async_pubsub()
-            .await
-            .map_err(unavailable)?
-            .split();
-        sink.subscribe(&echo).await.map_err(unavailable)?;
-        *subscriptions.sink.lock().await = Some(sink);
+        let stream = open_subscription(&client, &subscriptions, &echo).await?;
         // Every new subscription connection announces itself, the first one too.
         let _ = tx.send(Live::Lost);
         tokio::spawn(subscription_loop(
@@ -371,39 +365,19 @@ async fn subscription_loop(
     loop {
         let mut stream = match first.take() {
             Some(stream) => stream,
-            None => {
-                let connection = tokio::time::timeout(RESPONSE_TIMEOUT, client.get_async_pubsub())
-                    .await
-                    .unwrap_or_else(|_| Err(timed_out()));
-                let Ok(connection) = connection else {
+            None => match open_subscription(&client, &subs, &echo_channel).await {
+                Ok(stream) => {
+                    if tx.send(Live::Lost).is_err() {
+                        return;
+                    }
+                    stream
+                }
+                Err(_) => {
                     tokio::time::sleep(backoff).await;
                     backoff = (backoff * 2).min(Duration::from_secs(2));
                     continue;
-                };
-                let (mut sink, stream) = connection.split();
-                let mut channels: Vec<String> = subs
-                    .users
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .iter()
-                    .map(|user| keys(user).channel)
-                    .collect();
-                channels.push(echo_channel.clone());
-                let mut ok = true;
-                for channel in channels {
-                    let subscribed =
-                        tokio::time::timeout(RESPONSE_TIMEOUT, sink.subscribe(channel)).await;
-                    ok &= matches!(subscribed, Ok(Ok(())));
                 }
-                if !ok {
-                    continue;
-                }
-                *subs.sink.lock().await = Some(sink);
-                if tx.send(Live::Lost).is_err() {
-                    return;
-                }
-                stream
-            }
+            },
         };
         backoff = Duration::from_millis(50);
         let mut probe = tokio::time::interval(PROBE);
@@ -455,6 +429,36 @@ async fn subscription_loop(
             return;
         }
     }
+}
+
+/// Opens a subscription connection, subscribes it to every user the node follows and to
+/// `echo`, and makes it the one new subscriptions go to; its stream of messages.
+async fn open_subscription(
+    client: &Client,
+    subs: &Subscriptions,
+    echo: &str,
+) -> Result<PubSubStream, StoreError> {
+    let connection = tokio::time::timeout(RESPONSE_TIMEOUT, client.get_async_pubsub())
+        .await
+        .unwrap_or_else(|_| Err(timed_out()))
+        .map_err(unavailable)?;
+    let (mut sink, stream) = connection.split();
+    let mut channels: Vec<String> = subs
+        .users
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .map(|user| keys(user).channel)
+        .collect();
+    channels.push(echo.to_owned());
+    for channel in channels {
+        tokio::time::timeout(RESPONSE_TIMEOUT, sink.subscribe(channel))
+            .await
+            .unwrap_or_else(|_| Err(timed_out()))
+            .map_err(unavailable)?;
+    }
+    *subs.sink.lock().await = Some(sink);
+    Ok(stream)
 }
 
 /// A channel name no other store handle uses, for its echoes: drawn from the process's

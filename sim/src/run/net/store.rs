@@ -81,12 +81,7 @@ impl StoreControl {
     /// Prepares a failover: the store's next start (the replica promoted) holds what the
     /// running store holds but each stream's newest `lose` writes, under a new lineage.
     pub(crate) fn fail_over(&self, lose: u64) {
-        let running = self
-            .running
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .upgrade();
-        if let Some(state) = running {
+        if let Some(state) = self.running() {
             let mut model = lock(&state).model.clone();
             model.apply(&Op::Failover { lose });
             *self.replica.lock().unwrap_or_else(PoisonError::into_inner) = Some(model);

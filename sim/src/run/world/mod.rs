@@ -561,8 +561,8 @@ impl World {
         // a whole idle time.
         let mut left = self.managers_left();
         if many_nodes && !left.is_empty() {
-            let seen = |m: &wsreg::ManagerView| format!("{}/{}/{}", m.user, m.manager, m.epoch);
-            let before: std::collections::BTreeSet<String> = left.iter().map(seen).collect();
+            let seen = |m: &wsreg::ManagerView| (m.user.clone(), m.manager, m.epoch);
+            let before: std::collections::BTreeSet<_> = left.iter().map(seen).collect();
             tokio::time::sleep(ttl + Duration::from_millis(50)).await;
             left = self.managers_left();
             left.retain(|m| before.contains(&seen(m)));
