@@ -11,7 +11,8 @@ use tokio_tungstenite::WebSocketStream;
 use wsreg::Position;
 
 use crate::protocol::{ClientMessage, ServerMessage};
-use crate::server::READ_BUFFER_BYTES;
+/// A client reads a stream of events: it reads in larger chunks than the server does.
+const READ_BUFFER_BYTES: usize = 4 * 1024;
 
 /// A connected client.
 pub struct Client {

@@ -27,10 +27,10 @@ pub(crate) const TOO_MANY_CONNECTS: &str =
 /// The paths the native listener upgrades.
 const ENDPOINTS: [&str; 2] = ["/", "/ws"];
 
-/// Each socket's read buffer. tungstenite's default (128 KiB, zeroed when the socket opens)
-/// suits few sockets with heavy reads; clients here send small control messages, and a server
-/// holds many sockets.
-pub const READ_BUFFER_BYTES: usize = 4 * 1024;
+/// Each socket's read buffer, kept for as long as the socket is open. tungstenite's default
+/// (128 KiB) suits few sockets with heavy reads; clients here send small control messages, and
+/// a server holds many sockets. A larger frame is still read whole: the buffer grows to it.
+pub const READ_BUFFER_BYTES: usize = 1024;
 
 /// The first and the longest wait after a failed accept.
 const ACCEPT_BACKOFF: (Duration, Duration) = (Duration::from_millis(10), Duration::from_secs(1));
