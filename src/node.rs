@@ -573,29 +573,37 @@ async fn renew_loop(node: std::sync::Weak<NodeInner>) {
     }
 }
 
-/// One renewal pass over `leases`, asked at `asked`.
+/// Renewals one pass has in flight at once. A node with tens of thousands of connections
+/// renews them in batches of this many, so a pass never holds a future and a pending reply for
+/// every connection at once (which grew the node's memory by about a tenth per connection).
+const RENEWALS_IN_FLIGHT: usize = 256;
+
+/// One renewal pass over `leases`, asked at `asked` (a later batch's leases are counted from
+/// then too: never later than the store counts them).
 async fn renew(node: &NodeInner, leases: Vec<(ConnectionId, Lease)>, asked: tokio::time::Instant) {
     let lease_ms = node.lease_ms();
-    let renewed = futures_util::future::join_all(
-        leases
-            .iter()
-            .map(|(_, l)| node.store.lease(&l.user, &l.holder, 0, lease_ms)),
-    )
-    .await;
-    for ((conn, lease), renewed) in leases.iter().zip(renewed) {
-        match renewed {
-            Ok(true) => {
-                let mut held = node
-                    .leases
-                    .held
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                if let Some(l) = held.get_mut(conn).filter(|l| l.holder == lease.holder) {
-                    l.expires = l.expires.max(asked + node.config.lease);
+    for batch in leases.chunks(RENEWALS_IN_FLIGHT) {
+        let renewed = futures_util::future::join_all(
+            batch
+                .iter()
+                .map(|(_, l)| node.store.lease(&l.user, &l.holder, 0, lease_ms)),
+        )
+        .await;
+        for ((conn, lease), renewed) in batch.iter().zip(renewed) {
+            match renewed {
+                Ok(true) => {
+                    let mut held = node
+                        .leases
+                        .held
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
+                    if let Some(l) = held.get_mut(conn).filter(|l| l.holder == lease.holder) {
+                        l.expires = l.expires.max(asked + node.config.lease);
+                    }
                 }
+                Ok(false) => lapsed(node, *conn, &lease.holder),
+                Err(_) => {} // ended in time by a later pass, if it comes to that
             }
-            Ok(false) => lapsed(node, *conn, &lease.holder),
-            Err(_) => {} // ended in time by a later pass, if it comes to that
         }
     }
 }
