@@ -39,12 +39,17 @@ mod table;
 mod child;
 
 #[cfg(not(madsim))]
+#[path = "support/runs.rs"]
+mod runs;
+
+#[cfg(not(madsim))]
 mod real {
     use std::process::Child;
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
     use crate::child::{self, rss};
+    use crate::runs::{percentile, timed_runs};
     use crate::table::{self, Col};
     use tokio::sync::{Barrier, Semaphore};
     use wsreg::RegistryConfig;
@@ -146,42 +151,6 @@ mod real {
 
     fn spawn_server(clients: usize, runs: usize) -> (Child, String) {
         child::spawn(SERVE, &format!("{clients} {runs}"))
-    }
-
-    /// Times `n` runs of `client`'s, one after the other, starting one every 25 ms at most (the
-    /// server takes 50 frames a second from a socket).
-    async fn timed_runs(client: &mut Client, n: usize) -> Vec<Duration> {
-        let mut out = Vec::with_capacity(n);
-        for _ in 0..n {
-            let sent = Instant::now();
-            client
-                .send(&ClientMessage::StartRun { tools: 2 })
-                .await
-                .expect("send");
-            loop {
-                match client.next().await {
-                    Some(Ok(ServerMessage::Event { event, .. }))
-                        if event.kind() == "agent_completed" =>
-                    {
-                        break
-                    }
-                    Some(Ok(ServerMessage::Error { code, message })) => {
-                        panic!("a timed run was refused: {code}: {message}")
-                    }
-                    Some(Ok(_)) => {}
-                    other => panic!("the socket ended: {other:?}"),
-                }
-            }
-            out.push(sent.elapsed());
-            tokio::time::sleep_until((sent + Duration::from_millis(25)).into()).await;
-        }
-        out
-    }
-
-    fn percentile(sorted: &[Duration], p: f64) -> f64 {
-        sorted
-            .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
-            .map_or(0.0, |d| d.as_secs_f64() * 1e3)
     }
 
     /// One user's resume storm beside a bystander, on a fresh server: a table row.
@@ -308,10 +277,7 @@ mod real {
         let _ = server.wait();
         let mut lat: Vec<Duration> = all.iter().flat_map(|r| r.latencies.clone()).collect();
         lat.sort();
-        let pct = |p: f64| {
-            lat.get(((lat.len() as f64 * p) as usize).min(lat.len().saturating_sub(1)))
-                .map_or(0.0, |d| d.as_secs_f64() * 1e3)
-        };
+        let pct = |p: f64| percentile(&lat, p);
         let events: usize = all.iter().map(|r| r.events).sum();
         let expected = clients * runs * EVENTS_PER_RUN;
         let col = |title, measured| Col {

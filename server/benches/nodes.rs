@@ -38,11 +38,10 @@ mod child;
 
 #[cfg(not(madsim))]
 mod real {
-    use std::process::Child;
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use crate::child::{self, rss};
+    use crate::child::{self, Servers};
     use crate::redis_server::RedisServer;
     use crate::table::{self, Col};
     use tokio::sync::{Barrier, Semaphore};
@@ -110,48 +109,6 @@ mod real {
             ..Default::default()
         }
         .bounds()
-    }
-
-    /// Server processes, and their RSS before the first connect.
-    struct Servers {
-        children: Vec<Child>,
-        idle: Vec<u64>,
-        addrs: Vec<String>,
-    }
-
-    impl Servers {
-        fn start(specs: &[String]) -> Self {
-            let (mut children, mut idle, mut addrs) = (Vec::new(), Vec::new(), Vec::new());
-            for spec in specs {
-                let (child, addr) = child::spawn(SERVE, spec);
-                idle.push(rss(child.id()));
-                children.push(child);
-                addrs.push(addr);
-            }
-            Self {
-                children,
-                idle,
-                addrs,
-            }
-        }
-
-        /// What the servers hold over their idle RSS, per socket, in KiB.
-        fn kib_per_socket(&self, sockets: usize) -> f64 {
-            let grown: u64 = self
-                .children
-                .iter()
-                .zip(&self.idle)
-                .map(|(c, idle)| rss(c.id()).saturating_sub(*idle))
-                .sum();
-            grown as f64 / sockets.max(1) as f64 / 1024.0
-        }
-
-        fn stop(mut self) {
-            for c in &mut self.children {
-                drop(c.stdin.take());
-                let _ = c.wait();
-            }
-        }
     }
 
     async fn tab(addr: &str, user: &str) -> Client {
@@ -297,11 +254,11 @@ mod real {
             .build()
             .expect("runtime");
         rt.block_on(async move {
-            let one = Servers::start(&[format!("{users} {runs}")]);
+            let one = Servers::start(SERVE, &[format!("{users} {runs}")]);
             let (memory, memory_rate) = drive("one node, in memory", &one, users, runs).await;
             one.stop();
             let url = redis.url();
-            let two = Servers::start(&[
+            let two = Servers::start(SERVE, &[
                 format!("{users} {runs} {url} a"),
                 format!("{users} {runs} {url} b"),
             ]);
