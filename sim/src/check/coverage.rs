@@ -51,7 +51,7 @@ pub const POINTS: [(&str, &str); 13] = [
 ];
 
 /// The points only a run through the server over the simulated network can reach.
-pub const NET_POINTS: [(&str, &str); 5] = [
+pub const NET_POINTS: [(&str, &str); 6] = [
     (
         "restart_dropped_tabs",
         "a server restart dropped open tabs and their registry",
@@ -72,10 +72,14 @@ pub const NET_POINTS: [(&str, &str); 5] = [
         "connect_given_up",
         "a client gave up on a slow connect (and tried once more)",
     ),
+    (
+        "node_paused",
+        "a server node stopped running for a while, then ran what had reached it",
+    ),
 ];
 
 /// The points only a run over many nodes and a store can reach.
-pub const NODE_POINTS: [(&str, &str); 9] = [
+pub const NODE_POINTS: [(&str, &str); 10] = [
     (
         "node_restarted",
         "a server node was killed with tabs open, and started again",
@@ -108,6 +112,10 @@ pub const NODE_POINTS: [(&str, &str); 9] = [
     (
         "store_live_late",
         "the store held pushes back, out of order and behind reads, and then pushed at once again",
+    ),
+    (
+        "store_paused",
+        "the store stopped running for a while, then answered what it had been asked",
     ),
 ];
 
@@ -191,6 +199,8 @@ impl NetTracking {
             What::StoreEvicted { key: Some(_), .. } => hit(hits, "store_evict"),
             What::StoreSilenced => hit(hits, "store_silent"),
             What::StoreLiveOnTime => hit(hits, "store_live_late"),
+            What::Resumed { node: Some(_) } => hit(hits, "node_paused"),
+            What::Resumed { node: None } => hit(hits, "store_paused"),
             What::Connect { .. } => {
                 if let Some(users) = &mut self.cut {
                     users.insert(s.user.clone());

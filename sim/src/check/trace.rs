@@ -236,6 +236,18 @@ pub enum What {
     },
     /// Many nodes: the store pushes at once again.
     StoreLiveOnTime,
+    /// A server node (`None`: the store) stopped running for `ms` milliseconds.
+    Paused {
+        /// Which node; `None` for the store.
+        node: Option<u32>,
+        /// For how long.
+        ms: u64,
+    },
+    /// The paused node (`None`: the store) runs again: what reached it meanwhile runs now.
+    Resumed {
+        /// Which node; `None` for the store.
+        node: Option<u32>,
+    },
 }
 
 /// The phase in which, over many nodes, a few users fill their tabs to the limit once the
@@ -291,7 +303,9 @@ impl What {
             | What::StoreEvicted { .. }
             | What::StoreSilenced
             | What::StoreLiveLate { .. }
-            | What::StoreLiveOnTime => Side::World,
+            | What::StoreLiveOnTime
+            | What::Paused { .. }
+            | What::Resumed { .. } => Side::World,
             What::Connect { .. }
             | What::Connected { .. }
             | What::GaveUp { .. }
@@ -490,6 +504,17 @@ impl fmt::Display for What {
                 "!! the store holds each push back up to {max_ms} ms, for {ms} ms"
             ),
             What::StoreLiveOnTime => f.write_str("!! the store pushes at once again"),
+            What::Paused { node: Some(n), ms } => {
+                write!(f, "!! server node {n} stops running for {ms} ms")
+            }
+            What::Paused { node: None, ms } => write!(f, "!! the store stops running for {ms} ms"),
+            What::Resumed { node: Some(n) } => write!(
+                f,
+                "!! server node {n} runs again: what reached it meanwhile runs now"
+            ),
+            What::Resumed { node: None } => {
+                f.write_str("!! the store runs again: what reached it meanwhile runs now")
+            }
         }
     }
 }

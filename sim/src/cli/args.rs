@@ -197,6 +197,11 @@ pub(crate) struct BenchArgs {
     /// Seeds per zoo bug through the real server over the simulated network (0 skips it).
     #[arg(long, default_value_t = 200)]
     pub(crate) net_seeds: u64,
+    /// Seeds per zoo bug and way of exploring (uniform timing, same-instant latency, node
+    /// pauses, all of them) through the network, in 10 blocks each run up to its first
+    /// failure (0 skips that table).
+    #[arg(long, default_value_t = 200)]
+    pub(crate) explore_seeds: u64,
     /// Seeds per bug of many nodes (and of the core over many nodes) for their table, over
     /// three nodes with node and store faults (0 skips it).
     #[arg(long, default_value_t = 200)]
@@ -249,6 +254,14 @@ pub(crate) struct TargetArgs {
     /// With --net: server restarts per seed [default: 1].
     #[arg(long, requires = "net")]
     pub(crate) restarts: Option<u32>,
+    /// With --net: no seed gets one fixed latency (swarm gives a quarter of the seeds one, so
+    /// that what is sent together arrives in the same instant).
+    #[arg(long, requires = "net")]
+    pub(crate) no_same_instant: bool,
+    /// With --net: pauses per seed of a server node (with --nodes, now and then the store's):
+    /// what reaches it meanwhile runs together when it resumes [default: 3].
+    #[arg(long, requires = "net")]
+    pub(crate) pauses: Option<u32>,
     /// With --net: server nodes over one simulated stream store, 1 to 8 [default: 1]. With 2 or
     /// more, each seed also plays every store fault once: a restart (everything lost), a
     /// cut between one node and the store, a slow spell, a failover to a replica missing the

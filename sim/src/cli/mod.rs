@@ -307,6 +307,7 @@ fn bench(a: BenchArgs) -> Result<i32> {
         scale: a.scale,
         zoo_seeds: a.zoo_seeds,
         net_seeds: a.net_seeds,
+        explore_seeds: a.explore_seeds,
         node_seeds: a.node_seeds,
         oracle_seeds: a.oracle_seeds,
         false_alarm_seeds: a.false_alarm_seeds,

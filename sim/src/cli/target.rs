@@ -80,6 +80,10 @@ impl TargetArgs {
             if let Some(r) = self.restarts {
                 net.restarts = r;
             }
+            if let Some(p) = self.pauses {
+                net.pauses = p;
+            }
+            net.same_instant = !self.no_same_instant;
             if let Some(n) = self.nodes {
                 net.nodes = n;
                 if n > 1 {
@@ -105,6 +109,8 @@ impl TargetArgs {
             ("--no-swarm", self.no_swarm),
             ("--partitions", self.partitions.is_some()),
             ("--restarts", self.restarts.is_some()),
+            ("--pauses", self.pauses.is_some()),
+            ("--no-same-instant", self.no_same_instant),
             ("--nodes", self.nodes.is_some()),
             ("--failovers", self.failovers.is_some()),
         ];

@@ -111,6 +111,17 @@ pub struct NetConfig {
     /// With many nodes: spells per run in which the store holds pushes back, out of order.
     #[serde(skip_serializing_if = "is_zero")]
     pub store_live_delays: u32,
+    /// Whether swarm gives a quarter of the seeds one fixed latency, so that what is sent
+    /// together arrives in the same instant (off only to measure what that finds).
+    #[serde(skip_serializing_if = "is_true")]
+    pub same_instant: bool,
+    /// Pauses of a server node per run (the store's too, with many nodes): what reached the
+    /// node meanwhile runs together when it resumes.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub pauses: u32,
+    /// Longest pause, in milliseconds.
+    #[serde(skip_serializing_if = "is_default_max_pause")]
+    pub max_pause_ms: u64,
     /// With many nodes: a load balancer that sends each connect to the next node in turn,
     /// instead of each user's tabs to one node (sticky).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -156,6 +167,17 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+/// The longest pause unless a config says otherwise.
+pub const MAX_PAUSE_MS: u64 = 50;
+
+fn is_default_max_pause(ms: &u64) -> bool {
+    *ms == MAX_PAUSE_MS
+}
+
 impl Default for NetConfig {
     fn default() -> Self {
         Self {
@@ -173,6 +195,9 @@ impl Default for NetConfig {
             store_evictions: 0,
             store_silences: 0,
             store_live_delays: 0,
+            same_instant: true,
+            pauses: 3,
+            max_pause_ms: MAX_PAUSE_MS,
             spread: false,
         }
     }
@@ -366,7 +391,14 @@ impl SimConfig {
             if rng.gen_ratio(1, 4) {
                 let [lo, hi] = net.latency_ms;
                 let fixed = rng.gen_range(lo..=hi.max(lo));
-                net.latency_ms = [fixed, fixed];
+                if net.same_instant {
+                    net.latency_ms = [fixed, fixed];
+                }
+            }
+            // A quarter of the seeds without pauses. A stream of its own, so every other draw
+            // is as it was before pauses.
+            if seed.rng("pauses-config").gen_ratio(1, 4) {
+                net.pauses = 0;
             }
             if net.nodes > 1 {
                 // A connect through many nodes also subscribes and reads the user's stream from
@@ -457,9 +489,15 @@ impl SimConfig {
         } else if self
             .net
             .as_ref()
-            .is_some_and(|n| n.partitions > 1_000 || n.restarts > 1_000)
+            .is_some_and(|n| n.partitions > 1_000 || n.restarts > 1_000 || n.pauses > 1_000)
         {
-            Some("net.partitions and net.restarts must be at most 1,000")
+            Some("net.partitions, net.restarts and net.pauses must be at most 1,000")
+        } else if self
+            .net
+            .as_ref()
+            .is_some_and(|n| !(1..=10_000).contains(&n.max_pause_ms))
+        {
+            Some("net.max_pause_ms must be 1 to 10,000")
         } else if self
             .net
             .as_ref()

@@ -181,6 +181,22 @@ pub enum NetFaultKind {
         /// The history rather than the meta record.
         history: bool,
     },
+    /// Server node `node` (0 with one server) stops for `ms` milliseconds: none of its tasks
+    /// runs, and what reached it meanwhile (packets, timers, wakeups) runs when it resumes, in
+    /// one scheduling draw. Requests sent apart are then handled together: races whose window
+    /// has no time in it open through the network.
+    Pause {
+        /// Which node (from 0).
+        node: u32,
+        /// How long (1 to 10,000).
+        ms: u64,
+    },
+    /// Many nodes: the store stops for `ms` milliseconds, and the calls and pushes it held
+    /// are answered together when it resumes.
+    StorePause {
+        /// How long (1 to 10,000).
+        ms: u64,
+    },
     /// Many nodes: every connection the store has stops getting pushes (live messages, and
     /// the answers to probes that travel as pushes) for as long as it lasts, while it goes on
     /// answering calls: a subscription gone silent while its socket looks healthy.
@@ -557,6 +573,13 @@ impl Plan {
             }
             for (i, f) in net.faults.iter().enumerate() {
                 let many = match f.kind {
+                    NetFaultKind::Pause { node, .. } if node >= net.nodes => {
+                        return bad(format!(
+                            "net.faults[{i}]: node {node} of {} (nodes count from 0)",
+                            net.nodes
+                        ));
+                    }
+                    NetFaultKind::Pause { .. } => false,
                     NetFaultKind::NodeRestart { node } | NetFaultKind::StoreCut { node, .. } => {
                         if node >= net.nodes {
                             return bad(format!(
@@ -572,7 +595,8 @@ impl Plan {
                     | NetFaultKind::StoreFlush
                     | NetFaultKind::StoreEvict { .. }
                     | NetFaultKind::StoreSilence
-                    | NetFaultKind::StoreLiveLate { .. } => true,
+                    | NetFaultKind::StoreLiveLate { .. }
+                    | NetFaultKind::StorePause { .. } => true,
                     NetFaultKind::Partition { .. } | NetFaultKind::Restart => false,
                 };
                 if many && net.nodes == 1 {
@@ -623,6 +647,13 @@ impl Plan {
                     if !(1..=10_000).contains(&ms) {
                         return bad(format!(
                             "net.faults[{i}]: a partition lasts 1 to 10000 ms, not {ms}"
+                        ));
+                    }
+                }
+                if let NetFaultKind::Pause { ms, .. } | NetFaultKind::StorePause { ms } = f.kind {
+                    if !(1..=10_000).contains(&ms) {
+                        return bad(format!(
+                            "net.faults[{i}]: a pause lasts 1 to 10000 ms, not {ms}"
                         ));
                     }
                 }

@@ -130,6 +130,22 @@ pub fn generate(config: &SimConfig, seed: Seed) -> Plan {
         });
     }
     ops.sort_by_key(|op| op.at_ms);
+    // When clients open tabs, and when one opens several at once: where pauses are aimed.
+    let opening: Vec<u64> = ops
+        .iter()
+        .filter(|op| {
+            matches!(
+                op.kind,
+                OpKind::Connect { .. } | OpKind::Burst { .. } | OpKind::Reconnect { .. }
+            )
+        })
+        .map(|op| op.at_ms)
+        .collect();
+    let bursts: Vec<u64> = ops
+        .iter()
+        .filter(|op| matches!(op.kind, OpKind::Burst { .. }))
+        .map(|op| op.at_ms)
+        .collect();
     Plan {
         version: PLAN_VERSION,
         limits: config.limits.clone(),
@@ -219,6 +235,38 @@ pub fn generate(config: &SimConfig, seed: Seed) -> Plan {
                     let at_ms = rng.gen_range(0..config.horizon_ms);
                     faults.push(NetFault { at_ms, kind });
                 }
+            }
+            // A stream of their own, so plans without them draw as before. With many nodes a
+            // pause falls on a server node or, one time in four, on the store.
+            let mut rng = seed.rng("pauses");
+            // Long enough for a connect's round trips to land inside it.
+            let shortest = (2 * net.latency_ms[1] + 1).min(net.max_pause_ms);
+            for _ in 0..net.pauses {
+                let ms = rng.gen_range(shortest..=net.max_pause_ms);
+                let kind = if net.nodes > 1 && rng.gen_ratio(1, 4) {
+                    NetFaultKind::StorePause { ms }
+                } else {
+                    NetFaultKind::Pause {
+                        node: rng.gen_range(0..net.nodes),
+                        ms,
+                    }
+                };
+                // Three pauses in four begin as a client opens tabs, so that what it sends,
+                // and what others send meanwhile, is handled together.
+                let aimed = if !bursts.is_empty() && rng.gen_ratio(1, 2) {
+                    &bursts
+                } else {
+                    &opening
+                };
+                // Aimed a little after the op: a connect's first round trip (TCP) done, its
+                // upgrade request on the way.
+                let at_ms = match aimed.len() {
+                    n if n > 0 && rng.gen_ratio(3, 4) => {
+                        aimed[rng.gen_range(0..n)] + rng.gen_range(0..=2 * net.latency_ms[1])
+                    }
+                    _ => rng.gen_range(0..config.horizon_ms),
+                };
+                faults.push(NetFault { at_ms, kind });
             }
             faults.sort_by_key(|f| f.at_ms);
             NetPlan {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::generate::config::SimConfig;
+use crate::generate::config::{NetConfig, SimConfig};
 use crate::generate::seed::SeedRange;
 use crate::measure::table::{Column, Table};
 use crate::run::recorder::Keep;
@@ -79,17 +79,36 @@ fn median(mut v: Vec<f64>) -> f64 {
     v.get(v.len() / 2).copied().unwrap_or(0.0)
 }
 
+/// Per block of `all` (cut into [`BLOCKS`]): the seeds it ran up to its first failure (all of
+/// them when none failed, then `true`), and the virtual seconds and wall milliseconds those took.
+fn blocks_to_first(all: &[SeedResult]) -> Vec<((f64, bool), f64, f64)> {
+    let block = (all.len() as u64 / BLOCKS).max(1) as usize;
+    all.chunks(block)
+        .map(|chunk| {
+            let hit = chunk.iter().position(|r| !r.outcome.passed());
+            let upto = hit.map_or(chunk.len(), |i| i + 1);
+            (
+                (upto as f64, hit.is_none()),
+                chunk[..upto].iter().map(|r| r.virtual_us).sum::<u64>() as f64 / 1e6,
+                chunk[..upto].iter().map(|r| r.wall_us).sum::<u64>() as f64 / 1e3,
+            )
+        })
+        .collect()
+}
+
+/// The median over blocks of the seeds run to the first failure, and whether that median is
+/// a block that found nothing (counted as its whole length: the true figure is at least it).
+fn median_seeds_to_first(all: &[SeedResult]) -> (f64, bool) {
+    let mut seeds: Vec<(f64, bool)> = blocks_to_first(all).into_iter().map(|b| b.0).collect();
+    // A censored block (nothing found) is ordered after a hit at the same count.
+    seeds.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    seeds.get(seeds.len() / 2).copied().unwrap_or((0.0, true))
+}
+
 fn detection(bug: Bug, all: &[SeedResult], keep: Keep) -> Result<Detection, RuntimeError> {
     let n = all.len() as u64;
-    let block = (n / BLOCKS).max(1) as usize;
-    let (mut seeds, mut virt, mut wall) = (Vec::new(), Vec::new(), Vec::new());
-    for chunk in all.chunks(block) {
-        let hit = chunk.iter().position(|r| !r.outcome.passed());
-        let upto = hit.map_or(chunk.len(), |i| i + 1);
-        seeds.push((upto as f64, hit.is_none()));
-        virt.push(chunk[..upto].iter().map(|r| r.virtual_us).sum::<u64>() as f64 / 1e6);
-        wall.push(chunk[..upto].iter().map(|r| r.wall_us).sum::<u64>() as f64 / 1e3);
-    }
+    let (virt, wall): (Vec<f64>, Vec<f64>) =
+        blocks_to_first(all).into_iter().map(|b| (b.1, b.2)).unzip();
     let failing: Vec<&SeedResult> = all.iter().filter(|r| !r.outcome.passed()).collect();
     let mut same = 0;
     for r in failing.iter().take(REPRODUCE_AT_MOST) {
@@ -99,9 +118,7 @@ fn detection(bug: Bug, all: &[SeedResult], keep: Keep) -> Result<Detection, Runt
             same += 1;
         }
     }
-    // The median block, a censored one (nothing found) ordered after a hit at the same count.
-    seeds.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-    let (median_seeds, censored) = seeds.get(seeds.len() / 2).copied().unwrap_or((0.0, true));
+    let (median_seeds, censored) = median_seeds_to_first(all);
     Ok(Detection {
         seeds: n,
         detected: failing.len() as u64,
@@ -215,20 +232,11 @@ pub fn measure_net(
     let mut rows = Vec::new();
     for &bug in bugs {
         progress(bug);
-        let opts = CampaignOptions {
-            jobs,
-            target: Target::builtin(Some(bug)),
-            keep: Keep::Tail(1),
-            config: SimConfig {
-                net: Some(crate::generate::config::NetConfig::default()),
-                ..SimConfig::default()
-            },
-            ..CampaignOptions::new(SeedRange {
-                start: 0,
-                end: seeds,
-            })
+        let range = SeedRange {
+            start: 0,
+            end: seeds,
         };
-        let all = run_campaign(&opts, &|_, _, _| {})?.all;
+        let all = net_campaign(Some(bug), range, jobs, NetConfig::default())?;
         let by = failing_by_label(&all);
         rows.push(NetRow {
             bug,
@@ -239,6 +247,27 @@ pub fn measure_net(
         });
     }
     Ok(rows)
+}
+
+/// A zoo bug (or the real core, `None`) over `seeds` through the network configured as `net`
+/// (per-seed swarm on).
+pub(crate) fn net_campaign(
+    bug: Option<Bug>,
+    seeds: SeedRange,
+    jobs: usize,
+    net: NetConfig,
+) -> Result<Vec<SeedResult>, RuntimeError> {
+    let opts = CampaignOptions {
+        jobs,
+        target: Target::builtin(bug),
+        keep: Keep::Tail(1),
+        config: SimConfig {
+            net: Some(net),
+            ..SimConfig::default()
+        },
+        ..CampaignOptions::new(seeds)
+    };
+    Ok(run_campaign(&opts, &|_, _, _| {})?.all)
 }
 
 /// The failing seeds of a campaign counted by what caught them, most first.

@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod detection;
 pub mod disconnect;
+pub mod exploration;
 pub mod nodes;
 pub mod oracles;
 pub mod stress;

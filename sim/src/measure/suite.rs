@@ -20,6 +20,8 @@ pub struct BenchOptions {
     pub zoo_seeds: u64,
     /// Seeds per zoo bug through the network (0 skips).
     pub net_seeds: u64,
+    /// Seeds per zoo bug and exploration technique through the network (0 skips).
+    pub explore_seeds: u64,
     /// Seeds per bug of many nodes, and of the core over many nodes (0 skips that table).
     pub node_seeds: u64,
     /// Seeds per zoo bug and oracle (0 skips the three-oracle table).
@@ -106,6 +108,14 @@ pub fn run(o: &BenchOptions) -> Result<Exit, BenchError> {
         show(
             &mut printed,
             crate::measure::detection::table_net(&net_zoo, command),
+        );
+    }
+    if o.explore_seeds > 0 {
+        let progress = |t: &str| eprintln!("exploration through the network: measuring {t}");
+        let e = crate::measure::exploration::measure(&bugs, o.explore_seeds, jobs, &progress)?;
+        show(
+            &mut printed,
+            crate::measure::exploration::table(&e, command),
         );
     }
     let nodes = if o.node_seeds == 0 || o.bug.is_some() {

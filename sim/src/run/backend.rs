@@ -133,6 +133,17 @@ pub trait Network: Send + Sync {
         let _ = lose;
     }
 
+    /// Stops server node `node` (`true`): none of its tasks runs until it resumes (`false`),
+    /// and then everything that reached it meanwhile runs in one scheduling draw.
+    fn pause_node(&self, node: u32, paused: bool) {
+        let _ = (node, paused);
+    }
+
+    /// Many nodes: stops the store, or resumes it, as [`Network::pause_node`] does a node.
+    fn pause_store(&self, paused: bool) {
+        let _ = paused;
+    }
+
     /// Many nodes: the store answers every call `reply_ms` late from now on (0: at once).
     fn slow_store(&self, reply_ms: u64) {
         let _ = reply_ms;

@@ -176,3 +176,68 @@ fn a_client_running_behind_its_plan_on_a_slow_network_is_not_stuck() {
     assert_eq!(r.outcome, Outcome::Pass);
     assert!(r.virtual_us > 5_000_000, "ran {} us", r.virtual_us);
 }
+
+#[test]
+fn a_paused_server_runs_nothing_until_it_resumes_and_then_serves_what_reached_it() {
+    let plan = Plan::from_json(
+        r#"{"version": 1, "buggify": false,
+        "net": {"latency_ms": [1, 10], "loss_percent": 0, "faults": [
+            {"at_ms": 10, "fault": "pause", "node": 0, "ms": 40}]},
+        "users": [{"name": "u1", "thread": "t1"}],
+        "ops": [{"at_ms": 10, "user": "u1", "op": "burst", "n": 3}]}"#,
+        "pause.json",
+    )
+    .unwrap();
+    for seed in 1..6 {
+        let (outcome, trace) = trace_of(None, plan.clone(), seed);
+        assert_eq!(outcome, Outcome::Pass, "seed {seed}");
+        let at = |pred: &dyn Fn(&What) -> bool| trace.iter().position(|s| pred(&s.what));
+        let paused = at(&|w| {
+            matches!(
+                w,
+                What::Paused {
+                    node: Some(0),
+                    ms: 40
+                }
+            )
+        })
+        .expect("paused");
+        let resumed = at(&|w| matches!(w, What::Resumed { node: Some(0) })).expect("resumed");
+        assert!(paused < resumed);
+        // Nothing of the server's happens while it is paused: no manager, no connection.
+        let during: Vec<String> = trace[paused..resumed]
+            .iter()
+            .filter(|s| s.what.side() == wsreg_sim::check::trace::Side::Core)
+            .map(|s| s.to_string())
+            .collect();
+        assert!(during.is_empty(), "seed {seed}: {during:?}");
+        // And the three connects sent into the pause are all served after it.
+        let connected = trace[resumed..]
+            .iter()
+            .filter(|s| matches!(s.what, What::Connected { .. }))
+            .count();
+        assert_eq!(connected, 3, "seed {seed}");
+    }
+    // A pause names a node that exists and lasts 1 to 10,000 ms; the store's needs many nodes.
+    for (faults, why) in [
+        (
+            r#"{"at_ms": 1, "fault": "pause", "node": 1, "ms": 5}"#,
+            "node 1 of 1",
+        ),
+        (
+            r#"{"at_ms": 1, "fault": "pause", "node": 0, "ms": 0}"#,
+            "a pause lasts",
+        ),
+        (
+            r#"{"at_ms": 1, "fault": "store_pause", "ms": 5}"#,
+            "needs net.nodes of 2",
+        ),
+    ] {
+        let text = format!(
+            r#"{{"version": 1, "buggify": false, "net": {{"latency_ms": [1, 10], "faults": [{faults}]}},
+            "users": [{{"name": "u1", "thread": "t1"}}], "ops": []}}"#
+        );
+        let err = Plan::from_json(&text, "bad.json").unwrap_err().to_string();
+        assert!(err.contains(why), "{err}");
+    }
+}

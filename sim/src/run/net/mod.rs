@@ -671,6 +671,25 @@ impl Network for NetBackend {
         }
     }
 
+    fn pause_node(&self, node: u32, paused: bool) {
+        let id = self.server_nodes[node as usize];
+        if paused {
+            Sim::current().pause(id);
+        } else {
+            Sim::current().resume(id);
+        }
+    }
+
+    fn pause_store(&self, paused: bool) {
+        if let Some(many) = &self.many {
+            if paused {
+                Sim::current().pause(many.store);
+            } else {
+                Sim::current().resume(many.store);
+            }
+        }
+    }
+
     fn slow_store(&self, reply_ms: u64) {
         if let Some(many) = &self.many {
             many.control.late.store(reply_ms, Ordering::Relaxed);

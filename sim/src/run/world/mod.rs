@@ -419,6 +419,26 @@ impl World {
                 net.delay_live(0);
                 self.system(What::StoreLiveOnTime);
             }
+            NetFaultKind::Pause { node, ms } => {
+                // Not across a restart: a node killed while paused would start paused.
+                let _one = self.restart_lock.lock().await;
+                self.system(What::Paused {
+                    node: Some(node),
+                    ms,
+                });
+                net.pause_node(node, true);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                net.pause_node(node, false);
+                self.system(What::Resumed { node: Some(node) });
+            }
+            NetFaultKind::StorePause { ms } => {
+                let _one = self.restart_lock.lock().await;
+                self.system(What::Paused { node: None, ms });
+                net.pause_store(true);
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                net.pause_store(false);
+                self.system(What::Resumed { node: None });
+            }
             NetFaultKind::StoreSlow { reply_ms, ms } => {
                 self.system(What::StoreSlow { reply_ms, ms });
                 net.slow_store(reply_ms);
