@@ -133,6 +133,11 @@ pub trait Network: Send + Sync {
         let _ = lose;
     }
 
+    /// The run is over: stops every node the network made, so that what they still had
+    /// running (sessions lingering, timers, the store) is dropped with the run instead of
+    /// outliving it. Called once the run's report is made.
+    fn shut_down(&self) {}
+
     /// Stops server node `node` (`true`): none of its tasks runs until it resumes (`false`),
     /// and then everything that reached it meanwhile runs in one scheduling draw.
     fn pause_node(&self, node: u32, paused: bool) {

@@ -671,6 +671,19 @@ impl Network for NetBackend {
         }
     }
 
+    fn shut_down(&self) {
+        // madsim drops a task only when it polls it, and a killed node's tasks are woken to be
+        // dropped; a task still waiting when the runtime goes would never be freed.
+        let sim = Sim::current();
+        sim.kill(self.clients.id());
+        for &node in &self.server_nodes {
+            sim.kill(node);
+        }
+        if let Some(many) = &self.many {
+            sim.kill(many.store);
+        }
+    }
+
     fn pause_node(&self, node: u32, paused: bool) {
         let id = self.server_nodes[node as usize];
         if paused {
