@@ -99,19 +99,11 @@ mod real {
         c
     }
 
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime")
-    }
-
     /// The server child: serves until stdin closes.
     fn serve(spec: &str) {
         let parts: Vec<&str> = spec.split(' ').collect();
         let users = parts.first().and_then(|s| s.parse().ok()).unwrap_or(1);
-        runtime().block_on(async move {
+        child::runtime().block_on(async move {
             let server = match (parts.get(1), parts.get(2)) {
                 (Some(url), Some(name)) => {
                     let bounds = NodeConfig {
@@ -136,7 +128,7 @@ mod real {
         let addr = parts[0].to_owned();
         let first: usize = parts[1].parse().expect("first user");
         let count: usize = parts[2].parse().expect("count");
-        runtime().block_on(async move {
+        child::runtime().block_on(async move {
             let gate = Arc::new(Semaphore::new(200));
             let ended = Arc::new(AtomicUsize::new(0));
             let tasks: Vec<_> = (first..first + count)
@@ -200,7 +192,7 @@ mod real {
         redis: Option<&RedisServer>,
     ) -> Vec<String> {
         let mut servers = Servers::start(SERVE, specs);
-        let rt = runtime();
+        let rt = child::runtime();
         let addrs = servers.addrs.clone();
         let mut bystander = rt.block_on(async {
             let token = auth::issue(SECRET, "bystander", u64::MAX);

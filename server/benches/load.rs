@@ -78,11 +78,7 @@ mod real {
 
     /// The child: a server sized for the load, on an ephemeral port.
     fn serve(clients: usize, runs: usize) {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = child::runtime();
         rt.block_on(async move {
             let mut config = ServerConfig::new(SECRET, || 0);
             config.agent_step = Duration::ZERO;
@@ -231,11 +227,7 @@ mod real {
         let runs = args.get(1).copied().unwrap_or(4);
         let (mut server, addr) = spawn_server(clients, runs);
         let idle_rss = rss(server.id());
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = child::runtime();
         let pid = server.id();
         let (all, wall, per_socket) = rt.block_on(async move {
             let handshakes = Arc::new(Semaphore::new(200));

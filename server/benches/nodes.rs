@@ -84,11 +84,7 @@ mod real {
         let parts: Vec<&str> = spec.split(' ').collect();
         let users = parts.first().and_then(|s| s.parse().ok()).unwrap_or(1);
         let runs = parts.get(1).and_then(|s| s.parse().ok()).unwrap_or(1);
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let rt = child::runtime();
         rt.block_on(async move {
             let server = match (parts.get(2), parts.get(3)) {
                 (Some(url), Some(name)) => {

@@ -78,7 +78,7 @@ mod real {
     use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use crate::child::Servers;
+    use crate::child::{self, Servers};
     use crate::runs::percentile;
     use crate::tab::{Peer, Tab};
     use crate::table::{self, Col};
@@ -93,14 +93,6 @@ mod real {
     const EVENTS_PER_RUN: usize = 7;
     /// Load rounds per server.
     const LOAD_ROUNDS: usize = 3;
-
-    fn runtime() -> tokio::runtime::Runtime {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .enable_all()
-            .build()
-            .expect("runtime")
-    }
 
     /// wsreg's configuration for `users` users, runs `step` apart.
     fn config(users: usize, step: Duration) -> ServerConfig {
@@ -123,7 +115,7 @@ mod real {
         let peer = Peer::named(parts[0]).expect("a peer");
         let step = Duration::from_millis(parts[1].parse().expect("step"));
         let users: usize = parts[2].parse().expect("users");
-        runtime().block_on(async move {
+        child::runtime().block_on(async move {
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
                 .expect("bind");
@@ -220,7 +212,7 @@ mod real {
     fn load(peer: Peer, sockets: usize, runs: usize) -> Load {
         let servers = Servers::start(SERVE, &[format!("{} 0 {sockets}", peer.name())]);
         let addr = servers.addrs[0].clone();
-        let rt = runtime();
+        let rt = child::runtime();
         let (per_socket, rate, mut lat, events) = rt.block_on(async {
             let gates = Arc::new(Gates {
                 handshakes: Semaphore::new(200),
@@ -302,7 +294,7 @@ mod real {
             } = median;
             eprintln!("{}: churn", peer.name());
             let servers = Servers::start(SERVE, &[format!("{} 300 {churn_users}", peer.name())]);
-            let churn = runtime().block_on(crate::churn::run(
+            let churn = child::runtime().block_on(crate::churn::run(
                 peer,
                 servers.addrs[0].clone(),
                 churn_users,

@@ -11,6 +11,15 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use wsreg_server::Server;
 
+/// A runtime on one worker thread: each server child runs on one, and so do the clients.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 /// Starts this binary again with `var=value` in its environment; returns the child and the
 /// address it printed on its first line.
 pub fn spawn(var: &str, value: &str) -> (Child, String) {
