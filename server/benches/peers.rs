@@ -355,7 +355,7 @@ mod real {
             ],
             &rows,
             &[format!(
-                "load: {sockets} sockets, {runs} runs each at once, the median of {LOAD_ROUNDS} rounds run in turn with the other servers'; churn: {churn_users} users over a {churn_secs}-second window, every socket closed by force every 12-18 s and offline 1.5-2.5 s; each server in its own process on one worker thread, the clients in this one, on one machine"
+                "load: {sockets} sockets, {runs} runs each at once, the median of {LOAD_ROUNDS} rounds, the servers taking turns; churn: {churn_users} users over a {churn_secs}-second window, every socket closed by force every 12-18 s and offline 1.5-2.5 s; each server in its own process on one worker thread, the clients in this one, on one machine"
             )]
             .into_iter()
             .chain(unfinished)
