@@ -173,12 +173,7 @@ mod real {
                 }
             }
             println!("{held} {failed} {first_error}");
-            tokio::task::spawn_blocking(|| {
-                let mut line = String::new();
-                while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {}
-            })
-            .await
-            .expect("stdin");
+            child::stdin_closed().await;
             println!("{}", ended.load(Ordering::Relaxed));
         });
     }

@@ -116,17 +116,8 @@ mod real {
         let step = Duration::from_millis(parts[1].parse().expect("step"));
         let users: usize = parts[2].parse().expect("users");
         child::runtime().block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
-            println!("{}", listener.local_addr().expect("addr"));
-            let stdin_closed = tokio::task::spawn_blocking(|| {
-                let mut line = String::new();
-                while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {}
-            });
-            let stop = async {
-                let _ = stdin_closed.await;
-            };
+            let listener = child::listen().await;
+            let stop = child::stdin_closed();
             match peer {
                 Peer::Bare => crate::bare::serve(listener, SECRET, step, stop).await,
                 Peer::SocketIo => crate::sio::serve(listener, SECRET, step, stop).await,

@@ -42,20 +42,25 @@ pub fn spawn_reading(var: &str, value: &str) -> (Child, String, BufReader<ChildS
     (child, first.trim().to_owned(), out)
 }
 
-/// In the child: serves `server` on an ephemeral loopback port, prints the address, and
-/// returns when the parent closes stdin.
-pub async fn serve_until_stdin_closes(server: Arc<Server>) {
+/// In the child: a listener on an ephemeral loopback port, its address printed for the parent.
+pub async fn listen() -> TcpListener {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     println!("{}", listener.local_addr().expect("addr"));
-    let stdin_closed = tokio::task::spawn_blocking(|| {
+    listener
+}
+
+/// In the child: completes when the parent closes this process's stdin.
+pub async fn stdin_closed() {
+    let _ = tokio::task::spawn_blocking(|| {
         let mut line = String::new();
         while std::io::stdin().read_line(&mut line).is_ok_and(|n| n > 0) {}
-    });
-    let _ = server
-        .serve(listener, async {
-            let _ = stdin_closed.await;
-        })
-        .await;
+    })
+    .await;
+}
+
+/// In the child: serves `server` on [`listen`]'s port until the parent closes stdin.
+pub async fn serve_until_stdin_closes(server: Arc<Server>) {
+    let _ = server.serve(listen().await, stdin_closed()).await;
 }
 
 /// Resident bytes of a process.

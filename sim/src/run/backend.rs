@@ -138,15 +138,11 @@ pub trait Network: Send + Sync {
     /// outliving it. Called once the run's report is made.
     fn shut_down(&self) {}
 
-    /// Stops server node `node` (`true`): none of its tasks runs until it resumes (`false`),
-    /// and then everything that reached it meanwhile runs in one scheduling draw.
-    fn pause_node(&self, node: u32, paused: bool) {
+    /// Stops server node `node` (`None`: the store, with many nodes) when `paused`: none of
+    /// its tasks runs until it resumes, and then everything that reached it meanwhile runs in
+    /// one scheduling draw.
+    fn pause(&self, node: Option<u32>, paused: bool) {
         let _ = (node, paused);
-    }
-
-    /// Many nodes: stops the store, or resumes it, as [`Network::pause_node`] does a node.
-    fn pause_store(&self, paused: bool) {
-        let _ = paused;
     }
 
     /// Many nodes: the store answers every call `reply_ms` late from now on (0: at once).

@@ -684,22 +684,16 @@ impl Network for NetBackend {
         }
     }
 
-    fn pause_node(&self, node: u32, paused: bool) {
-        let id = self.server_nodes[node as usize];
+    fn pause(&self, node: Option<u32>, paused: bool) {
+        let id = match (node, &self.many) {
+            (Some(node), _) => self.server_nodes[node as usize],
+            (None, Some(many)) => many.store,
+            (None, None) => return,
+        };
         if paused {
             Sim::current().pause(id);
         } else {
             Sim::current().resume(id);
-        }
-    }
-
-    fn pause_store(&self, paused: bool) {
-        if let Some(many) = &self.many {
-            if paused {
-                Sim::current().pause(many.store);
-            } else {
-                Sim::current().resume(many.store);
-            }
         }
     }
 

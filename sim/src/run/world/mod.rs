@@ -419,26 +419,8 @@ impl World {
                 net.delay_live(0);
                 self.system(What::StoreLiveOnTime);
             }
-            NetFaultKind::Pause { node, ms } => {
-                // Not across a restart: a node killed while paused would start paused.
-                let _one = self.restart_lock.lock().await;
-                self.system(What::Paused {
-                    node: Some(node),
-                    ms,
-                });
-                net.pause_node(node, true);
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-                net.pause_node(node, false);
-                self.system(What::Resumed { node: Some(node) });
-            }
-            NetFaultKind::StorePause { ms } => {
-                let _one = self.restart_lock.lock().await;
-                self.system(What::Paused { node: None, ms });
-                net.pause_store(true);
-                tokio::time::sleep(Duration::from_millis(ms)).await;
-                net.pause_store(false);
-                self.system(What::Resumed { node: None });
-            }
+            NetFaultKind::Pause { node, ms } => self.pause(net.as_ref(), Some(node), ms).await,
+            NetFaultKind::StorePause { ms } => self.pause(net.as_ref(), None, ms).await,
             NetFaultKind::StoreSlow { reply_ms, ms } => {
                 self.system(What::StoreSlow { reply_ms, ms });
                 net.slow_store(reply_ms);
@@ -459,6 +441,17 @@ impl World {
                 self.restarting.store(false, Ordering::Relaxed);
             }
         }
+    }
+
+    /// Stops server node `node` (`None`: the store) for `ms`, then lets it run what reached
+    /// it meanwhile. Not across a restart: a node killed while paused would start paused.
+    async fn pause(&self, net: &dyn Network, node: Option<u32>, ms: u64) {
+        let _one = self.restart_lock.lock().await;
+        self.system(What::Paused { node, ms });
+        net.pause(node, true);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        net.pause(node, false);
+        self.system(What::Resumed { node });
     }
 
     pub(crate) fn healed(&self) -> bool {
