@@ -8,6 +8,7 @@ use serde::Serialize;
 use wsreg::{CloseReason, RemoveReason};
 
 use crate::check::trace::{Step, What};
+use crate::generate::sites::SITES;
 
 /// Every coverage point, with what it means.
 pub const POINTS: [(&str, &str); 13] = [
@@ -120,14 +121,20 @@ pub const NODE_POINTS: [(&str, &str); 10] = [
 ];
 
 /// Only the in-process mode plays a deferred cleanup (a real server notices a dead socket).
-const IN_PROCESS_ONLY: &str = "stale_cleanup";
+const IN_PROCESS_ONLY: [&str; 2] = ["stale_cleanup", "buggify_cleanup"];
+
+/// The buggify sites' points (a campaign that never fires one has never stressed it).
+fn site_points() -> impl Iterator<Item = (&'static str, &'static str)> {
+    SITES.iter().map(|(_, point, meaning)| (*point, *meaning))
+}
 
 /// The points a campaign in this mode should reach, with their meanings.
 pub fn points(network: bool) -> impl Iterator<Item = (&'static str, &'static str)> {
     let net: &[(&str, &str)] = if network { &NET_POINTS } else { &[] };
     POINTS
         .into_iter()
-        .filter(move |(p, _)| !(network && *p == IN_PROCESS_ONLY))
+        .chain(site_points())
+        .filter(move |(p, _)| !(network && IN_PROCESS_ONLY.contains(p)))
         .chain(net.iter().copied())
 }
 
@@ -290,9 +297,10 @@ impl Coverage {
     /// ignored.
     pub fn add_named(&mut self, name: &str, hits: u64) {
         let known = POINTS
-            .iter()
-            .chain(NET_POINTS.iter())
-            .chain(NODE_POINTS.iter())
+            .into_iter()
+            .chain(site_points())
+            .chain(NET_POINTS)
+            .chain(NODE_POINTS)
             .find(|(p, _)| *p == name);
         if let Some((point, _)) = known {
             *self.hits.entry(point).or_insert(0) += hits;

@@ -29,6 +29,9 @@ pub(crate) enum Command {
     Run(RunArgs),
     /// Run a campaign over a range of seeds, in parallel.
     Fuzz(FuzzArgs),
+    /// Run a coverage-guided campaign: keep the plans that reached something new (a coverage
+    /// point, a new pair of adjacent steps for one user) and run mutants of them.
+    Explore(ExploreArgs),
     /// Print the plan a seed generates, as a JSON plan file to edit and `run --plan`.
     Plan(PlanArgs),
     /// Measure throughput side by side: checked harness, bare madsim, 10 vs 10,000 users.
@@ -197,11 +200,16 @@ pub(crate) struct BenchArgs {
     /// Seeds per zoo bug through the real server over the simulated network (0 skips it).
     #[arg(long, default_value_t = 200)]
     pub(crate) net_seeds: u64,
-    /// Seeds per zoo bug and way of exploring (uniform timing, same-instant latency, node
-    /// pauses, all of them) through the network, in 10 blocks each run up to its first
-    /// failure (0 skips that table).
+    /// Seeds per bug and way of exploring (buggify everywhere or per site, same-instant
+    /// latency, pauses, short histories, all of them) in process, through the network and over
+    /// many nodes, each run until ten failed (0 skips those tables).
     #[arg(long, default_value_t = 200)]
     pub(crate) explore_seeds: u64,
+    /// Runs of the real core per mode, fresh seeds only and guided (`explore`), for the
+    /// guidance table; its bugs, the network's five hardest, run as many runs as
+    /// --explore-seeds (0 skips that table).
+    #[arg(long, default_value_t = 1_000)]
+    pub(crate) guided_runs: u64,
     /// Seeds per bug of many nodes (and of the core over many nodes) for their table, over
     /// three nodes with node and store faults (0 skips it).
     #[arg(long, default_value_t = 200)]
@@ -237,6 +245,10 @@ pub(crate) struct TargetArgs {
     /// Use the base config for every seed instead of a per-seed swarm variation.
     #[arg(long)]
     pub(crate) no_swarm: bool,
+    /// Where buggify adds yields: at every site (`everywhere`, the default), at the sites each
+    /// seed switches on (`sites`), or nowhere (`off`).
+    #[arg(long, value_enum)]
+    pub(crate) buggify: Option<Buggify>,
     /// Go through the real WebSocket server on a simulated node, with clients on another,
     /// over simulated TCP with latency, partitions and server restarts.
     #[arg(long)]
@@ -258,6 +270,10 @@ pub(crate) struct TargetArgs {
     /// that what is sent together arrives in the same instant).
     #[arg(long, requires = "net")]
     pub(crate) no_same_instant: bool,
+    /// With --net: no seed gets a short history (swarm gives half the seeds one of 2 to 8
+    /// messages, so that trims and gap markers happen all the time).
+    #[arg(long, requires = "net")]
+    pub(crate) no_short_history: bool,
     /// With --net: pauses per seed of a server node (with --nodes, now and then the store's):
     /// what reaches it meanwhile runs together when it resumes [default: 3].
     #[arg(long, requires = "net")]
@@ -349,6 +365,40 @@ pub(crate) struct FuzzArgs {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct ExploreArgs {
+    /// Runs in all: fresh seeds and mutants of kept plans.
+    #[arg(long, default_value_t = 2_000)]
+    pub(crate) runs: u64,
+    /// The first fresh seed; fresh seeds count up from it.
+    #[arg(long, default_value = "0")]
+    pub(crate) seed: Seed,
+    /// Parallel workers [default: the number of cores].
+    #[arg(long)]
+    pub(crate) jobs: Option<usize>,
+    /// Stop starting runs after this long, e.g. `60s` or `10m`.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub(crate) time_budget: Option<Duration>,
+    /// Where the corpus is kept between campaigns (created when missing): a JSON file per
+    /// kept plan. A campaign starts from the entries of its target and transport.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) pool: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) target: TargetArgs,
+    /// Run fresh seeds only, counting features as a guided campaign does: what guidance is
+    /// measured against.
+    #[arg(long)]
+    pub(crate) no_mutants: bool,
+    /// Do not shrink failures into snapshots (their plans are still written, to replay).
+    #[arg(long)]
+    pub(crate) no_shrink: bool,
+    /// Write the summary as JSON to this file.
+    #[arg(long)]
+    pub(crate) json: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) budget: ShrinkBudget,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct PlanArgs {
     /// The seed.
     #[arg(long)]
@@ -365,4 +415,16 @@ pub(crate) fn parse_shard(s: &str) -> Result<(u64, u64), String> {
         return Err(err());
     }
     Ok((i, n))
+}
+
+/// Where buggify adds yields (`--buggify`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum Buggify {
+    /// At the sites each seed switches on.
+    Sites,
+    /// At every site.
+    Everywhere,
+    /// Nowhere.
+    Off,
 }

@@ -4,6 +4,7 @@
 //! with failures (shrink, store, snapshot, CI) is decided in [`crate::tooling::triage`].
 
 mod args;
+mod explore;
 mod target;
 
 use std::sync::Arc;
@@ -65,6 +66,7 @@ pub fn main_with(targets: Targets) -> i32 {
     let result = match cli.command {
         Command::Run(a) => run(a, t),
         Command::Fuzz(a) => fuzz(a, t),
+        Command::Explore(a) => explore::explore(a, t),
         Command::Plan(a) => plan(a),
         Command::Bench(a) => bench(a),
         Command::Shrink(a) => shrink(a, t),
@@ -308,6 +310,7 @@ fn bench(a: BenchArgs) -> Result<i32> {
         zoo_seeds: a.zoo_seeds,
         net_seeds: a.net_seeds,
         explore_seeds: a.explore_seeds,
+        guided_runs: a.guided_runs,
         node_seeds: a.node_seeds,
         oracle_seeds: a.oracle_seeds,
         false_alarm_seeds: a.false_alarm_seeds,

@@ -3,7 +3,7 @@
 
 use anyhow::{bail, Result};
 
-use super::args::TargetArgs;
+use super::args::{Buggify, TargetArgs};
 use crate::generate::config::SimConfig;
 use crate::generate::plan::Plan;
 use crate::tooling::target::{Target, Targets};
@@ -66,6 +66,10 @@ impl TargetArgs {
             c.ops = o;
         }
         c.swarm = !self.no_swarm;
+        if let Some(b) = self.buggify {
+            c.faults.buggify = b != Buggify::Off;
+            c.faults.buggify_sites = b == Buggify::Sites;
+        }
         if self.net {
             let mut net = crate::generate::config::NetConfig::default();
             if let Some(l) = self.latency_ms {
@@ -84,6 +88,7 @@ impl TargetArgs {
                 net.pauses = p;
             }
             net.same_instant = !self.no_same_instant;
+            net.short_history = !self.no_short_history;
             if let Some(n) = self.nodes {
                 net.nodes = n;
                 if n > 1 {
@@ -107,10 +112,12 @@ impl TargetArgs {
             ("--users", self.users.is_some()),
             ("--ops", self.ops.is_some()),
             ("--no-swarm", self.no_swarm),
+            ("--buggify", self.buggify.is_some()),
             ("--partitions", self.partitions.is_some()),
             ("--restarts", self.restarts.is_some()),
             ("--pauses", self.pauses.is_some()),
             ("--no-same-instant", self.no_same_instant),
+            ("--no-short-history", self.no_short_history),
             ("--nodes", self.nodes.is_some()),
             ("--failovers", self.failovers.is_some()),
         ];

@@ -53,8 +53,13 @@ impl Default for OpWeights {
 pub struct Faults {
     /// Some tabs read slowly, so their outbound queues fill.
     pub slow_consumers: bool,
-    /// madsim's buggify: extra yields at the harness's await points around every core call.
+    /// Buggify: extra yields at the harness's await points around every core call.
     pub buggify: bool,
+    /// Buggify per site: each seed switches on only some of the sites (each with probability
+    /// one half); the others never fire in that seed. Off by default: it found nothing sooner
+    /// than buggify everywhere (`cargo sim bench`'s exploration tables).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub buggify_sites: bool,
     /// Client actions start late by a random few milliseconds (reordering them across users).
     pub jitter: bool,
 }
@@ -64,6 +69,7 @@ impl Default for Faults {
         Self {
             slow_consumers: true,
             buggify: true,
+            buggify_sites: false,
             jitter: true,
         }
     }
@@ -115,6 +121,11 @@ pub struct NetConfig {
     /// together arrives in the same instant (off only to measure what that finds).
     #[serde(skip_serializing_if = "is_true")]
     pub same_instant: bool,
+    /// Whether swarm gives half the seeds a short history (2 to 8 messages), so that trims,
+    /// gap markers and resumes past the history happen in every run of them (off only to
+    /// measure what that finds).
+    #[serde(skip_serializing_if = "is_true")]
+    pub short_history: bool,
     /// Pauses of a server node per run (the store's too, with many nodes): what reached the
     /// node meanwhile runs together when it resumes.
     #[serde(skip_serializing_if = "is_zero")]
@@ -196,6 +207,7 @@ impl Default for NetConfig {
             store_silences: 0,
             store_live_delays: 0,
             same_instant: true,
+            short_history: true,
             pauses: 3,
             max_pause_ms: MAX_PAUSE_MS,
             spread: false,
@@ -399,6 +411,13 @@ impl SimConfig {
             // is as it was before pauses.
             if seed.rng("pauses-config").gen_ratio(1, 4) {
                 net.pauses = 0;
+            }
+            // Half the network seeds keep a short history (2 to 8 messages), so that
+            // trims, gap markers and resumes past the history happen in every run of them.
+            let mut rng = seed.rng("history-config");
+            if net.short_history && rng.gen_ratio(1, 2) {
+                let short = rng.gen_range(2..=8);
+                c.limits.history_capacity = c.limits.history_capacity.min(short);
             }
             if net.nodes > 1 {
                 // A connect through many nodes also subscribes and reads the user's stream from

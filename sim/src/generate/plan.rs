@@ -10,6 +10,7 @@ use wsreg::{Mode, UserContext};
 
 use crate::generate::config::{Limits, MAX_AT_MS, MAX_LOSS_PERCENT, MAX_NODES, MAX_OPS, MAX_USERS};
 use crate::generate::oracle::Oracle;
+use crate::generate::sites::Site;
 
 /// The plan format version this build writes.
 ///
@@ -47,9 +48,12 @@ pub struct Plan {
     /// The core's limits for this run.
     #[serde(default)]
     pub limits: Limits,
-    /// Whether madsim's buggify adds yields at the harness's await points.
+    /// Whether buggify adds yields at the harness's await points.
     #[serde(default)]
     pub buggify: bool,
+    /// The buggify sites this run switches on (absent: every site).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buggify_sites: Option<BTreeSet<Site>>,
     /// Virtual milliseconds the liveness phase may take.
     #[serde(default = "default_liveness_bound_ms")]
     pub liveness_bound_ms: u64,
@@ -449,6 +453,10 @@ impl Plan {
             for (k, v) in fields {
                 out.push_str(&format!("  {:?}: {},\n", k, v));
             }
+        }
+        if let Some(sites) = &self.buggify_sites {
+            let sites = serde_json::to_string(sites).expect("sites serialise");
+            out.push_str(&format!("  \"buggify_sites\": {sites},\n"));
         }
         if !self.oracle.is_both() {
             let oracle = serde_json::to_string(&self.oracle).expect("an oracle serialises");

@@ -150,6 +150,9 @@ pub fn generate(config: &SimConfig, seed: Seed) -> Plan {
         version: PLAN_VERSION,
         limits: config.limits.clone(),
         buggify: config.faults.buggify,
+        // A stream of its own, so that the rest of the plan is drawn as without sites.
+        buggify_sites: (config.faults.buggify && config.faults.buggify_sites)
+            .then(|| crate::generate::sites::draw_sites(&mut seed.rng("buggify-sites"))),
         liveness_bound_ms: config.liveness_bound_ms,
         users,
         ops,

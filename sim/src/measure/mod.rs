@@ -6,6 +6,7 @@ pub mod bench;
 pub mod detection;
 pub mod disconnect;
 pub mod exploration;
+pub mod guidance;
 pub mod nodes;
 pub mod oracles;
 pub mod stress;

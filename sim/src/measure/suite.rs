@@ -20,8 +20,11 @@ pub struct BenchOptions {
     pub zoo_seeds: u64,
     /// Seeds per zoo bug through the network (0 skips).
     pub net_seeds: u64,
-    /// Seeds per zoo bug and exploration technique through the network (0 skips).
+    /// Seeds per bug and exploration technique in each scope (0 skips).
     pub explore_seeds: u64,
+    /// Runs of the core per mode, fresh seeds only and guided, for the guidance table (0
+    /// skips it; it also needs `explore_seeds`, which picks its bugs and their runs).
+    pub guided_runs: u64,
     /// Seeds per bug of many nodes, and of the core over many nodes (0 skips that table).
     pub node_seeds: u64,
     /// Seeds per zoo bug and oracle (0 skips the three-oracle table).
@@ -47,6 +50,9 @@ pub enum BenchError {
     /// A run could not run.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// A guided campaign could not run.
+    #[error(transparent)]
+    Guided(#[from] crate::tooling::guided::GuidedError),
     /// A table could not be written.
     #[error(transparent)]
     Table(#[from] TableError),
@@ -111,12 +117,31 @@ pub fn run(o: &BenchOptions) -> Result<Exit, BenchError> {
         );
     }
     if o.explore_seeds > 0 {
-        let progress = |t: &str| eprintln!("exploration through the network: measuring {t}");
-        let e = crate::measure::exploration::measure(&bugs, o.explore_seeds, jobs, &progress)?;
-        show(
-            &mut printed,
-            crate::measure::exploration::table(&e, command),
-        );
+        use crate::measure::exploration::{measure, table, Scope};
+        for scope in [Scope::InProcess, Scope::Network, Scope::Nodes] {
+            // The bugs of many nodes are not the zoo's: one zoo bug asked for skips them.
+            if scope == Scope::Nodes && o.bug.is_some() {
+                continue;
+            }
+            let progress = |t: &str| eprintln!("{}: measuring {t}", scope.table_name());
+            let e = measure(scope, &bugs, o.explore_seeds, jobs, &progress)?;
+            show(&mut printed, table(&e, command));
+            if scope == Scope::Network && o.guided_runs > 0 {
+                let progress = |t: &str| eprintln!("exploration-guided: measuring {t}");
+                let hardest = crate::measure::exploration::hardest_by_default(&e);
+                let rows = crate::measure::guidance::measure(
+                    o.guided_runs,
+                    &hardest,
+                    o.explore_seeds,
+                    jobs,
+                    &progress,
+                )?;
+                show(
+                    &mut printed,
+                    crate::measure::guidance::table(&rows, command),
+                );
+            }
+        }
     }
     let nodes = if o.node_seeds == 0 || o.bug.is_some() {
         Vec::new()

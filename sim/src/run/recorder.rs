@@ -3,7 +3,7 @@
 //! by the [`Checker`] before the next step happens.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::time::Instant;
@@ -15,6 +15,7 @@ use crate::check::invariant::violation;
 use crate::check::invariant::{Checker, Violation};
 use crate::check::trace::{Confirmed, MsgTag, Step, TraceHash, What};
 use crate::generate::config::Limits;
+use crate::generate::sites::{Site, SITES};
 use crate::run::backend::Probe;
 
 /// How much of the trace to keep.
@@ -111,6 +112,8 @@ pub struct Recorder {
     end_violation: Mutex<Option<Violation>>,
     unchecked_steps: std::sync::atomic::AtomicU64,
     failed: AtomicBool,
+    /// Times buggify fired, per site (in [`SITES`] order).
+    buggified: [AtomicU64; SITES.len()],
     state: Mutex<State>,
 }
 
@@ -134,6 +137,11 @@ impl Recorder {
         }
     }
 
+    /// Counts a yield buggify added at `site` (coverage, not a step: traces stay as they were).
+    pub fn buggified(&self, site: Site) {
+        self.buggified[site as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Whether steps are checked (every mode but [`Keep::Nothing`] and [`Keep::EndOfRun`]).
     pub fn checking(&self) -> bool {
         self.checking
@@ -154,6 +162,7 @@ impl Recorder {
             end_violation: Mutex::new(None),
             unchecked_steps: std::sync::atomic::AtomicU64::new(0),
             failed: AtomicBool::new(false),
+            buggified: Default::default(),
             state: Mutex::new(State {
                 n: 0,
                 hash: TraceHash::default(),
@@ -381,7 +390,16 @@ impl Recorder {
             confirms: std::mem::take(&mut st.confirms),
             learned: std::mem::take(&mut st.learned),
             violation: st.violation.clone(),
-            coverage: st.checker.coverage().clone(),
+            coverage: {
+                let mut coverage = st.checker.coverage().clone();
+                for (site, fired) in SITES.iter().zip(&self.buggified) {
+                    match fired.load(Ordering::Relaxed) {
+                        0 => {}
+                        n => coverage.add_named(site.1, n),
+                    }
+                }
+                coverage
+            },
             stats: std::mem::take(&mut st.stats),
         }
     }

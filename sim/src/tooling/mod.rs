@@ -3,6 +3,7 @@
 
 pub mod campaign;
 pub mod diagnosis;
+pub mod guided;
 pub mod isolation;
 pub mod junit;
 pub mod merge;

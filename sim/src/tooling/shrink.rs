@@ -1,7 +1,8 @@
 //! Shrinking: from a failing (plan, runtime seed), find a small plan that still fails the same
 //! way. Chunks of ops are dropped first (halving down to single ops, as in delta debugging),
-//! then whole users, then network faults one by one, then buggify, then each op is simplified and moved earlier; this repeats until nothing changes, so the
-//! result is 1-minimal (dropping any single op makes it pass) unless the budget ran out first.
+//! then whole users, then network faults one by one, then buggify (or, when it is needed, each
+//! of its sites), then each op is simplified and moved earlier; this repeats until nothing
+//! changes, so the result is 1-minimal (dropping any single op makes it pass) unless the budget ran out first.
 //! Removing an op shifts the schedule, so each candidate is also tried under a few other runtime
 //! seeds, and the one that fails is kept.
 
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 use crate::check::outcome::Outcome;
 use crate::generate::plan::{Op, OpKind, Plan};
 use crate::generate::seed::Seed;
+use crate::generate::sites::{Site, SITES};
 use crate::run::recorder::Keep;
 use crate::run::runtime::RuntimeError;
 use crate::run::world::RunReport;
@@ -107,6 +109,13 @@ impl Search<'_> {
             None => Ok(false),
         }
     }
+}
+
+/// The buggify sites a plan has on (a plan without a list has them all).
+fn on_sites(plan: &Plan) -> std::collections::BTreeSet<Site> {
+    plan.buggify_sites
+        .clone()
+        .unwrap_or_else(|| SITES.iter().map(|s| s.0).collect())
 }
 
 fn without_user(plan: &Plan, name: &str) -> Plan {
@@ -250,8 +259,24 @@ pub fn shrink(
         if plan.buggify {
             let mut c = plan.clone();
             c.buggify = false;
+            c.buggify_sites = None;
             if s.try_keep(&mut plan, c)? {
                 changed = true;
+            }
+        }
+        // Buggify still needed: keep only the sites it needs, so the snapshot names them.
+        if plan.buggify {
+            for site in on_sites(&plan) {
+                let mut c = plan.clone();
+                let mut fewer = on_sites(&c);
+                fewer.remove(&site);
+                if fewer.is_empty() {
+                    continue;
+                }
+                c.buggify_sites = Some(fewer);
+                if !s.out_of_budget() && s.try_keep(&mut plan, c)? {
+                    changed = true;
+                }
             }
         }
         if plan.connect_timeout_ms.is_some() {

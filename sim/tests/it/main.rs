@@ -8,6 +8,7 @@ mod corpus;
 mod determinism;
 mod disconnect;
 mod golden;
+mod guided;
 mod imports;
 mod isolation;
 mod ledger;

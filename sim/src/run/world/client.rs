@@ -7,12 +7,15 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use wsreg::{channel_sink, AgentEvent, ChannelSink, Envelope, SendFuture, Sink};
 
-use super::{buggify, World};
+use super::World;
 use crate::check::invariant::holding::Learned;
 use crate::check::trace::What;
 use crate::generate::plan::{Op, OpKind, Plan};
+use crate::generate::sites::Site;
 use crate::run::backend::{Handle, Network};
+use crate::run::buggify::fires;
 use crate::run::recorder::tag;
+use crate::run::recorder::Recorder;
 
 /// Capacity of a simulated socket's buffer.
 const SOCKET_BUFFER: usize = 4;
@@ -41,12 +44,14 @@ struct Stop {
 struct SimSink {
     inner: ChannelSink,
     plan: Arc<Plan>,
+    recorder: Arc<Recorder>,
 }
 
 impl Sink for SimSink {
     fn send(&mut self, envelope: Envelope) -> SendFuture<'_> {
         Box::pin(async move {
-            if buggify(&self.plan) {
+            if fires(&self.plan, Site::Send) {
+                self.recorder.buggified(Site::Send);
                 tokio::task::yield_now().await;
             }
             self.inner.send(envelope).await
@@ -69,7 +74,7 @@ pub(crate) async fn user_task(world: Arc<World>, u: usize, ops: Vec<Op>) {
         }
         world.probe(u);
         world.doing(u, Some(op.kind.name()));
-        world.maybe_yield().await;
+        world.maybe_yield(Site::Op).await;
         match op.kind {
             OpKind::Connect { slow, fresh } => {
                 let tab = TabKind { slow, fresh };
@@ -126,7 +131,7 @@ async fn agent(world: Arc<World>, u: usize, events: Vec<AgentEvent>, step_ms: u6
         if world.recorder.failed() {
             return;
         }
-        world.maybe_yield().await;
+        world.maybe_yield(Site::Emit).await;
         let msg = tag(&wsreg::Payload::Agent(event.clone()));
         world.step(u, None, What::Emit { msg: msg.clone() });
         match world.backend.emit(&world.users[u].ctx, event).await {
@@ -178,10 +183,17 @@ async fn attempt_tab(world: &Arc<World>, u: usize, kind: TabKind) -> bool {
         stop_rx,
         slow,
     ));
-    world.maybe_yield().await;
+    world
+        .maybe_yield(if resume.is_some() {
+            Site::Resume
+        } else {
+            Site::Connect
+        })
+        .await;
     let sink = SimSink {
         inner: sink,
         plan: Arc::clone(&world.plan),
+        recorder: Arc::clone(&world.recorder),
     };
     let connecting = world
         .backend
@@ -258,7 +270,7 @@ pub(crate) async fn close_tab(world: &World, u: usize, tab: usize) {
 
 pub(crate) async fn close_handle(world: &World, u: usize, t: Tab) {
     world.record_tab(u, t.id, t.conn, None, What::Close);
-    world.maybe_yield().await;
+    world.maybe_yield(Site::Close).await;
     match world.backend.close(&t.handle).await {
         Ok(()) => world.learned(u, Some(t.id), &Learned::Released),
         Err(e) => world.refused_tab(u, Some(t.id), "close", &e),
@@ -328,7 +340,7 @@ fn crash_tab(world: &Arc<World>, u: usize, tab: usize) {
     let world2 = Arc::clone(world);
     let cleanup = tokio::spawn(async move {
         tokio::time::sleep(CRASH_DETECT).await;
-        world2.maybe_yield().await;
+        world2.maybe_yield(Site::Cleanup).await;
         world2.record_tab(u, t.id, t.conn, None, What::Cleanup);
         if let Err(e) = world2.backend.close(&t.handle).await {
             world2.refused_tab(u, Some(t.id), "cleanup", &e);

@@ -23,7 +23,9 @@ use crate::check::invariant::Invariant;
 use crate::check::outcome::Outcome;
 use crate::check::trace::{Step, What};
 use crate::generate::plan::{NetFault, NetFaultKind, Plan};
+use crate::generate::sites::Site;
 use crate::run::backend::{Backend, Factory, Network};
+use crate::run::buggify::fires;
 use crate::run::recorder::{tag, Keep, Recorder, Stats};
 use client::{close_handle, drop_all_tabs, user_task, Tab};
 
@@ -283,8 +285,10 @@ impl World {
         self.recorder.probe(&self.users[u].name, probe);
     }
 
-    pub(crate) async fn maybe_yield(&self) {
-        if buggify(&self.plan) {
+    /// Yields when buggify fires at `site`.
+    pub(crate) async fn maybe_yield(&self, site: Site) {
+        if fires(&self.plan, site) {
+            self.recorder.buggified(site);
             tokio::task::yield_now().await;
         }
     }
@@ -692,21 +696,6 @@ pub(crate) enum Shaken {
 /// most how many tabs each opens.
 const FILL_USERS: usize = 6;
 const FILL_TABS: usize = 16;
-
-/// Whether buggify fires at this await point (one time in four). In process that is madsim's
-/// buggify. Network runs draw from madsim's seeded RNG instead and leave madsim's buggify off,
-/// because it would also delay one TCP connect in ten by 1 to 5 virtual seconds, which starves
-/// a plan of its timing; latency and partitions are the plan's own faults there.
-pub(crate) fn buggify(plan: &Plan) -> bool {
-    if !plan.buggify {
-        return false;
-    }
-    if plan.net.is_some() {
-        use rand::Rng;
-        return madsim::rand::thread_rng().gen_ratio(1, 4);
-    }
-    madsim::buggify::buggify()
-}
 
 /// The backend a run drives, and its network when the plan has one: then the backend the
 /// factory makes sits behind the real WebSocket server on a simulated node (see

@@ -1,0 +1,157 @@
+//! `explore`: a coverage-guided campaign, printed: what it ran, what it kept, how its
+//! features grew, and each failure with the plan file that replays it (shrunk into a snapshot
+//! unless `--no-shrink`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use super::args::ExploreArgs;
+use super::program;
+use crate::check::outcome::Exit;
+use crate::tooling::guided::{explore as run_guided, Failure, GuidedOptions, GuidedSummary};
+use crate::tooling::isolation::WorkerCommand;
+use crate::tooling::target::Targets;
+use crate::tooling::triage::{Destination, Found};
+
+pub(super) fn explore(a: ExploreArgs, targets: &Targets) -> Result<i32> {
+    let target = a.target.resolve(targets)?;
+    let config = a.target.config()?;
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    if jobs == 0 || jobs > 256 {
+        bail!("--jobs must be 1 to 256");
+    }
+    if a.runs == 0 {
+        bail!("--runs must be at least 1");
+    }
+    println!(
+        "explore: {} runs against {}, fresh seeds from {}, config {}: {}",
+        a.runs,
+        target.describe(),
+        a.seed,
+        config.hash_hex(),
+        serde_json::to_string(&config)?
+    );
+    let opts = GuidedOptions {
+        target: target.clone(),
+        config,
+        runs: a.runs,
+        first_seed: a.seed,
+        jobs,
+        time_budget: a.time_budget,
+        pool: a.pool.clone(),
+        mutants: !a.no_mutants,
+    };
+    let bar = crate::tooling::report::Progress::new(a.runs);
+    let s = run_guided(&opts, &|done, total, _| bar.tick(done, total, 0))?;
+    bar.finish();
+    print!("{}", summary(&s, a.pool.as_deref()));
+    // A plan file holds its own network and oracle: the target is all a replay needs.
+    let flags = format!(" --target {}", target.name());
+    let program = program();
+    let failures_dir = a
+        .pool
+        .as_ref()
+        .map_or_else(|| PathBuf::from("target/guided"), |c| c.join("failures"));
+    let dest = Destination::choose(None, a.budget.snapshots.as_deref(), &program);
+    let fresh = WorkerCommand::this_program().ok();
+    let mut exit = Exit::Pass;
+    for (count, first) in s.failures.values() {
+        let path = write_plan(&failures_dir, first, target.name())?;
+        println!(
+            "{}: {count} run(s), first run {} ({})\n  replay: {program} run --plan {} --seed {}{flags}",
+            first.label,
+            first.run,
+            origin(first),
+            path.display(),
+            first.runtime_seed
+        );
+        exit = exit.max(first.exit);
+        if a.no_shrink {
+            continue;
+        }
+        let found = Found {
+            kind: &first.label,
+            from: format!("plan {}{flags}", path.display()),
+            program: &program,
+            verify: fresh.as_ref(),
+        };
+        crate::tooling::triage::shrink_and_keep(
+            target,
+            first.plan.clone(),
+            first.runtime_seed,
+            found,
+            a.budget.options(),
+            &dest,
+        )?;
+    }
+    if let Some(path) = &a.json {
+        std::fs::write(path, serde_json::to_string_pretty(&s)?)
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(exit.code())
+}
+
+fn origin(f: &Failure) -> String {
+    match (f.mutant, f.from_seed) {
+        (false, Some(seed)) => format!("seed {seed}"),
+        (true, Some(seed)) => format!("a mutant of seed {seed}'s plan"),
+        (_, None) => "a mutant of a plan from the pool".to_owned(),
+    }
+}
+
+/// Writes a failing run's plan where `run --plan` can replay it.
+fn write_plan(dir: &Path, f: &Failure, target: &str) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let hash =
+        crate::tooling::snapshot::plan_hash(&f.plan, &format!("{target}@{}", f.runtime_seed));
+    let kind: String = f
+        .label
+        .chars()
+        .map(|c| if c.is_alphanumeric() { c } else { '-' })
+        .collect();
+    let path = dir.join(format!("{kind}-{hash}.json"));
+    f.plan.save(&path)?;
+    Ok(path)
+}
+
+fn summary(s: &GuidedSummary, pool: Option<&Path>) -> String {
+    let mut out = String::new();
+    let kept_where = pool.map_or_else(String::new, |d| format!(" into {}", d.display()));
+    out.push_str(&format!(
+        "explored: {} runs ({} fresh seeds, {} mutants; {} invalid mutants skipped) in {:.1} s\n",
+        s.runs,
+        s.runs - s.mutants,
+        s.mutants,
+        s.invalid,
+        s.wall_s
+    ));
+    out.push_str(&format!(
+        "pool: {} entries loaded, {} kept{kept_where}\n",
+        s.loaded, s.kept
+    ));
+    out.push_str(&format!(
+        "features: {} before, {} after (+{})\n",
+        s.features_before,
+        s.features,
+        s.features - s.features_before
+    ));
+    // Eight points of the growth curve, evenly over the runs.
+    let step = (s.growth.len() / 8).max(1);
+    let points: Vec<String> = s
+        .growth
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| (i + 1) % step == 0 || i + 1 == s.growth.len())
+        .map(|(_, (runs, f))| format!("{runs}: {f}"))
+        .collect();
+    out.push_str(&format!("growth (runs: features): {}\n", points.join(", ")));
+    if s.failures.is_empty() {
+        out.push_str("failures: none\n");
+    } else {
+        out.push_str("failures:\n");
+    }
+    out
+}
