@@ -44,8 +44,14 @@ pub(super) fn explore(a: ExploreArgs, targets: &Targets) -> Result<i32> {
         pool: a.pool.clone(),
         mutants: !a.no_mutants,
     };
-    let bar = crate::tooling::report::Progress::new(a.runs);
-    let s = run_guided(&opts, &|done, total, _| bar.tick(done, total, 0))?;
+    let bar = crate::tooling::report::Progress::of(a.runs, "runs");
+    let s = run_guided(&opts, &|done, total, failing, features| {
+        bar.say(
+            done,
+            total,
+            &format!("{failing} failing, {features} features"),
+        )
+    })?;
     bar.finish();
     print!("{}", summary(&s, a.pool.as_deref()));
     // A plan file holds its own network and oracle: the target is all a replay needs.
@@ -138,14 +144,17 @@ fn summary(s: &GuidedSummary, pool: Option<&Path>) -> String {
         s.features,
         s.features - s.features_before
     ));
-    // Eight points of the growth curve, evenly over the runs.
-    let step = (s.growth.len() / 8).max(1);
-    let points: Vec<String> = s
-        .growth
+    // At most eight points of the growth curve, evenly over the batches, the last one last.
+    let n = s.growth.len();
+    let mut picked: Vec<usize> = (1..=8)
+        .map(|i| (i * n).div_ceil(8))
+        .filter(|&i| i > 0)
+        .collect();
+    picked.dedup();
+    let points: Vec<String> = picked
         .iter()
-        .enumerate()
-        .filter(|(i, _)| (i + 1) % step == 0 || i + 1 == s.growth.len())
-        .map(|(_, (runs, f))| format!("{runs}: {f}"))
+        .map(|&i| s.growth[i - 1])
+        .map(|(runs, f)| format!("{runs}: {f}"))
         .collect();
     out.push_str(&format!("growth (runs: features): {}\n", points.join(", ")));
     if s.failures.is_empty() {

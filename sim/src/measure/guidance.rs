@@ -40,7 +40,7 @@ fn campaign(
         pool: None,
         mutants,
     };
-    explore(&opts, &|_, _, _| {})
+    explore(&opts, &|_, _, _, _| {})
 }
 
 fn failing(s: &GuidedSummary) -> String {

@@ -167,39 +167,55 @@ pub fn determinism(
 pub struct Progress {
     bar: Option<indicatif::ProgressBar>,
     step: u64,
+    unit: &'static str,
+    /// The last tenth a line was printed for.
+    printed: std::sync::atomic::AtomicU64,
 }
 
 impl Progress {
     /// Progress over `total` seeds.
     pub fn new(total: u64) -> Self {
+        Self::of(total, "seeds")
+    }
+
+    /// Progress over `total` of `unit` (`seeds`, `runs`).
+    pub fn of(total: u64, unit: &'static str) -> Self {
         use std::io::IsTerminal;
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = indicatif::ProgressBar::new(total);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{bar:40} {pos}/{len} seeds  {per_sec}  eta {eta}  {msg}",
-                )
-                .expect("template"),
-            );
+            let template =
+                format!("{{bar:40}} {{pos}}/{{len}} {unit}  {{per_sec}}  eta {{eta}}  {{msg}}");
+            bar.set_style(indicatif::ProgressStyle::with_template(&template).expect("template"));
             bar
         });
         Self {
             bar,
             step: (total / 10).max(1),
+            unit,
+            printed: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
     /// `done` of `total` seeds have run, `failures` of them failing.
     pub fn tick(&self, done: u64, total: u64, failures: u64) {
+        self.say(done, total, &format!("{failures} failing"));
+    }
+
+    /// `done` of `total` have run; `message` says how it goes.
+    pub fn say(&self, done: u64, total: u64, message: &str) {
+        use std::sync::atomic::Ordering;
         match &self.bar {
             Some(bar) => {
                 bar.set_position(done);
-                bar.set_message(format!("{failures} failing"));
+                bar.set_message(message.to_owned());
             }
-            None if done % self.step == 0 || done == total => {
-                eprintln!("progress: {done}/{total} seeds, {failures} failing");
+            // A line each time a tenth is passed (runs may come several at a time).
+            None => {
+                let tenth = done / self.step;
+                if tenth > self.printed.fetch_max(tenth, Ordering::Relaxed) || done == total {
+                    eprintln!("progress: {done}/{total} {}, {message}", self.unit);
+                }
             }
-            None => {}
         }
     }
 

@@ -40,7 +40,7 @@ fn guided(
         pool,
         mutants: true,
     };
-    explore(&opts, &|_, _, _| {}).expect("the campaign runs")
+    explore(&opts, &|_, _, _, _| {}).expect("the campaign runs")
 }
 
 #[test]
@@ -86,7 +86,7 @@ fn a_pool_is_kept_and_a_later_campaign_starts_from_it() {
         pool: Some(dir.clone()),
         mutants: true,
     };
-    let err = explore(&opts, &|_, _, _| {})
+    let err = explore(&opts, &|_, _, _, _| {})
         .expect_err("a junk entry")
         .to_string();
     assert!(err.contains("junk.json"), "{err}");

@@ -130,11 +130,11 @@ struct Kept {
     from_seed: Option<Seed>,
 }
 
-/// Runs a guided campaign; `progress` is told the runs made, the runs asked, and the
-/// features reached after each batch.
+/// Runs a guided campaign; `progress` is told after each batch the runs made, the runs
+/// asked, the failing runs and the features reached.
 pub fn explore(
     opts: &GuidedOptions,
-    progress: &(dyn Fn(u64, u64, usize) + Sync),
+    progress: &(dyn Fn(u64, u64, u64, usize) + Sync),
 ) -> Result<GuidedSummary, GuidedError> {
     let started = Instant::now();
     let target_name = opts.target.name().to_owned();
@@ -258,7 +258,8 @@ pub fn explore(
             s.kept += 1;
         }
         s.growth.push((s.runs, seen.len()));
-        progress(s.runs, opts.runs, seen.len());
+        let failing = s.failures.values().map(|(n, _)| n).sum();
+        progress(s.runs, opts.runs, failing, seen.len());
     }
     s.features = seen.len();
     s.wall_s = started.elapsed().as_secs_f64();
