@@ -50,8 +50,17 @@ impl Scope {
         }
     }
 
+    /// The scope in a few words, for a row.
+    pub fn words(self) -> &'static str {
+        match self {
+            Scope::InProcess => "in process",
+            Scope::Network => "network",
+            Scope::Nodes => "three nodes",
+        }
+    }
+
     /// The default campaign config of this scope.
-    fn config(self) -> SimConfig {
+    pub fn config(self) -> SimConfig {
         match self {
             Scope::InProcess => SimConfig::default(),
             Scope::Network => SimConfig {
@@ -307,9 +316,10 @@ const NEARLY_EVERY_SEED: f64 = 1.2;
 /// How many of the hardest bugs (under the first technique) the speed-up note names.
 const HARDEST: usize = 5;
 
-/// The zoo bugs of `e` the default (its last technique) finds hardest, at most [`HARDEST`]:
-/// most seeds per failure first, those it never found before all.
-pub fn hardest_by_default(e: &Exploration) -> Vec<Bug> {
+/// The bugs of `e` the default (its last technique) finds hardest, by name, at most
+/// [`HARDEST`]: most seeds per failure first, those it never found before all; none that it
+/// found on every seed.
+pub fn hardest_by_default(e: &Exploration) -> Vec<String> {
     let last = e.scope.techniques().len() - 1;
     let mut rows: Vec<&Row> = e
         .rows
@@ -322,10 +332,7 @@ pub fn hardest_by_default(e: &Exploration) -> Vec<Bug> {
             .partial_cmp(&key(a))
             .unwrap_or(std::cmp::Ordering::Equal)
     });
-    rows.iter()
-        .take(HARDEST)
-        .filter_map(|r| r.bug.parse().ok())
-        .collect()
+    rows.iter().take(HARDEST).map(|r| r.bug.clone()).collect()
 }
 
 fn shown(c: &Cell) -> String {

@@ -1,16 +1,16 @@
 //! What coverage guidance (`cargo sim explore`) buys over fresh seeds alone, run side by side
 //! over the same first seeds with the same config: the features the real core reaches in a
-//! number of runs (in process and through the network), and, for the bugs the default campaign
-//! finds hardest through the network, how many runs fail and which fails first.
+//! number of runs (in process, through the network, over many nodes), and, for the bugs the
+//! default campaign finds hardest there, how many runs fail and which fails first.
 
 use serde::Serialize;
 
-use crate::generate::config::{NetConfig, SimConfig};
+use crate::generate::config::SimConfig;
 use crate::generate::seed::Seed;
+use crate::measure::exploration::Scope;
 use crate::measure::table::{Column, Table};
 use crate::tooling::guided::{explore, GuidedError, GuidedOptions, GuidedSummary};
-use crate::tooling::target::Target;
-use crate::zoo::Bug;
+use crate::tooling::target::{Target, Targets};
 
 /// One row: a count under fresh seeds alone, and under guidance.
 #[derive(Clone, Debug, Serialize)]
@@ -51,24 +51,20 @@ fn failing(s: &GuidedSummary) -> String {
     }
 }
 
-/// Measures the core over `core_runs` runs per mode, and each of `bugs` over `bug_runs`
-/// through the network.
+/// Measures the core over `core_runs` runs in each scope of `hardest`, and each bug named
+/// there (the bugs that scope's default finds hardest) over `bug_runs` in its scope.
 pub fn measure(
     core_runs: u64,
-    bugs: &[Bug],
+    hardest: &[(Scope, Vec<String>)],
     bug_runs: u64,
     jobs: usize,
     progress: &dyn Fn(&str),
 ) -> Result<Vec<Row>, GuidedError> {
-    let net = SimConfig {
-        net: Some(NetConfig::default()),
-        ..SimConfig::default()
-    };
+    let targets = Targets::builtin();
     let mut rows = Vec::new();
-    for (mode, config) in [
-        ("in process", SimConfig::default()),
-        ("network", net.clone()),
-    ] {
+    for (scope, bugs) in hardest {
+        let config = scope.config();
+        let mode = scope.words();
         progress(&format!("the core, {mode}"));
         let [plain, guided] =
             [false, true].map(|m| campaign(Target::builtin(None), &config, core_runs, jobs, m));
@@ -78,16 +74,19 @@ pub fn measure(
             plain: plain.features.to_string(),
             guided: guided.features.to_string(),
         });
-    }
-    for &bug in bugs {
-        progress(&bug.to_string());
-        let [plain, guided] =
-            [false, true].map(|m| campaign(Target::builtin(Some(bug)), &net, bug_runs, jobs, m));
-        rows.push(Row {
-            what: format!("{bug}, network: failing runs"),
-            plain: failing(&plain?),
-            guided: failing(&guided?),
-        });
+        for name in bugs {
+            let Ok(target) = targets.get(name) else {
+                continue;
+            };
+            progress(name);
+            let [plain, guided] =
+                [false, true].map(|m| campaign(target.clone(), &config, bug_runs, jobs, m));
+            rows.push(Row {
+                what: format!("{name}, {mode}: failing runs"),
+                plain: failing(&plain?),
+                guided: failing(&guided?),
+            });
+        }
     }
     Ok(rows)
 }

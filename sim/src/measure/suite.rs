@@ -117,7 +117,9 @@ pub fn run(o: &BenchOptions) -> Result<Exit, BenchError> {
         );
     }
     if o.explore_seeds > 0 {
-        use crate::measure::exploration::{measure, table, Scope};
+        use crate::measure::exploration::{hardest_by_default, measure, table, Scope};
+        // Per scope, the bugs its default finds hardest: the guidance table runs them.
+        let mut hardest = Vec::new();
         for scope in [Scope::InProcess, Scope::Network, Scope::Nodes] {
             // The bugs of many nodes are not the zoo's: one zoo bug asked for skips them.
             if scope == Scope::Nodes && o.bug.is_some() {
@@ -126,21 +128,21 @@ pub fn run(o: &BenchOptions) -> Result<Exit, BenchError> {
             let progress = |t: &str| eprintln!("{}: measuring {t}", scope.table_name());
             let e = measure(scope, &bugs, o.explore_seeds, jobs, &progress)?;
             show(&mut printed, table(&e, command));
-            if scope == Scope::Network && o.guided_runs > 0 {
-                let progress = |t: &str| eprintln!("exploration-guided: measuring {t}");
-                let hardest = crate::measure::exploration::hardest_by_default(&e);
-                let rows = crate::measure::guidance::measure(
-                    o.guided_runs,
-                    &hardest,
-                    o.explore_seeds,
-                    jobs,
-                    &progress,
-                )?;
-                show(
-                    &mut printed,
-                    crate::measure::guidance::table(&rows, command),
-                );
-            }
+            hardest.push((scope, hardest_by_default(&e)));
+        }
+        if o.guided_runs > 0 {
+            let progress = |t: &str| eprintln!("exploration-guided: measuring {t}");
+            let rows = crate::measure::guidance::measure(
+                o.guided_runs,
+                &hardest,
+                o.explore_seeds,
+                jobs,
+                &progress,
+            )?;
+            show(
+                &mut printed,
+                crate::measure::guidance::table(&rows, command),
+            );
         }
     }
     let nodes = if o.node_seeds == 0 || o.bug.is_some() {

@@ -90,12 +90,17 @@ fn apply(p: &mut Plan, m: Mutation, rng: &mut impl Rng, most_ops: usize) {
         Mutation::PauseAtOp => {
             let at_ms = p.ops[i].at_ms + rng.gen_range(0..=10);
             if let Some(net) = &mut p.net {
-                let node = rng.gen_range(0..net.nodes.max(1));
                 let ms = rng.gen_range(5..=60);
-                net.faults.push(NetFault {
-                    at_ms,
-                    kind: NetFaultKind::Pause { node, ms },
-                });
+                // Over many nodes, now and then the store's replies held instead.
+                let kind = if net.nodes > 1 && rng.gen_ratio(1, 4) {
+                    NetFaultKind::StorePause { ms }
+                } else {
+                    NetFaultKind::Pause {
+                        node: rng.gen_range(0..net.nodes.max(1)),
+                        ms,
+                    }
+                };
+                net.faults.push(NetFault { at_ms, kind });
                 net.faults.sort_by_key(|f| f.at_ms);
             }
         }
