@@ -167,3 +167,30 @@ fn explore_prints_what_it_kept_and_how_to_replay_a_failure() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--runs"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_runs_features_are_its_points_and_each_users_adjacent_steps() {
+    use wsreg_sim::tooling::guided::features::features;
+    let plan = generate(&small(), Seed(5));
+    let report = Target::core()
+        .run(Arc::new(plan), Seed(2), Keep::All)
+        .expect("runs");
+    let f = features(&report);
+    // Every point hit is there once, with its hits in powers of two.
+    for (point, hits) in &report.coverage.hits {
+        if *hits > 0 {
+            assert!(f.contains(&format!("{point}@{}", hits.ilog2())), "{point}");
+        }
+    }
+    let pairs: Vec<&String> = f.iter().filter(|x| x.contains('>')).collect();
+    assert!(pairs.iter().any(|p| p.starts_with("Connect>")), "{pairs:?}");
+    // Some pairs fell in one instant (a connect and its registration), some did not.
+    assert!(pairs.iter().any(|p| p.contains(">=")), "{pairs:?}");
+    assert!(pairs.iter().any(|p| !p.contains(">=")), "{pairs:?}");
+    // The same run, the same features.
+    let plan = generate(&small(), Seed(5));
+    let again = Target::core()
+        .run(Arc::new(plan), Seed(2), Keep::All)
+        .expect("runs");
+    assert_eq!(features(&again), f);
+}
