@@ -17,12 +17,7 @@ use crate::tooling::triage::{Destination, Found};
 pub(super) fn explore(a: ExploreArgs, targets: &Targets) -> Result<i32> {
     let target = a.target.resolve(targets)?;
     let config = a.target.config()?;
-    let jobs = a
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    if jobs == 0 || jobs > 256 {
-        bail!("--jobs must be 1 to 256");
-    }
+    let jobs = super::jobs(a.jobs)?;
     if a.runs == 0 {
         bail!("--runs must be at least 1");
     }

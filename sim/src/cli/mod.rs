@@ -207,15 +207,19 @@ fn report_page(a: ReportArgs, targets: &Targets) -> Result<i32> {
     Ok(Exit::Pass.code())
 }
 
-fn fuzz(a: FuzzArgs, targets: &Targets) -> Result<i32> {
-    let target = a.target.resolve(targets)?;
-    let config = a.target.config()?;
-    let jobs = a
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+/// `--jobs`, checked (default: the number of cores).
+fn jobs(asked: Option<usize>) -> Result<usize> {
+    let jobs = asked.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
     if jobs == 0 || jobs > 256 {
         bail!("--jobs must be 1 to 256");
     }
+    Ok(jobs)
+}
+
+fn fuzz(a: FuzzArgs, targets: &Targets) -> Result<i32> {
+    let target = a.target.resolve(targets)?;
+    let config = a.target.config()?;
+    let jobs = jobs(a.jobs)?;
     println!("SEED={}..{}", Seed(a.seeds.start), Seed(a.seeds.end));
     println!(
         "config {} (each seed derives its own{}): {}",

@@ -257,14 +257,26 @@ pub(crate) fn net_campaign(
     jobs: usize,
     net: NetConfig,
 ) -> Result<Vec<SeedResult>, RuntimeError> {
+    let config = SimConfig {
+        net: Some(net),
+        ..SimConfig::default()
+    };
+    quiet_campaign(&Target::builtin(bug), seeds, jobs, config)
+}
+
+/// `target` over `seeds` with `config` (per-seed swarm as it says), keeping only each seed's
+/// verdict, nothing printed.
+pub(crate) fn quiet_campaign(
+    target: &Target,
+    seeds: SeedRange,
+    jobs: usize,
+    config: SimConfig,
+) -> Result<Vec<SeedResult>, RuntimeError> {
     let opts = CampaignOptions {
         jobs,
-        target: Target::builtin(bug),
+        target: target.clone(),
         keep: Keep::Tail(1),
-        config: SimConfig {
-            net: Some(net),
-            ..SimConfig::default()
-        },
+        config,
         ..CampaignOptions::new(seeds)
     };
     Ok(run_campaign(&opts, &|_, _, _| {})?.all)

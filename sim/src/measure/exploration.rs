@@ -21,10 +21,9 @@ use serde::Serialize;
 
 use crate::generate::config::{NetConfig, SimConfig};
 use crate::generate::seed::SeedRange;
+use crate::measure::detection::quiet_campaign;
 use crate::measure::table::{Column, Table};
-use crate::run::recorder::Keep;
 use crate::run::runtime::RuntimeError;
-use crate::tooling::campaign::{run_campaign, CampaignOptions, SeedResult};
 use crate::tooling::target::Target;
 use crate::zoo::nodes::NodeBug;
 use crate::zoo::Bug;
@@ -191,22 +190,6 @@ impl Cell {
 /// A cell stops once this many seeds have failed.
 pub const FAILURES: u64 = 10;
 
-fn campaign(
-    target: &Target,
-    range: SeedRange,
-    jobs: usize,
-    config: SimConfig,
-) -> Result<Vec<SeedResult>, RuntimeError> {
-    let opts = CampaignOptions {
-        jobs,
-        target: target.clone(),
-        keep: Keep::Tail(1),
-        config,
-        ..CampaignOptions::new(range)
-    };
-    Ok(run_campaign(&opts, &|_, _, _| {})?.all)
-}
-
 /// Runs `target` over `0..seeds` until [`FAILURES`] seeds have failed.
 fn cell(
     target: &Target,
@@ -222,7 +205,7 @@ fn cell(
             start: c.run,
             end: (c.run + chunk).min(seeds),
         };
-        let all = campaign(target, range, jobs, config.clone())?;
+        let all = quiet_campaign(target, range, jobs, config.clone())?;
         // Counted in seed order up to the tenth failure, so the count does not hang on how
         // many workers ran the chunk.
         for r in &all {
@@ -298,7 +281,7 @@ pub fn measure(
         end: seeds,
     };
     for t in scope.techniques() {
-        let all = campaign(&Target::builtin(None), range, jobs, t.config(scope))?;
+        let all = quiet_campaign(&Target::builtin(None), range, jobs, t.config(scope))?;
         let wall_s = all.iter().map(|r| r.wall_us).sum::<u64>() as f64 / 1e6;
         core_seeds_per_s.push(all.len() as f64 / wall_s.max(1e-9));
     }
