@@ -389,8 +389,13 @@ pub(crate) struct ExploreArgs {
     #[arg(long)]
     pub(crate) no_mutants: bool,
     /// Do not shrink failures into snapshots (their plans are still written, to replay).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "store")]
     pub(crate) no_shrink: bool,
+    /// A store of known failures, as `fuzz --store` keeps it: a failure it already holds a
+    /// snapshot of (same target, transport, invariant and check) is counted but not new, and
+    /// a new one is shrunk into it. The exit code is 0 unless a failure is new.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) store: Option<PathBuf>,
     /// Write the summary as JSON to this file.
     #[arg(long)]
     pub(crate) json: Option<PathBuf>,

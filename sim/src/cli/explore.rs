@@ -56,9 +56,11 @@ pub(super) fn explore(a: ExploreArgs, targets: &Targets) -> Result<i32> {
         .pool
         .as_ref()
         .map_or_else(|| PathBuf::from("target/guided"), |c| c.join("failures"));
-    let dest = Destination::choose(None, a.budget.snapshots.as_deref(), &program);
+    let dest = Destination::choose(a.store.as_deref(), a.budget.snapshots.as_deref(), &program);
     let fresh = WorkerCommand::this_program().ok();
     let mut exit = Exit::Pass;
+    let mut known_count = 0;
+    let network = opts.config.net.is_some();
     for (count, first) in s.failures.values() {
         let path = write_plan(&failures_dir, first, target.name())?;
         println!(
@@ -69,8 +71,17 @@ pub(super) fn explore(a: ExploreArgs, targets: &Targets) -> Result<i32> {
             path.display(),
             first.runtime_seed
         );
-        exit = exit.max(first.exit);
+        if let Some(store) = &a.store {
+            let known = crate::tooling::store::alike(store, target, network, &first.outcome)?;
+            if let Some(name) = known {
+                println!("store: known failure {}: fails like {name}", first.label);
+                known_count += 1;
+                continue;
+            }
+        }
+        let code = first.outcome.exit_code();
         if a.no_shrink {
+            exit = exit.max(code);
             continue;
         }
         let found = Found {
@@ -79,7 +90,7 @@ pub(super) fn explore(a: ExploreArgs, targets: &Targets) -> Result<i32> {
             program: &program,
             verify: fresh.as_ref(),
         };
-        crate::tooling::triage::shrink_and_keep(
+        let kept = crate::tooling::triage::shrink_and_keep(
             target,
             first.plan.clone(),
             first.runtime_seed,
@@ -87,6 +98,16 @@ pub(super) fn explore(a: ExploreArgs, targets: &Targets) -> Result<i32> {
             a.budget.options(),
             &dest,
         )?;
+        // Its shrunk plan may be one the store holds already: then it is not new either.
+        if kept.known {
+            known_count += 1;
+        } else {
+            exit = exit.max(code);
+        }
+    }
+    if a.store.is_some() {
+        let new = s.failures.len() - known_count;
+        println!("store: {new} new failure(s) ({known_count} known)");
     }
     if let Some(path) = &a.json {
         std::fs::write(path, serde_json::to_string_pretty(&s)?)

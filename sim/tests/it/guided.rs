@@ -163,6 +163,23 @@ fn explore_prints_what_it_kept_and_how_to_replay_a_failure() {
     let args: Vec<&str> = replay.split(' ').collect();
     let again = sim(&args);
     assert_eq!(again.status.code(), Some(1), "{}", stdout(&again));
+    // With a store, the second campaign finds only what the first one kept: nothing new.
+    let store = temp("guided-store");
+    let _ = std::fs::remove_dir_all(&store);
+    let store = store.to_str().expect("a path");
+    let args = [
+        "explore", "--runs", "16", "--users", "6", "--ops", "60", "--target", "B1", "--store",
+        store,
+    ];
+    let first = sim(&args);
+    assert_eq!(first.status.code(), Some(1), "{}", stdout(&first));
+    let second = sim(&args);
+    assert_eq!(second.status.code(), Some(0), "{}", stdout(&second));
+    assert!(
+        stdout(&second).contains("store: 0 new failure(s)"),
+        "{}",
+        stdout(&second)
+    );
     let out = sim(&["explore", "--runs", "0"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--runs"), "{}", stderr(&out));

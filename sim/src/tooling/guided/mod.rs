@@ -75,9 +75,9 @@ pub struct Failure {
     pub plan: Plan,
     /// The runtime seed.
     pub runtime_seed: Seed,
-    /// The exit code its outcome maps to.
+    /// How it ended.
     #[serde(skip)]
-    pub exit: crate::check::outcome::Exit,
+    pub outcome: crate::check::outcome::Outcome,
 }
 
 /// What a guided campaign did.
@@ -227,7 +227,7 @@ pub fn explore(
                     mutant: c.mutant,
                     plan: c.plan.clone(),
                     runtime_seed: c.runtime_seed,
-                    exit: report.outcome.exit_code(),
+                    outcome: report.outcome.clone(),
                 };
                 s.failures.entry(label).or_insert((0, first)).0 += 1;
                 // A failing plan is not kept: mutants of it would find the same bug again.
