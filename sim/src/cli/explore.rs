@@ -127,8 +127,7 @@ fn origin(f: &Failure) -> String {
 /// Writes a failing run's plan where `run --plan` can replay it.
 fn write_plan(dir: &Path, f: &Failure, target: &str) -> Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let hash =
-        crate::tooling::snapshot::plan_hash(&f.plan, &format!("{target}@{}", f.runtime_seed));
+    let hash = crate::tooling::guided::pool::run_hash(&f.plan, target, f.runtime_seed);
     let kind: String = f
         .label
         .chars()

@@ -304,18 +304,24 @@ const HARDEST: usize = 5;
 /// found on every seed.
 pub fn hardest_by_default(e: &Exploration) -> Vec<String> {
     let last = e.scope.techniques().len() - 1;
+    hardest(e, last).map(|r| r.bug.clone()).collect()
+}
+
+/// The [`HARDEST`] rows of `e` by technique `t`: those it never found first, then most seeds
+/// per failure; none that it found on every seed run.
+fn hardest(e: &Exploration, t: usize) -> impl Iterator<Item = &Row> {
     let mut rows: Vec<&Row> = e
         .rows
         .iter()
-        .filter(|r| r.cells[last].run > r.cells[last].failed)
+        .filter(|r| r.cells[t].run > r.cells[t].failed)
         .collect();
     rows.sort_by(|a, b| {
-        let key = |r: &Row| (r.cells[last].failed == 0, r.cells[last].per_failure());
+        let key = |r: &Row| (r.cells[t].failed == 0, r.cells[t].per_failure());
         key(b)
             .partial_cmp(&key(a))
             .unwrap_or(std::cmp::Ordering::Equal)
     });
-    rows.iter().take(HARDEST).map(|r| r.bug.clone()).collect()
+    rows.into_iter().take(HARDEST)
 }
 
 fn shown(c: &Cell) -> String {
@@ -390,20 +396,7 @@ pub fn table(e: &Exploration, command: &str) -> Table {
 /// fewer seeds per failure the last (the default) needs (`>=` when the first found none).
 fn speed_ups(e: &Exploration) -> Vec<String> {
     let last = e.scope.techniques().len() - 1;
-    let mut hardest: Vec<&Row> = e
-        .rows
-        .iter()
-        .filter(|r| r.cells[0].per_failure() > 1.0 || r.cells[0].failed == 0)
-        .collect();
-    hardest.sort_by(|a, b| {
-        let key = |r: &Row| (r.cells[0].failed == 0, r.cells[0].per_failure());
-        key(b)
-            .partial_cmp(&key(a))
-            .unwrap_or(std::cmp::Ordering::Equal)
-    });
-    hardest
-        .iter()
-        .take(HARDEST)
+    hardest(e, 0)
         .map(|r| {
             let (first, all) = (&r.cells[0], &r.cells[last]);
             let at_least = if first.failed == 0 { ">=" } else { "" };

@@ -7,6 +7,7 @@ use rand::Rng;
 
 use crate::generate::plan::Plan;
 use crate::generate::sites::Site;
+use crate::run::recorder::Recorder;
 
 /// Phase two: whether buggify fires at `site` now (one time in four when the plan has it on).
 /// In process that is madsim's buggify. Network runs draw from madsim's seeded RNG instead and
@@ -28,4 +29,12 @@ pub fn fires(plan: &Plan, site: Site) -> bool {
         return madsim::rand::thread_rng().gen_ratio(1, 4);
     }
     madsim::buggify::buggify()
+}
+
+/// Yields when buggify fires at `site`, counting it in `recorder`'s coverage.
+pub(crate) async fn maybe_yield(plan: &Plan, recorder: &Recorder, site: Site) {
+    if fires(plan, site) {
+        recorder.buggified(site);
+        tokio::task::yield_now().await;
+    }
 }

@@ -167,9 +167,12 @@ fn explore_prints_what_it_kept_and_how_to_replay_a_failure() {
     let store = temp("guided-store");
     let _ = std::fs::remove_dir_all(&store);
     let store = store.to_str().expect("a path");
+    let pool = temp("guided-store-pool");
+    let _ = std::fs::remove_dir_all(&pool);
+    let pool = pool.to_str().expect("a path");
     let args = [
         "explore", "--runs", "16", "--users", "6", "--ops", "60", "--target", "B1", "--store",
-        store,
+        store, "--pool", pool,
     ];
     let first = sim(&args);
     assert_eq!(first.status.code(), Some(1), "{}", stdout(&first));

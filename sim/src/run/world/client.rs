@@ -13,7 +13,7 @@ use crate::check::trace::What;
 use crate::generate::plan::{Op, OpKind, Plan};
 use crate::generate::sites::Site;
 use crate::run::backend::{Handle, Network};
-use crate::run::buggify::fires;
+use crate::run::buggify::maybe_yield;
 use crate::run::recorder::tag;
 use crate::run::recorder::Recorder;
 
@@ -50,10 +50,7 @@ struct SimSink {
 impl Sink for SimSink {
     fn send(&mut self, envelope: Envelope) -> SendFuture<'_> {
         Box::pin(async move {
-            if fires(&self.plan, Site::Send) {
-                self.recorder.buggified(Site::Send);
-                tokio::task::yield_now().await;
-            }
+            maybe_yield(&self.plan, &self.recorder, Site::Send).await;
             self.inner.send(envelope).await
         })
     }

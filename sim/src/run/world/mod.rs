@@ -25,7 +25,6 @@ use crate::check::trace::{Step, What};
 use crate::generate::plan::{NetFault, NetFaultKind, Plan};
 use crate::generate::sites::Site;
 use crate::run::backend::{Backend, Factory, Network};
-use crate::run::buggify::fires;
 use crate::run::recorder::{tag, Keep, Recorder, Stats};
 use client::{close_handle, drop_all_tabs, user_task, Tab};
 
@@ -287,10 +286,7 @@ impl World {
 
     /// Yields when buggify fires at `site`.
     pub(crate) async fn maybe_yield(&self, site: Site) {
-        if fires(&self.plan, site) {
-            self.recorder.buggified(site);
-            tokio::task::yield_now().await;
-        }
+        crate::run::buggify::maybe_yield(&self.plan, &self.recorder, site).await;
     }
 
     pub(crate) fn doing(&self, u: usize, op: Option<&'static str>) {

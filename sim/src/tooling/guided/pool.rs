@@ -40,12 +40,14 @@ impl Entry {
 
     /// The entry's file name: its target and a hash of its plan and runtime seed.
     pub fn file_name(&self) -> String {
-        let hash = crate::tooling::snapshot::plan_hash(
-            &self.plan,
-            &format!("{}@{}", self.target, self.runtime_seed),
-        );
+        let hash = run_hash(&self.plan, &self.target, self.runtime_seed);
         format!("{}-{hash}.json", self.target)
     }
+}
+
+/// A short hash of one run: its plan, target and runtime seed (what names its files).
+pub fn run_hash(plan: &Plan, target: &str, runtime_seed: Seed) -> String {
+    crate::tooling::snapshot::plan_hash(plan, &format!("{target}@{runtime_seed}"))
 }
 
 /// A pool that cannot be read or written.
