@@ -90,6 +90,10 @@ struct Limits {
     /// Seconds from TCP accept to a finished WebSocket handshake.
     #[arg(long, default_value_t = 10)]
     handshake_timeout_s: u64,
+    /// Seconds the core may take to accept a connection (a stalled store) before the client
+    /// is told to come back.
+    #[arg(long, default_value_t = 10)]
+    connect_timeout_s: u64,
     /// Seconds writing one frame may take before the socket is given up.
     #[arg(long, default_value_t = 30)]
     write_timeout_s: u64,
@@ -110,6 +114,7 @@ impl Limits {
             || self.max_connections_per_user == 0
             || self.max_managers == 0
             || self.handshake_timeout_s == 0
+            || self.connect_timeout_s == 0
             || self.write_timeout_s == 0
             || self.max_runs_per_user == 0
             || self.max_messages_per_second == 0
@@ -121,6 +126,7 @@ impl Limits {
         c.registry.max_connections_per_user = self.max_connections_per_user;
         c.registry.max_managers = self.max_managers;
         c.handshake_timeout = Duration::from_secs(self.handshake_timeout_s);
+        c.connect_timeout = Some(Duration::from_secs(self.connect_timeout_s));
         c.write_timeout = Duration::from_secs(self.write_timeout_s);
         c.max_runs_per_user = self.max_runs_per_user;
         c.max_messages_per_second = self.max_messages_per_second;

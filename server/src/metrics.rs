@@ -28,6 +28,8 @@ pub enum Refusal {
     Broken,
     /// The core refused the connection (a limit, a resume ahead of the stream, shutting down).
     Core,
+    /// The core did not accept the connection within the connect timeout.
+    ConnectTimeout,
 }
 
 /// Why the server closed a socket (the `reason` label of `wsreg_server_closes_total`).
@@ -48,7 +50,7 @@ pub enum Close {
     Ended,
 }
 
-const REFUSALS: [(Refusal, &str); 7] = [
+const REFUSALS: [(Refusal, &str); 8] = [
     (Refusal::Unauthorized, "unauthorized"),
     (Refusal::BadRequest, "bad_request"),
     (Refusal::NotFound, "not_found"),
@@ -56,6 +58,7 @@ const REFUSALS: [(Refusal, &str); 7] = [
     (Refusal::Timeout, "timeout"),
     (Refusal::Broken, "broken"),
     (Refusal::Core, "core"),
+    (Refusal::ConnectTimeout, "connect_timeout"),
 ];
 
 const CLOSES: [(Close, &str); 6] = [
@@ -81,7 +84,7 @@ pub struct Metrics {
     gap_messages: IntCounter,
     removed: [IntCounter; 3],
     conn_closed: [IntCounter; 3],
-    refusals: [IntCounter; 7],
+    refusals: [IntCounter; 8],
     closes: [IntCounter; 6],
     rate_limited: IntCounter,
     runs_refused: IntCounter,

@@ -90,7 +90,8 @@ pub enum ServerMessage {
     Error {
         /// `bad_json`, `unknown_type` or `bad_request`; when a connection is refused (and
         /// then closed): `connection_limit`, `user_connection_limit`, `manager_limit`,
-        /// `shutting_down`, `resume_ahead` (a resume position the stream never reached) or
+        /// `shutting_down`, `resume_ahead` (a resume position the stream never reached),
+        /// `store_unavailable`, `connect_timeout` (the core did not accept it in time) or
         /// `refused`.
         code: String,
         /// What was wrong.
@@ -154,6 +155,17 @@ pub fn refusal(error: &Error) -> ServerMessage {
     ServerMessage::Error {
         code: code.into(),
         message: error.to_string(),
+    }
+}
+
+/// The error frame of a connect the core did not accept within `after`.
+pub fn connect_timeout(after: std::time::Duration) -> ServerMessage {
+    ServerMessage::Error {
+        code: "connect_timeout".into(),
+        message: format!(
+            "the registry did not accept the connection within {} ms: come back later",
+            after.as_millis()
+        ),
     }
 }
 

@@ -70,6 +70,13 @@ pub struct ServerConfig {
     /// How long a connection may take from its TCP accept to a completed WebSocket handshake;
     /// one that has not finished by then is dropped, so silent connections cannot pile up.
     pub handshake_timeout: Duration,
+    /// How long the registry may take to accept a connection (over many nodes: its round trips
+    /// to the store). Past it the server drops the call, answers an error frame
+    /// `connect_timeout` and closes with 1013 (come back later), so that a stalled store does
+    /// not hold sockets open for ever. A registry must let a dropped connect go without a
+    /// trace (no connection left registered, no slot taken). `None`: the server waits as long
+    /// as the registry takes.
+    pub connect_timeout: Option<Duration>,
     /// The clock tokens are checked against, in ms since the epoch, read when the handshake's
     /// request arrives.
     pub now_ms: fn() -> u64,
@@ -98,6 +105,7 @@ impl ServerConfig {
             heartbeat: Duration::from_secs(20),
             idle_timeout: Duration::from_secs(60),
             handshake_timeout: Duration::from_secs(10),
+            connect_timeout: Some(Duration::from_secs(10)),
             write_timeout: Duration::from_secs(30),
             max_runs_per_user: 4,
             max_messages_per_second: 50,

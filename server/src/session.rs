@@ -13,7 +13,7 @@ use wsreg::{Envelope, SendFuture, Sink, SinkError};
 
 use crate::handshake::Handshake;
 use crate::metrics::{Close, Refusal};
-use crate::protocol::{parse, refusal, ClientMessage, ServerMessage};
+use crate::protocol::{connect_timeout, parse, refusal, ClientMessage, ServerMessage};
 use crate::rate::{MessageBudget, Verdict};
 use crate::server::{RunRefused, Server};
 
@@ -116,13 +116,24 @@ impl Server {
             welcomed: Some(welcomed),
             _ended: ended,
         };
-        let registered = match self.backend().connect(&ctx, Box::new(sink), resume).await {
+        let connecting = self.backend().connect(&ctx, Box::new(sink), resume);
+        let answer = match config.connect_timeout {
+            Some(after) => tokio::time::timeout(after, connecting)
+                .await
+                .map_err(|_| after),
+            None => Ok(connecting.await),
+        };
+        let refused = match answer {
+            Ok(Ok(registered)) => Ok(registered),
+            Ok(Err(e)) => Err((Refusal::Core, refusal(&e))),
+            // The call is dropped: the registry lets it go (the sink went with it).
+            Err(after) => Err((Refusal::ConnectTimeout, connect_timeout(after))),
+        };
+        let registered = match refused {
             Ok(registered) => registered,
-            Err(e) => {
-                self.metrics().refused(Refusal::Core);
-                let _ = tx
-                    .send(Box::new(Message::text(refusal(&e).to_json())))
-                    .await;
+            Err((why, frame)) => {
+                self.metrics().refused(why);
+                let _ = tx.send(Box::new(Message::text(frame.to_json()))).await;
                 let _ = tx.send(Box::new(close(CloseCode::Again, "refused"))).await;
                 drop(tx);
                 let _ = writer.await;

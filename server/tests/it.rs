@@ -1,6 +1,7 @@
 //! The server with real clients on loopback (real tokio only: it binds real sockets).
 #![cfg(not(madsim))]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
@@ -482,4 +483,87 @@ async fn a_socket_whose_stream_the_store_lost_is_closed_1012_and_its_resume_is_t
         panic!("no gap")
     };
     assert_eq!(reason, wsreg::GapReason::EpochChanged);
+}
+
+/// The real core behind a connect that never answers for one user (a store that stalled).
+struct StalledFor {
+    user: &'static str,
+    core: wsreg::Registry,
+}
+
+impl wsreg::Backend for StalledFor {
+    fn connect<'a>(
+        &'a self,
+        ctx: &'a wsreg::UserContext,
+        sink: Box<dyn wsreg::Sink>,
+        resume: Option<Position>,
+    ) -> wsreg::backend::BoxFuture<'a, Result<wsreg::backend::Connected, wsreg::Error>> {
+        if ctx.user_id() == self.user {
+            return Box::pin(std::future::pending());
+        }
+        wsreg::Backend::connect(&self.core, ctx, sink, resume)
+    }
+    fn close<'a>(
+        &'a self,
+        handle: &'a wsreg::backend::Handle,
+    ) -> wsreg::backend::BoxFuture<'a, Result<(), wsreg::Error>> {
+        wsreg::Backend::close(&self.core, handle)
+    }
+    fn emit<'a>(
+        &'a self,
+        ctx: &'a wsreg::UserContext,
+        event: wsreg::AgentEvent,
+    ) -> wsreg::backend::BoxFuture<'a, Result<Position, wsreg::Error>> {
+        wsreg::Backend::emit(&self.core, ctx, event)
+    }
+    fn send_text<'a>(
+        &'a self,
+        ctx: &'a wsreg::UserContext,
+        text: &'a str,
+    ) -> wsreg::backend::BoxFuture<'a, Result<Position, wsreg::Error>> {
+        wsreg::Backend::send_text(&self.core, ctx, text)
+    }
+    fn set_mode(&self, ctx: &wsreg::UserContext, mode: wsreg::Mode) -> Result<(), wsreg::Error> {
+        wsreg::Backend::set_mode(&self.core, ctx, mode)
+    }
+}
+
+#[tokio::test]
+async fn a_connect_the_core_does_not_accept_in_time_is_refused_and_comes_back() {
+    let mut config = ServerConfig::new(SECRET, clock);
+    config.connect_timeout = Some(Duration::from_millis(200));
+    let backend = std::sync::Arc::new(StalledFor {
+        user: "stuck",
+        core: wsreg::Registry::default(),
+    });
+    let server = Server::with_backend(config, backend);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (_stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(Arc::clone(&server).serve(listener, async {
+        let _ = stopped.await;
+    }));
+    let mut stuck = raw_upgrade(&addr, "stuck").await;
+    let (texts, code) = tokio::time::timeout(Duration::from_secs(10), read_until_close(&mut stuck))
+        .await
+        .expect("the server answers within its connect timeout");
+    assert_eq!(code, Some(1013), "come back later: {texts:?}");
+    assert!(
+        texts.len() == 1 && texts[0].contains(r#""code":"connect_timeout""#),
+        "{texts:?}"
+    );
+    assert!(
+        server
+            .render_metrics()
+            .contains(r#"wsreg_handshake_refusals_total{reason="connect_timeout"} 1"#),
+        "{}",
+        server.render_metrics()
+    );
+    // Everyone else is served as before.
+    let mut bystander = login(&addr, "bystander").await;
+    bystander.send(&ClientMessage::Ping {}).await.unwrap();
+    assert_eq!(
+        bystander.next().await.unwrap().unwrap(),
+        ServerMessage::Pong
+    );
 }
