@@ -416,52 +416,43 @@ impl NodeInner {
                 self.leases.next.fetch_add(1, Ordering::Relaxed) + 1
             );
             let max = self.config.registry.max_connections_per_user;
-            let asked = tokio::time::Instant::now();
+            // From here until a connection holds the lease, the lease is given back however
+            // this call ends: failed, or dropped by its caller (who gave up waiting) while the
+            // store may already have taken it.
+            let mut taking = Taking {
+                store: &self.store,
+                lease: Some(Lease {
+                    user: key.clone(),
+                    holder: holder.clone(),
+                    expires: tokio::time::Instant::now() + self.config.lease,
+                }),
+            };
             let leased = self
                 .store
                 .lease(key, &holder, max as u64, self.lease_ms())
-                .await;
-            let leased = match leased {
-                Ok(leased) => leased,
-                Err(e) => {
-                    // The store may have taken the lease without answering.
-                    give_back(
-                        &self.store,
-                        Lease {
-                            user: key.clone(),
-                            holder,
-                            expires: asked + self.config.lease,
-                        },
-                    );
-                    return Err(e.into());
-                }
-            };
+                .await?;
             if !leased {
+                taking.lease = None; // the store said no: nothing to give back
                 return Err(Error::UserConnectionLimit {
                     user: key.to_string(),
                     max,
                 });
             }
-            return match mgr.add_connection(sink, resume) {
-                Ok(handle) => {
-                    let mut held = self
-                        .leases
-                        .held
-                        .lock()
-                        .unwrap_or_else(PoisonError::into_inner);
-                    let lease = Lease {
-                        user: key.clone(),
-                        holder,
-                        expires: asked + self.config.lease,
-                    };
-                    held.insert(handle.id(), lease);
-                    Ok(connected(handle))
-                }
+            let handle = match mgr.add_connection(sink, resume) {
+                Ok(handle) => handle,
                 Err(e) => {
                     let _ = self.store.release(key, &holder).await;
-                    Err(e)
+                    taking.lease = None;
+                    return Err(e);
                 }
             };
+            let lease = taking.lease.take().expect("the lease is taken once");
+            self.leases
+                .held
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(handle.id(), lease);
+            return Ok(connected(handle));
         }
         Err(Error::ManagerClosed {
             user: key.to_string(),
@@ -519,6 +510,24 @@ fn lapsed(node: &NodeInner, conn: ConnectionId, holder: &str) {
     }
     // The store may still hold it (a renewal that did not get through).
     give_back(&node.store, lease);
+}
+
+/// A lease a connect is asking the store for: given back when dropped still holding it (the
+/// connect did not end with a connection holding it).
+struct Taking<'a> {
+    store: &'a Arc<dyn StreamStore>,
+    lease: Option<Lease>,
+}
+
+impl Drop for Taking<'_> {
+    fn drop(&mut self) {
+        // Outside a runtime (it is shutting down) nothing can be sent: the lease runs out.
+        if let Some(lease) = self.lease.take() {
+            if tokio::runtime::Handle::try_current().is_ok() {
+                give_back(self.store, lease);
+            }
+        }
+    }
 }
 
 /// Gives `lease` back in the background, never waiting behind another call; a release the

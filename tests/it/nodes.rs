@@ -262,10 +262,12 @@ async fn a_dead_nodes_connections_stop_counting_when_their_leases_run_out() {
     let _on_b = tab(&nodes[0], &alice, None).await;
 }
 
-/// A node's handle on the store that can be cut off from it (every call fails while cut).
+/// A node's handle on the store that can be cut off from it (every call fails while cut), or
+/// whose leases the store takes without ever answering (`mute_leases`).
 struct Cuttable {
     store: Arc<dyn StreamStore>,
     cut: AtomicBool,
+    mute_leases: AtomicBool,
 }
 
 impl Cuttable {
@@ -324,7 +326,11 @@ impl StreamStore for Cuttable {
     ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             self.check()?;
-            self.store.lease(user, holder, limit, lease_ms).await
+            let taken = self.store.lease(user, holder, limit, lease_ms).await;
+            if self.mute_leases.load(Ordering::Relaxed) {
+                std::future::pending::<()>().await;
+            }
+            taken
         })
     }
 
@@ -351,6 +357,7 @@ async fn a_connection_whose_lease_ran_out_while_its_node_was_cut_off_is_ended() 
     let cuttable = Arc::new(Cuttable {
         store: Arc::new(handle),
         cut: AtomicBool::new(false),
+        mute_leases: AtomicBool::new(false),
     });
     let node_a = Node::new(config.clone(), Arc::clone(&cuttable) as _, live);
     let (handle, live) = store.attach();
@@ -383,4 +390,43 @@ async fn a_renewal_after_a_close_does_not_take_the_slot_again() {
     // A renewal (limit 0) that arrives after the release: refused, and nothing is taken.
     assert!(!handle.lease(&alice, "h1", 0, 1_000).await.unwrap());
     assert!(handle.lease(&alice, "h2", 1, 1_000).await.unwrap());
+}
+
+#[tokio::test]
+async fn a_connect_dropped_while_the_store_takes_its_slot_gives_the_slot_back() {
+    // A lease far longer than the test: only a give-back frees the slot.
+    let config = NodeConfig {
+        registry: RegistryConfig {
+            max_connections_per_user: 1,
+            ..Default::default()
+        },
+        lease: Duration::from_secs(600),
+        ..Default::default()
+    };
+    let store = MemoryStore::new(config.bounds());
+    let (handle, live) = store.attach();
+    let muted = Arc::new(Cuttable {
+        store: Arc::new(handle),
+        cut: AtomicBool::new(false),
+        mute_leases: AtomicBool::new(true),
+    });
+    let node_a = Node::new(config.clone(), Arc::clone(&muted) as _, live);
+    let (handle, live) = store.attach();
+    let node_b = Node::new(config, Arc::new(handle), live);
+    let alice = UserContext::new("alice").unwrap();
+    // The store takes alice's one slot for node A's connect, whose caller gives up waiting
+    // for the answer (a server's connect timeout) and drops it.
+    let (sink, _) = channel_sink(8);
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(100),
+        node_a.connect(&alice, Box::new(sink), None),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the store never answers node A's lease");
+    assert_eq!(node_a.registry().inspect().connections, 0);
+    // The slot comes back at once, not when the lease runs out.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let (sink, _on_b) = channel_sink(8);
+    let again = node_b.connect(&alice, Box::new(sink), None).await;
+    assert!(again.is_ok(), "{:?}", again.err());
 }
