@@ -51,6 +51,10 @@ pub const POINTS: [(&str, &str); 13] = [
     ("many_tabs", "a user held three or more connections at once"),
 ];
 
+/// How a refusal reads when the server dropped a connect its registry had not accepted within
+/// the server's connect timeout (the network client writes it, coverage looks for it).
+pub const CONNECT_DEADLINE_MARK: &str = "connect deadline passed: ";
+
 /// The points only a run through the server over the simulated network can reach.
 pub const NET_POINTS: [(&str, &str); 6] = [
     (
@@ -80,7 +84,7 @@ pub const NET_POINTS: [(&str, &str); 6] = [
 ];
 
 /// The points only a run over many nodes and a store can reach.
-pub const NODE_POINTS: [(&str, &str); 10] = [
+pub const NODE_POINTS: [(&str, &str); 11] = [
     (
         "node_restarted",
         "a server node was killed with tabs open, and started again",
@@ -117,6 +121,10 @@ pub const NODE_POINTS: [(&str, &str); 10] = [
     (
         "store_paused",
         "the store stopped running for a while, then answered what it had been asked",
+    ),
+    (
+        "connect_deadline",
+        "the server dropped a connect its registry had not accepted within the connect timeout",
     ),
 ];
 
@@ -197,6 +205,9 @@ impl NetTracking {
                 }
             }
             What::GaveUp { .. } => hit(hits, "connect_given_up"),
+            What::Refused { error, .. } if error.contains(CONNECT_DEADLINE_MARK) => {
+                hit(hits, "connect_deadline");
+            }
             What::NodeDown { .. } => hit(hits, "node_restarted"),
             What::StoreRestarted => hit(hits, "store_restarted"),
             What::StoreHealed { .. } => hit(hits, "store_cut"),

@@ -274,6 +274,10 @@ pub(crate) struct TargetArgs {
     /// messages, so that trims and gap markers happen all the time).
     #[arg(long, requires = "net")]
     pub(crate) no_short_history: bool,
+    /// With --net: no seed gets a short server connect timeout (swarm gives half the seeds one
+    /// of 5 to 60 ms, 20 to 300 with --nodes, so the server drops some connects halfway).
+    #[arg(long, requires = "net")]
+    pub(crate) no_connect_deadlines: bool,
     /// With --net: pauses per seed of a server node (with --nodes, now and then the store's):
     /// what reaches it meanwhile runs together when it resumes [default: 3].
     #[arg(long, requires = "net")]

@@ -89,6 +89,7 @@ impl TargetArgs {
             }
             net.same_instant = !self.no_same_instant;
             net.short_history = !self.no_short_history;
+            net.connect_deadlines = !self.no_connect_deadlines;
             if let Some(n) = self.nodes {
                 net.nodes = n;
                 if n > 1 {
@@ -118,6 +119,7 @@ impl TargetArgs {
             ("--pauses", self.pauses.is_some()),
             ("--no-same-instant", self.no_same_instant),
             ("--no-short-history", self.no_short_history),
+            ("--no-connect-deadlines", self.no_connect_deadlines),
             ("--nodes", self.nodes.is_some()),
             ("--failovers", self.failovers.is_some()),
         ];
@@ -141,6 +143,7 @@ impl TargetArgs {
                     nodes: 1,
                     spread: false,
                     lease_ms: crate::generate::config::NODE_LEASE_MS,
+                    connect_deadline_ms: None,
                 });
             if let Some(l) = self.latency_ms {
                 net.latency_ms = l;

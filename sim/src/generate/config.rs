@@ -126,6 +126,15 @@ pub struct NetConfig {
     /// measure what that finds).
     #[serde(skip_serializing_if = "is_true")]
     pub short_history: bool,
+    /// Whether swarm gives half the seeds a short server connect timeout, so that connects
+    /// the server drops halfway (a stalled store, a slow lookup) happen in every run of them
+    /// (off only to measure what that finds).
+    #[serde(skip_serializing_if = "is_true")]
+    pub connect_deadlines: bool,
+    /// The server's connect timeout, in ms (none: it waits as long as the registry takes):
+    /// how long the registry may take to accept a connection before the server drops the call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connect_deadline_ms: Option<u64>,
     /// Pauses of a server node per run (the store's too, with many nodes): what reached the
     /// node meanwhile runs together when it resumes.
     #[serde(skip_serializing_if = "is_zero")]
@@ -208,6 +217,8 @@ impl Default for NetConfig {
             store_live_delays: 0,
             same_instant: true,
             short_history: true,
+            connect_deadlines: true,
+            connect_deadline_ms: None,
             pauses: 3,
             max_pause_ms: MAX_PAUSE_MS,
             spread: false,
@@ -419,6 +430,20 @@ impl SimConfig {
                 let short = rng.gen_range(2..=8);
                 c.limits.history_capacity = c.limits.history_capacity.min(short);
             }
+            // Some network seeds give the registry little time to accept a connect (a lookup,
+            // the store's round trips), so the server drops some connects halfway: half the
+            // seeds of one node; over many nodes, whose connects all take round trips to the
+            // store, a quarter (more would leave too few connections to find anything else).
+            let mut rng = seed.rng("deadline-config");
+            let (share, range) = if net.nodes > 1 {
+                (2, 20..=300)
+            } else {
+                (2, 5..=60)
+            };
+            if net.connect_deadlines && net.connect_deadline_ms.is_none() && rng.gen_ratio(1, share)
+            {
+                net.connect_deadline_ms = Some(rng.gen_range(range));
+            }
             if net.nodes > 1 {
                 // A connect through many nodes also subscribes and reads the user's stream from
                 // the store (two more round trips): a client gives it 300 ms more.
@@ -523,6 +548,12 @@ impl SimConfig {
             .is_some_and(|n| n.loss_percent > MAX_LOSS_PERCENT)
         {
             Some("net.loss_percent must be at most 10 (madsim's retransmit backoff reaches 10 s)")
+        } else if self
+            .net
+            .as_ref()
+            .is_some_and(|n| n.connect_deadline_ms == Some(0))
+        {
+            Some("net.connect_deadline_ms must be at least 1 (leave it out to wait for ever)")
         } else {
             None
         };

@@ -104,6 +104,12 @@ pub struct NetPlan {
     /// the production default.
     #[serde(skip, default = "node_lease_ms")]
     pub lease_ms: u64,
+    /// The server's connect timeout, in ms: how long the registry may take to accept a
+    /// connection before the server drops the call and tells the client to come back. None:
+    /// the server waits as long as the registry takes. A registry must leave nothing of a
+    /// dropped connect.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_deadline_ms: Option<u64>,
 }
 
 fn one_node() -> u32 {
@@ -475,8 +481,12 @@ impl Plan {
                 (n, false) => format!(", \"nodes\": {n}"),
                 (n, true) => format!(", \"nodes\": {n}, \"spread\": true"),
             };
+            let deadline = match net.connect_deadline_ms {
+                Some(ms) => format!(", \"connect_deadline_ms\": {ms}"),
+                None => String::new(),
+            };
             out.push_str(&format!(
-                "  \"net\": {{\"latency_ms\": {:?}{loss}{nodes}, \"faults\": [\n",
+                "  \"net\": {{\"latency_ms\": {:?}{loss}{nodes}{deadline}, \"faults\": [\n",
                 net.latency_ms
             ));
             push_lines(&mut out, &net.faults);
@@ -575,6 +585,12 @@ impl Plan {
                     "net.nodes must be 1 to {MAX_NODES}, not {}",
                     net.nodes
                 ));
+            }
+            if net.connect_deadline_ms == Some(0) {
+                return bad(
+                    "net.connect_deadline_ms must be at least 1 (leave it out to wait for ever)"
+                        .to_owned(),
+                );
             }
             if net.spread && net.nodes == 1 {
                 return bad("net.spread needs net.nodes of 2 or more".to_owned());
@@ -840,6 +856,16 @@ mod tests {
             Plan::from_json(&unknown, "p.json"),
             Err(PlanError::Parse { .. })
         ));
+        let deadline = net.replace("\"loss_percent\": 3", "\"connect_deadline_ms\": 40");
+        let plan = Plan::from_json(&deadline, "p.json").unwrap();
+        assert_eq!(plan.net.as_ref().unwrap().connect_deadline_ms, Some(40));
+        assert_eq!(
+            Plan::from_json(&plan.to_json(), "again.json").unwrap(),
+            plan
+        );
+        let at_once = deadline.replace("\"connect_deadline_ms\": 40", "\"connect_deadline_ms\": 0");
+        let err = Plan::from_json(&at_once, "p.json").unwrap_err().to_string();
+        assert!(err.contains("connect_deadline_ms"), "{err}");
     }
 
     #[test]

@@ -279,6 +279,7 @@ pub fn generate(config: &SimConfig, seed: Seed) -> Plan {
                 nodes: net.nodes,
                 spread: net.spread,
                 lease_ms: crate::generate::config::NODE_LEASE_MS,
+                connect_deadline_ms: net.connect_deadline_ms,
             }
         }),
         oracle: config.oracle,

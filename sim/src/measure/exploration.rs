@@ -94,6 +94,8 @@ pub struct Technique {
     pub pauses: bool,
     /// Half the seeds with a short history.
     pub short_history: bool,
+    /// Some seeds with a short server connect timeout.
+    pub connect_deadlines: bool,
 }
 
 const BASELINE: Technique = Technique {
@@ -103,6 +105,7 @@ const BASELINE: Technique = Technique {
     same_instant: false,
     pauses: false,
     short_history: false,
+    connect_deadlines: false,
 };
 
 const IN_PROCESS: [Technique; 3] = [
@@ -122,7 +125,7 @@ const IN_PROCESS: [Technique; 3] = [
     },
 ];
 
-const THROUGH_SERVER: [Technique; 6] = [
+const THROUGH_SERVER: [Technique; 7] = [
     BASELINE,
     Technique {
         name: "per-site buggify",
@@ -145,12 +148,18 @@ const THROUGH_SERVER: [Technique; 6] = [
         ..BASELINE
     },
     Technique {
+        name: "connect deadline",
+        connect_deadlines: true,
+        ..BASELINE
+    },
+    Technique {
         name: "default",
         buggify: true,
         sites: false,
         same_instant: true,
         pauses: true,
         short_history: true,
+        connect_deadlines: true,
     },
 ];
 
@@ -163,6 +172,7 @@ impl Technique {
         if let Some(net) = &mut c.net {
             net.same_instant = self.same_instant;
             net.short_history = self.short_history;
+            net.connect_deadlines = self.connect_deadlines;
             if !self.pauses {
                 net.pauses = 0;
             }

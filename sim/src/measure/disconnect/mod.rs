@@ -454,6 +454,7 @@ fn simulated(factory: Factory, o: Options) -> Result<Result<Summary, Panicked>, 
                 spread: o.nodes > 1,
                 // A deployment's lease (renewed every 10 s), not the campaigns' 250 ms.
                 lease_ms: LEASE_MS,
+                connect_deadline_ms: None,
             };
             let net = Arc::new(crate::run::net::NetBackend::new(
                 factory, config, None, &plan, None,

@@ -16,6 +16,8 @@
 //! restarts, store restarts and cuts between a node and the store. The registries are per
 //! node, so such runs are judged by the black-box oracle: what the clients read.
 
+use crate::check::coverage::CONNECT_DEADLINE_MARK;
+
 mod gate;
 mod socket;
 mod store;
@@ -80,6 +82,8 @@ struct Life {
 pub struct NetBackend {
     factory: Factory,
     config: RegistryConfig,
+    /// The plan's server connect timeout (none: the server's default).
+    connect_deadline: Option<Duration>,
     observer: Option<Arc<dyn Observer>>,
     /// Each server node's current life (one, unless the run has many nodes).
     lives: Vec<Arc<Mutex<Life>>>,
@@ -119,10 +123,13 @@ pub struct NetHandle {
     node: usize,
 }
 
-/// The server's settings in its `epoch`-th life.
-fn server_config(epoch: u64) -> ServerConfig {
+/// The server's settings in its `epoch`-th life, with the plan's connect timeout (none: the
+/// server waits for the registry as long as it takes, as it did before plans had one, so that
+/// every older plan replays as it was recorded).
+fn server_config(epoch: u64, connect_deadline: Option<Duration>) -> ServerConfig {
     let mut config = ServerConfig::new(SECRET, || 0);
     config.boot = epoch;
+    config.connect_timeout = connect_deadline;
     // The simulation judges the registry; the server's own guard against a client reconnecting
     // in a loop (tested in its abuse suite) would only add refusals of its own here.
     config.max_connects_per_user_per_second = u32::MAX;
@@ -214,6 +221,7 @@ impl NetBackend {
         config: &RegistryConfig,
         observer: &Option<Arc<dyn Observer>>,
         epoch: u64,
+        connect_deadline: Option<Duration>,
     ) -> Life {
         let gate = observer.as_ref().map(|inner| {
             Arc::new(Gate {
@@ -229,7 +237,8 @@ impl NetBackend {
             ..config.clone()
         };
         let backend = factory(config, observer);
-        let server = Server::with_backend(server_config(epoch), Arc::clone(&backend));
+        let server =
+            Server::with_backend(server_config(epoch, connect_deadline), Arc::clone(&backend));
         Life {
             epoch,
             up: true,
@@ -341,6 +350,8 @@ impl NetBackend {
                 max: c.max_managers,
             },
             "shutting_down" => Error::ShuttingDown,
+            // The server gave up on the registry (over many nodes, on its store).
+            "connect_timeout" => Error::Store(format!("{CONNECT_DEADLINE_MARK}{message}")),
             "resume_ahead" => Error::UnknownConnection {
                 user: ctx.user_id().to_owned(),
                 conn: format!("(refused to resume: {message})"),
@@ -367,7 +378,14 @@ impl NetBackend {
         if net.nodes > 1 {
             return Self::many(factory, config, net, plant);
         }
-        let life = Arc::new(Mutex::new(Self::new_life(&factory, &config, &observer, 0)));
+        let connect_deadline = net.connect_deadline_ms.map(Duration::from_millis);
+        let life = Arc::new(Mutex::new(Self::new_life(
+            &factory,
+            &config,
+            &observer,
+            0,
+            connect_deadline,
+        )));
         let booted = Arc::clone(&life);
         let handle = Sim::current();
         let server_node = handle
@@ -390,6 +408,7 @@ impl NetBackend {
         Self {
             factory,
             config,
+            connect_deadline,
             observer,
             lives: vec![life],
             deaths: vec![Mutex::new(Vec::new())],
@@ -409,6 +428,7 @@ impl NetBackend {
         plant: Option<crate::run::backend::StorePlant>,
     ) -> Self {
         let n = net.nodes as usize;
+        let connect_deadline = net.connect_deadline_ms.map(Duration::from_millis);
         let handle = Sim::current();
         let node_config = wsreg::NodeConfig {
             registry: RegistryConfig {
@@ -429,7 +449,7 @@ impl NetBackend {
                 up: false,
                 backend: Arc::new(wsreg::Registry::new(config.clone())),
                 server: Server::with_backend(
-                    server_config(0),
+                    server_config(0, None),
                     Arc::new(wsreg::Registry::new(config.clone())),
                 ),
                 gate: None,
@@ -453,7 +473,7 @@ impl NetBackend {
                             Some(plant) => (plant.wrap)(store, live),
                             None => (store, live),
                         };
-                        let mut config = server_config(epoch);
+                        let mut config = server_config(epoch, connect_deadline);
                         config.registry = node_config.registry.clone();
                         config.lease = node_config.lease;
                         // Epochs this node proposes: unique per node and life, and the same
@@ -490,6 +510,7 @@ impl NetBackend {
         Self {
             factory,
             config,
+            connect_deadline,
             observer: None,
             deaths: (0..n).map(|_| Mutex::new(Vec::new())).collect(),
             lives,
@@ -756,7 +777,13 @@ impl Network for NetBackend {
         {
             let mut life = self.life();
             let epoch = life.epoch;
-            *life = Self::new_life(&self.factory, &self.config, &self.observer, epoch);
+            *life = Self::new_life(
+                &self.factory,
+                &self.config,
+                &self.observer,
+                epoch,
+                self.connect_deadline,
+            );
         }
         Sim::current().restart(self.server_nodes[0]);
     }

@@ -2,7 +2,8 @@
 //! that made the plan worth keeping: an op moved a little in time, two ops made to coincide,
 //! an op repeated in the same instant (a burst), an op dropped, a server pause aimed at an op,
 //! a fault moved onto an op, buggify switched, the latency fixed or redrawn, one limit made
-//! tight, and the schedule (the runtime seed) redrawn.
+//! tight, the server's connect timeout made short (or back to its default), and the schedule
+//! (the runtime seed) redrawn.
 
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -26,9 +27,10 @@ enum Mutation {
     Buggify,
     Latency,
     Limit,
+    Deadline,
 }
 
-const MUTATIONS: [Mutation; 9] = [
+const MUTATIONS: [Mutation; 10] = [
     Mutation::Nudge,
     Mutation::Coincide,
     Mutation::Repeat,
@@ -38,6 +40,7 @@ const MUTATIONS: [Mutation; 9] = [
     Mutation::Buggify,
     Mutation::Latency,
     Mutation::Limit,
+    Mutation::Deadline,
 ];
 
 /// A mutant of `plan` with one to three mutations, and the runtime seed to run it with: the
@@ -139,6 +142,16 @@ fn apply(p: &mut Plan, m: Mutation, rng: &mut impl Rng, most_ops: usize) {
                 0 => l.history_capacity = rng.gen_range(2..=8),
                 1 => l.max_connections_per_user = rng.gen_range(1..=3),
                 _ => l.max_managers = rng.gen_range(1..=users / 2),
+            }
+        }
+        Mutation::Deadline => {
+            // Over the network: the server gives the registry little time to accept a
+            // connect (some are dropped halfway), or its default again.
+            if let Some(net) = &mut p.net {
+                net.connect_deadline_ms = match net.connect_deadline_ms {
+                    Some(_) if rng.gen_ratio(1, 3) => None,
+                    _ => Some(rng.gen_range(5..=300)),
+                };
             }
         }
         Mutation::Repeat | Mutation::Drop => {}
