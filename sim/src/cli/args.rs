@@ -270,7 +270,7 @@ pub(crate) struct TargetArgs {
     /// that what is sent together arrives in the same instant).
     #[arg(long, requires = "net")]
     pub(crate) no_same_instant: bool,
-    /// With --net: no seed gets a short history (swarm gives half the seeds one of 2 to 8
+    /// With --net: no seed gets a short history (swarm gives two thirds of the seeds one of 2 to 8
     /// messages, so that trims and gap markers happen all the time).
     #[arg(long, requires = "net")]
     pub(crate) no_short_history: bool,

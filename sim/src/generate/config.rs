@@ -121,7 +121,7 @@ pub struct NetConfig {
     /// together arrives in the same instant (off only to measure what that finds).
     #[serde(skip_serializing_if = "is_true")]
     pub same_instant: bool,
-    /// Whether swarm gives half the seeds a short history (2 to 8 messages), so that trims,
+    /// Whether swarm gives two thirds of the seeds a short history (2 to 8 messages), so that trims,
     /// gap markers and resumes past the history happen in every run of them (off only to
     /// measure what that finds).
     #[serde(skip_serializing_if = "is_true")]
@@ -423,10 +423,11 @@ impl SimConfig {
             if seed.rng("pauses-config").gen_ratio(1, 4) {
                 net.pauses = 0;
             }
-            // Half the network seeds keep a short history (2 to 8 messages), so that
-            // trims, gap markers and resumes past the history happen in every run of them.
+            // Two thirds of the network seeds keep a short history (2 to 8 messages), so that
+            // trims, gap markers and resumes past the history happen in every run of them;
+            // the other third still resume within a full history thousands of times a campaign.
             let mut rng = seed.rng("history-config");
-            if net.short_history && rng.gen_ratio(1, 2) {
+            if net.short_history && rng.gen_ratio(2, 3) {
                 let short = rng.gen_range(2..=8);
                 c.limits.history_capacity = c.limits.history_capacity.min(short);
             }
