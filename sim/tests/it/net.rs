@@ -241,3 +241,39 @@ fn a_paused_server_runs_nothing_until_it_resumes_and_then_serves_what_reached_it
         assert!(err.contains(why), "{err}");
     }
 }
+
+#[test]
+fn a_connect_the_server_drops_at_its_deadline_must_be_let_go() {
+    // B29 looks the user up for 23 ms on its second connect; the server gives the registry
+    // 10 ms, drops the call and refuses the client, and B29 registers the connection anyway.
+    let plan = Plan::from_json(
+        r#"{"version": 1, "buggify": false,
+        "net": {"latency_ms": [2, 2], "connect_deadline_ms": 10, "faults": []},
+        "users": [{"name": "u1", "thread": "t1"}],
+        "ops": [
+            {"at_ms": 0, "user": "u1", "op": "connect"},
+            {"at_ms": 50, "user": "u1", "op": "connect"}
+        ]}"#,
+        "deadline.json",
+    )
+    .unwrap();
+    let (outcome, trace) = trace_of(Some(Bug::B29), plan.clone(), 1);
+    let refused = trace
+        .iter()
+        .position(|s| matches!(&s.what, What::Refused { error, .. } if error.contains("connect deadline passed")))
+        .expect("the server refused the second connect at its deadline");
+    let added_late = trace[refused..]
+        .iter()
+        .any(|s| matches!(s.what, What::ConnAdded { .. }));
+    assert!(
+        added_late,
+        "B29 registered the dropped connect after the refusal"
+    );
+    let Outcome::Violation(v) = &outcome else {
+        panic!("B29 was not caught: {outcome:?}");
+    };
+    assert_eq!(v.invariant, Invariant::I9, "{}", v.message);
+    // The real core takes a connect at once: nothing to drop, nothing left behind.
+    let (outcome, _) = trace_of(None, plan, 1);
+    assert!(outcome.passed(), "{outcome:?}");
+}
