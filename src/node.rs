@@ -446,12 +446,14 @@ impl NodeInner {
                     return Err(e);
                 }
             };
-            let lease = taking.lease.take().expect("the lease is taken once");
-            self.leases
-                .held
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .insert(handle.id(), lease);
+            // The connection holds the lease from here: its close gives it back.
+            if let Some(lease) = taking.lease.take() {
+                self.leases
+                    .held
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(handle.id(), lease);
+            }
             return Ok(connected(handle));
         }
         Err(Error::ManagerClosed {

@@ -121,9 +121,9 @@ pub struct NetConfig {
     /// together arrives in the same instant (off only to measure what that finds).
     #[serde(skip_serializing_if = "is_true")]
     pub same_instant: bool,
-    /// Whether swarm gives two thirds of the seeds a short history (2 to 8 messages), so that trims,
-    /// gap markers and resumes past the history happen in every run of them (off only to
-    /// measure what that finds).
+    /// Whether swarm gives two thirds of the seeds a short history (2 to 8 messages), so that
+    /// trims, gap markers and resumes past the history happen in every run of them (off only
+    /// to measure what that finds).
     #[serde(skip_serializing_if = "is_true")]
     pub short_history: bool,
     /// Whether swarm gives half the seeds a short server connect timeout, so that connects
@@ -431,18 +431,12 @@ impl SimConfig {
                 let short = rng.gen_range(2..=8);
                 c.limits.history_capacity = c.limits.history_capacity.min(short);
             }
-            // Some network seeds give the registry little time to accept a connect (a lookup,
-            // the store's round trips), so the server drops some connects halfway: half the
-            // seeds of one node; over many nodes, whose connects all take round trips to the
-            // store, a quarter (more would leave too few connections to find anything else).
+            // Half the network seeds give the registry little time to accept a connect (a
+            // lookup; over many nodes, the store's round trips, hence the longer range), so the
+            // server drops some connects halfway.
             let mut rng = seed.rng("deadline-config");
-            let (share, range) = if net.nodes > 1 {
-                (2, 20..=300)
-            } else {
-                (2, 5..=60)
-            };
-            if net.connect_deadlines && net.connect_deadline_ms.is_none() && rng.gen_ratio(1, share)
-            {
+            let range = if net.nodes > 1 { 20..=300 } else { 5..=60 };
+            if net.connect_deadlines && net.connect_deadline_ms.is_none() && rng.gen_ratio(1, 2) {
                 net.connect_deadline_ms = Some(rng.gen_range(range));
             }
             if net.nodes > 1 {

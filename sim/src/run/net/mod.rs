@@ -82,7 +82,7 @@ struct Life {
 pub struct NetBackend {
     factory: Factory,
     config: RegistryConfig,
-    /// The plan's server connect timeout (none: the server's default).
+    /// The plan's server connect timeout (none: the server waits as long as the registry takes).
     connect_deadline: Option<Duration>,
     observer: Option<Arc<dyn Observer>>,
     /// Each server node's current life (one, unless the run has many nodes).
