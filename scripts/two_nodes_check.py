@@ -5,7 +5,10 @@ with `recovered: true`, nothing missing and nothing doubled; a run through node 
 both tabs. Then Redis is flushed (`FLUSHALL`: every stream lost) under node B's tabs: a run
 through node B lands in a new epoch, node B closes its tabs rather than move them on silently,
 and a tab that resumes from its last position is told `recovered: false` and an `epoch_changed`
-gap before the new run, with nothing read twice.
+gap before the new run, with nothing read twice. Last, Redis stalls (`DEBUG SLEEP`) while a tab
+connects to node B, whose connect timeout is 1 s: the tab is told `connect_timeout` and closed
+with 1013, and once Redis is back the slot that dropped connect took in the store has been given
+back, and a new tab is welcomed.
 
 Usage: two_nodes_check.py WS_A WS_B TOKEN PID_OF_A REDIS_PORT
 Exit 0 when every check holds; 1 with a message otherwise.
@@ -14,7 +17,9 @@ import asyncio
 import json
 import os
 import signal
+import socket
 import sys
+import time
 
 import websockets
 
@@ -51,12 +56,15 @@ async def until_quiet(ws, quiet=1.5):
             out.append(f)
 
 
+def resp(*args):
+    """A command in Redis's wire protocol."""
+    return (f"*{len(args)}\r\n" + "".join(f"${len(a)}\r\n{a}\r\n" for a in args)).encode()
+
+
 def redis_command(port, *args):
-    """One command to the Redis on `port`, in its wire protocol; its first reply line."""
-    import socket
+    """One command to the Redis on `port`; its first reply line."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
-        out = f"*{len(args)}\r\n" + "".join(f"${len(a)}\r\n{a}\r\n" for a in args)
-        s.sendall(out.encode())
+        s.sendall(resp(*args))
         return s.recv(1024).split(b"\r\n")[0].decode()
 
 
@@ -145,11 +153,41 @@ async def main(ws_a, ws_b, token, pid_a, redis_port):
     assert {f["epoch"] for f in after} <= {gap["epoch"]}, after
     assert len(after) == 5, f"the run after the flush: {len(after)} events"
     await tab3.close()
+
+    # Redis stalls for 1.5 s while a tab connects to node B (connect timeout 1 s): the tab is
+    # refused with connect_timeout and 1013 at the deadline. The store still takes the slot
+    # the dropped connect asked for once it wakes; node B gives it back.
+    await asyncio.sleep(0.5)  # tab3's close reaches the store
+    slots = "wsreg:{two-node-tester}:conns"
+    held = redis_command(redis_port, "ZCARD", slots)
+    with socket.create_connection(("127.0.0.1", redis_port), timeout=5) as stall:
+        stall.sendall(resp("DEBUG", "SLEEP", "1.5"))
+        await asyncio.sleep(0.1)
+        asked = time.monotonic()
+        tab4 = await websockets.connect(f"{ws_b}/?token={token}")
+        refused = await frame(tab4)
+        assert refused["type"] == "error" and refused["code"] == "connect_timeout", refused
+        await until_closed(tab4)
+        assert tab4.close_code == 1013, tab4.close_code
+        waited = time.monotonic() - asked
+        assert 0.9 < waited < 1.5, f"refused after {waited:.2f} s"
+        assert stall.recv(64).startswith(b"+OK")  # Redis is back
+    await asyncio.sleep(0.5)
+    after_stall = redis_command(redis_port, "ZCARD", slots)
+    assert after_stall == held, f"slots held: {held} before the stall, {after_stall} after it"
+    tab5 = await websockets.connect(f"{ws_b}/?token={token}")
+    await welcome(tab5)
+    # The slots counted are the ones this user's tabs take: one more while tab5 is open.
+    now_held = redis_command(redis_port, "ZCARD", slots)
+    assert int(now_held[1:]) == int(held[1:]) + 1, (held, now_held)
+    await tab5.close()
     print(f"two nodes over Redis: 9 events on both tabs; node A killed after #{last['seq']} "
           f"({len(stored)} events of its second run stored); resumed on node B with "
           f"recovered: true and {len(rest)} missed events once; a run through B on both tabs "
           f"at #{head + 1}..#{head + 5}; after FLUSHALL both tabs closed (1012), and the resume "
-          f"was told epoch_changed, then read the new run's 5 events once")
+          f"was told epoch_changed, then read the new run's 5 events once; a connect under a "
+          f"stalled Redis was refused connect_timeout after {waited:.2f} s and its slot given "
+          f"back ({held[1:]} held before and after)")
 
 
 if __name__ == "__main__":
