@@ -342,14 +342,15 @@ impl StreamStore for Cuttable {
     }
 }
 
-#[tokio::test]
-async fn a_connection_whose_lease_ran_out_while_its_node_was_cut_off_is_ended() {
+/// Two nodes over one store, one tab per user, leases of `lease`: node A through a handle that
+/// can be cut off (or whose leases go unanswered, with `mute_leases`), node B directly.
+fn one_slot_nodes(lease: Duration, mute_leases: bool) -> (Arc<Cuttable>, Node, Node) {
     let config = NodeConfig {
         registry: RegistryConfig {
             max_connections_per_user: 1,
             ..Default::default()
         },
-        lease: Duration::from_millis(90),
+        lease,
         ..Default::default()
     };
     let store = MemoryStore::new(config.bounds());
@@ -357,11 +358,17 @@ async fn a_connection_whose_lease_ran_out_while_its_node_was_cut_off_is_ended() 
     let cuttable = Arc::new(Cuttable {
         store: Arc::new(handle),
         cut: AtomicBool::new(false),
-        mute_leases: AtomicBool::new(false),
+        mute_leases: AtomicBool::new(mute_leases),
     });
     let node_a = Node::new(config.clone(), Arc::clone(&cuttable) as _, live);
     let (handle, live) = store.attach();
     let node_b = Node::new(config, Arc::new(handle), live);
+    (cuttable, node_a, node_b)
+}
+
+#[tokio::test]
+async fn a_connection_whose_lease_ran_out_while_its_node_was_cut_off_is_ended() {
+    let (cuttable, node_a, node_b) = one_slot_nodes(Duration::from_millis(90), false);
     let alice = UserContext::new("alice").unwrap();
     let mut on_a = tab(&node_a, &alice, None).await;
     // Node A cannot renew for longer than a lease: the slot runs out in the store, and node B
@@ -395,24 +402,7 @@ async fn a_renewal_after_a_close_does_not_take_the_slot_again() {
 #[tokio::test]
 async fn a_connect_dropped_while_the_store_takes_its_slot_gives_the_slot_back() {
     // A lease far longer than the test: only a give-back frees the slot.
-    let config = NodeConfig {
-        registry: RegistryConfig {
-            max_connections_per_user: 1,
-            ..Default::default()
-        },
-        lease: Duration::from_secs(600),
-        ..Default::default()
-    };
-    let store = MemoryStore::new(config.bounds());
-    let (handle, live) = store.attach();
-    let muted = Arc::new(Cuttable {
-        store: Arc::new(handle),
-        cut: AtomicBool::new(false),
-        mute_leases: AtomicBool::new(true),
-    });
-    let node_a = Node::new(config.clone(), Arc::clone(&muted) as _, live);
-    let (handle, live) = store.attach();
-    let node_b = Node::new(config, Arc::new(handle), live);
+    let (_muted, node_a, node_b) = one_slot_nodes(Duration::from_secs(600), true);
     let alice = UserContext::new("alice").unwrap();
     // The store takes alice's one slot for node A's connect, whose caller gives up waiting
     // for the answer (a server's connect timeout) and drops it.
