@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use wsreg_sim::check::coverage::NET_POINTS;
+use wsreg_sim::check::coverage::{CONNECT_DEADLINE_MARK, NET_POINTS};
 use wsreg_sim::check::invariant::Invariant;
 use wsreg_sim::check::outcome::Outcome;
 use wsreg_sim::check::trace::{Step, What};
@@ -260,7 +260,10 @@ fn a_connect_the_server_drops_at_its_deadline_must_be_let_go() {
     let (outcome, trace) = trace_of(Some(Bug::B29), plan.clone(), 1);
     let refused = trace
         .iter()
-        .position(|s| matches!(&s.what, What::Refused { error, .. } if error.contains("connect deadline passed")))
+        .position(|s| match &s.what {
+            What::Refused { error, .. } => error.contains(CONNECT_DEADLINE_MARK),
+            _ => false,
+        })
         .expect("the server refused the second connect at its deadline");
     let added_late = trace[refused..]
         .iter()

@@ -2,7 +2,7 @@
 //! that made the plan worth keeping: an op moved a little in time, two ops made to coincide,
 //! an op repeated in the same instant (a burst), an op dropped, a server pause aimed at an op,
 //! a fault moved onto an op, buggify switched, the latency fixed or redrawn, one limit made
-//! tight, the server's connect timeout made short (or back to its default), and the schedule
+//! tight, the server's connect timeout made short (or taken away), and the schedule
 //! (the runtime seed) redrawn.
 
 use rand::seq::SliceRandom;
@@ -146,7 +146,7 @@ fn apply(p: &mut Plan, m: Mutation, rng: &mut impl Rng, most_ops: usize) {
         }
         Mutation::Deadline => {
             // Over the network: the server gives the registry little time to accept a
-            // connect (some are dropped halfway), or its default again.
+            // connect (some are dropped halfway), or none again (it waits as long as it takes).
             if let Some(net) = &mut p.net {
                 net.connect_deadline_ms = match net.connect_deadline_ms {
                     Some(_) if rng.gen_ratio(1, 3) => None,
